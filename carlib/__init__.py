@@ -1,0 +1,38 @@
+"""carlib: CLIP as RNN (CaR, CVPR 2024), training-free open-vocabulary segmentation.
+
+The public names, in the order the algorithm uses them:
+
+- :func:`load_clip` — a CLIP model by open_clip name/tag, checkpoint path, or ``"shapes"``.
+- :func:`load_image` — any image (path, PIL, array) as RGB uint8.
+- :func:`gradcam` / :func:`compute_cams` — Grad-CAM of text queries on CLIP.
+- :func:`clip_es_refine` — CLIP-ES attention-affinity refinement of those CAMs.
+- :func:`apply_visual_prompts` — draw a mask as a visual prompt (ellipse, blur...).
+"""
+
+from carlib.background import BACKGROUND_SETS, DEFAULT_BACKGROUND_WORDS, background_words
+from carlib.cam import CamResult, compute_cams, gradcam
+from carlib.clip_es import clip_es_refine
+from carlib.images import load_image
+from carlib.models import CheckpointError, ClipBundle, WeightsNotFoundError, load_clip
+# TEMP from carlib.prompts import PROMPT_KINDS, apply_visual_prompts
+from carlib.text import encode_texts
+
+__all__ = [
+    "BACKGROUND_SETS",
+    "DEFAULT_BACKGROUND_WORDS",
+    "PROMPT_KINDS",
+    "CamResult",
+    "CheckpointError",
+    "ClipBundle",
+    "WeightsNotFoundError",
+    "apply_visual_prompts",
+    "background_words",
+    "clip_es_refine",
+    "compute_cams",
+    "encode_texts",
+    "gradcam",
+    "load_clip",
+    "load_image",
+]
+
+__version__ = "0.1.0"

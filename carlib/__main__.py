@@ -1,0 +1,5 @@
+import sys
+
+from carlib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,269 @@
+"""Grad-CAM on CLIP: where in the image does CLIP see each text query?
+
+This follows CaR (spec section 3): the feature map is the output of the last
+residual block's ``ln_1`` (patch tokens on the patch grid); the Grad-CAM target
+for query c is s_c, the softmax over [queries; background words] of
+``logit_scale.exp() * cos(image, text)``, where the image embedding is the
+mean of the patch tokens after ``ln_post`` and the projection.
+
+All queries share one forward pass. Blocks 1..L-1 run without gradients, and
+the gradients for every query come from one batched backward pass through the
+last block only (``torch.autograd.grad(..., is_grads_batched=True)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from carlib.images import ImageInput, load_image, proposal_input
+from carlib.models import ClipBundle
+from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
+from carlib.vit import attention_weights, embed_patches, replace_output, run_block
+
+CamTarget = Literal["patch_mean", "class_token"]
+CAM_TARGETS = ("patch_mean", "class_token")
+CLIP_ES_ATTENTION_LAYERS = 8
+
+
+@dataclass
+class CamResult:
+    """Grad-CAMs of N queries on one image, at patch-grid resolution.
+
+    Attributes:
+        cams: float32 N x h x w in [0, 1], min-max normalised per query.
+        raw_cams: float32 N x h x w, ReLU(sum_k alpha_k A^k) before normalisation
+            (its scale tells present from absent queries, which min-max hides).
+        scores: float32 N, s_c for each query (softmax over queries and background).
+        used_fallback: bool N, True where the CAM was all zero with background
+            words and was recomputed from the queries alone.
+        attention: float32 n x n head-averaged attention of the last
+            ``attention_layers`` blocks without the class token, or None.
+        grid: (h, w) patch grid.
+        image_size: (H, W) of the original image.
+    """
+
+    cams: np.ndarray
+    raw_cams: np.ndarray
+    scores: np.ndarray
+    used_fallback: np.ndarray
+    attention: Optional[np.ndarray]
+    grid: tuple[int, int]
+    image_size: tuple[int, int]
+
+    def upsampled(self) -> np.ndarray:
+        """The CAMs resized (bilinear) to the image size: float32 N x H x W in [0, 1]."""
+        return resize_maps(self.cams, self.image_size)
+
+
+def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinearly resize N x h x w maps to N x H x W (``cv2.resize``, as the reference does)."""
+    height, width = size
+    if maps.shape[0] == 0:
+        return np.zeros((0, height, width), dtype=np.float32)
+    return np.stack(
+        [cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) for m in maps]
+    ).astype(np.float32)
+
+
+def minmax_normalize(maps: torch.Tensor) -> torch.Tensor:
+    """Per-map (x - min) / (max - min); a constant map becomes all zeros.
+
+    pytorch-grad-cam and CaR divide by (max + 1e-7) instead; raw CLIP CAMs can
+    be as small as 1e-4, where that epsilon shrinks the whole map by 0.1%, so
+    the exact range is used (the maps' maximum is exactly 1).
+    """
+    flat = maps.flatten(1)
+    flat = flat - flat.min(dim=1, keepdim=True).values
+    peak = flat.max(dim=1, keepdim=True).values
+    flat = torch.where(peak > 0, flat / peak.clamp_min(torch.finfo(flat.dtype).tiny), flat)
+    return flat.view_as(maps)
+
+
+def compute_cams(
+    bundle: ClipBundle,
+    image: ImageInput,
+    queries: Sequence[str],
+    background: Sequence[str] = (),
+    *,
+    query_templates: Sequence[str] = ("{}",),
+    background_templates: Sequence[str] = (BACKGROUND_TEMPLATE,),
+    target: CamTarget = "patch_mean",
+    attention_layers: int = CLIP_ES_ATTENTION_LAYERS,
+    query_embeddings: Optional[torch.Tensor] = None,
+    background_embeddings: Optional[torch.Tensor] = None,
+) -> CamResult:
+    """Grad-CAM for every query at patch-grid resolution, plus CLIP-ES attention.
+
+    Arguments:
+        bundle: the proposal CLIP (a ViT).
+        image: path, PIL image or HxWx3 uint8 RGB array.
+        queries: N distinct, non-blank text queries.
+        background: background words that compete in the softmax (may be empty).
+        query_templates: templates for query embeddings; CaR uses the raw name
+            (``("{}",)``) in its first step.
+        background_templates: templates for background words (``"a clean origami {}."``).
+        target: ``"patch_mean"`` (CaR: mean of patch tokens) or ``"class_token"``.
+        attention_layers: how many final blocks' attention to average for
+            CLIP-ES (8 in CaR); 0 skips the attention.
+        query_embeddings, background_embeddings: precomputed unit text
+            embeddings (N x D, M x D) to reuse across calls; they override the
+            names and templates for embedding but ``queries`` still sets N.
+
+    Returns:
+        a :class:`CamResult`.
+    """
+    queries = validate_queries(queries)
+    background = list(background)
+    if target not in CAM_TARGETS:
+        raise ValueError(f"unknown CAM target {target!r}; choose one of {CAM_TARGETS}")
+    rgb = load_image(image)
+    if query_embeddings is None:
+        query_embeddings = encode_texts(bundle, queries, query_templates)
+    if background_embeddings is None:
+        background_embeddings = encode_texts(bundle, background, background_templates)
+    if query_embeddings.shape[0] != len(queries):
+        raise ValueError(f"got {query_embeddings.shape[0]} query embeddings for {len(queries)} queries")
+    pixels = proposal_input(rgb, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
+    return _gradcam_on_grid(
+        bundle,
+        pixels,
+        query_embeddings.to(bundle.device).float(),
+        background_embeddings.to(bundle.device).float(),
+        target=target,
+        attention_layers=attention_layers,
+        image_size=rgb.shape[:2],
+    )
+
+
+def gradcam(
+    bundle: ClipBundle,
+    image: ImageInput,
+    queries: Sequence[str],
+    background: Sequence[str] = (),
+    **options,
+) -> np.ndarray:
+    """Grad-CAM of each query on CLIP, at the image's size.
+
+    Arguments:
+        bundle: the proposal CLIP, from :func:`carlib.load_clip`.
+        image: path, PIL image or HxWx3 uint8 RGB array.
+        queries: N distinct, non-blank text queries.
+        background: background words competing in the softmax (see
+            :data:`carlib.background.DEFAULT_BACKGROUND_WORDS`).
+        **options: passed to :func:`compute_cams` (templates, ``target``...).
+
+    Returns:
+        float32 array N x H x W in [0, 1]: each query's CAM, min-max normalised
+        on the patch grid, then bilinearly resized to the image.
+    """
+    options.setdefault("attention_layers", 0)
+    return compute_cams(bundle, image, queries, background, **options).upsampled()
+
+
+def _image_embedding(visual: torch.nn.Module, tokens: torch.Tensor, target: CamTarget) -> torch.Tensor:
+    """The image embedding the CAM explains: ln_post, pool, project (B x E)."""
+    if getattr(visual, "final_ln_after_pool", False):
+        pooled = tokens[:, 1:].mean(dim=1) if target == "patch_mean" else tokens[:, 0]
+        pooled = visual.ln_post(pooled)
+    else:
+        normed = visual.ln_post(tokens)
+        pooled = normed[:, 1:].mean(dim=1) if target == "patch_mean" else normed[:, 0]
+    return pooled @ visual.proj if visual.proj is not None else pooled
+
+
+def _gradcam_on_grid(
+    bundle: ClipBundle,
+    pixels: torch.Tensor,
+    query_embeddings: torch.Tensor,
+    background_embeddings: torch.Tensor,
+    *,
+    target: CamTarget,
+    attention_layers: int,
+    image_size: tuple[int, int],
+) -> CamResult:
+    visual = bundle.model.visual
+    blocks = list(visual.transformer.resblocks)
+    batch_first = getattr(visual.transformer, "batch_first", True)
+    first_attention_block = len(blocks) - attention_layers
+    attention_sum: Optional[torch.Tensor] = None
+
+    with torch.no_grad():
+        tokens, grid = embed_patches(visual, pixels.to(bundle.dtype))
+        for index, block in enumerate(blocks[:-1]):
+            if attention_layers and index >= first_attention_block:
+                attention = attention_weights(block, block.ln_1(tokens))
+                attention_sum = attention if attention_sum is None else attention_sum + attention
+            tokens = run_block(block, tokens, batch_first)
+
+    last = blocks[-1]
+    store: dict = {}
+    with torch.enable_grad(), replace_output(last.ln_1, store):
+        output = run_block(last, tokens, batch_first)
+        feature = store["output"] if batch_first else store["output"].transpose(0, 1)
+        embedding = torch.nn.functional.normalize(_image_embedding(visual, output, target).float(), dim=-1)
+        texts = torch.cat([query_embeddings, background_embeddings])
+        logits = bundle.model.logit_scale.exp().float() * embedding @ texts.T
+        cams, scores = _batched_cams(logits[0], feature, store["output"], len(query_embeddings), batch_first)
+        used_fallback = cams.flatten(1).amax(dim=1) <= 0
+        if used_fallback.any() and len(background_embeddings):
+            # An all-zero CAM carries no location; the reference retries without background words.
+            retry, _ = _batched_cams(
+                logits[0, : len(query_embeddings)], feature, store["output"], len(query_embeddings), batch_first
+            )
+            cams[used_fallback] = retry[used_fallback]
+        else:
+            used_fallback = torch.zeros_like(used_fallback)
+
+    if attention_layers:
+        with torch.no_grad():
+            last_attention = attention_weights(last, feature.detach())
+            attention_sum = last_attention if attention_sum is None else attention_sum + last_attention
+    raw = cams.view(-1, *grid)
+    attention_map = None
+    if attention_sum is not None:
+        attention_map = (attention_sum[0, 1:, 1:] / attention_layers).cpu().numpy().astype(np.float32)
+    return CamResult(
+        cams=minmax_normalize(raw).cpu().numpy().astype(np.float32),
+        raw_cams=raw.cpu().numpy().astype(np.float32),
+        scores=scores.detach().cpu().numpy().astype(np.float32),
+        used_fallback=used_fallback.cpu().numpy(),
+        attention=attention_map,
+        grid=grid,
+        image_size=tuple(image_size),  # type: ignore[arg-type]
+    )
+
+
+def _batched_cams(
+    logits: torch.Tensor,
+    feature: torch.Tensor,
+    leaf: torch.Tensor,
+    num_queries: int,
+    batch_first: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM for the first ``num_queries`` softmax entries in one batched backward.
+
+    Arguments:
+        logits: K scaled similarities (queries first, then background words).
+        feature: 1 x L x D batch-first view of the ``ln_1`` output.
+        leaf: the tensor gradients are taken against (``feature`` or its transpose).
+
+    Returns:
+        (ReLU'd CAMs num_queries x n over the n patch tokens, scores num_queries).
+    """
+    scores = logits.softmax(dim=-1)
+    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)[:num_queries]
+    (gradients,) = torch.autograd.grad(
+        scores, leaf, grad_outputs=selector, is_grads_batched=True, retain_graph=True
+    )
+    if not batch_first:
+        gradients = gradients.transpose(1, 2)
+    patch_gradients = gradients[:, 0, 1:, :].float()  # num_queries x n x D
+    patch_features = feature[0, 1:, :].detach().float()  # n x D
+    channel_weights = patch_gradients.mean(dim=1)  # alpha_k: spatial mean of the gradient
+    cams = torch.relu(channel_weights @ patch_features.T)
+    return cams, scores[:num_queries].detach()

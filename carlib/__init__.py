@@ -14,7 +14,7 @@ from carlib.cam import CamResult, compute_cams, gradcam
 from carlib.clip_es import clip_es_refine
 from carlib.images import load_image
 from carlib.models import CheckpointError, ClipBundle, WeightsNotFoundError, load_clip
-# TEMP from carlib.prompts import PROMPT_KINDS, apply_visual_prompts
+from carlib.prompts import PROMPT_KINDS, apply_visual_prompts
 from carlib.text import encode_texts
 
 __all__ = [

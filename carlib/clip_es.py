@@ -12,8 +12,9 @@ from typing import Optional
 
 import cv2
 import numpy as np
+import torch
 
-from carlib.cam import resize_maps
+from carlib.cam import minmax_normalize, resize_maps
 
 
 def sinkhorn(attention: np.ndarray, rounds: int = 3) -> np.ndarray:
@@ -159,7 +160,6 @@ def clip_es_refine(
     for index in range(count):
         boxes, _ = box_mask(cams[index], threshold, reference_edge_clip=reference_edge_clip)
         masked = affinity * boxes.reshape(1, -1)
-        grid_map = (masked @ cams[index].reshape(-1).astype(np.float64)).reshape(height, width)
-        grid_map = grid_map - grid_map.min()
-        refined[index] = grid_map / (grid_map.max() + 1e-7)
+        refined[index] = (masked @ cams[index].reshape(-1).astype(np.float64)).reshape(height, width)
+    refined = minmax_normalize(torch.from_numpy(refined)).numpy()
     return refined if output_size is None else resize_maps(refined, output_size)

@@ -18,6 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     from carlib.demo import register as register_demo
 
     register_demo(commands)
+    weights = commands.add_parser("weights", help="download pretrained CLIP weights where load_clip finds them")
+    weights.add_argument("--model", default="ViT-B-16", help="open_clip model name (default ViT-B-16)")
+    weights.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (default openai)")
+    weights.set_defaults(handler=_weights_command)
     try:
         from carlib.world.cli import register as register_world
     except ImportError:  # the ShapesWorld package is optional while it is being built
@@ -25,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     if register_world is not None:
         register_world(commands)
     return parser
+
+
+def _weights_command(args: argparse.Namespace) -> int:
+    from carlib.models import fetch_weights
+
+    print(f"{args.model} / {args.pretrained}: {fetch_weights(args.model, args.pretrained)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

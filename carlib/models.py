@@ -151,6 +151,18 @@ def load_clip(
     return bundle
 
 
+def fetch_weights(name: str, pretrained: str) -> Path:
+    """Make sure an open_clip tag's weights are on disk (downloading if needed); returns the file.
+
+    The file lands in ``$CARLIB_WEIGHTS_DIR/<name>-<tag>/`` where :func:`load_clip`
+    looks first. Raises :class:`WeightsNotFoundError` with instructions offline.
+    """
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
+    if not tag_cfg:
+        raise ValueError(f"unknown pretrained tag {pretrained!r} for {name!r}")
+    return _locate_tag_weights(name, pretrained, tag_cfg)
+
+
 def _load_open_clip(
     name: str, pretrained: Optional[str], *, seed: int, quick_gelu: Optional[bool]
 ) -> ClipBundle:

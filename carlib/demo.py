@@ -1,0 +1,137 @@
+"""`carlib demo`: Grad-CAM and CLIP-ES maps of a bundled image, written as one picture.
+
+This is what `make demo` runs until the notebook series exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from carlib.cam import compute_cams
+from carlib.clip_es import clip_es_refine
+from carlib.images import load_image
+from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, data_dir, load_clip
+
+DEMO_QUERIES = ("lemon", "leaf", "kite", "balloon")
+DEMO_BACKGROUND = ("grass", "sky", "water", "sand")
+
+
+def default_image() -> Path:
+    """The first bundled demo image under ``data/images``."""
+    images = sorted((data_dir() / "images").glob("*.png"))
+    if not images:
+        raise FileNotFoundError(f"no bundled demo image in {data_dir() / 'images'}; pass --image")
+    return images[0]
+
+
+def choose_model(model: str) -> tuple[ClipBundle, str]:
+    """Load the demo's model and say in words what its maps mean.
+
+    ``auto`` prefers real OpenAI ViT-B/16 weights when present locally, then
+    the ShapesWorld model; ``random`` is the real architecture untrained.
+    """
+    if model in ("auto", "openai"):
+        try:
+            return load_clip("ViT-B-16", pretrained="openai"), "OpenAI CLIP ViT-B/16"
+        except WeightsNotFoundError:
+            if model == "openai":
+                raise
+    if model in ("auto", SHAPES_MODEL_NAME):
+        try:
+            return load_clip(SHAPES_MODEL_NAME), "the ShapesWorld CLIP trained by this project"
+        except WeightsNotFoundError:
+            if model == SHAPES_MODEL_NAME:
+                raise
+    return load_clip("ViT-B-16"), "ViT-B/16 with RANDOM weights (maps show plumbing, not meaning)"
+
+
+def render_cams(
+    image: np.ndarray,
+    queries: Sequence[str],
+    cams: np.ndarray,
+    refined: np.ndarray,
+    title: str,
+    out_path: Path,
+) -> Path:
+    """Draw the image, each query's Grad-CAM and its CLIP-ES refinement as one PNG.
+
+    Arguments:
+        image: HxWx3 uint8 RGB.
+        queries: N query strings.
+        cams, refined: float32 N x H x W maps in [0, 1].
+        title: figure title.
+        out_path: PNG to write (atomically).
+
+    Returns:
+        ``out_path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, len(queries) + 1, figsize=(2.6 * (len(queries) + 1), 5.4), squeeze=False)
+    for row, (maps, label) in enumerate([(cams, "Grad-CAM"), (refined, "CLIP-ES")]):
+        axes[row, 0].imshow(image)
+        axes[row, 0].set_title("image" if row == 0 else "")
+        axes[row, 0].set_ylabel(label)
+        for column, query in enumerate(queries, start=1):
+            axes[row, column].imshow(image)
+            axes[row, column].imshow(maps[column - 1], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            axes[row, column].set_title(f"{label}: {query}", fontsize=9)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=".png", dir=out_path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=80)
+        os.replace(temporary, out_path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return out_path
+
+
+def run_demo(
+    out_dir: Path,
+    model: str = "auto",
+    image_path: Optional[Path] = None,
+    queries: Sequence[str] = DEMO_QUERIES,
+    background: Sequence[str] = DEMO_BACKGROUND,
+) -> Path:
+    """Compute and draw the CAMs of a bundled image; returns the PNG path."""
+    bundle, description = choose_model(model)
+    image_path = image_path or default_image()
+    image = load_image(image_path)
+    result = compute_cams(bundle, image, queries, background)
+    refined = clip_es_refine(result.cams, result.attention, threshold=0.4, output_size=result.image_size)
+    title = f"{image_path.name} — model: {description}"
+    return render_cams(image, queries, result.upsampled(), refined, title, out_dir / "cam.png")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``carlib demo`` to the command line."""
+    parser = commands.add_parser("demo", help="draw Grad-CAM and CLIP-ES maps of a bundled image")
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default: outputs)")
+    parser.add_argument("--model", default="auto", choices=["auto", "openai", SHAPES_MODEL_NAME, "random"])
+    parser.add_argument("--image", type=Path, default=None, help="image to use (default: a bundled one)")
+    parser.add_argument("--queries", default=",".join(DEMO_QUERIES), help="comma-separated queries")
+    parser.set_defaults(handler=_demo_command)
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    queries = [query.strip() for query in args.queries.split(",")]
+    path = run_demo(args.out, args.model, args.image, queries)
+    print(f"wrote {path}")
+    return 0

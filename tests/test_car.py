@@ -1,0 +1,200 @@
+"""The CaR recurrence: stopping rule, fallbacks, score bookkeeping, trace — and the classifier."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import carlib
+from carlib.car import CaR
+from carlib.classifier import MaskClassifier
+from carlib.labels import merge_referring_masks, paint_label_map
+
+IMAGE = np.random.default_rng(5).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def small() -> carlib.ClipBundle:
+    return carlib.load_clip("ViT-S-32", device="cpu", seed=1)
+
+
+class ScriptedClassifier:
+    """Stands in for the classifier CLIP: step s returns the diagonal scores script[s][query]."""
+
+    def __init__(self, script: list[dict[str, float]]):
+        self.script = script
+        self.calls: list[list[str]] = []
+
+    def classify(self, images, queries):
+        step_scores = self.script[min(len(self.calls), len(self.script) - 1)]
+        self.calls.append(list(queries))
+        matrix = np.full((len(images), len(queries)), 0.01, dtype=np.float32)
+        for k, query in enumerate(queries):
+            matrix[k, k] = step_scores[query]
+        return matrix
+
+
+def _car(bundle, script, **options) -> tuple[CaR, ScriptedClassifier]:
+    car = CaR(bundle, bundle, post="none", confidence_threshold=0.5, **options)
+    car.classifier = ScriptedClassifier(script)
+    return car, car.classifier
+
+
+def test_stops_when_the_survivor_count_repeats(small):
+    car, scripted = _car(small, [{"a": 0.9, "b": 0.2, "c": 0.7}, {"a": 0.8, "c": 0.6}])
+    result = car.segment(IMAGE, ["a", "b", "c"])
+    assert scripted.calls == [["a", "b", "c"], ["a", "c"]]
+    assert result.num_steps == 2
+    assert [step.kept for step in result.steps] == [[0, 2], [0, 2]]
+    assert result.steps[0].dropped == [1]
+    # Final scores come from the last step and land on the right query.
+    np.testing.assert_allclose(result.scores, [0.8, 0.0, 0.6])
+    assert result.kept_queries == ["a", "c"]
+    assert not result.masks[1].any() and not result.soft_masks[1].any()
+
+
+def test_scores_follow_the_original_query_even_when_the_first_one_dies(small):
+    # The reference zips scores in filtered order against original positions;
+    # here query 0 dies, so a zip bug would give "b" the score of "a".
+    car, _ = _car(small, [{"a": 0.1, "b": 0.9, "c": 0.7}, {"b": 0.95, "c": 0.55}])
+    result = car.segment(IMAGE, ["a", "b", "c"])
+    np.testing.assert_allclose(result.scores, [0.0, 0.95, 0.55])
+
+
+def test_threshold_is_strict_unless_inclusive(small):
+    script = [{"a": 0.5, "b": 0.9}, {"a": 0.5, "b": 0.9}]
+    strict, _ = _car(small, script)
+    assert strict.segment(IMAGE, ["a", "b"]).kept_queries == ["b"]
+    inclusive, _ = _car(small, script, inclusive_threshold=True)
+    assert inclusive.segment(IMAGE, ["a", "b"]).kept_queries == ["a", "b"]
+
+
+def test_argmax_is_kept_when_nothing_passes(small):
+    car, _ = _car(small, [{"a": 0.1, "b": 0.3, "c": 0.2}, {"b": 0.4}])
+    result = car.segment(IMAGE, ["a", "b", "c"])
+    assert result.steps[0].fell_back_to_argmax and result.steps[0].kept == [1]
+    assert result.kept_queries == ["b"]
+    np.testing.assert_allclose(result.scores, [0, 0.4, 0])
+
+
+def test_max_steps_caps_a_recurrence_that_keeps_shrinking(small):
+    script = [{q: 0.9 for q in "abcd"} | {"d": 0.1}, {q: 0.9 for q in "abc"} | {"c": 0.1}, {"a": 0.9, "b": 0.1}]
+    car, scripted = _car(small, script, max_steps=2)
+    result = car.segment(IMAGE, list("abcd"))
+    assert result.num_steps == 2 and len(scripted.calls) == 2
+    assert result.kept_queries == ["a", "b"]
+
+
+def test_no_recurrence_keeps_every_query_after_one_step(small):
+    car, scripted = _car(small, [{"a": 0.1, "b": 0.9}], recurrent=False)
+    result = car.segment(IMAGE, ["a", "b"])
+    assert result.num_steps == 1 and result.kept_queries == ["a", "b"]
+    np.testing.assert_allclose(result.scores, [0.1, 0.9])
+
+
+def test_cam_texts_are_templated_from_step_two_by_default(small):
+    script = [{"a": 0.9, "b": 0.1}, {"a": 0.9}]
+    car, _ = _car(small, script)
+    result = car.segment(IMAGE, ["a", "b"])
+    assert result.steps[0].cam_texts == ["a", "b"]
+    assert result.steps[1].cam_texts == ["a clean origami a."]
+    plain, _ = _car(small, script, templated_cams_after_first_step=False)
+    assert plain.segment(IMAGE, ["a", "b"]).steps[1].cam_texts == ["a"]
+
+
+def test_trace_has_maps_matrices_and_timings(small):
+    car, _ = _car(small, [{"a": 0.9, "b": 0.1}, {"a": 0.9}])
+    result = car.segment(IMAGE, ["a", "b"])
+    first = result.steps[0]
+    assert first.cams.shape == first.proposals.shape == (2, 48, 64)
+    assert first.classifier.shape == (2, 2)
+    assert set(first.seconds) == {"proposals", "prompts", "classify"}
+    assert set(result.seconds) == {"proposals", "prompts", "classify", "post"}
+    assert result.label_map.shape == (48, 64) and set(np.unique(result.label_map)) <= {0, 1}
+
+
+def test_referring_mode_computes_each_cam_alone(small):
+    semantic, _ = _car(small, [{"a": 0.9, "b": 0.9}])
+    referring, _ = _car(small, [{"a": 0.9, "b": 0.9}], mode="referring")
+    joint = semantic.segment(IMAGE, ["a", "b"]).steps[0].cams
+    alone = referring.segment(IMAGE, ["a", "b"]).steps[0].cams
+    single = carlib.gradcam(small, IMAGE, ["b"])
+    np.testing.assert_allclose(alone[1], single[0], atol=1e-5)
+    assert np.abs(joint[1] - alone[1]).max() > 1e-3
+
+
+def test_bad_configuration_is_explained(small):
+    with pytest.raises(ValueError, match="post-processing"):
+        CaR(small, small, post="blur")
+    with pytest.raises(ValueError, match="sam_source"):
+        CaR(small, small, post="sam")
+    with pytest.raises(ValueError, match="empty"):
+        CaR(small, small, post="none").segment(IMAGE, [])
+
+
+def test_classifier_matches_an_independent_computation(small):
+    templates = ("a photo of a {}.", "there is a {} in the scene")
+    classifier = MaskClassifier(small, templates)
+    images = [IMAGE, IMAGE[::-1].copy(), np.zeros_like(IMAGE)]
+    queries = ["cat", "dog", "a red car"]
+    scores = classifier.classify(images, queries)
+    assert scores.shape == (3, 3)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+
+    # Reference: open_clip's own encode_image on a copy whose last block is removed
+    # (the class token after L-1 blocks), then the formula of spec section 4.
+    truncated = copy.deepcopy(small.model)
+    truncated.visual.transformer.resblocks = truncated.visual.transformer.resblocks[:-1]
+    with torch.no_grad():
+        pixels = torch.stack([small.preprocess(Image.fromarray(image)) for image in images])
+        image_embeddings = torch.nn.functional.normalize(truncated.encode_image(pixels), dim=-1)
+        summed = 0
+        for template in templates:
+            texts = small.model.encode_text(small.tokenizer([template.format(q) for q in queries]))
+            texts = torch.nn.functional.normalize(texts, dim=-1)
+            summed = summed + (small.model.logit_scale.exp() * image_embeddings @ texts.T).softmax(dim=-1)
+    np.testing.assert_allclose(scores, summed.softmax(dim=-1).numpy(), atol=1e-5)
+
+    final = MaskClassifier(small, templates, image_feature="final").classify(images, queries)
+    assert np.abs(final - scores).max() > 1e-4
+
+
+def test_classifier_caches_text_embeddings(small):
+    classifier = MaskClassifier(small, ("a photo of a {}.",))
+    first = classifier.classify([IMAGE], ["cat", "dog"])
+    cached = dict(classifier._text_cache)
+    again = classifier.classify([IMAGE], ["dog"])
+    assert classifier._text_cache.keys() == cached.keys()
+    assert classifier._text_cache["dog"] is cached["dog"]
+    assert again.shape == (1, 1) and first.shape == (1, 2)
+
+
+def test_label_map_paints_in_ascending_score_order():
+    masks = np.zeros((3, 2, 3), dtype=bool)
+    masks[0, :, :2] = True
+    masks[1, :, 1:] = True
+    masks[2, 0, 0] = True
+    labels = paint_label_map(masks, np.array([0.5, 0.9, 0.0]))
+    # Query 1 (0.9) is painted last and wins the overlap; query 2 (score 0) is never painted.
+    np.testing.assert_array_equal(labels, [[1, 2, 2], [1, 2, 2]])
+
+
+def test_referring_merge_and_its_small_area_fallback():
+    masks = np.zeros((2, 10, 10))
+    masks[0, :5] = 1.0
+    masks[1, :3] = 1.0
+    # Weights 3:1 -> rows 0-2 mean 1.0, rows 3-4 mean 0.75: all five rows pass 0.5.
+    merged = merge_referring_masks(masks, [0.3, 0.1])
+    assert merged.sum() == 50
+    # Weights 1:3 -> rows 3-4 mean 0.25: only three rows pass.
+    assert merge_referring_masks(masks, [0.1, 0.3]).sum() == 30
+    tiny = np.zeros((2, 10, 10))
+    tiny[0, 0, 0] = 1.0
+    tiny[1, 9, 9] = 0.4
+    # Mean covers nothing above 0.5 (<= 5 % of the image): fall back to the union of positives.
+    fallback = merge_referring_masks(tiny, [0.5, 0.5])
+    assert fallback.sum() == 2 and fallback[0, 0] and fallback[9, 9]

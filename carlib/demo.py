@@ -6,8 +6,6 @@ This is what `make demo` runs until the notebook series exists.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -16,6 +14,7 @@ import numpy as np
 from carlib.cam import compute_cams
 from carlib.clip_es import clip_es_refine
 from carlib.images import load_image
+from carlib.visualize import atomic_write
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, data_dir, load_clip
 
 DEMO_QUERIES = ("lemon", "leaf", "kite", "balloon")
@@ -90,16 +89,10 @@ def render_cams(
         axis.set_yticks([])
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".png", dir=out_path.parent)
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=80)
-        os.replace(temporary, out_path)
+        atomic_write(lambda target: figure.savefig(target, format="png", dpi=80), out_path)
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return out_path
 
 

@@ -1,0 +1,112 @@
+"""Pictures of results: label maps over images with a legend, palette PNGs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+
+def voc_palette(num_colours: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map: num_colours x 3 uint8, label 0 black, 255 near white.
+
+    Each label's bits are spread over the three channels from the most
+    significant bit down, which keeps neighbouring labels visually distinct.
+    """
+    palette = np.zeros((num_colours, 3), dtype=np.uint8)
+    for label in range(num_colours):
+        value, red, green, blue = label, 0, 0, 0
+        for shift in range(7, -1, -1):
+            red |= (value & 1) << shift
+            green |= ((value >> 1) & 1) << shift
+            blue |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette[label] = (red, green, blue)
+    return palette
+
+
+def save_palette_png(label_map: np.ndarray, path: Path) -> Path:
+    """Write an H x W label map (values 0..255) as a palette ("P" mode) PNG, atomically."""
+    if label_map.min(initial=0) < 0 or label_map.max(initial=0) > 255:
+        raise ValueError("a palette PNG holds labels 0..255; got values outside that range")
+    image = Image.fromarray(label_map.astype(np.uint8), mode="P")
+    image.putpalette(voc_palette().flatten().tolist())
+    return atomic_write(lambda target: image.save(target, format="PNG"), Path(path))
+
+
+def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Blend label colours over an RGB image (background left as is): HxWx3 uint8."""
+    colours = voc_palette()[np.clip(label_map, 0, 255)]
+    blended = image.astype(np.float32)
+    painted = label_map > 0
+    blended[painted] = (1 - alpha) * blended[painted] + alpha * colours[painted]
+    return blended.round().astype(np.uint8)
+
+
+def save_overlay_figure(
+    image: np.ndarray,
+    label_map: np.ndarray,
+    names: Sequence[str],
+    path: Path,
+    *,
+    title: str = "",
+    scores: Sequence[float] | None = None,
+) -> Path:
+    """Save the image with its label map and a legend of the labels present.
+
+    Arguments:
+        image: HxWx3 uint8 RGB.
+        label_map: H x W int, 0 = background, i + 1 = names[i].
+        names: the query names.
+        path: PNG path (written atomically).
+        title: figure title.
+        scores: optional per-name scores shown in the legend.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    palette = voc_palette() / 255.0
+    present = [int(label) for label in np.unique(label_map) if label > 0]
+    height, width = label_map.shape
+    figure, axis = plt.subplots(figsize=(max(4.0, 6.0 * width / max(height, width)) + 2.2, 6.0 * height / max(height, width)))
+    axis.imshow(overlay(image, label_map))
+    axis.set_axis_off()
+    handles = [
+        Patch(
+            color=palette[label],
+            label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"),
+        )
+        for label in present
+    ] or [Patch(color=(0, 0, 0), label="(nothing found)")]
+    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    if title:
+        axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    try:
+        return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))
+    finally:
+        plt.close(figure)
+
+
+def atomic_write(write: Callable[[str], object], path: Path) -> Path:
+    """Call ``write(temporary_path)`` then rename onto ``path``: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path

@@ -7,18 +7,32 @@ The public names, in the order the algorithm uses them:
 - :func:`gradcam` / :func:`compute_cams` — Grad-CAM of text queries on CLIP.
 - :func:`clip_es_refine` — CLIP-ES attention-affinity refinement of those CAMs.
 - :func:`apply_visual_prompts` — draw a mask as a visual prompt (ellipse, blur...).
+- :class:`CaR` — the recurrence; ``CaR(...).segment(image, queries)`` → :class:`CarResult`.
+- :func:`get_preset`, :func:`load_models`, :func:`car_from_preset` — dataset settings.
 """
 
 from carlib.background import BACKGROUND_SETS, DEFAULT_BACKGROUND_WORDS, background_words
 from carlib.cam import CamResult, compute_cams, gradcam
+from carlib.car import CaR, CarResult, StepTrace
 from carlib.clip_es import clip_es_refine
 from carlib.images import load_image
 from carlib.models import CheckpointError, ClipBundle, WeightsNotFoundError, load_clip
+from carlib.pipeline import car_from_preset, load_models, segment_vocabulary
+from carlib.presets import PRESETS, Preset, get_preset
 from carlib.prompts import PROMPT_KINDS, apply_visual_prompts
 from carlib.text import encode_texts
 
 __all__ = [
     "BACKGROUND_SETS",
+    "CaR",
+    "CarResult",
+    "PRESETS",
+    "Preset",
+    "StepTrace",
+    "car_from_preset",
+    "get_preset",
+    "load_models",
+    "segment_vocabulary",
     "DEFAULT_BACKGROUND_WORDS",
     "PROMPT_KINDS",
     "CamResult",

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Iterator, Literal, Optional, Sequence
 
 import numpy as np
+import torch
 
 from carlib.cam import compute_cams
-from carlib.classifier import ImageFeature, MaskClassifier
+from carlib.classifier import Aggregation, ImageFeature, MaskClassifier
 from carlib.clip_es import clip_es_refine
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
@@ -128,7 +129,8 @@ class CaR:
             step is all zero, the previous step's proposals are used. True by default.
         inclusive_threshold: keep queries with score >= θ (the paper) instead
             of > θ (the code, default).
-        classifier_feature: see :class:`carlib.classifier.MaskClassifier`.
+        classifier_feature, classifier_aggregation: see
+            :class:`carlib.classifier.MaskClassifier`.
         crf_options: keyword arguments for :func:`carlib.postprocess.dense_crf`.
         sam_source: a mask source for ``post="sam"`` (see :mod:`carlib.postprocess`).
         sam_options: keyword arguments for :func:`carlib.postprocess.sam_refine`.
@@ -154,6 +156,7 @@ class CaR:
         keep_previous_if_all_zero: bool = True,
         inclusive_threshold: bool = False,
         classifier_feature: ImageFeature = "penultimate_class_token",
+        classifier_aggregation: Aggregation = "sum_softmax",
         crf_options: Optional[dict] = None,
         sam_source=None,
         sam_options: Optional[dict] = None,
@@ -167,7 +170,9 @@ class CaR:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.proposal_model = proposal_model
-        self.classifier = MaskClassifier(classifier_model, templates, image_feature=classifier_feature)
+        self.classifier = MaskClassifier(
+            classifier_model, templates, image_feature=classifier_feature, aggregation=classifier_aggregation
+        )
         self.mask_threshold = mask_threshold
         self.confidence_threshold = confidence_threshold
         self.clipes_threshold = clipes_threshold
@@ -184,20 +189,42 @@ class CaR:
         self.crf_options = dict(crf_options or {})
         self.sam_source = sam_source
         self.sam_options = dict(sam_options or {})
-        self._background_embeddings = encode_texts(proposal_model, self.background, (BACKGROUND_TEMPLATE,))
+        self._background_cache: dict[tuple[str, ...], torch.Tensor] = {}
 
-    def segment(self, image: ImageInput, queries: Sequence[str]) -> CarResult:
+    def background_embeddings(self, words: Sequence[str]) -> torch.Tensor:
+        """Unit embeddings of background words (``"a clean origami {}."``), cached per word set."""
+        key = tuple(words)
+        if key not in self._background_cache:
+            self._background_cache[key] = encode_texts(self.proposal_model, key, (BACKGROUND_TEMPLATE,))
+        return self._background_cache[key]
+
+    def segment(
+        self,
+        image: ImageInput,
+        queries: Sequence[str],
+        *,
+        background: Optional[Sequence[str]] = None,
+        prompt_kinds: Optional[Sequence[str]] = None,
+        crf_options: Optional[dict] = None,
+    ) -> CarResult:
         """Segment ``image`` with the given text queries.
 
         Arguments:
             image: path, PIL image or HxWx3 uint8 RGB array.
             queries: N distinct, non-blank words or phrases.
+            background, prompt_kinds, crf_options: override the instance's
+                settings for this call (Pascal Context's two passes differ in them).
 
         Returns:
             a :class:`CarResult` covering every input query.
         """
         queries = validate_queries(queries)
         rgb = load_image(image)
+        run = _Run(
+            background=self.background_embeddings(self.background if background is None else background),
+            prompt_kinds=self.prompt_kinds if prompt_kinds is None else tuple(prompt_kinds),
+            crf_options={**self.crf_options, **(crf_options or {})},
+        )
         seconds = {"proposals": 0.0, "prompts": 0.0, "classify": 0.0, "post": 0.0}
         alive = list(range(len(queries)))
         steps: list[StepTrace] = []
@@ -206,7 +233,7 @@ class CaR:
         scores = np.zeros(len(queries), dtype=np.float32)
         final_proposals: dict[int, np.ndarray] = {}
         for step in range(1, (self.max_steps if self.recurrent else 1) + 1):
-            trace = self._step(rgb, queries, alive, step, previous_proposals)
+            trace = self._step(rgb, queries, alive, step, previous_proposals, run)
             steps.append(trace)
             for stage, value in trace.seconds.items():
                 seconds[stage] += value
@@ -226,7 +253,7 @@ class CaR:
             soft_masks = np.zeros((len(queries), *rgb.shape[:2]), dtype=np.float32)
             for index, proposal in final_proposals.items():
                 soft_masks[index] = proposal
-            masks = self._post_process(rgb, soft_masks, scores)
+            masks = self._post_process(rgb, soft_masks, scores, run.crf_options)
             label_map = paint_label_map(masks, scores)
         return CarResult(
             queries=queries,
@@ -245,6 +272,7 @@ class CaR:
         alive: list[int],
         step: int,
         previous_proposals: dict[int, np.ndarray],
+        run: "_Run",
     ) -> StepTrace:
         seconds: dict[str, float] = {}
         texts = [queries[index] for index in alive]
@@ -252,7 +280,7 @@ class CaR:
         if step > 1 and self.templated_cams_after_first_step:
             cam_texts = [BACKGROUND_TEMPLATE.format(text) for text in texts]
         with _timed(seconds, "proposals"):
-            cams, proposals = self._proposals(image, cam_texts)
+            cams, proposals = self._proposals(image, cam_texts, run.background)
             if (
                 self.keep_previous_if_all_zero
                 and proposals.max(initial=0) == 0
@@ -261,7 +289,7 @@ class CaR:
                 proposals = np.stack([previous_proposals[index] for index in alive])
         with _timed(seconds, "prompts"):
             prompted = [
-                apply_visual_prompts(image, proposal > self.mask_threshold, self.prompt_kinds)
+                apply_visual_prompts(image, proposal > self.mask_threshold, run.prompt_kinds)
                 for proposal in proposals
             ]
         with _timed(seconds, "classify"):
@@ -285,7 +313,9 @@ class CaR:
             seconds=seconds,
         )
 
-    def _proposals(self, image: np.ndarray, cam_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _proposals(
+        self, image: np.ndarray, cam_texts: list[str], background: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Grad-CAMs and (CLIP-ES refined) proposals at the image size, K x H x W each."""
         groups = [cam_texts] if self.mode == "semantic" else [[text] for text in cam_texts]
         cams, proposals = [], []
@@ -295,7 +325,7 @@ class CaR:
                 image,
                 group,
                 attention_layers=8 if self.use_clip_es else 0,
-                background_embeddings=self._background_embeddings,
+                background_embeddings=background,
             )
             cams.append(result.upsampled())
             if self.use_clip_es:
@@ -308,7 +338,9 @@ class CaR:
                 proposals.append(cams[-1])
         return np.concatenate(cams), np.concatenate(proposals)
 
-    def _post_process(self, image: np.ndarray, soft_masks: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def _post_process(
+        self, image: np.ndarray, soft_masks: np.ndarray, scores: np.ndarray, crf_options: dict
+    ) -> np.ndarray:
         kept = np.flatnonzero(scores > 0)
         masks = np.zeros(soft_masks.shape, dtype=bool)
         if kept.size == 0:
@@ -320,11 +352,20 @@ class CaR:
 
         if self.post == "crf":
             crf = postprocess.dense_crf_per_mask if self.mode == "referring" else postprocess.dense_crf
-            masks[kept] = crf(image, soft_masks[kept], **self.crf_options).astype(bool)
+            masks[kept] = crf(image, soft_masks[kept], **crf_options).astype(bool)
             return masks
         binary = soft_masks[kept] > self.mask_threshold
         masks[kept] = postprocess.sam_refine(image, binary, self.sam_source, **self.sam_options).astype(bool)
         return masks
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Settings of one ``segment`` call."""
+
+    background: torch.Tensor
+    prompt_kinds: tuple[str, ...]
+    crf_options: dict
 
 
 @contextmanager

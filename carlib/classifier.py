@@ -20,6 +20,8 @@ from carlib.vit import embed_patches, run_block
 
 ImageFeature = Literal["penultimate_class_token", "final"]
 IMAGE_FEATURES = ("penultimate_class_token", "final")
+Aggregation = Literal["sum_softmax", "softmax"]
+AGGREGATIONS = ("sum_softmax", "softmax")
 
 
 class MaskClassifier:
@@ -35,6 +37,10 @@ class MaskClassifier:
             class token after L-1 blocks, then ``ln_post`` and the projection;
             the faithful default for OpenAI models) or ``"final"`` (the model's
             standard image embedding, ``encode_image``).
+        aggregation: ``"sum_softmax"`` (the reference's semantic path: softmax
+            per template, summed, softmaxed again) or ``"softmax"`` (its
+            referring path: one softmax over the mean-template text
+            embeddings, so a single template is softmaxed once, not twice).
         batch_size: prompted images per forward pass.
     """
 
@@ -44,8 +50,11 @@ class MaskClassifier:
         templates: Sequence[str],
         *,
         image_feature: ImageFeature = "penultimate_class_token",
+        aggregation: Aggregation = "sum_softmax",
         batch_size: int = 16,
     ) -> None:
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
         if image_feature not in IMAGE_FEATURES:
             raise ValueError(f"unknown image_feature {image_feature!r}; choose one of {IMAGE_FEATURES}")
         if not templates:
@@ -53,6 +62,7 @@ class MaskClassifier:
         self.bundle = bundle
         self.templates = tuple(templates)
         self.image_feature = image_feature
+        self.aggregation = aggregation
         self.batch_size = batch_size
         self._text_cache: dict[str, torch.Tensor] = {}
 
@@ -95,13 +105,17 @@ class MaskClassifier:
             queries: the N surviving queries (no background words).
 
         Returns:
-            float32 M x N matrix; each row sums to 1 (softmax over queries of the
-            template-summed per-template softmaxes).
+            float32 M x N matrix; each row sums to 1.
         """
         if not images or not queries:
             return np.zeros((len(images), len(queries)), dtype=np.float32)
         image_embeddings = self.image_embeddings(images)  # M x D
         texts = self.text_embeddings(queries)  # T x N x D
         scale = self.bundle.model.logit_scale.exp().float()
-        per_template = (scale * torch.einsum("md,tnd->tmn", image_embeddings, texts)).softmax(dim=-1)
-        return per_template.sum(dim=0).softmax(dim=-1).cpu().numpy().astype(np.float32)
+        if self.aggregation == "softmax":
+            mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
+            probabilities = (scale * image_embeddings @ mean_texts.T).softmax(dim=-1)
+        else:
+            per_template = (scale * torch.einsum("md,tnd->tmn", image_embeddings, texts)).softmax(dim=-1)
+            probabilities = per_template.sum(dim=0).softmax(dim=-1)
+        return probabilities.cpu().numpy().astype(np.float32)

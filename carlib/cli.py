@@ -22,12 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--model", default="ViT-B-16", help="open_clip model name (default ViT-B-16)")
     weights.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (default openai)")
     weights.set_defaults(handler=_weights_command)
-    try:
-        from carlib.world.cli import register as register_world
-    except ImportError:  # the ShapesWorld package is optional while it is being built
-        register_world = None
-    if register_world is not None:
-        register_world(commands)
+    from carlib.segment_cli import register as register_segment
+    from carlib.world.cli import register as register_world
+
+    register_segment(commands)
+    register_world(commands)
     return parser
 
 

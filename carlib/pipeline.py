@@ -1,0 +1,185 @@
+"""From a preset name to a ready CaR: models chosen, settings applied, passes run.
+
+``car_from_preset`` is what the command line, the evaluation harness and the
+notebooks use, so a preset means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional, Sequence
+
+import numpy as np
+
+from carlib.car import CaR, CarResult
+from carlib.images import ImageInput, load_image
+from carlib.labels import paint_label_map
+from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, load_clip
+from carlib.presets import Preset, get_preset
+
+ModelChoice = Literal["auto", "shapes", "openai"]
+MODEL_CHOICES = ("auto", "shapes", "openai")
+
+
+@dataclass
+class LoadedModels:
+    """The two CLIPs of a CaR run and a sentence saying what they are."""
+
+    proposal: ClipBundle
+    classifier: ClipBundle
+    description: str
+
+
+def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[str] = None) -> LoadedModels:
+    """Load the proposal and classifier CLIPs for a preset.
+
+    Arguments:
+        preset: the preset naming the models (e.g. ViT-B-16 + ViT-L-14 for ``voc``).
+        model: ``"openai"`` loads the preset's OpenAI weights (error with
+            instructions if they are not on disk); ``"shapes"`` uses the
+            ShapesWorld CLIP for both roles; ``"auto"`` tries OpenAI weights
+            and falls back to ShapesWorld, saying which it used.
+        device: ``None`` picks CUDA when present.
+
+    Returns:
+        :class:`LoadedModels`.
+    """
+    if model not in MODEL_CHOICES:
+        raise ValueError(f"unknown model choice {model!r}; choose one of {MODEL_CHOICES}")
+    uses_shapes = preset.proposal_model == SHAPES_MODEL_NAME or model == "shapes"
+    if not uses_shapes:
+        try:
+            proposal = load_clip(preset.proposal_model, preset.proposal_pretrained or "openai", device=device)
+            if (preset.classifier_model, preset.classifier_pretrained) == (preset.proposal_model, preset.proposal_pretrained):
+                classifier = proposal
+            else:
+                classifier = load_clip(preset.classifier_model, preset.classifier_pretrained or "openai", device=device)
+            return LoadedModels(
+                proposal,
+                classifier,
+                f"OpenAI CLIP: {preset.proposal_model} proposals, {preset.classifier_model} classifier",
+            )
+        except WeightsNotFoundError:
+            if model == "openai":
+                raise
+    shapes = load_clip(SHAPES_MODEL_NAME, device=device)
+    note = "" if model == "shapes" or preset.proposal_model == SHAPES_MODEL_NAME else " (OpenAI weights not found)"
+    return LoadedModels(shapes, shapes, f"the ShapesWorld CLIP trained by this project{note}")
+
+
+def car_from_preset(
+    preset: Preset | str,
+    models: LoadedModels,
+    *,
+    post: Optional[str] = None,
+    sam_source=None,
+    **overrides,
+) -> CaR:
+    """A :class:`CaR` configured exactly as a preset says.
+
+    Arguments:
+        preset: a :class:`Preset` or its name.
+        models: from :func:`load_models`.
+        post: override the preset's post-processing (``"crf"``, ``"sam"``, ``"none"``).
+        sam_source: a mask source, needed for ``post="sam"``.
+        **overrides: any other :class:`CaR` keyword (``recurrent``,
+            ``use_clip_es``, ``max_steps``...), for ablations.
+
+    Returns:
+        a :class:`CaR`.
+    """
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    uses_openai_weights = models.classifier.name != SHAPES_MODEL_NAME
+    settings = dict(
+        mask_threshold=preset.mask_threshold,
+        confidence_threshold=preset.confidence_threshold,
+        clipes_threshold=preset.clipes_threshold,
+        prompt_kinds=preset.prompt_kinds,
+        background=preset.background,
+        templates=preset.templates,
+        mode=preset.mode,
+        post=post or preset.post,
+        # The penultimate class token is the reference's quirk for OpenAI
+        # models; the ShapesWorld CLIP is trained on its final embedding.
+        classifier_feature="penultimate_class_token" if uses_openai_weights else "final",
+        classifier_aggregation=preset.classifier_aggregation,
+        crf_options=crf_options(preset),
+        sam_source=sam_source,
+        sam_options=dict(
+            iom_threshold=preset.sam.iom_threshold,
+            iou_threshold=preset.sam.iou_threshold,
+            min_pred_threshold=preset.sam.min_pred_threshold,
+        ),
+    )
+    settings.update(overrides)
+    return CaR(models.proposal, models.classifier, **settings)
+
+
+def crf_options(preset: Preset, bg_factor: Optional[float] = None) -> dict:
+    """The preset's dense-CRF settings as keyword arguments of :func:`carlib.postprocess.dense_crf`."""
+    crf = preset.crf
+    return dict(
+        bg_factor=crf.bg_factor if bg_factor is None else bg_factor,
+        gaussian_sxy=crf.gaussian_sxy,
+        gaussian_compat=crf.gaussian_compat,
+        bilateral_sxy=crf.bilateral_sxy,
+        bilateral_srgb=crf.bilateral_srgb,
+        bilateral_compat=crf.bilateral_compat,
+        iterations=crf.iterations,
+        bilateral_image=crf.image,
+    )
+
+
+@dataclass
+class SemanticSegmentation:
+    """A preset's whole vocabulary run on one image.
+
+    Attributes:
+        label_map: H x W int32 in dataset class ids (0 = background).
+        passes: one :class:`CarResult` per pass (``"all"``, or ``"stuff"`` then ``"things"``).
+        class_indices: per pass, the 0-based class index of each query.
+    """
+
+    label_map: np.ndarray
+    passes: dict[str, CarResult]
+    class_indices: dict[str, tuple[int, ...]]
+
+
+def segment_vocabulary(car: CaR, preset: Preset, image: ImageInput) -> SemanticSegmentation:
+    """Run CaR with a semantic preset's class vocabulary, in the preset's passes.
+
+    Pascal Context (and ADE) run stuff and things separately, each with the
+    other's names as background words; stuff is painted first, things over it.
+
+    Returns:
+        :class:`SemanticSegmentation` with a label map in dataset class ids.
+    """
+    rgb = load_image(image)
+    label_map = np.zeros(rgb.shape[:2], dtype=np.int32)
+    passes: dict[str, CarResult] = {}
+    indices: dict[str, tuple[int, ...]] = {}
+    for semantic_pass in preset.semantic_passes():
+        result = car.segment(
+            rgb,
+            list(semantic_pass.queries),
+            background=semantic_pass.background,
+            prompt_kinds=semantic_pass.prompt_kinds,
+            crf_options={"bg_factor": semantic_pass.bg_factor} if car.post == "crf" else None,
+        )
+        class_ids = np.asarray(semantic_pass.class_indices) + 1
+        pass_labels = paint_label_map(result.masks, result.scores)
+        painted = pass_labels > 0
+        label_map[painted] = class_ids[pass_labels[painted] - 1]
+        passes[semantic_pass.name] = result
+        indices[semantic_pass.name] = tuple(semantic_pass.class_indices)
+    return SemanticSegmentation(label_map=label_map, passes=passes, class_indices=indices)
+
+
+def parse_queries(text: Optional[str] = None, lines: Optional[Sequence[str]] = None) -> list[str]:
+    """Queries from a comma-separated string and/or lines of a file (blank lines and # comments skipped)."""
+    queries = [query.strip() for query in (text or "").split(",") if query.strip()]
+    for line in lines or ():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            queries.append(line)
+    return queries

@@ -1,0 +1,314 @@
+"""Presets and vocabularies: the spec's section-8 table, the class lists, the table's behaviour."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+
+import pytest
+
+import carlib.presets as presets
+import carlib.text
+from carlib.background import BACKGROUND_SETS
+from carlib.presets import (
+    PRESETS,
+    SEMANTIC_TEMPLATES,
+    Preset,
+    get_preset,
+    preset_names,
+)
+from carlib.prompts import PROMPT_KINDS
+from carlib.vocabularies import (
+    ADE_150,
+    ADE_150_CLASSES,
+    COCO_OBJECT,
+    COCO_OBJECT_CLASSES,
+    CONTEXT_59,
+    CONTEXT_59_CLASSES,
+    VOC,
+    VOC_CLASSES,
+)
+
+ALL_NAMES = ("voc", "coco_object", "context", "ade150", "refcoco", "refcoco+", "refcocog", "shapes")
+
+# Spec section 8: name -> (η, θ, λ, visual prompts, classifier). θ and the
+# RefCOCO prompts are the code's values (the paper's are in paper_values).
+SECTION_8 = {
+    "voc": (0.4, 0.6, 0.4, {"circle", "blur"}, "ViT-L-14"),
+    "coco_object": (0.5, 0.3, 0.5, {"blur", "gray"}, "ViT-L-14"),
+    "context": (0.6, 0.25, 0.4, {"blur", "circle"}, "ViT-L-14"),
+    "ade150": (0.6, 0.25, 0.7, {"gray", "blur"}, "ViT-L-14"),
+    "refcoco": (0.5, 0.3, 0.5, {"circle"}, "ViT-B-16"),
+    "refcoco+": (0.2, 0.1, 0.5, {"circle", "blur"}, "ViT-B-16"),
+    "refcocog": (0.5, 0.1, 0.6, {"circle", "blur"}, "ViT-B-16"),
+}
+
+BENCHMARKS = tuple(SECTION_8)
+
+
+def test_table_holds_exactly_the_documented_presets():
+    assert preset_names() == ALL_NAMES
+    assert set(PRESETS) == set(ALL_NAMES)
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_section_8_values(name):
+    eta, theta, lam, prompts, classifier = SECTION_8[name]
+    preset = get_preset(name)
+    assert preset.name == name
+    assert (preset.mask_threshold, preset.confidence_threshold, preset.clipes_threshold) == (eta, theta, lam)
+    assert set(preset.prompt_kinds) == prompts
+    assert len(preset.prompt_kinds) == len(prompts)
+    assert preset.classifier_model == classifier
+    # Every published configuration proposes masks with OpenAI's ViT-B/16.
+    assert (preset.proposal_model, preset.proposal_pretrained) == ("ViT-B-16", "openai")
+    assert preset.classifier_pretrained == "openai"
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_prompt_kinds_are_known_to_carlib_prompts(name):
+    preset = get_preset(name)
+    kinds = set(preset.prompt_kinds)
+    if preset.things_stuff is not None:
+        kinds |= set(preset.things_stuff.stuff_prompt_kinds)
+    assert kinds <= set(PROMPT_KINDS)
+
+
+def test_modes_and_post_processing():
+    for name in ("voc", "coco_object", "context", "ade150", "shapes"):
+        preset = get_preset(name)
+        assert preset.mode == "semantic"
+        assert preset.post == "crf" and not preset.crf.per_mask
+    for name in ("refcoco", "refcoco+", "refcocog"):
+        preset = get_preset(name)
+        assert preset.mode == "referring"
+        assert preset.vocabulary is None and preset.class_names == ()
+        # No SAM for referring; the reference runs one CRF per mask.
+        assert preset.post == "crf" and preset.crf.per_mask
+
+
+def test_crf_parameters_are_the_reference_ones():
+    crf = get_preset("voc").crf
+    assert (crf.bg_factor, crf.gaussian_sxy, crf.gaussian_compat) == (1.0, 1.0, 3.0)
+    assert (crf.bilateral_sxy, crf.bilateral_srgb, crf.bilateral_compat, crf.iterations) == (67.0, 3.0, 4.0, 10)
+
+
+def test_sam_thresholds_per_dataset():
+    ioms = {name: get_preset(name).sam.iom_threshold for name in ("voc", "coco_object", "context", "ade150")}
+    assert ioms == {"voc": 0.6, "coco_object": 0.7, "context": 0.5, "ade150": 0.6}
+    sam = get_preset("voc").sam
+    assert (sam.iou_threshold, sam.min_pred_threshold, sam.points_per_side) == (0.7, 0.05, 64)
+    assert (sam.pred_iou_thresh, sam.stability_score_thresh, sam.box_nms_thresh) == (0.88, 0.95, 0.7)
+
+
+def test_semantic_templates_are_the_fifteen_of_section_4():
+    expected = (
+        "a clean origami {}.",
+        "a photo of a {}.",
+        "This is a photo of a {}",
+        "There is a {} in the scene",
+        "There is the {} in the scene",
+        "a photo of a {} in the scene",
+        "a photo of a small {}.",
+        "a photo of a medium {}.",
+        "a photo of a large {}.",
+        "This is a photo of a small {}.",
+        "This is a photo of a medium {}.",
+        "This is a photo of a large {}.",
+        "There is a small {} in the scene.",
+        "There is a medium {} in the scene.",
+        "There is a large {} in the scene.",
+    )
+    assert SEMANTIC_TEMPLATES == expected
+    for name in ("voc", "coco_object", "context", "ade150"):
+        preset = get_preset(name)
+        assert preset.templates == expected
+        assert preset.classifier_aggregation == "sum_softmax"
+
+
+def test_referring_classifier_sees_one_origami_template():
+    for name in ("refcoco", "refcoco+", "refcocog"):
+        preset = get_preset(name)
+        assert preset.templates == ("a clean origami {}.",)
+        assert preset.classifier_aggregation == "softmax"
+
+
+def test_background_template_is_carlib_texts():
+    assert presets.BACKGROUND_TEMPLATE is carlib.text.BACKGROUND_TEMPLATE
+    assert presets.BACKGROUND_TEMPLATE == "a clean origami {}."
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_background_is_the_default_set(name):
+    assert get_preset(name).background == BACKGROUND_SETS["default"]
+    assert len(get_preset(name).background) == 23
+
+
+def test_with_background_uses_carlib_background_sets():
+    preset = get_preset("voc")
+    assert preset.with_background("terrestrial").background == BACKGROUND_SETS["terrestrial"]
+    assert preset.with_background("none").background == ()
+    with pytest.raises(ValueError, match="unknown background set"):
+        preset.with_background("underwater")
+
+
+def test_class_counts():
+    assert (len(VOC_CLASSES), len(COCO_OBJECT_CLASSES), len(CONTEXT_59_CLASSES), len(ADE_150_CLASSES)) == (
+        20, 80, 59, 150,
+    )
+    assert [len(get_preset(name).class_names) for name in ("voc", "coco_object", "context", "ade150")] == [
+        20, 80, 59, 150,
+    ]
+    for vocabulary in (VOC, COCO_OBJECT, CONTEXT_59, ADE_150):
+        assert len(vocabulary.display_names) == len(vocabulary.queries)
+        assert len(set(vocabulary.queries)) == len(vocabulary.queries)
+
+
+def test_class_lists_are_aligned_with_dataset_ids():
+    # Spot checks against the official class orders (id = index + 1).
+    assert VOC.display_names[14] == "person" and VOC_CLASSES[14] == "person with clothes,people,human"
+    assert VOC.display_names[19] == "tvmonitor" and VOC_CLASSES[19] == "tvmonitor screen"
+    assert COCO_OBJECT.display_names[0] == "person" and COCO_OBJECT.display_names[-1] == "toothbrush"
+    assert COCO_OBJECT_CLASSES[31] == "sknowboard"  # the reference's spelling, kept on purpose
+    assert CONTEXT_59_CLASSES[0] == "airplane" and CONTEXT_59_CLASSES[-1] == "wood"
+    assert ADE_150_CLASSES[0] == "wall" and ADE_150_CLASSES[-1] == "flag"
+    assert ADE_150.display_names[12] == "person" and ADE_150.display_names[20] == "car"
+
+
+def test_synonyms_split_for_display_only():
+    assert VOC.synonyms(14) == ("person with clothes", "people", "human")
+    assert ADE_150.synonyms(14) == ("door", "double")  # "door, double, door", duplicates removed
+    assert VOC.synonyms(0) == ("aeroplane",)
+
+
+@pytest.mark.parametrize("name, n_things, n_stuff", [("context", 38, 21), ("ade150", 125, 25)])
+def test_things_and_stuff_partition_the_classes(name, n_things, n_stuff):
+    preset = get_preset(name)
+    split = preset.things_stuff
+    assert split is not None
+    assert (len(split.thing_ids), len(split.stuff_ids)) == (n_things, n_stuff)
+    assert sorted(split.thing_ids + split.stuff_ids) == list(range(len(preset.class_names)))
+    assert not set(split.thing_ids) & set(split.stuff_ids)
+
+
+def test_context_split_matches_the_reference_groups():
+    preset = get_preset("context")
+    stuff = {preset.class_names[i] for i in preset.things_stuff.stuff_ids}
+    things = {preset.class_names[i] for i in preset.things_stuff.thing_ids}
+    assert {"sky", "grass", "wall", "floor", "door", "fence", "rock"} <= stuff
+    assert {"person", "cat", "building", "tree", "track"} <= things
+    assert preset.prompt_kinds == ("blur", "circle")
+    assert preset.things_stuff.stuff_prompt_kinds == ("blur", "gray")
+
+
+def test_context_passes_use_mutual_background():
+    preset = get_preset("context")
+    stuff_pass, things_pass = preset.semantic_passes()  # painting order: stuff first
+    assert (stuff_pass.name, things_pass.name) == ("stuff", "things")
+    assert stuff_pass.background == things_pass.queries  # stuff pass: thing names as background
+    assert things_pass.background == BACKGROUND_SETS["default"]  # code: the 23 default words
+    assert set(stuff_pass.prompt_kinds) == {"blur", "gray"}
+    assert set(things_pass.prompt_kinds) == {"blur", "circle"}
+    assert [preset.class_names[i] for i in stuff_pass.class_indices] == list(stuff_pass.queries)
+    paper = preset.replace(things_stuff=dataclasses.replace(preset.things_stuff, things_background="stuff"))
+    assert paper.semantic_passes()[1].background == stuff_pass.queries
+
+
+def test_single_pass_presets():
+    (only,) = get_preset("voc").semantic_passes()
+    assert only.queries == VOC_CLASSES and only.class_indices == tuple(range(20))
+    assert only.background == BACKGROUND_SETS["default"]
+    with pytest.raises(ValueError, match="referring"):
+        get_preset("refcoco").semantic_passes()
+
+
+def test_paper_values_record_where_the_code_differs():
+    assert get_preset("context").paper_values["confidence_threshold"] == 0.2
+    assert get_preset("refcoco").paper_values["prompt_kinds"] == ("circle", "blur")
+    assert get_preset("voc").paper_values["sam.iom_threshold"] == 0.7
+    assert "confidence_threshold" not in get_preset("voc").paper_values
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(ValueError) as error:
+        get_preset("cityscapes")
+    message = str(error.value)
+    assert "cityscapes" in message
+    for name in ALL_NAMES:
+        assert name in message
+
+
+def test_presets_are_frozen():
+    preset = get_preset("voc")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset.mask_threshold = 0.9  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset.crf.iterations = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        PRESETS["voc"] = preset  # type: ignore[index]
+    assert get_preset("voc").mask_threshold == 0.4
+    assert isinstance(hash(preset), int)
+
+
+def test_replace_makes_a_validated_copy():
+    preset = get_preset("voc")
+    variant = preset.replace(confidence_threshold=0.2, prompt_kinds=["circle"])
+    assert variant.confidence_threshold == 0.2 and variant.prompt_kinds == ("circle",)
+    assert preset.confidence_threshold == 0.6  # the original is untouched
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        preset.replace(confidence_threshold=1.5)
+    with pytest.raises(ValueError, match="unknown preset field"):
+        preset.replace(theta=0.2)
+    with pytest.raises(ValueError, match="one template"):
+        get_preset("refcoco").replace(templates=SEMANTIC_TEMPLATES)
+    with pytest.raises(ValueError, match="partition"):
+        get_preset("context").replace(
+            things_stuff=dataclasses.replace(get_preset("context").things_stuff, stuff_ids=(3,))
+        )
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_to_dict_round_trips_through_json(name):
+    preset = get_preset(name)
+    data = preset.to_dict()
+    text = json.dumps(data)
+    assert json.loads(text) == data
+    assert Preset.from_dict(json.loads(text)) == preset
+    assert {field.name for field in dataclasses.fields(Preset)} == set(data)
+
+
+def test_shapes_preset_is_offline_and_uses_shapesworld_names():
+    from carlib.world.captions import SINGLE_TEMPLATES
+    from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
+
+    preset = get_preset("shapes")
+    assert (preset.proposal_model, preset.classifier_model) == ("shapes", "shapes")
+    assert (preset.proposal_pretrained, preset.classifier_pretrained) == (None, None)
+    assert preset.class_names == tuple(CLASS_NAMES)
+    assert preset.background == tuple(BACKGROUND_NAMES)
+    assert (preset.mask_threshold, preset.confidence_threshold, preset.clipes_threshold) == (
+        presets.SHAPES_MASK_THRESHOLD, presets.SHAPES_CONFIDENCE_THRESHOLD, presets.SHAPES_CLIPES_THRESHOLD,
+    )
+    # The small CLIP was trained on these caption forms; the classifier must use only those.
+    assert preset.templates and set(preset.templates) <= set(SINGLE_TEMPLATES)
+
+
+def test_presets_import_without_carlib_world(monkeypatch):
+    # A broken carlib.world must not break the benchmark presets, only "shapes".
+    import carlib
+    import carlib.vocabularies
+
+    # Re-importing rebinds carlib.presets / carlib.vocabularies; have monkeypatch restore them.
+    monkeypatch.setattr(carlib, "presets", presets)
+    monkeypatch.setattr(carlib, "vocabularies", carlib.vocabularies)
+    monkeypatch.setitem(sys.modules, "carlib.world.classes", None)
+    monkeypatch.delitem(sys.modules, "carlib.presets")
+    monkeypatch.delitem(sys.modules, "carlib.vocabularies")
+    fresh = importlib.import_module("carlib.presets")
+    assert fresh is not presets
+    assert fresh.get_preset("voc").mask_threshold == 0.4
+    assert "shapes" in fresh.preset_names()
+    with pytest.raises(ImportError):
+        fresh.get_preset("shapes")

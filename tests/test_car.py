@@ -198,3 +198,22 @@ def test_referring_merge_and_its_small_area_fallback():
     # Mean covers nothing above 0.5 (<= 5 % of the image): fall back to the union of positives.
     fallback = merge_referring_masks(tiny, [0.5, 0.5])
     assert fallback.sum() == 2 and fallback[0, 0] and fallback[9, 9]
+
+
+def test_single_softmax_aggregation_for_referring_presets(small):
+    queries = ["the man on the left", "a red car"]
+    single = MaskClassifier(small, ("a clean origami {}.",), aggregation="softmax").classify([IMAGE], queries)
+    double = MaskClassifier(small, ("a clean origami {}.",)).classify([IMAGE], queries)
+    with torch.no_grad():
+        pixels = small.preprocess(Image.fromarray(IMAGE))[None]
+        truncated = copy.deepcopy(small.model)
+        truncated.visual.transformer.resblocks = truncated.visual.transformer.resblocks[:-1]
+        image = torch.nn.functional.normalize(truncated.encode_image(pixels), dim=-1)
+        texts = torch.nn.functional.normalize(
+            small.model.encode_text(small.tokenizer([f"a clean origami {q}." for q in queries])), dim=-1
+        )
+        once = (small.model.logit_scale.exp() * image @ texts.T).softmax(dim=-1)
+    np.testing.assert_allclose(single, once.numpy(), atol=1e-5)
+    np.testing.assert_allclose(double, once.softmax(dim=-1).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="aggregation"):
+        MaskClassifier(small, ("{}",), aggregation="mean")

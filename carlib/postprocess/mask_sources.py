@@ -1,0 +1,241 @@
+"""Automatic mask sources: where the regions that CaR masks snap to come from.
+
+A :class:`MaskSource` turns an image into M class-agnostic regions. The
+reference uses HQ-SAM ViT-H's automatic mask generator
+(``clip_as_rnn/sam/sam.py::SAMPipeline.segment_automask`` in
+google-research/google-research); :class:`SamMaskSource` wraps the original
+``segment_anything`` package's ``SamAutomaticMaskGenerator`` with the same
+settings. :class:`ColourRegionMaskSource` needs no model at all: it cuts an
+image into connected regions of similar colour, which is enough for
+ShapesWorld's flat-coloured objects and lets the matching run end to end
+without a SAM checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol, Union, runtime_checkable
+
+import numpy as np
+
+SAM_CHECKPOINTS: dict[str, tuple[str, str]] = {
+    "vit_h": ("sam_vit_h_4b8939.pth", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth"),
+    "vit_l": ("sam_vit_l_0b3195.pth", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth"),
+    "vit_b": ("sam_vit_b_01ec64.pth", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"),
+}
+"""Official SAM checkpoint file names and download addresses, by ``model_type``."""
+
+_SAM_MODEL_TYPES = ("default", "vit_h", "vit_l", "vit_b")  # keys of segment_anything's sam_model_registry
+_SAM_INSTALL_HINT = "pip install 'carlib[sam]'  (or: pip install segment-anything)"
+
+
+@runtime_checkable
+class MaskSource(Protocol):
+    """Anything that proposes class-agnostic regions for an image."""
+
+    def generate(self, image: np.ndarray) -> np.ndarray:
+        """Propose regions.
+
+        Arguments:
+            image: H x W x 3 uint8 RGB.
+
+        Returns:
+            M x H x W bool masks (M >= 0); they may overlap.
+        """
+        ...
+
+
+class SamMaskSource:
+    """SAM's automatic mask generator as a :class:`MaskSource`.
+
+    The reference (``SAMPipeline`` in ``clip_as_rnn/sam/sam.py``, settings from
+    ``configs/voc.yaml``'s ``sam`` section) runs HQ-SAM ViT-H with
+    ``points_per_side=64, pred_iou_thresh=0.88, stability_score_thresh=0.95,
+    box_nms_thresh=0.7, crop_n_layers=0, crop_n_points_downscale_factor=1``.
+    HQ-SAM is a separate package with its own checkpoints (``sam_hq_vit_h.pth``);
+    we use the original ``segment_anything`` API and checkpoints
+    (:data:`SAM_CHECKPOINTS`) with the same generator settings, so masks differ
+    somewhat from the reference's (HQ-SAM mainly sharpens boundaries).
+
+    ``segment_anything``'s builder calls ``torch.load(f)`` without
+    ``weights_only``; we instead load the state dict with
+    ``torch.load(..., weights_only=True)`` (tensors only, no pickled code) and
+    build the model with ``sam_model_registry[model_type](checkpoint=None)``.
+
+    Arguments:
+        checkpoint: path to an official SAM checkpoint (e.g. ``sam_vit_h_4b8939.pth``).
+        model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` (or ``"default"`` = vit_h);
+            must match the checkpoint.
+        device: torch device; None picks ``"cuda"`` when available, else ``"cpu"``.
+        points_per_side: grid of point prompts per image side (reference 64).
+        pred_iou_thresh: drop masks whose predicted IoU is below this (reference 0.88).
+        stability_score_thresh: drop masks less stable than this (reference 0.95).
+        box_nms_thresh: box IoU for non-maximum suppression between masks (reference 0.7).
+
+    Raises:
+        ValueError: for an unknown ``model_type``.
+        FileNotFoundError: if ``checkpoint`` does not exist (the message names
+            the official file and where to download it).
+        ImportError: if ``segment_anything`` is not installed.
+        RuntimeError: if the checkpoint does not fit ``model_type`` (or is an HQ-SAM checkpoint).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Union[str, Path],
+        model_type: str = "vit_h",
+        device: Optional[str] = None,
+        points_per_side: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        box_nms_thresh: float = 0.7,
+    ) -> None:
+        if model_type not in _SAM_MODEL_TYPES:
+            raise ValueError(f"unknown SAM model_type {model_type!r}; choose one of {', '.join(_SAM_MODEL_TYPES)}")
+        path = Path(checkpoint).expanduser()
+        # The checkpoint is checked before the import so that a wrong path is
+        # reported the same way whether or not segment_anything is installed.
+        if not path.is_file():
+            name, url = SAM_CHECKPOINTS["vit_h" if model_type == "default" else model_type]
+            raise FileNotFoundError(
+                f"SAM checkpoint not found: {str(path)!r}. Download the official {model_type} weights "
+                f"({name}) from {url} and pass their path."
+            )
+        segment_anything = _import_segment_anything()
+        import torch
+
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        model = segment_anything.sam_model_registry[model_type](checkpoint=None)
+        try:
+            model.load_state_dict(state_dict)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"{str(path)!r} does not fit SAM {model_type!r}: pass the model_type the checkpoint was "
+                "trained as. HQ-SAM checkpoints (sam_hq_*.pth, the reference's) need the sam-hq package "
+                "and do not load into segment_anything."
+            ) from error
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model.to(device=device).eval()
+        self.checkpoint = path
+        self.model_type = model_type
+        self.device = device
+        self.generator = segment_anything.SamAutomaticMaskGenerator(
+            model=model,
+            points_per_side=points_per_side,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            box_nms_thresh=box_nms_thresh,
+            crop_n_layers=0,
+            crop_n_points_downscale_factor=1,
+        )
+
+    def generate(self, image: np.ndarray) -> np.ndarray:
+        """SAM's automatic masks for ``image``.
+
+        Arguments:
+            image: H x W x 3 uint8 RGB.
+
+        Returns:
+            M x H x W bool, in the generator's output order (as the reference keeps it).
+        """
+        image = _check_rgb(image)
+        records = self.generator.generate(image)
+        if not records:
+            return np.zeros((0, *image.shape[:2]), dtype=bool)
+        return np.stack([np.asarray(record["segmentation"], dtype=bool) for record in records])
+
+
+@dataclass(frozen=True)
+class ColourRegionMaskSource:
+    """Connected regions of similar colour, as a model-free stand-in for SAM.
+
+    Steps: (1) ``cv2.pyrMeanShiftFiltering`` flattens texture and noise while
+    keeping colour edges; (2) 4-neighbouring pixels whose filtered colours differ
+    by at most ``tolerance`` in every channel are joined, and the connected
+    components of that graph are the regions; (3) regions smaller than
+    ``min_area`` pixels are dropped (texture specks, object accents). No ground
+    truth is used and the result is deterministic.
+
+    On ShapesWorld an object's body comes out as one region and its large
+    accents (a wheel's rim, a tent's door) as others, much like SAM's part
+    masks; the IoM matching then unions the parts a CaR mask covers. Textured
+    backgrounds split into several large regions.
+
+    Attributes:
+        spatial_radius: mean-shift spatial window radius in pixels.
+        colour_radius: mean-shift colour window radius (0..255 units).
+        tolerance: largest per-channel difference (0..255) between neighbouring
+            filtered pixels of one region. Larger merges more.
+        min_area: smallest region kept, in pixels.
+    """
+
+    spatial_radius: int = 5
+    colour_radius: float = 12.0
+    tolerance: int = 8
+    min_area: int = 32
+
+    def __post_init__(self) -> None:
+        if self.spatial_radius < 1:
+            raise ValueError(f"spatial_radius must be >= 1, got {self.spatial_radius}")
+        if self.colour_radius <= 0:
+            raise ValueError(f"colour_radius must be > 0, got {self.colour_radius}")
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.min_area < 1:
+            raise ValueError(f"min_area must be >= 1, got {self.min_area}")
+
+    def generate(self, image: np.ndarray) -> np.ndarray:
+        """Colour regions of ``image``.
+
+        Arguments:
+            image: H x W x 3 uint8 RGB.
+
+        Returns:
+            M x H x W bool, disjoint, largest region first (ties: the region
+            whose first pixel in raster order comes first).
+        """
+        import cv2
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        image = _check_rgb(image)
+        height, width = image.shape[:2]
+        smooth = cv2.pyrMeanShiftFiltering(
+            np.ascontiguousarray(image), float(self.spatial_radius), float(self.colour_radius)
+        ).astype(np.int16)
+        index = np.arange(height * width).reshape(height, width)
+        right = np.abs(smooth[:, 1:] - smooth[:, :-1]).max(axis=2) <= self.tolerance
+        down = np.abs(smooth[1:] - smooth[:-1]).max(axis=2) <= self.tolerance
+        sources = np.concatenate([index[:, :-1][right], index[:-1][down]])
+        targets = np.concatenate([index[:, 1:][right], index[1:][down]])
+        graph = coo_matrix((np.ones(sources.size, dtype=np.int8), (sources, targets)), shape=(height * width,) * 2)
+        # Component labels are numbered in raster order of each component's
+        # first pixel, which makes the tie-break of the sort below stable.
+        count, labels = connected_components(graph, directed=False)
+        areas = np.bincount(labels, minlength=count)
+        keep = np.flatnonzero(areas >= self.min_area)
+        keep = keep[np.argsort(-areas[keep], kind="stable")]
+        if keep.size == 0:
+            return np.zeros((0, height, width), dtype=bool)
+        labels = labels.reshape(height, width)
+        return labels[None] == keep[:, None, None]
+
+
+def _import_segment_anything():
+    try:
+        import segment_anything
+    except ImportError as error:
+        raise ImportError(
+            f"SamMaskSource needs the optional segment_anything package, which is not installed: {_SAM_INSTALL_HINT}. "
+            "ColourRegionMaskSource works without it."
+        ) from error
+    return segment_anything
+
+
+def _check_rgb(image: np.ndarray) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(f"image must be H x W x 3 uint8 RGB, got shape {array.shape} dtype {array.dtype}")
+    return array

@@ -179,9 +179,10 @@ def test_hooks_are_removed_after_many_calls(vit_b16):
             for module in vit_b16.model.modules()
         )
 
+    queries, background = encode_texts(vit_b16, ["a", "b"]), encode_texts(vit_b16, ["c"])
     before = hook_count()
     for _ in range(100):
-        compute_cams(vit_b16, image, ["a", "b"], ["c"])
+        compute_cams(vit_b16, image, ["a", "b"], query_embeddings=queries, background_embeddings=background)
     gc.collect()
     assert hook_count() == before == 0
 

@@ -1,0 +1,395 @@
+"""`carlib eval`: a resumable, shardable evaluation of CaR on a benchmark.
+
+Each image's prediction is written atomically (a palette PNG, then a JSON
+record that marks it finished), so a run killed at any point resumes where it
+stopped and ends with the same metrics. Under ``torchrun`` the images are
+sharded across ranks (gloo on CPU, nccl on GPU) and rank 0 merges the
+confusion matrices and writes ``metrics.json`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from carlib.labels import merge_referring_masks
+from carlib.metrics import ConfusionMatrix, ReferringMetrics
+from carlib.pipeline import LoadedModels, car_from_preset, load_models, segment_vocabulary
+from carlib.presets import Preset, get_preset
+from carlib.visualize import atomic_write, save_palette_png
+
+PREDICTIONS = "predictions"
+
+# Published numbers (mIoU %, CaR + CRF; paper-numbers.md) keyed by (preset, split setting).
+PAPER_MIOU = {
+    "voc": 67.6,
+    "voc20": 91.4,
+    "coco_object": 36.6,
+    "context": 30.5,
+    "context59": 39.5,
+    "ade150": 17.7,
+    "refcoco/val": 33.57,
+    "refcoco/testA": 35.36,
+    "refcoco/testB": 30.51,
+    "refcoco+/val": 34.22,
+    "refcoco+/testA": 36.03,
+    "refcoco+/testB": 31.02,
+    "refcocog/val": 36.67,
+    "refcocog/test": 36.57,
+}
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    initialised: bool = False
+
+    @classmethod
+    def from_environment(cls) -> "Distributed":
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        import torch
+        import torch.distributed as dist
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), initialised=True)
+
+    def shard(self, items: list) -> list:
+        return items[self.rank :: self.world_size]
+
+    def sum_array(self, array: np.ndarray) -> np.ndarray:
+        if not self.initialised:
+            return array
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+        if dist.get_backend() == "nccl":
+            tensor = tensor.cuda()
+        dist.all_reduce(tensor)
+        return tensor.cpu().numpy()
+
+    def gather(self, items: list) -> list:
+        if not self.initialised:
+            return items
+        import torch.distributed as dist
+
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, items)
+        return [item for part in gathered for item in part]
+
+    def close(self) -> None:
+        if self.initialised:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+@dataclass
+class EvalSummary:
+    """What ``carlib eval`` measured."""
+
+    preset: str
+    split: str
+    images: int
+    metrics: dict
+    errors: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def evaluate(
+    preset_name: str,
+    data_root: Path,
+    out_dir: Path,
+    *,
+    split: Optional[str] = None,
+    limit: Optional[int] = None,
+    post: Optional[str] = None,
+    model: str = "auto",
+    device: Optional[str] = None,
+    without_background: bool = False,
+    progress: bool = True,
+    models: Optional[LoadedModels] = None,
+) -> Optional[EvalSummary]:
+    """Evaluate CaR with a preset on a dataset; resumable and shardable.
+
+    Arguments:
+        preset_name: a preset (``voc``, ``context``, ``refcoco``, ``shapes``...).
+        data_root: the dataset folder (see docs/datasets.md).
+        out_dir: run folder; predictions go to ``out_dir/predictions``.
+        split: dataset split (default: the benchmark's evaluation split).
+        limit: evaluate only the first ``limit`` images (in sorted id order).
+        post: override the preset's post-processing.
+        model: ``auto``, ``openai`` or ``shapes`` (see :func:`carlib.pipeline.load_models`).
+        device: ``None`` picks CUDA when present.
+        without_background: the "w/o background" setting (VOC-20, Context-59):
+            ground-truth background pixels are ignored.
+        progress: show a progress bar.
+        models: already loaded models (skips loading).
+
+    Returns:
+        the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
+    """
+    from carlib.datasets import open_dataset
+
+    preset = get_preset(preset_name)
+    dataset = (
+        open_dataset(preset_name, data_root, split, without_background=without_background)
+        if preset.mode == "semantic"
+        else open_dataset(preset_name, data_root, split)
+    )
+    distributed = Distributed.from_environment()
+    try:
+        models = models or load_models(preset, model, device=device)
+        car = car_from_preset(preset, models, post=post)
+        predictions = Path(out_dir) / PREDICTIONS
+        predictions.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        if preset.mode == "referring":
+            local, errors, count = _run_referring(car, dataset, predictions, distributed, limit, progress)
+        else:
+            local, errors, count = _run_semantic(car, preset, dataset, predictions, distributed, limit, progress)
+        merged = distributed.sum_array(local)
+        count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
+        errors = distributed.gather(errors)
+        split_name = split or getattr(dataset, "split", "val")
+        if distributed.rank != 0:
+            return None
+        metrics = _metrics(preset, dataset, merged, without_background)
+        summary = EvalSummary(
+            preset=preset_name,
+            split=split_name,
+            images=count,
+            metrics=metrics,
+            errors=errors,
+            seconds=time.perf_counter() - start,
+        )
+        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background)
+        return summary
+    finally:
+        distributed.close()
+
+
+def _sample_ids(dataset, limit: Optional[int]) -> list[str]:
+    ids = list(dataset.ids())
+    return ids[:limit] if limit is not None else ids
+
+
+def _record_path(predictions: Path, sample_id: str) -> Path:
+    return predictions / f"{sample_id}.json"
+
+
+def car_label_names(dataset) -> list[str]:
+    """Names of CaR's labels (0 = background, k = class k) for a semantic dataset."""
+    return list(dataset.class_names) if dataset.has_background else ["background", *dataset.class_names]
+
+
+def to_car_labels(truth: np.ndarray, dataset) -> np.ndarray:
+    """Ground truth in CaR's label space (0 = background, k = class k; ignore stays ignore).
+
+    Datasets without a background class (VOC-20, Context-59, ADE-150) store
+    class k as k - 1; in CaR's space no ground-truth pixel is background, so a
+    foreground pixel CaR leaves as background counts as a miss.
+    """
+    if dataset.has_background:
+        return truth
+    shifted = truth.astype(np.int64) + 1
+    shifted[truth == dataset.ignore_label] = dataset.ignore_label
+    return shifted
+
+
+def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: Distributed,
+                  limit: Optional[int], progress: bool):
+    from carlib.datasets import SampleReadError
+
+    matrix = ConfusionMatrix(len(car_label_names(dataset)), dataset.ignore_label)
+    errors: list[dict] = []
+    ids = distributed.shard(_sample_ids(dataset, limit))
+    for sample_id in tqdm(ids, desc=f"eval {preset.name} (rank {distributed.rank})", disable=not progress):
+        try:
+            image, truth = dataset.load(sample_id)
+        except SampleReadError as error:
+            errors.append({"id": sample_id, "error": str(error)})
+            continue
+        label_path = predictions / f"{sample_id}.png"
+        record = _record_path(predictions, sample_id)
+        if record.is_file() and label_path.is_file():
+            labels = np.asarray(Image.open(label_path), dtype=np.int64)
+        else:
+            segmentation = segment_vocabulary(car, preset, image)
+            labels = segmentation.label_map
+            save_palette_png(labels, label_path)
+            summary = {
+                name: {
+                    "kept": [int(i) for i in np.flatnonzero(result.kept)],
+                    "scores": [round(float(s), 6) for s in result.scores],
+                    "steps": result.num_steps,
+                    "seconds": {k: round(v, 4) for k, v in result.seconds.items()},
+                }
+                for name, result in segmentation.passes.items()
+            }
+            atomic_write(lambda target: Path(target).write_text(json.dumps(summary)), record)
+        matrix.update(labels, to_car_labels(truth, dataset))
+    return matrix.matrix.astype(np.float64), errors, len(ids)
+
+
+def _run_referring(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool):
+    from carlib.datasets import SampleReadError
+
+    metrics = ReferringMetrics()
+    errors: list[dict] = []
+    objects = list(dataset.objects())
+    objects = objects[:limit] if limit is not None else objects
+    objects = distributed.shard(objects)
+    for obj in tqdm(objects, desc=f"eval referring (rank {distributed.rank})", disable=not progress):
+        try:
+            image, truth = dataset.load(obj)
+        except SampleReadError as error:
+            errors.append({"id": obj.id, "error": str(error)})
+            continue
+        mask_path = predictions / f"{obj.id}.png"
+        record = _record_path(predictions, obj.id)
+        if record.is_file() and mask_path.is_file():
+            merged = np.asarray(Image.open(mask_path)) > 0
+        else:
+            result = car.segment(image, list(dict.fromkeys(obj.sentences)))
+            merged = merge_referring_masks(result.masks, result.scores)
+            save_palette_png(merged.astype(np.int32), mask_path)
+            payload = {"scores": [round(float(s), 6) for s in result.scores], "steps": result.num_steps}
+            atomic_write(lambda target: Path(target).write_text(json.dumps(payload)), record)
+        metrics.update(merged, truth)
+    ious = np.asarray(metrics.ious, dtype=np.float64)
+    # Packed as [sum of IoU, count, intersection, union, count above each threshold...] so ranks can add them.
+    thresholds = (0.5, 0.6, 0.7, 0.8, 0.9)
+    packed = np.array(
+        [ious.sum(), ious.size, metrics.intersection, metrics.union] + [(ious > t).sum() for t in thresholds],
+        dtype=np.float64,
+    )
+    return packed, errors, len(objects)
+
+
+def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bool) -> dict:
+    if preset.mode == "referring":
+        total, count, intersection, union = merged[:4]
+        result = {
+            "mIoU": float(total / count) if count else float("nan"),
+            "oIoU": float(intersection / union) if union else float("nan"),
+            "count": int(count),
+        }
+        for threshold, above in zip((0.5, 0.6, 0.7, 0.8, 0.9), merged[4:]):
+            result[f"P@{threshold}"] = float(above / count) if count else float("nan")
+        return result
+    names = car_label_names(dataset)
+    matrix = ConfusionMatrix(len(names), dataset.ignore_label)
+    matrix.matrix = merged.round().astype(np.int64)
+    if preset.ignore_background:
+        # The reference (ADE-150) drops row and column 0: pixels CaR leaves as
+        # background are not counted against any class.
+        matrix.matrix[0, :] = 0
+        matrix.matrix[:, 0] = 0
+    iou = matrix.iou()
+    return {
+        "mIoU": matrix.miou(),
+        "pixel_accuracy": matrix.pixel_accuracy(),
+        "per_class_iou": {name: (None if np.isnan(value) else float(value)) for name, value in zip(names, iou)},
+        "present_in_ground_truth": [name for name, present in zip(names, matrix.present()) if present],
+        "without_background": without_background,
+        "background_dropped_from_matrix": preset.ignore_background,
+        "confusion_matrix": matrix.matrix.tolist(),
+    }
+
+
+def _paper_key(preset: Preset, split: str, without_background: bool) -> str:
+    if preset.mode == "referring":
+        return f"{preset.name}/{split}"
+    suffix = {"voc": "voc20", "context": "context59"}.get(preset.name) if without_background else None
+    return suffix or preset.name
+
+
+def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
+                   without_background: bool) -> None:
+    paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background))
+    payload = {
+        "preset": summary.preset,
+        "split": summary.split,
+        "images": summary.images,
+        "errors": summary.errors,
+        "seconds": round(summary.seconds, 2),
+        "models": models.description,
+        "paper_mIoU": paper,
+        **summary.metrics,
+    }
+    atomic_write(lambda target: Path(target).write_text(json.dumps(payload, indent=2)), out_dir / "metrics.json")
+    ours = summary.metrics["mIoU"] * 100
+    lines = [
+        f"# CaR on {summary.preset} ({summary.split})",
+        "",
+        f"- models: {models.description}",
+        f"- images: {summary.images}; unreadable: {len(summary.errors)}",
+        f"- **mIoU: {ours:.2f}%**" + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
+        "",
+    ]
+    if preset.mode == "referring":
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4f} |" for key, value in summary.metrics.items() if key != "count"]
+    else:
+        lines += ["| class | IoU % |", "|---|---|"]
+        for name, value in summary.metrics["per_class_iou"].items():
+            if name in summary.metrics["present_in_ground_truth"]:
+                lines.append(f"| {name} | {value * 100:.2f} |")
+    if summary.errors:
+        lines += ["", "## Unreadable samples", ""] + [f"- {e['id']}: {e['error']}" for e in summary.errors]
+    atomic_write(lambda target: Path(target).write_text("\n".join(lines) + "\n"), out_dir / "report.md")
+
+
+def register(commands) -> None:
+    """Add ``carlib eval`` to the command line (works under ``torchrun ... -m carlib eval``)."""
+    parser = commands.add_parser("eval", help="evaluate CaR on a benchmark (resumable, shardable with torchrun)")
+    parser.add_argument("--preset", required=True, help="voc, coco_object, context, ade150, refcoco, refcoco+, refcocog, shapes")
+    parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
+    parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--post", choices=["crf", "sam", "none"], default=None)
+    parser.add_argument("--model", choices=["auto", "shapes", "openai"], default="auto")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(handler=_eval_command)
+
+
+def _eval_command(args) -> int:
+    summary = evaluate(
+        args.preset,
+        args.data_root,
+        args.out,
+        split=args.split,
+        limit=args.limit,
+        post=args.post,
+        model=args.model,
+        device=args.device,
+        without_background=args.without_background,
+        progress=not args.no_progress,
+    )
+    if summary is not None:
+        paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
+        print(f"mIoU {summary.metrics['mIoU'] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
+              + f" on {summary.images} images, {len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
+    return 0

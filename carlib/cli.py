@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--model", default="ViT-B-16", help="open_clip model name (default ViT-B-16)")
     weights.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (default openai)")
     weights.set_defaults(handler=_weights_command)
+    from carlib.ablation import register as register_ablate
     from carlib.datasets.cli import register as register_data
     from carlib.evaluation import register as register_eval
     from carlib.segment_cli import register as register_segment
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_segment(commands)
     register_eval(commands)
     register_data(commands)
+    register_ablate(commands)
     register_world(commands)
     return parser
 

@@ -115,7 +115,7 @@ class EvalSummary:
 
 
 def evaluate(
-    preset_name: str,
+    preset_name: "str | Preset",
     data_root: Path,
     out_dir: Path,
     *,
@@ -127,11 +127,13 @@ def evaluate(
     without_background: bool = False,
     progress: bool = True,
     models: Optional[LoadedModels] = None,
+    car_options: Optional[dict] = None,
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
     Arguments:
-        preset_name: a preset (``voc``, ``context``, ``refcoco``, ``shapes``...).
+        preset_name: a preset name (``voc``, ``context``, ``refcoco``, ``shapes``...)
+            or a :class:`Preset` (e.g. a modified one, for ablations).
         data_root: the dataset folder (see docs/datasets.md).
         out_dir: run folder; predictions go to ``out_dir/predictions``.
         split: dataset split (default: the benchmark's evaluation split).
@@ -143,22 +145,23 @@ def evaluate(
             ground-truth background pixels are ignored.
         progress: show a progress bar.
         models: already loaded models (skips loading).
+        car_options: extra :class:`carlib.car.CaR` keywords (ablations).
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
     """
     from carlib.datasets import open_dataset
 
-    preset = get_preset(preset_name)
+    preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
     dataset = (
-        open_dataset(preset_name, data_root, split, without_background=without_background)
+        open_dataset(preset.name, data_root, split, without_background=without_background)
         if preset.mode == "semantic"
-        else open_dataset(preset_name, data_root, split)
+        else open_dataset(preset.name, data_root, split)
     )
     distributed = Distributed.from_environment()
     try:
         models = models or load_models(preset, model, device=device)
-        car = car_from_preset(preset, models, post=post)
+        car = car_from_preset(preset, models, post=post, **(car_options or {}))
         predictions = Path(out_dir) / PREDICTIONS
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -174,7 +177,7 @@ def evaluate(
             return None
         metrics = _metrics(preset, dataset, merged, without_background)
         summary = EvalSummary(
-            preset=preset_name,
+            preset=preset.name,
             split=split_name,
             images=count,
             metrics=metrics,

@@ -1,0 +1,163 @@
+"""`carlib ablate`: the paper's ablation tables (2, 4, 6, and 3 where two models exist).
+
+On ShapesWorld (the default) each row is CaR + dense CRF on held-out scenes;
+with ``--data-root`` and real weights, each row is a resumable ``carlib eval``
+run. Every table prints as markdown with the paper's VOC number beside ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from carlib.background import BACKGROUND_SETS
+from carlib.presets import Preset, get_preset
+
+TABLES = ("recurrence", "prompts", "background", "backbones")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of an ablation table: a name, what changes, and the paper's VOC-21 mIoU (%)."""
+
+    name: str
+    preset_changes: dict
+    car_options: dict
+    paper: Optional[float]
+
+
+def table_rows(table: str, preset: Preset) -> list[Row]:
+    """The rows of one ablation table for a preset.
+
+    Arguments:
+        table: ``recurrence`` (Table 2), ``prompts`` (Table 4), ``background``
+            (Table 6) or ``backbones`` (Table 3).
+        preset: the preset the rows modify.
+
+    Returns:
+        list of :class:`Row`.
+    """
+    if table == "recurrence":
+        return [
+            Row("no recurrence (one pass, all queries kept)", {}, {"recurrent": False}, 15.2),
+            Row("recurrence + Grad-CAM", {}, {"use_clip_es": False}, 41.1),
+            Row("recurrence + CLIP-ES", {}, {}, 67.6),
+        ]
+    if table == "prompts":
+        kinds = [("circle", 66.9), ("contour", 66.0), ("blur", 66.4), ("gray", 66.1), ("black", 61.8),
+                 ("circle+blur", 67.6)]
+        return [Row(name, {"prompt_kinds": tuple(name.split("+"))}, {}, paper) for name, paper in kinds]
+    if table == "background":
+        rows = [Row("none", {"background": ()}, {}, 64.3)]
+        if preset.name == "shapes":
+            rows.append(Row("ShapesWorld surfaces (preset)", {}, {}, None))
+        rows += [
+            Row("default 23 words", {"background": BACKGROUND_SETS["default"]}, {}, None),
+            Row("terrestrial", {"background": BACKGROUND_SETS["terrestrial"]}, {}, None),
+            Row("aquatic-atmospheric", {"background": BACKGROUND_SETS["aquatic_atmospheric"]}, {}, None),
+            Row("man-made", {"background": BACKGROUND_SETS["man_made"]}, {}, None),
+            Row("all groups", {"background": BACKGROUND_SETS["all_groups"]}, {}, 67.6),
+        ]
+        return rows
+    if table == "backbones":
+        pairs = [("ViT-B-16", "ViT-B-16", 54.1), ("ViT-B-16", "ViT-L-14", 67.6), ("ViT-L-14", "ViT-B-16", 50.6),
+                 ("ViT-L-14", "ViT-L-14", 57.6)]
+        return [
+            Row(f"{proposal} proposals, {classifier} classifier",
+                {"proposal_model": proposal, "classifier_model": classifier}, {}, paper)
+            for proposal, classifier, paper in pairs
+        ]
+    raise ValueError(f"unknown table {table!r}; choose one of {TABLES}")
+
+
+def run_table(
+    table: str,
+    preset_name: str = "shapes",
+    *,
+    n: int = 100,
+    data_root: Optional[Path] = None,
+    out_dir: Optional[Path] = None,
+    model: str = "auto",
+    limit: Optional[int] = None,
+    progress: bool = True,
+) -> str:
+    """Run an ablation table and return it as markdown.
+
+    Arguments:
+        table: see :func:`table_rows`.
+        preset_name: ``shapes`` (ShapesWorld scenes, no data needed) or a real
+            preset (needs ``data_root``, ``out_dir`` and real weights).
+        n: ShapesWorld scenes per row.
+        data_root, out_dir, model, limit: for real data (see :func:`carlib.evaluation.evaluate`).
+        progress: show progress bars.
+    """
+    preset = get_preset(preset_name)
+    rows = table_rows(table, preset)
+    results: list[tuple[Row, float]] = []
+    if preset_name == "shapes":
+        if table == "backbones":
+            raise ValueError(
+                "the backbones table needs two different CLIPs; ShapesWorld has one model. "
+                "Run it with a real preset and OpenAI weights (--preset voc --data-root ...)"
+            )
+        from carlib.pipeline import load_models
+        from carlib.world.car_eval import evaluate_car_on_world
+
+        models = load_models(preset, "shapes")
+        for row in rows:
+            report = evaluate_car_on_world(
+                n, preset=preset.replace(**row.preset_changes), models=models, variants=("car_crf",),
+                progress=progress, car_options=row.car_options,
+            )
+            results.append((row, report.miou["car_crf"]))
+        source = f"ShapesWorld, {n} held-out scenes, CaR + dense CRF"
+    else:
+        if data_root is None or out_dir is None:
+            raise ValueError(f"--preset {preset_name} needs --data-root and --out (real data); or use --preset shapes")
+        from carlib.evaluation import evaluate
+
+        for index, row in enumerate(rows):
+            summary = _evaluate_row(evaluate, preset, row, data_root, Path(out_dir) / f"{table}-{index}", model,
+                                    limit, progress)
+            results.append((row, summary))
+        source = f"{preset_name}, {data_root}"
+    lines = [f"### Ablation: {table} ({source})", "", "| setting | ours mIoU % | paper (VOC-21) % |", "|---|---|---|"]
+    for row, value in results:
+        paper = "—" if row.paper is None else f"{row.paper:.1f}"
+        lines.append(f"| {row.name} | {value * 100:.1f} | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
+def _evaluate_row(evaluate, preset: Preset, row: Row, data_root: Path, out: Path, model: str,
+                  limit: Optional[int], progress: bool) -> float:
+    """One real-data row through the resumable harness, with the row's changes applied."""
+    summary = evaluate(preset.replace(**row.preset_changes), data_root, out, limit=limit, model=model,
+                       progress=progress, car_options=row.car_options)
+    return summary.metrics["mIoU"] if summary is not None else float("nan")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``carlib ablate`` to the command line."""
+    parser = commands.add_parser("ablate", help="run one of the paper's ablation tables")
+    parser.add_argument("--table", required=True, choices=TABLES)
+    parser.add_argument("--preset", default="shapes", help="shapes (default, offline) or a real preset")
+    parser.add_argument("--n", type=int, default=100, help="ShapesWorld scenes per row")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="where to write the table (and real-data runs)")
+    parser.add_argument("--model", default="auto", choices=["auto", "shapes", "openai"])
+    parser.add_argument("--limit", type=int, default=None)
+    parser.set_defaults(handler=_ablate_command)
+
+
+def _ablate_command(args: argparse.Namespace) -> int:
+    markdown = run_table(args.table, args.preset, n=args.n, data_root=args.data_root, out_dir=args.out,
+                         model=args.model, limit=args.limit)
+    print(markdown)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"ablation-{args.table}.md").write_text(markdown)
+        (args.out / f"ablation-{args.table}.json").write_text(json.dumps({"table": args.table, "markdown": markdown}))
+    return 0

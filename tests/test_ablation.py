@@ -1,0 +1,39 @@
+"""`carlib ablate`: the table rows and a small ShapesWorld run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from carlib.ablation import run_table, table_rows
+from carlib.cli import main
+from carlib.presets import get_preset
+
+
+def test_rows_follow_the_paper_tables():
+    voc = get_preset("voc")
+    recurrence = table_rows("recurrence", voc)
+    assert [row.paper for row in recurrence] == [15.2, 41.1, 67.6]
+    assert recurrence[0].car_options == {"recurrent": False}
+    assert recurrence[1].car_options == {"use_clip_es": False}
+    prompts = {row.name: row.preset_changes["prompt_kinds"] for row in table_rows("prompts", voc)}
+    assert prompts["circle+blur"] == ("circle", "blur") and prompts["black"] == ("black",)
+    background = {row.name: row.preset_changes.get("background") for row in table_rows("background", voc)}
+    assert background["none"] == () and len(background["all groups"]) > 100
+    assert len(table_rows("backbones", voc)) == 4
+    with pytest.raises(ValueError, match="unknown table"):
+        table_rows("fonts", voc)
+
+
+def test_shapes_table_runs_and_prints_markdown(tmp_path, capsys):
+    assert main(["ablate", "--table", "recurrence", "--n", "3", "--out", str(tmp_path)]) == 0
+    markdown = (tmp_path / "ablation-recurrence.md").read_text()
+    values = re.findall(r"\| ([0-9.]+) \| (?:[0-9.]+|—) \|", markdown)
+    assert len(values) == 3 and all(0 <= float(v) <= 100 for v in values)
+    assert "ShapesWorld, 3 held-out scenes" in capsys.readouterr().out
+
+
+def test_backbones_need_two_models():
+    with pytest.raises(ValueError, match="two different CLIPs"):
+        run_table("backbones", "shapes", n=1)

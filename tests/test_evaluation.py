@@ -111,3 +111,62 @@ def test_missing_dataset_lists_the_expected_layout(tmp_path, capsys):
     assert main(["eval", "--preset", "voc", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     error = capsys.readouterr().err
     assert "JPEGImages" in error and "docs/datasets.md" in error
+
+
+def _shapes_refcoco(data: Path, scenes: int = 3) -> Path:
+    """A RefCOCO-format folder (refs(unc).p + instances.json + train2014 JPEGs) built from ShapesWorld scenes."""
+    import pickle
+
+    from pycocotools import mask as coco_mask
+
+    from carlib.world.captions import referring_expressions
+    from carlib.world.scene import split_scene
+
+    folder = data / "refcoco"
+    image_dir = data / "images" / "train2014"
+    folder.mkdir(parents=True)
+    image_dir.mkdir(parents=True)
+    images, annotations, refs = [], [], []
+    for image_id in range(1, scenes + 1):
+        scene = split_scene("test", image_id, seed=5)
+        file_name = f"COCO_train2014_{image_id:012d}.jpg"
+        Image.fromarray(scene.image).save(image_dir / file_name, quality=95)
+        height, width = scene.class_map.shape
+        images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+        for text, instance_id in referring_expressions(scene):
+            ann_id = image_id * 100 + instance_id
+            if not any(a["id"] == ann_id for a in annotations):
+                rle = coco_mask.encode(np.asfortranarray(scene.instance_mask(instance_id).astype(np.uint8)))
+                rle["counts"] = rle["counts"].decode("ascii")
+                annotations.append({"id": ann_id, "image_id": image_id, "category_id": 1, "segmentation": rle})
+                refs.append({"ref_id": ann_id, "ann_id": ann_id, "image_id": image_id, "split": "val",
+                             "category_id": 1, "sentences": []})
+            ref = next(r for r in refs if r["ann_id"] == ann_id)
+            ref["sentences"].append({"raw": text, "sent": text, "sent_id": len(ref["sentences"])})
+    with open(folder / "refs(unc).p", "wb") as handle:
+        pickle.dump(refs, handle)
+    (folder / "instances.json").write_text(json.dumps(
+        {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
+    ))
+    return data
+
+
+def test_referring_evaluation_end_to_end(tmp_path):
+    data = _shapes_refcoco(tmp_path / "refer")
+    out = tmp_path / "run"
+    command = ["eval", "--preset", "refcoco", "--data-root", str(data), "--out", str(out), "--model", "shapes",
+               "--no-progress"]
+    assert main(command) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    objects = open_dataset("refcoco", data).objects()
+    assert metrics["count"] == len(objects) >= 3
+    # Recompute per-object IoU from the stored masks.
+    dataset = open_dataset("refcoco", data)
+    ious = []
+    for obj in objects:
+        _, truth = dataset.load(obj)
+        predicted = np.asarray(Image.open(out / "predictions" / f"{obj.id}.png")) > 0
+        union = np.logical_or(predicted, truth).sum()
+        ious.append(np.logical_and(predicted, truth).sum() / union if union else 1.0)
+    assert metrics["mIoU"] == pytest.approx(float(np.mean(ious)))
+    assert set(metrics) >= {"oIoU", "P@0.5", "P@0.9"}

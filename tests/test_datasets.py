@@ -25,7 +25,8 @@ from carlib.datasets import (
 from carlib.datasets.cli import register
 from carlib.metrics import foreground_only
 from carlib.vocabularies import ADE_150, CONTEXT_59, VOC
-from carlib.world.export import export_voc, voc_palette
+from carlib.visualize import voc_palette
+from carlib.world.export import export_voc
 
 H, W = 6, 8
 
@@ -46,7 +47,7 @@ def write_palette_png(path: Path, labels: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
-    image.putpalette(voc_palette())
+    image.putpalette(voc_palette().flatten().tolist())
     image.save(path)
 
 

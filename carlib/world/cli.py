@@ -1,0 +1,93 @@
+"""``carlib world``: sample, export, train and report on ShapesWorld."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``world`` command (sample, export, train, report) to ``carlib``'s sub-parsers."""
+    world = subparsers.add_parser("world", help="ShapesWorld: generated scenes and the small CLIP trained on them")
+    commands = world.add_subparsers(dest="world_command", metavar="SUBCOMMAND")
+    commands.required = True
+
+    sample = commands.add_parser("sample", help="write a few scenes with colourised masks as PNGs")
+    sample.add_argument("--seed", type=int, default=0, help="base seed of the scenes (default 0)")
+    sample.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    sample.add_argument("--n", type=int, default=4, help="number of scenes (default 4)")
+    sample.add_argument("--split", default="test", choices=("train", "val", "test"))
+    sample.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    sample.set_defaults(handler=_sample)
+
+    export = commands.add_parser("export", help="write scenes as a PASCAL VOC 2012 style dataset")
+    export.add_argument("--split", default="test", choices=("train", "val", "test"))
+    export.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
+    export.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    export.add_argument("--format", default="voc", help="dataset layout; only 'voc' (default)")
+    export.add_argument("--out", required=True, help="dataset folder (must be new or empty)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    export.set_defaults(handler=_export)
+
+    from carlib.world.train import build_arg_parser
+
+    train = commands.add_parser("train", help="train the ShapesWorld CLIP on CPU (resumable)")
+    build_arg_parser(train)
+    train.set_defaults(handler=_train)
+
+    report = commands.add_parser("report", help="zero-shot accuracy, Grad-CAM and CLIP-ES IoU on test scenes")
+    report.add_argument("--model", default=None, help="checkpoint folder (default: the shipped data/shapes_clip)")
+    report.add_argument("--n", type=int, default=200, help="number of test scenes (default 200)")
+    report.add_argument("--seed", type=int, default=0, help="base seed of the test scenes (default 0)")
+    report.add_argument("--clip-es-layers", type=int, default=None,
+                        help="final blocks whose attention CLIP-ES averages (default: the report's choice)")
+    report.add_argument("--split", default="test", choices=("val", "test"),
+                        help="scene split: test for the figures, val for choosing settings")
+    report.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    report.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    report.set_defaults(handler=_report)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from carlib.world.export import write_samples
+
+    panels = write_samples(args.out, seed=args.seed, n=args.n, split=args.split, overwrite=args.overwrite)
+    print(f"wrote {len(panels)} scenes to {args.out} (image | class | instance | background panels, scenes.json)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from carlib.world.export import EXPORT_FORMATS, export_voc
+
+    if args.format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown --format {args.format!r}; supported: {', '.join(EXPORT_FORMATS)}")
+    out = export_voc(args.out, split=args.split, n=args.n, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {args.n} {args.split} scenes (seed {args.seed}) in VOC layout to {out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from carlib.world.train import run_from_args
+
+    return run_from_args(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    import torch
+
+    from carlib.world.evaluate import evaluate_world
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    from carlib.world.evaluate import CLIP_ES_LAYERS
+
+    layers = CLIP_ES_LAYERS if args.clip_es_layers is None else args.clip_es_layers
+    if layers < 1:
+        raise ValueError(f"--clip-es-layers must be at least 1, got {layers}")
+    report = evaluate_world(args.model, n=args.n, seed=args.seed, split=args.split, clip_es_layers=layers,
+                            progress=True)
+    print(report.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    return 0

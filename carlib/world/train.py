@@ -1,0 +1,408 @@
+"""Train the ShapesWorld CLIP on CPU: contrastive loss with visual-prompt augmentation.
+
+Usage::
+
+    python -m carlib.world.train --out data/shapes_clip --steps 1500 --minutes 60 --seed 0 --threads 1
+
+Every batch is a pure function of ``(seed, step)``: scene ``step * batch + i``
+of the ``train`` split (never the test split) and the caption and prompt
+choices drawn from that scene's own stream. The weights start from
+``torch.manual_seed(seed)``. So a run can stop and resume (``resume.pt`` in
+the output folder, saved every ``--save-every`` steps) and two runs with the
+same seed see the same first loss.
+
+With probability ``--prompt-probability`` one object gets a visual prompt
+(thin red ellipse, everything outside blurred or grayed, as CaR's classifier
+sees masks) and the caption names only that object.
+
+A second, dense loss (weight ``--dense-weight``) asks every projected patch
+token to match the text embedding of what covers most of that patch (an
+object class name or a background name). Real CLIP gets its localisation
+from hundreds of millions of images; a 1.5M-parameter ViT trained for minutes
+does not (its Grad-CAM missed lemons and starfish entirely, see
+docs/shapesworld.md), so the world's exact ground truth stands in. The
+model stays a plain ``open_clip.CLIP``: CaR, Grad-CAM and CLIP-ES run on it
+unchanged, and the image embedding is still the mean of the patch tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from carlib.prompts import apply_visual_prompts
+from carlib.world.captions import Caption, object_caption, random_caption
+from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
+from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
+from carlib.world.model import DEFAULT_PATCH_SIZE as PATCH_SIZE
+from carlib.world.scene import generate_scene, scene_rng
+
+RESUME_FILE = "resume.pt"
+PROMPT_CHOICES: tuple[tuple[str, ...], ...] = (("circle", "blur"), ("circle", "blur"), ("circle",), ("blur",),
+                                               ("circle", "gray"), ("circle", "gray"), ("gray",))
+DENSE_NAMES: tuple[str, ...] = CLASS_NAMES + BACKGROUND_NAMES
+"""Texts the dense loss matches patches against: class names, then background names."""
+IGNORE_PATCH = -100
+"""Patch label of samples the dense loss skips (visually prompted ones)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that determines a training run (stored in the checkpoint and config).
+
+    Attributes:
+        seed: seeds torch (weights), numpy/python, and the scene streams.
+        steps: optimiser steps of the learning-rate schedule.
+        batch_size: scenes per step.
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay (not on gains, biases, embeddings).
+        warmup_steps: linear warm-up length.
+        prompt_probability: chance a sample is a visually prompted single object.
+        empty_probability: chance a sample has no object (caption = background word).
+        image_size: scene side in pixels.
+        pool_type: vision pooling, ``"avg"`` or ``"tok"`` (see :func:`default_model_cfg`).
+        dense_weight: weight of the per-patch loss (0 turns it off).
+    """
+
+    seed: int = 0
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    prompt_probability: float = 0.3
+    empty_probability: float = 0.05
+    image_size: int = 96
+    pool_type: str = "avg"
+    dense_weight: float = 1.0
+
+
+def patch_labels(scene, patch_size: int) -> np.ndarray:
+    """What covers most of each patch: class index 0..K-1, or K + background index.
+
+    Arguments:
+        scene: a :class:`~carlib.world.scene.Scene` whose side is a multiple of ``patch_size``.
+        patch_size: the ViT's patch side.
+
+    Returns:
+        (H/p * W/p,) int64 labels in row-major patch order (the ViT's token order).
+    """
+    labels = np.where(scene.class_map > 0, scene.class_map.astype(np.int64) - 1,
+                      len(CLASS_NAMES) + scene.background_map.astype(np.int64))
+    rows, cols = labels.shape[0] // patch_size, labels.shape[1] // patch_size
+    one_hot = np.eye(len(DENSE_NAMES), dtype=np.int32)[labels[: rows * patch_size, : cols * patch_size]]
+    counts = one_hot.reshape(rows, patch_size, cols, patch_size, -1).sum(axis=(1, 3))
+    return counts.argmax(axis=-1).reshape(-1)
+
+
+def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Caption, np.ndarray]:
+    """Training sample ``index``: an RGB uint8 image, its caption and its patch labels.
+
+    Arguments:
+        index: global sample number (step * batch_size + position).
+        settings: the run's settings.
+
+    Returns:
+        (H x W x 3 uint8 RGB image, :class:`Caption`, per-patch labels from
+        :func:`patch_labels`, all :data:`IGNORE_PATCH` for prompted samples).
+    """
+    rng = scene_rng("train", index, settings.seed)
+    empty = rng.uniform() < settings.empty_probability
+    scene = generate_scene(rng, image_size=settings.image_size, num_objects=0 if empty else None)
+    if scene.objects and rng.uniform() < settings.prompt_probability:
+        obj = scene.objects[int(rng.integers(len(scene.objects)))]
+        kinds = PROMPT_CHOICES[int(rng.integers(len(PROMPT_CHOICES)))]
+        image = apply_visual_prompts(scene.image, scene.instance_mask(obj.instance_id), kinds)
+        caption = object_caption(obj, rng)
+        return image, caption, np.full((settings.image_size // PATCH_SIZE) ** 2, IGNORE_PATCH, dtype=np.int64)
+    return scene.image, random_caption(scene, rng), patch_labels(scene, PATCH_SIZE)
+
+
+def make_batch(
+    step: int, settings: TrainSettings, config: dict[str, Any], tokenizer
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch of optimiser step ``step``.
+
+    Returns:
+        (B x 3 x S x S normalised float32 pixels, B x context_length int64
+        tokens, B x B float32 positives: 1 where caption j says what caption i
+        says, B x P int64 patch labels).
+    """
+    samples = [make_sample(step * settings.batch_size + i, settings) for i in range(settings.batch_size)]
+    pixels = torch.from_numpy(np.stack([image for image, _, _ in samples])).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(config["std"]).view(1, 3, 1, 1)
+    tokens = tokenizer([caption.text for _, caption, _ in samples])
+    keys = [caption.key for _, caption, _ in samples]
+    positives = torch.tensor([[float(a == b) for b in keys] for a in keys])
+    labels = torch.from_numpy(np.stack([labels for _, _, labels in samples]))
+    return (pixels - mean) / std, tokens, positives, labels
+
+
+def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tensor, labels: torch.Tensor,
+               scale: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every patch against the texts of :data:`DENSE_NAMES`.
+
+    Arguments:
+        model: the CLIP (its ``visual.proj`` projects the patch tokens).
+        patch_tokens: B x P x width tokens after ``ln_post``.
+        dense_text_tokens: tokenised :data:`DENSE_NAMES`.
+        labels: B x P targets (indices into :data:`DENSE_NAMES`, or :data:`IGNORE_PATCH`).
+        scale: the exponentiated logit scale.
+
+    Returns:
+        scalar loss (0 when every patch is ignored).
+    """
+    if bool((labels == IGNORE_PATCH).all()):
+        return patch_tokens.sum() * 0.0
+    patches = F.normalize(patch_tokens @ model.visual.proj, dim=-1)
+    texts = F.normalize(model.encode_text(dense_text_tokens), dim=-1)
+    logits = scale * patches @ texts.T
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_PATCH)
+
+
+def forward_losses(model, pixels, tokens, positives, labels, dense_text_tokens, settings: TrainSettings
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(contrastive loss, dense loss) of one batch."""
+    model.visual.output_tokens = True  # for the dense loss; reset so that encode_image stays standard
+    try:
+        pooled, patch_tokens = model.visual(pixels)
+    finally:
+        model.visual.output_tokens = False
+    image_features = F.normalize(pooled, dim=-1)
+    text_features = F.normalize(model.encode_text(tokens), dim=-1)
+    scale = model.logit_scale.exp()
+    contrastive = contrastive_loss(image_features, text_features, scale, positives)
+    if settings.dense_weight == 0:
+        return contrastive, contrastive.new_zeros(())
+    return contrastive, dense_loss(model, patch_tokens, dense_text_tokens, labels, scale)
+
+
+def contrastive_loss(
+    image_features: torch.Tensor, text_features: torch.Tensor, scale: torch.Tensor, positives: torch.Tensor
+) -> torch.Tensor:
+    """Symmetric CLIP loss with soft targets: captions with the same content are all positives.
+
+    Arguments:
+        image_features, text_features: B x D unit vectors.
+        scale: the logit scale, already exponentiated (what ``open_clip.CLIP.forward`` returns).
+        positives: B x B 0/1 matrix with ones on the diagonal.
+
+    Returns:
+        scalar loss.
+    """
+    logits = scale * image_features @ text_features.T
+    targets = positives / positives.sum(dim=1, keepdim=True)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T))
+
+
+def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        plain = parameter.ndim < 2 or "embedding" in name or "logit_scale" in name or name.endswith("class_embedding")
+        (no_decay if plain else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _learning_rate(step: int, settings: TrainSettings) -> float:
+    if step < settings.warmup_steps:
+        return settings.lr * (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def cpu_name() -> str:
+    """The CPU model name (from /proc/cpuinfo on Linux), else the platform's machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _save_resume(path: Path, model, optimizer, step: int, elapsed: float, losses: list[float],
+                 settings: TrainSettings) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
+    os.close(handle)
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "elapsed": elapsed, "losses": losses, "settings": asdict(settings)}, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def train(
+    out: str | os.PathLike,
+    settings: TrainSettings = TrainSettings(),
+    *,
+    minutes: Optional[float] = None,
+    threads: Optional[int] = None,
+    save_every: int = 50,
+    progress: bool = True,
+    resume: bool = True,
+    command: str = "",
+) -> dict[str, Any]:
+    """Train (or resume training) the ShapesWorld CLIP and write the checkpoint folder.
+
+    Arguments:
+        out: output folder; gets ``model.safetensors`` + ``config.json`` at the
+            end and ``resume.pt`` while training.
+        settings: the run's :class:`TrainSettings`.
+        minutes: wall-clock budget (including earlier, resumed parts); training
+            stops early and still writes the checkpoint when it runs out.
+        threads: ``torch.set_num_threads``; None leaves torch's default.
+        save_every: steps between resume snapshots.
+        progress: show a tqdm bar.
+        resume: continue from ``out/resume.pt`` when it exists and matches ``settings``.
+        command: the command line, recorded in the config.
+
+    Returns:
+        the ``"training"`` record written to config.json (plus ``"losses"``,
+        the per-step losses of this run).
+    """
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _seed_everything(settings.seed)
+    config = default_config(settings.image_size, settings.pool_type)
+    model = build_shapes_clip(config)
+    tokenizer = tokenizer_for(config)
+    dense_text_tokens = tokenizer(list(DENSE_NAMES))
+    optimizer = torch.optim.AdamW(_parameter_groups(model, settings.weight_decay), lr=settings.lr,
+                                  betas=(0.9, 0.98), eps=1e-6)
+    start_step, elapsed_before, losses = 0, 0.0, []
+    resume_path = out / RESUME_FILE
+    if resume and resume_path.is_file():
+        saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+        if {**asdict(TrainSettings()), **saved["settings"]} != asdict(settings):
+            raise ValueError(
+                f"{resume_path} was written with different settings {saved['settings']}; "
+                "pass the same settings, or delete it (or use --no-resume) to start over"
+            )
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start_step, elapsed_before, losses = int(saved["step"]), float(saved["elapsed"]), list(saved["losses"])
+        print(f"resuming from step {start_step} ({elapsed_before / 60:.1f} min done)", flush=True)
+
+    model.train()
+    started = time.perf_counter()
+    budget = None if minutes is None else minutes * 60.0
+    step = start_step
+    bar = tqdm(range(start_step, settings.steps), initial=start_step, total=settings.steps, disable=not progress,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(step, settings)
+        pixels, tokens, positives, labels = make_batch(step, settings, config, tokenizer)
+        contrastive, dense = forward_losses(model, pixels, tokens, positives, labels, dense_text_tokens, settings)
+        loss = contrastive + settings.dense_weight * dense
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(float(loss.detach()))
+        elapsed = elapsed_before + time.perf_counter() - started
+        rate = (step + 1 - start_step) * settings.batch_size / max(1e-9, time.perf_counter() - started)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", samples_s=f"{rate:.1f}")
+        if (step + 1) % save_every == 0:
+            _save_resume(resume_path, model, optimizer, step + 1, elapsed, losses, settings)
+            if not progress:
+                print(f"step {step + 1}/{settings.steps} loss {np.mean(losses[-save_every:]):.3f} "
+                      f"{rate:.1f} samples/s {elapsed / 60:.1f} min", flush=True)
+        if budget is not None and elapsed >= budget and step + 1 < settings.steps:
+            step += 1
+            _save_resume(resume_path, model, optimizer, step, elapsed, losses, settings)
+            print(f"time budget of {minutes} min reached at step {step}/{settings.steps}; the checkpoint is "
+                  f"written and {resume_path} kept: rerun with a larger --minutes to finish", flush=True)
+            break
+    else:
+        step = settings.steps
+    bar.close()
+    run_seconds = time.perf_counter() - started
+    elapsed = elapsed_before + run_seconds
+    record = {
+        "command": command or " ".join(sys.argv),
+        "seed": settings.seed,
+        "settings": asdict(settings),
+        "steps": step,
+        "samples_seen": step * settings.batch_size,
+        "minutes": round(elapsed / 60.0, 2),
+        "samples_per_second": round((step - start_step) * settings.batch_size / max(run_seconds, 1e-9), 1),
+        "hardware": f"{cpu_name()}, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores visible",
+        "torch_version": torch.__version__,
+        "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+    }
+    config["training"] = record
+    save_shapes_checkpoint(model, config, out)
+    if step >= settings.steps and resume_path.exists():
+        resume_path.unlink()
+    return {**record, "losses": losses}
+
+
+def build_arg_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+    """Add the training options to ``parser`` (or a new one)."""
+    parser = parser or argparse.ArgumentParser(prog="python -m carlib.world.train", description=__doc__.splitlines()[0])
+    defaults = TrainSettings()
+    parser.add_argument("--out", required=True, help="output folder (model.safetensors, config.json, resume.pt)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimiser steps (schedule length)")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget; stops early and saves")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--prompt-probability", type=float, default=defaults.prompt_probability)
+    parser.add_argument("--pool-type", default=defaults.pool_type, choices=("avg", "tok"),
+                        help="vision pooling: avg = mean of patch tokens (default), tok = class token")
+    parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight,
+                        help="weight of the per-patch loss (0: contrastive only)")
+    parser.add_argument("--save-every", type=int, default=50, help="steps between resume snapshots")
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing resume.pt")
+    parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    return parser
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run training from parsed arguments; prints a one-line summary. Returns 0."""
+    if args.steps < 1 or args.batch_size < 2:
+        raise ValueError("--steps must be >= 1 and --batch-size >= 2 (the loss needs negatives)")
+    settings = TrainSettings(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                             prompt_probability=args.prompt_probability, pool_type=args.pool_type,
+                             dense_weight=args.dense_weight)
+    record = train(args.out, settings, minutes=args.minutes, threads=args.threads, save_every=args.save_every,
+                   progress=not args.no_progress, resume=not args.no_resume, command=" ".join(sys.argv))
+    print(f"trained {record['steps']} steps ({record['samples_seen']} samples) in {record['minutes']} min, "
+          f"{record['samples_per_second']} samples/s, final loss {record['final_loss']}; wrote {args.out}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point of ``python -m carlib.world.train``."""
+    args = build_arg_parser().parse_args(argv)
+    return run_from_args(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Training the ShapesWorld CLIP: seeding, resuming, the batch recipe, checkpoint round-trip."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import carlib
+from carlib.cli import main
+from carlib.world.captions import SINGLE_TEMPLATES
+from carlib.world.classes import CLASS_NAMES
+from carlib.world.model import default_config, load_shapes_checkpoint, tokenizer_for
+from carlib.world.scene import Scene
+from carlib.world.train import (DENSE_NAMES, IGNORE_PATCH, RESUME_FILE, TrainSettings, dense_loss, make_batch,
+                                make_sample, patch_labels, train)
+
+TINY = dict(steps=1, batch_size=6, warmup_steps=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_same_seed_same_first_loss_and_different_seed_differs(tmp_path):
+    first = train(tmp_path / "a", TrainSettings(seed=0, **TINY), progress=False)["losses"][0]
+    again = train(tmp_path / "b", TrainSettings(seed=0, **TINY), progress=False)["losses"][0]
+    other = train(tmp_path / "c", TrainSettings(seed=1, **TINY), progress=False)["losses"][0]
+    assert first == again
+    assert first != other
+    assert np.isfinite(first) and 0 < first < 10
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    settings = TrainSettings(seed=2, steps=3, batch_size=4, warmup_steps=1)
+    straight = train(tmp_path / "straight", settings, progress=False, save_every=100)
+    partial = train(tmp_path / "resumed", settings, progress=False, minutes=0.0)
+    assert partial["steps"] == 1
+    assert (tmp_path / "resumed" / RESUME_FILE).is_file(), "a stopped run keeps its resume state"
+    assert (tmp_path / "resumed" / "model.safetensors").is_file(), "and still writes a usable checkpoint"
+    finished = train(tmp_path / "resumed", settings, progress=False)
+    assert finished["steps"] == 3 and not (tmp_path / "resumed" / RESUME_FILE).exists()
+    assert finished["losses"] == straight["losses"]
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    train(tmp_path / "other", settings, progress=False, minutes=0.0)
+    with pytest.raises(ValueError, match="different settings"):
+        train(tmp_path / "other", TrainSettings(seed=3, steps=3, batch_size=4, warmup_steps=1), progress=False)
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    settings = TrainSettings(seed=0, batch_size=32)
+    config = default_config()
+    tokenizer = tokenizer_for(config)
+    pixels, tokens, positives, labels = make_batch(5, settings, config, tokenizer)
+    again = make_batch(5, settings, config, tokenizer)
+    assert torch.equal(pixels, again[0]) and torch.equal(tokens, again[1])
+    assert not torch.equal(pixels, make_batch(6, settings, config, tokenizer)[0])
+    assert pixels.shape == (32, 3, 96, 96) and tokens.shape == (32, config["context_length"])
+    assert torch.equal(positives, positives.T) and torch.all(positives.diagonal() == 1)
+    assert labels.shape == (32, 144) and torch.equal(labels, again[3])
+
+
+def test_visual_prompt_samples_name_only_the_prompted_object():
+    settings = TrainSettings(seed=0)
+    prompted = 0
+    for index in range(120):
+        image, caption, labels = make_sample(index, settings)
+        red = np.all(image == (255, 0, 0), axis=-1).any()
+        if red:  # scenes never contain pure red, so red means a drawn ellipse
+            prompted += 1
+            assert len(caption.key[0]) == 1 and caption.key[1] is None
+            named = [name for name in CLASS_NAMES if name in re.findall(r"[a-z]+", caption.text)]
+            assert len(named) == 1
+            assert any(caption.text.startswith(t.split("{}")[0]) for t in SINGLE_TEMPLATES)
+            assert np.all(labels == IGNORE_PATCH), "prompted images are left out of the dense loss"
+    assert 15 <= prompted <= 45  # about 0.3 x 0.95 x 120, minus blur-only prompts
+
+
+def test_checkpoint_round_trip_with_open_clip_and_load_clip(tmp_path):
+    assert main(["world", "train", "--out", str(tmp_path / "m"), "--steps", "1", "--batch-size", "4",
+                 "--no-progress", "--threads", "1"]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for key in ("model_cfg", "image_size", "mean", "std", "context_length", "class_names", "background_names"):
+        assert key in config
+    for key in ("command", "seed", "steps", "samples_seen", "minutes", "hardware", "torch_version", "final_loss"):
+        assert key in config["training"]
+    assert config["model_cfg"]["vision_cfg"]["pool_type"] == "avg"
+    # exactly what the project's loader does
+    model = open_clip.CLIP(**config["model_cfg"])
+    state = load_file(str(tmp_path / "m" / "model.safetensors"))
+    model.load_state_dict(state, strict=True)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=config["context_length"])
+    assert tokenizer(["a lemon"]).shape == (1, config["context_length"])
+    assert model.vocab_size == 49408
+    ours, _ = load_shapes_checkpoint(tmp_path / "m")
+    bundle = carlib.load_clip("shapes", pretrained=str(tmp_path / "m"), device="cpu")
+    with torch.no_grad():
+        text = tokenizer(["a photo of a lemon on grass"])
+        assert torch.allclose(ours.encode_text(text), bundle.model.encode_text(text))
+        assert torch.allclose(model.encode_text(text), bundle.model.encode_text(text))
+    assert bundle.patch_size == config["model_cfg"]["vision_cfg"]["patch_size"]
+    assert bundle.model.visual.transformer.resblocks[-1].ln_1 is not None
+
+
+def test_patch_labels_take_the_majority_of_each_patch():
+    class_map = np.zeros((16, 16), dtype=np.uint8)
+    background_map = np.zeros((16, 16), dtype=np.uint8)
+    background_map[:, 8:] = 2                      # right half: third background kind
+    class_map[:5, :8] = CLASS_NAMES.index("kite") + 1     # 40 of 64 pixels of the top-left patch
+    class_map[8:11, 8:16] = CLASS_NAMES.index("dice") + 1  # only 24 of 64 pixels of the bottom-right patch
+    scene = Scene(image=np.zeros((16, 16, 3), np.uint8), class_map=class_map,
+                  instance_map=(class_map > 0).astype(np.uint8), background_map=background_map)
+    labels = patch_labels(scene, 8)
+    names = [DENSE_NAMES[k] for k in labels]
+    assert names == ["kite", DENSE_NAMES[len(CLASS_NAMES) + 2], DENSE_NAMES[len(CLASS_NAMES)],
+                     DENSE_NAMES[len(CLASS_NAMES) + 2]]
+
+
+def test_dense_loss_ignores_prompted_samples_and_prefers_matching_patches():
+    torch.manual_seed(0)
+    config = default_config()
+    from carlib.world.model import build_shapes_clip
+
+    model = build_shapes_clip(config)
+    tokenizer = tokenizer_for(config)
+    texts = tokenizer(list(DENSE_NAMES))
+    with torch.no_grad():
+        text_features = torch.nn.functional.normalize(model.encode_text(texts), dim=-1)
+        # patch tokens whose projection points exactly at the text of label k
+        pinv = torch.linalg.pinv(model.visual.proj)
+        tokens = (text_features @ pinv).unsqueeze(0)  # 1 x 12 x width
+        right = torch.arange(len(DENSE_NAMES)).unsqueeze(0)
+        wrong = right.roll(1, dims=1)
+        scale = torch.tensor(50.0)
+        assert dense_loss(model, tokens, texts, right, scale) < dense_loss(model, tokens, texts, wrong, scale)
+        ignored = torch.full_like(right, IGNORE_PATCH)
+        assert float(dense_loss(model, tokens, texts, ignored, scale)) == 0.0

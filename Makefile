@@ -16,11 +16,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
+# The main job: execute every tutorial notebook headless and publish outputs/index.html.
 demo: install
-	$(BIN)/python -m carlib demo --out $(OUT) --model $(MODEL)
+	$(BIN)/python -m carlib gallery --out $(OUT) --model $(MODEL)
 
+# The whole suite: unit tests, then nbval over every notebook (stored outputs must reproduce).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow

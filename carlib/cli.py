@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from carlib.ablation import register as register_ablate
     from carlib.datasets.cli import register as register_data
     from carlib.evaluation import register as register_eval
+    from carlib.gallery import register as register_gallery
     from carlib.segment_cli import register as register_segment
     from carlib.world.cli import register as register_world
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_data(commands)
     register_ablate(commands)
     register_world(commands)
+    register_gallery(commands)
     return parser
 
 

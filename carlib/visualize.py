@@ -69,33 +69,10 @@ def save_overlay_figure(
     Returns:
         ``path``.
     """
-    import matplotlib
+    from carlib.plotting import segmentation_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    palette = voc_palette() / 255.0
-    present = [int(label) for label in np.unique(label_map) if label > 0]
-    height, width = label_map.shape
-    figure, axis = plt.subplots(figsize=(max(4.0, 6.0 * width / max(height, width)) + 2.2, 6.0 * height / max(height, width)))
-    axis.imshow(overlay(image, label_map))
-    axis.set_axis_off()
-    handles = [
-        Patch(
-            color=palette[label],
-            label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"),
-        )
-        for label in present
-    ] or [Patch(color=(0, 0, 0), label="(nothing found)")]
-    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    if title:
-        axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    try:
-        return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))
-    finally:
-        plt.close(figure)
+    figure = segmentation_figure(image, label_map, names, title=title, scores=scores, size=6.0, dpi=100)
+    return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))
 
 
 def atomic_write(write: Callable[[str], object], path: Path) -> Path:

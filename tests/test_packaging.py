@@ -17,7 +17,8 @@ def _name(requirement: str) -> str:
 
 def _pyproject_names() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    return {_name(r) for r in project["dependencies"] + extras["tutorial"] + extras["dev"]}
 
 
 def test_environment_yml_lists_the_same_packages_as_pyproject():

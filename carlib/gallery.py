@@ -1,0 +1,162 @@
+"""``carlib gallery``: execute every tutorial notebook and publish them as HTML (the main job).
+
+``make demo`` runs ``carlib gallery --out outputs``: each notebook in
+``notebooks/`` is executed with papermill (with ``model`` set as asked) into
+``outputs/NAME.ipynb``, rendered to ``outputs/NAME.html`` with nbconvert, and
+``outputs/index.html`` links them with their titles, timings and status.
+A notebook that fails is reported (its partial HTML still shows where) and
+the command exits non-zero after the others have run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from tqdm import tqdm
+
+from carlib.models import data_dir
+
+
+def notebooks_dir() -> Path:
+    """The tutorial's ``notebooks/`` folder (beside ``data/``)."""
+    return data_dir().parent / "notebooks"
+
+
+@dataclass
+class NotebookRun:
+    """How one notebook's execution went."""
+
+    name: str
+    title: str
+    seconds: float
+    error: str = ""
+
+
+def _title(path: Path) -> str:
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+
+
+def render_html(executed: Path, target: Path) -> None:
+    """Render an executed notebook to a standalone HTML page."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(executed))
+    _atomic_text(target, body)
+
+
+def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str = "python3",
+                 timeout: int = 600) -> NotebookRun:
+    """Execute one notebook with papermill and render it; never raises for a failing notebook."""
+    import papermill
+
+    executed = out_dir / source.name
+    started = time.perf_counter()
+    error = ""
+    try:
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
+                                   progress_bar=False, cwd=str(source.parent), execution_timeout=timeout)
+    except Exception as failure:  # papermill raises PapermillExecutionError with the cell's traceback
+        error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}"
+    seconds = time.perf_counter() - started
+    if executed.exists():
+        render_html(executed, executed.with_suffix(".html"))
+    return NotebookRun(source.stem, _title(source), seconds, error)
+
+
+def write_index(out_dir: Path, runs: Sequence[NotebookRun], model: str) -> Path:
+    """``index.html`` linking each executed notebook's HTML page."""
+    rows = []
+    for run in runs:
+        status = "ok" if not run.error else f"failed: {html.escape(run.error)}"
+        rows.append(
+            f'<tr><td><a href="{run.name}.html">{html.escape(run.title)}</a></td>'
+            f'<td><a href="{run.name}.ipynb">{run.name}.ipynb</a></td>'
+            f"<td>{run.seconds:.1f} s</td><td>{status}</td></tr>"
+        )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>carlib tutorial</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td{padding:.3em 1em}</style></head>"
+        "<body><h1>carlib: CLIP as RNN, step by step</h1>"
+        f"<p>Every notebook executed headless with <code>model = {html.escape(repr(model))}</code>.</p>"
+        "<table><tr><th>notebook</th><th>source</th><th>time</th><th>status</th></tr>"
+        + "".join(rows) + "</table></body></html>\n"
+    )
+    index = out_dir / "index.html"
+    _atomic_text(index, page)
+    return index
+
+
+def build_gallery(out_dir: str | os.PathLike, *, model: str = "auto", notebooks: Optional[Sequence[Path]] = None,
+                  progress: bool = True, kernel_name: str = "python3") -> tuple[Path, list[NotebookRun]]:
+    """Execute the notebooks into ``out_dir`` and write ``index.html``.
+
+    Arguments:
+        out_dir: output folder (created).
+        model: the ``model`` parameter passed to every notebook.
+        notebooks: which notebooks (default: every ``notebooks/NN_*.ipynb``).
+        progress: show a progress bar over notebooks.
+        kernel_name: Jupyter kernel (``python3`` is this Python's ipykernel).
+
+    Returns:
+        (path of index.html, one :class:`NotebookRun` per notebook).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(notebooks) if notebooks else sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if not sources:
+        raise FileNotFoundError(f"no notebooks found in {notebooks_dir()}")
+    runs = []
+    bar = tqdm(sources, desc="notebooks", unit="nb", disable=not progress)
+    for source in bar:
+        bar.set_postfix_str(source.stem)
+        runs.append(run_notebook(source, out_dir, {"model": model}, kernel_name=kernel_name))
+        if runs[-1].error:
+            tqdm.write(f"{source.name} failed: {runs[-1].error}")
+    return write_index(out_dir, runs, model), runs
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``carlib gallery``."""
+    parser = commands.add_parser("gallery", help="execute the tutorial notebooks and publish them as HTML")
+    parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
+    parser.add_argument("--model", default="auto", choices=("auto", "shapes", "openai"),
+                        help="auto: OpenAI CLIP if its weights are present, else the ShapesWorld CLIP")
+    parser.add_argument("--notebooks", nargs="*", default=None, help="only these notebook files")
+    parser.set_defaults(handler=_gallery_command)
+
+
+def _gallery_command(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    notebooks = [Path(p) for p in args.notebooks] if args.notebooks else None
+    index, runs = build_gallery(args.out, model=args.model, notebooks=notebooks)
+    failed = [run.name for run in runs if run.error]
+    print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {time.perf_counter() - started:.0f} s; "
+          f"open {index.resolve()}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,185 @@
+"""What the notebooks share: which model to use, which images, which words.
+
+Every notebook starts with :func:`setup`, which resolves ``model="auto"`` the
+way ``carlib segment`` does (real OpenAI CLIP when its weights are on disk,
+else the ShapesWorld CLIP this project trains) and says what that means for
+the results. The bundled pictures follow the model: ShapesWorld scenes (with
+their exact ground truth) for the ShapesWorld CLIP, scikit-image's sample
+photos for real CLIP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from carlib.car import CaR
+from carlib.images import load_image
+from carlib.models import data_dir
+from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models
+from carlib.presets import Preset, get_preset
+from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
+
+SHAPES_IMAGES: dict[str, tuple[str, int]] = {
+    "shapes_0_orange_starfish_balloon.png": ("test", 2),
+    "shapes_1_orange_tent_wheel.png": ("test", 3),
+    "shapes_2_lemon_starfish_tent.png": ("test", 4),
+}
+"""Bundled ShapesWorld scenes: file name -> (split, index) of the scene; all use :data:`SHAPES_IMAGE_SEED`."""
+
+SHAPES_IMAGE_SEED = 42
+
+PHOTO_QUERIES: dict[str, tuple[str, ...]] = {
+    "chelsea": ("cat", "dog", "sofa", "table"),
+    "astronaut": ("person", "flag", "rocket", "dog"),
+    "coffee": ("cup", "plate", "spoon", "cat"),
+    "rocket": ("rocket", "sky", "tree", "car"),
+}
+"""scikit-image sample photos (they ship inside the wheel) and words to ask about each, absent ones included."""
+
+MODEL_NOTES = {
+    True: (
+        "This notebook runs on the ShapesWorld CLIP: a small CLIP (a 1.2M-parameter ViT image tower) "
+        "trained here, in under an hour on a CPU, on generated scenes of eight object classes (orange, lemon, starfish, kite, tent, wheel, "
+        "balloon, dice) on four surfaces (grass, sky, water, sand). It knows only those words, so queries "
+        "and pictures come from that world, where the exact ground truth is known. Every step of CaR runs "
+        "through the same code as with real CLIP; the numbers describe this small model, not the paper's."
+    ),
+    False: (
+        "This notebook runs on real OpenAI CLIP weights found on this machine (ViT-B/16 proposals; the "
+        "preset's classifier). Queries can be any words, and the bundled pictures are scikit-image's "
+        "sample photos."
+    ),
+}
+
+
+@dataclass
+class Tutorial:
+    """A notebook's models, preset, pictures and default words.
+
+    Attributes:
+        models: the proposal and classifier CLIPs.
+        preset: ``shapes`` for the ShapesWorld CLIP, else the requested real preset.
+        uses_shapes: True when running on the ShapesWorld CLIP.
+        images: bundled picture names, in display order.
+        default_queries: the words the notebooks ask about by default.
+        background: the preset's background words.
+    """
+
+    models: LoadedModels
+    preset: Preset
+    uses_shapes: bool
+    images: list[str] = field(default_factory=list)
+    default_queries: list[str] = field(default_factory=list)
+
+    @property
+    def background(self) -> tuple[str, ...]:
+        return tuple(self.preset.background)
+
+    @property
+    def note(self) -> str:
+        """What the model choice means for the results (printed at the top of each notebook)."""
+        return f"Model: {self.models.description}.\n{MODEL_NOTES[self.uses_shapes]}"
+
+    def load(self, image: Optional[str | Path | np.ndarray] = None) -> np.ndarray:
+        """A picture as H x W x 3 uint8 RGB: a bundled name, a file path, an array, or None (the first one)."""
+        if image is None or (isinstance(image, str) and image == ""):
+            image = self.images[0]
+        if isinstance(image, str) and image in SHAPES_IMAGES:
+            return load_image(bundled_image_dir() / image)
+        if isinstance(image, str) and image in PHOTO_QUERIES:
+            return photo(image)
+        return load_image(image)
+
+    def queries_for(self, image: Optional[str | Path | np.ndarray] = None,
+                    queries: Optional[Sequence[str] | str] = None) -> list[str]:
+        """The words to ask about ``image``: ``queries`` when given (a list or "a, b, c"), else defaults."""
+        if queries:
+            if isinstance(queries, str):
+                from carlib.pipeline import parse_queries
+
+                return parse_queries(queries)
+            return list(queries)
+        if isinstance(image, str) and image in PHOTO_QUERIES:
+            return list(PHOTO_QUERIES[image])
+        return list(self.default_queries)
+
+    def car(self, **overrides) -> CaR:
+        """A :class:`CaR` with the preset's settings; keywords override any of them (``post="none"``...)."""
+        preset_fields = {key: overrides.pop(key) for key in list(overrides) if key in Preset.__dataclass_fields__}
+        preset = self.preset.replace(**preset_fields) if preset_fields else self.preset
+        return car_from_preset(preset, self.models, **overrides)
+
+
+def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None, verbose: bool = True) -> Tutorial:
+    """Resolve the model choice and return what a notebook needs.
+
+    Arguments:
+        model: ``"auto"`` (OpenAI weights if present, else ShapesWorld),
+            ``"shapes"`` or ``"openai"`` (error with instructions if missing).
+        preset: the real preset used with OpenAI weights (``voc`` by default);
+            the ShapesWorld CLIP always uses ``shapes``.
+        device: None picks CUDA when present.
+        verbose: print :attr:`Tutorial.note`.
+
+    Returns:
+        a :class:`Tutorial`.
+    """
+    if model not in MODEL_CHOICES:
+        raise ValueError(f"unknown model {model!r}; choose one of {MODEL_CHOICES}")
+    from carlib.plotting import enable_notebook_display
+
+    enable_notebook_display()
+    real = get_preset(preset)
+    models = load_models(real, model, device=device)
+    uses_shapes = models.proposal.name == "shapes"
+    if uses_shapes:
+        tutorial = Tutorial(models, get_preset("shapes"), True, list(SHAPES_IMAGES),
+                            ["orange", "starfish", "balloon", "kite"])
+    else:
+        tutorial = Tutorial(models, real, False, list(PHOTO_QUERIES), list(PHOTO_QUERIES["chelsea"]))
+    if verbose:
+        print(tutorial.note)
+    return tutorial
+
+
+def bundled_image_dir() -> Path:
+    """Folder of the bundled pictures (``data/images``)."""
+    return data_dir() / "images"
+
+
+def photo(name: str) -> np.ndarray:
+    """A scikit-image sample photo by name (``chelsea``, ``astronaut``, ``coffee``, ``rocket``)."""
+    if name not in PHOTO_QUERIES:
+        raise ValueError(f"unknown photo {name!r}; choose one of {sorted(PHOTO_QUERIES)}")
+    try:
+        import skimage.data
+    except ImportError as error:  # pragma: no cover - scikit-image is in the tutorial extra
+        raise ImportError("the sample photos come with scikit-image: pip install 'carlib[tutorial]'") from error
+    return np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])
+
+
+def shapes_scene(name: str):
+    """The :class:`~carlib.world.scene.Scene` (with ground truth) behind a bundled ShapesWorld picture."""
+    from carlib.world.scene import split_scene
+
+    if name not in SHAPES_IMAGES:
+        raise ValueError(f"{name!r} is not a bundled ShapesWorld scene; choose one of {sorted(SHAPES_IMAGES)}")
+    split, index = SHAPES_IMAGES[name]
+    return split_scene(split, index, SHAPES_IMAGE_SEED)
+
+
+__all__ = [
+    "BACKGROUND_NAMES",
+    "CLASS_NAMES",
+    "PHOTO_QUERIES",
+    "SHAPES_IMAGES",
+    "Tutorial",
+    "bundled_image_dir",
+    "photo",
+    "setup",
+    "shapes_scene",
+]

@@ -1,0 +1,88 @@
+"""The explorer driven headless: set widget values, check the result and the figure's pixels."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from carlib import tutorial
+from carlib.explorer import UPLOADED, Explorer
+from carlib.plotting import heat_overlay
+
+
+@pytest.fixture(scope="module")
+def session():
+    return tutorial.setup("shapes", verbose=False)
+
+
+@pytest.fixture()
+def explorer(session):
+    explorer = Explorer(session, queries="orange, starfish, balloon, kite, dice")
+    explorer.run()
+    return explorer
+
+
+def _panel_pixels(figure, index):
+    return figure.axes[index].images[0].get_array()
+
+
+def test_the_figure_shows_the_last_steps_proposals(explorer):
+    result = explorer.result
+    last = result.steps[-1]
+    assert explorer.step.max == result.num_steps == explorer.step.value
+    assert len(explorer.figure.axes) == 1 + len(last.alive)
+    for k in range(len(last.alive)):
+        expected = heat_overlay(explorer.picture, last.proposals[k])
+        assert np.array_equal(np.asarray(_panel_pixels(explorer.figure, 1 + k)), expected)
+    assert explorer.output.outputs and "image/png" in explorer.output.outputs[0]["data"]
+
+
+def test_step_slider_scrubs_back_to_the_first_step(explorer):
+    explorer.step.value = 1
+    first = explorer.result.steps[0]
+    assert len(explorer.figure.axes) == 1 + len(first.alive) == 1 + 5
+    assert explorer.figure._suptitle.get_text().startswith("step 1 of")
+    titles = [axis.get_title() for axis in explorer.figure.axes[1:]]
+    assert titles == [f"{explorer.result.queries[i]}: {s:.2f}" for i, s in zip(first.alive, first.scores)]
+
+
+def test_sliders_rerun_car_with_the_same_result_as_calling_it_directly(explorer, session):
+    explorer.theta.value = 0.3
+    explorer.eta.value = 0.6
+    explorer.prompts.value = ("circle", "gray")
+    direct = session.car(mask_threshold=0.6, confidence_threshold=0.3, prompt_kinds=("circle", "gray"),
+                         clipes_threshold=explorer.lam.value, post=explorer.post.value)
+    expected = direct.segment(explorer.picture, explorer.result.queries)
+    assert np.array_equal(explorer.result.scores, expected.scores)
+    assert np.array_equal(explorer.result.label_map, expected.label_map)
+
+
+def test_a_high_theta_keeps_only_what_clears_it(explorer):
+    explorer.theta.value = 0.95
+    kept_scores = explorer.result.scores[explorer.result.kept]
+    assert len(kept_scores) >= 1
+    # above θ, or the single argmax the recurrence falls back to when nothing clears it
+    assert np.all(kept_scores > 0.95) or len(kept_scores) == 1
+
+
+def test_new_words_and_bad_words(explorer):
+    explorer.queries.value = "lemon, dice"
+    assert explorer.result.queries == ["lemon", "dice"]
+    before = explorer.result
+    explorer.queries.value = " , "
+    assert "empty" in explorer.status.value and explorer.result is before
+
+
+def test_uploading_a_picture_segments_it(explorer, session):
+    scene = tutorial.shapes_scene(session.images[2])
+    buffer = BytesIO()
+    Image.fromarray(scene.image).save(buffer, format="PNG")
+    explorer.load_upload(buffer.getvalue())
+    assert explorer.image.value == UPLOADED
+    assert np.array_equal(explorer.picture, scene.image)
+    assert explorer.result is not None
+    explorer.load_upload(b"not an image")
+    assert "could not read" in explorer.status.value

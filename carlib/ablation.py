@@ -44,7 +44,7 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
         return [
             Row("no recurrence (one pass, all queries kept)", {}, {"recurrent": False}, 15.2),
             Row("recurrence + Grad-CAM", {}, {"use_clip_es": False}, 41.1),
-            Row("recurrence + CLIP-ES", {}, {}, 67.6),
+            Row("recurrence + CLIP-ES", {}, {"use_clip_es": True}, 67.6),
         ]
     if table == "prompts":
         kinds = [("circle", 66.9), ("contour", 66.0), ("blur", 66.4), ("gray", 66.1), ("black", 61.8),
@@ -53,7 +53,10 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
     if table == "background":
         rows = [Row("none", {"background": ()}, {}, 64.3)]
         if preset.name == "shapes":
-            rows.append(Row("ShapesWorld surfaces (preset)", {}, {}, None))
+            from carlib.vocabularies import shapes_background_words
+
+            rows.append(Row("ShapesWorld surfaces (grass, sky, water, sand)",
+                            {"background": shapes_background_words()}, {}, None))
         rows += [
             Row("default 23 words", {"background": BACKGROUND_SETS["default"]}, {}, None),
             Row("terrestrial", {"background": BACKGROUND_SETS["terrestrial"]}, {}, None),

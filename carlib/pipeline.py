@@ -94,6 +94,7 @@ def car_from_preset(
         mask_threshold=preset.mask_threshold,
         confidence_threshold=preset.confidence_threshold,
         clipes_threshold=preset.clipes_threshold,
+        use_clip_es=preset.use_clip_es,
         prompt_kinds=preset.prompt_kinds,
         background=preset.background,
         templates=preset.templates,

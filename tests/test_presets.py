@@ -287,7 +287,9 @@ def test_shapes_preset_is_offline_and_uses_shapesworld_names():
     assert (preset.proposal_model, preset.classifier_model) == ("shapes", "shapes")
     assert (preset.proposal_pretrained, preset.classifier_pretrained) == (None, None)
     assert preset.class_names == tuple(CLASS_NAMES)
-    assert preset.background == tuple(BACKGROUND_NAMES)
+    # the paper's VOC background words (all three supplementary groups); three of the world's four surfaces
+    assert preset.background == BACKGROUND_SETS["all_groups"]
+    assert set(BACKGROUND_NAMES) - set(preset.background) == {"sand"}
     assert (preset.mask_threshold, preset.confidence_threshold, preset.clipes_threshold) == (
         presets.SHAPES_MASK_THRESHOLD, presets.SHAPES_CONFIDENCE_THRESHOLD, presets.SHAPES_CLIPES_THRESHOLD,
     )

@@ -5,8 +5,8 @@ Three figures on held-out ``test``-split scenes (never seen in training):
 - zero-shot accuracy on single-object scenes (image embedding vs the raw
   class names, argmax);
 - Grad-CAM IoU of every present class, thresholded at 0.5, with all class
-  names queried and the background names competing in the softmax (CaR step
-  one, through :func:`carlib.compute_cams`), next to the full-image baseline
+  names queried and the ``shapes`` preset's background words competing in the
+  softmax (CaR step one, through :func:`carlib.compute_cams`), next to the full-image baseline
   (predicting the whole image for each present class);
 - the same after CLIP-ES refinement (:func:`carlib.clip_es_refine`).
 """
@@ -14,13 +14,13 @@ Three figures on held-out ``test``-split scenes (never seen in training):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
+from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import split_scene
 
 CAM_THRESHOLD = 0.5
@@ -95,6 +95,7 @@ def evaluate_world(
     cam_threshold: float = CAM_THRESHOLD,
     clip_es_threshold: float = CLIP_ES_THRESHOLD,
     clip_es_layers: int = CLIP_ES_LAYERS,
+    background: Optional[Sequence[str]] = None,
     progress: bool = False,
 ) -> WorldReport:
     """Measure zero-shot accuracy, Grad-CAM and CLIP-ES IoU of a ShapesWorld CLIP.
@@ -110,6 +111,8 @@ def evaluate_world(
         clip_es_threshold: CLIP-ES box threshold λ.
         clip_es_layers: how many final blocks' attention CLIP-ES averages
             (CaR: 8, which on this 6-block model means all of them).
+        background: background words competing in the Grad-CAM softmax; None
+            uses the ``shapes`` preset's (as CaR's first step does).
         progress: show a progress bar.
 
     Returns:
@@ -122,7 +125,10 @@ def evaluate_world(
     # --- the library calls the report measures (load_clip, encode_texts, compute_cams, clip_es_refine) ---
     bundle = carlib.load_clip("shapes", pretrained=model, device="cpu")
     class_embeddings = carlib.encode_texts(bundle, CLASS_NAMES)
-    background_embeddings = carlib.encode_texts(bundle, BACKGROUND_NAMES, (carlib.text.BACKGROUND_TEMPLATE,))
+    if background is None:
+        background = carlib.get_preset("shapes").background
+    background = list(background)
+    background_embeddings = carlib.encode_texts(bundle, background, (carlib.text.BACKGROUND_TEMPLATE,))
 
     correct = 0
     for index in tqdm(range(n), disable=not progress, desc="zero-shot"):
@@ -139,7 +145,7 @@ def evaluate_world(
     for index in tqdm(range(n), disable=not progress, desc="cams"):
         scene = split_scene(split, index, seed)
         result = carlib.compute_cams(
-            bundle, scene.image, list(CLASS_NAMES), list(BACKGROUND_NAMES),
+            bundle, scene.image, list(CLASS_NAMES), background,
             query_embeddings=class_embeddings, background_embeddings=background_embeddings,
             attention_layers=clip_es_layers,
         )

@@ -1,0 +1,61 @@
+"""CaR on ShapesWorld reaches its measured figures (a 40-scene subset of docs/shapesworld.md).
+
+The 200-scene figures: CaR + CRF mIoU 0.537, single pass 0.277, absent
+queries dropped 99.4%, present kept 74.9% (the issue's targets are 0.60 and
+90% kept; both are not met and say so in the docs). On the first 40 test
+scenes the same code measured 0.593 / 0.276 / 98.8% / 82.8%. The thresholds
+below sit under those with a margin, and the same checks on an untrained
+model of the same architecture fail, so they can fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from carlib.models import data_dir
+from carlib.pipeline import LoadedModels
+from carlib.world.car_eval import evaluate_car_on_world
+
+SUBSET = 40
+
+
+def _evaluate(models=None, n=SUBSET):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # small maps: one thread is faster than two here
+    try:
+        return evaluate_car_on_world(n, models=models, variants=("car_crf", "single_pass_crf"), progress=False)
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def report():
+    if not (data_dir() / "shapes_clip" / "model.safetensors").is_file():
+        pytest.fail("the ShapesWorld model is missing from data/shapes_clip; it ships with the repository")
+    return _evaluate()
+
+
+def test_car_with_crf_segments_held_out_scenes(report):
+    assert report.miou["car_crf"] >= 0.50, report.lines()
+
+
+def test_the_recurrence_beats_a_single_pass_by_at_least_0_15(report):
+    assert report.miou["car_crf"] - report.miou["single_pass_crf"] >= 0.15, report.lines()
+
+
+def test_absent_queries_are_dropped_and_most_present_ones_kept(report):
+    assert report.absent_dropped >= 0.90, report.lines()
+    assert report.present_kept >= 0.70, report.lines()
+
+
+def test_an_untrained_model_fails_the_same_checks(tmp_path):
+    import carlib
+    from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint
+
+    torch.manual_seed(0)
+    config = default_config()
+    save_shapes_checkpoint(build_shapes_clip(config), config, tmp_path)
+    untrained = carlib.load_clip("shapes", pretrained=str(tmp_path), device="cpu")
+    report = _evaluate(LoadedModels(untrained, untrained, "untrained"), n=10)
+    assert report.miou["car_crf"] < 0.50 or report.present_kept < 0.70

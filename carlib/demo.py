@@ -13,9 +13,9 @@ import numpy as np
 
 from carlib.cam import compute_cams
 from carlib.clip_es import clip_es_refine
+from carlib.files import atomic_write
 from carlib.images import load_image
 from carlib.presets import get_preset
-from carlib.visualize import atomic_write
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, data_dir, load_clip
 
 # The first bundled scene shows an orange, a starfish and a balloon; "kite" is absent.
@@ -72,30 +72,14 @@ def render_cams(
     Returns:
         ``out_path``.
     """
-    import matplotlib
+    from carlib.plotting import heat_overlay, show_images
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(2, len(queries) + 1, figsize=(2.6 * (len(queries) + 1), 5.4), squeeze=False)
-    for row, (maps, label) in enumerate([(cams, "Grad-CAM"), (refined, "CLIP-ES")]):
-        axes[row, 0].imshow(image)
-        axes[row, 0].set_title("image" if row == 0 else "")
-        axes[row, 0].set_ylabel(label)
-        for column, query in enumerate(queries, start=1):
-            axes[row, column].imshow(image)
-            axes[row, column].imshow(maps[column - 1], cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            axes[row, column].set_title(f"{label}: {query}", fontsize=9)
-    for axis in axes.flat:
-        axis.set_xticks([])
-        axis.set_yticks([])
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    try:
-        atomic_write(lambda target: figure.savefig(target, format="png", dpi=80), out_path)
-    finally:
-        plt.close(figure)
-    return out_path
+    panels, titles = [], []
+    for maps, label in ((cams, "Grad-CAM"), (refined, "CLIP-ES")):
+        panels += [image] + [heat_overlay(image, m) for m in maps]
+        titles += ["image"] + [f"{label}: {query}" for query in queries]
+    figure = show_images(panels, titles, cols=len(queries) + 1, panel=2.6, suptitle=title)
+    return atomic_write(lambda target: figure.savefig(target, format="png", dpi=80), out_path)
 
 
 def run_demo(

@@ -24,7 +24,8 @@ from carlib.labels import merge_referring_masks
 from carlib.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, segment_vocabulary
 from carlib.presets import Preset, get_preset
-from carlib.visualize import atomic_write, save_palette_png
+from carlib.files import atomic_write_text
+from carlib.visualize import save_palette_png
 
 PREDICTIONS = "predictions"
 
@@ -248,7 +249,7 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
                 }
                 for name, result in segmentation.passes.items()
             }
-            atomic_write(lambda target: Path(target).write_text(json.dumps(summary)), record)
+            atomic_write_text(json.dumps(summary), record)
         matrix.update(labels, to_car_labels(truth, dataset))
     return matrix.matrix.astype(np.float64), errors, len(ids)
 
@@ -276,7 +277,7 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
             merged = merge_referring_masks(result.masks, result.scores)
             save_palette_png(merged.astype(np.int32), mask_path)
             payload = {"scores": [round(float(s), 6) for s in result.scores], "steps": result.num_steps}
-            atomic_write(lambda target: Path(target).write_text(json.dumps(payload)), record)
+            atomic_write_text(json.dumps(payload), record)
         metrics.update(merged, truth)
     ious = np.asarray(metrics.ious, dtype=np.float64)
     # Packed as [sum of IoU, count, intersection, union, count above each threshold...] so ranks can add them.
@@ -339,7 +340,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "paper_mIoU": paper,
         **summary.metrics,
     }
-    atomic_write(lambda target: Path(target).write_text(json.dumps(payload, indent=2)), out_dir / "metrics.json")
+    atomic_write_text(json.dumps(payload, indent=2), out_dir / "metrics.json")
     ours = summary.metrics["mIoU"] * 100
     lines = [
         f"# CaR on {summary.preset} ({summary.split})",
@@ -359,7 +360,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
                 lines.append(f"| {name} | {value * 100:.2f} |")
     if summary.errors:
         lines += ["", "## Unreadable samples", ""] + [f"- {e['id']}: {e['error']}" for e in summary.errors]
-    atomic_write(lambda target: Path(target).write_text("\n".join(lines) + "\n"), out_dir / "report.md")
+    atomic_write_text("\n".join(lines) + "\n", out_dir / "report.md")
 
 
 def register(commands) -> None:

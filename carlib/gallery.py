@@ -14,7 +14,6 @@ import argparse
 import html
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from carlib.files import atomic_write_text
 from carlib.models import data_dir
 
 
@@ -52,20 +52,12 @@ def _title(path: Path) -> str:
     return path.stem
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
 def render_html(executed: Path, target: Path) -> None:
     """Render an executed notebook to a standalone HTML page."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_filename(str(executed))
-    _atomic_text(target, body)
+    atomic_write_text(body, target)
 
 
 def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str = "python3",
@@ -106,7 +98,7 @@ def write_index(out_dir: Path, runs: Sequence[NotebookRun], model: str) -> Path:
         + "".join(rows) + "</table></body></html>\n"
     )
     index = out_dir / "index.html"
-    _atomic_text(index, page)
+    atomic_write_text(page, index)
     return index
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from carlib.files import atomic_write
 
 
 def voc_palette(num_colours: int = 256) -> np.ndarray:
@@ -73,17 +73,3 @@ def save_overlay_figure(
 
     figure = segmentation_figure(image, label_map, names, title=title, scores=scores, size=6.0, dpi=100)
     return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))
-
-
-def atomic_write(write: Callable[[str], object], path: Path) -> Path:
-    """Call ``write(temporary_path)`` then rename onto ``path``: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path

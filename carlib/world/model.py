@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import open_clip
 import torch
 from safetensors.torch import load_file, save_file
 
+from carlib.files import atomic_write, atomic_write_text
 from carlib.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 from carlib.world.scene import DEFAULT_IMAGE_SIZE
@@ -132,14 +132,5 @@ def save_shapes_checkpoint(model: torch.nn.Module, config: dict[str, Any], folde
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().to(torch.float16).contiguous().clone() for key, value in model.state_dict().items()}
-    handle, weights_tmp = tempfile.mkstemp(dir=folder, suffix=".safetensors.tmp")
-    os.close(handle)
-    save_file(state, weights_tmp)
-    handle, config_tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(config, stream, indent=2)
-        stream.write("\n")
-    for tmp in (weights_tmp, config_tmp):
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; checkpoints are meant to be shared
-    os.replace(weights_tmp, folder / "model.safetensors")
-    os.replace(config_tmp, folder / "config.json")
+    atomic_write(lambda target: save_file(state, target), folder / "model.safetensors")
+    atomic_write_text(json.dumps(config, indent=2) + "\n", folder / "config.json")

@@ -33,7 +33,6 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from carlib.files import atomic_write
 from carlib.prompts import apply_visual_prompts
 from carlib.world.captions import Caption, object_caption, random_caption
 from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
@@ -244,12 +244,9 @@ def _seed_everything(seed: int) -> None:
 
 def _save_resume(path: Path, model, optimizer, step: int, elapsed: float, losses: list[float],
                  settings: TrainSettings) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    os.close(handle)
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "elapsed": elapsed, "losses": losses, "settings": asdict(settings)}, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "elapsed": elapsed, "losses": losses, "settings": asdict(settings)}
+    atomic_write(lambda target: torch.save(state, target), path)
 
 
 def train(

@@ -46,6 +46,7 @@ class Explorer:
         self.sam_source = sam_source
         preset = session.preset
         self.result: Optional[CarResult] = None
+        self._segmented: Optional[np.ndarray] = None  # the picture self.result belongs to
         self.figure = None
         self._uploaded: Optional[np.ndarray] = None
         self.image = widgets.Dropdown(options=list(session.images), value=image or session.images[0],
@@ -141,7 +142,8 @@ class Explorer:
         if self.post.value == "sam":
             options["sam_source"] = self._sam()
         car = self.session.car(**options)
-        self.result = car.segment(self.picture, words)
+        self._segmented = self.picture
+        self.result = car.segment(self._segmented, words)
         steps = self.result.num_steps
         kept = ", ".join(self.result.kept_queries) or "nothing"
         self.status.value = f"{steps} step{'s' if steps > 1 else ''}; kept: {kept}"
@@ -158,7 +160,7 @@ class Explorer:
         """Redraw the figure for the step slider's step."""
         if self.result is None:
             return
-        self.figure = step_figure(self.picture, self.result, self.step.value, threshold=self.theta.value, panel=3.0)
+        self.figure = step_figure(self._segmented, self.result, self.step.value, threshold=self.theta.value, panel=3.0)
         # Set the Output widget's content directly rather than display() inside it: the
         # picture then lands in the widget only, whether or not a front end is listening.
         png = base64.b64encode(figure_png(self.figure)).decode("ascii")

@@ -20,7 +20,7 @@ import torch
 from carlib.car import CaR
 from carlib.images import load_image
 from carlib.models import data_dir
-from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models
+from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import Preset, get_preset
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 
@@ -100,8 +100,6 @@ class Tutorial:
         """The words to ask about ``image``: ``queries`` when given (a list or "a, b, c"), else defaults."""
         if queries:
             if isinstance(queries, str):
-                from carlib.pipeline import parse_queries
-
                 return parse_queries(queries)
             return list(queries)
         if isinstance(image, str) and image in PHOTO_QUERIES:

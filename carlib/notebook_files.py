@@ -14,17 +14,20 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import nbformat
+
+from carlib.files import atomic_write, atomic_write_text
 
 MAX_NOTEBOOK_BYTES = 2_000_000
 MAX_TOTAL_BYTES = 10_000_000
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
 KEPT_CELL_METADATA = ("tags",)
 KEPT_LANGUAGE_INFO = ("name",)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STRIPPED_WIDGET_ID = "widget-state-not-stored"
 
 
 def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -51,6 +54,9 @@ def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
                     output["execution_count"] = count
                 if output.get("output_type") in ("display_data", "execute_result"):
                     output["metadata"] = nbformat.NotebookNode()  # widget state and image sizes
+                view = output.get("data", {}).get(WIDGET_VIEW)
+                if view is not None:
+                    view["model_id"] = STRIPPED_WIDGET_ID  # random per run; its state is not stored anyway
     return notebook
 
 
@@ -83,8 +89,11 @@ def problems(path: str | os.PathLike) -> list[str]:
         for output in cell.outputs:
             if output.get("output_type") == "error":
                 found.append(f"{path.name} cell {number}: stored output is an error")
-            if "application/vnd.jupyter.widget-view+json" in output.get("data", {}) and output.get("metadata"):
+            if WIDGET_VIEW in output.get("data", {}) and output.get("metadata"):
                 found.append(f"{path.name} cell {number}: widget output metadata should be stripped")
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view is not None and view.get("model_id") != STRIPPED_WIDGET_ID:
+                found.append(f"{path.name} cell {number}: widget model id should be stripped")
     if not any(cell.cell_type == "code" and cell.outputs for cell in notebook.cells):
         found.append(f"{path.name}: no stored outputs; execute it (nbval compares against them)")
     return found
@@ -98,11 +107,7 @@ def clean_file(path: str | os.PathLike) -> bool:
     after = json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     if after == before:
         return False
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp.ipynb")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(after)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    atomic_write_text(after, path)
     return True
 
 
@@ -111,15 +116,8 @@ def refresh(path: str | os.PathLike, kernel_name: str = "python3") -> None:
     import papermill
 
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp.ipynb")
-    os.close(handle)
-    try:
-        papermill.execute_notebook(str(path), temporary, kernel_name=kernel_name, progress_bar=False,
-                                   cwd=str(path.parent))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    atomic_write(lambda target: papermill.execute_notebook(str(path), target, kernel_name=kernel_name,
+                                                           progress_bar=False, cwd=str(path.parent)), path)
     clean_file(path)
 
 

@@ -49,8 +49,19 @@ def test_the_check_catches_an_unclean_notebook(tmp_path):
     nbformat.write(notebook, dirty)
     found = "\n".join(problems(dirty))
     assert "papermill" in found and "parameters" in found and "execution count 17" in found
+    explorer = nbformat.read(NOTEBOOKS / "08_explorer.ipynb", as_version=4)
+    view = "application/vnd.jupyter.widget-view+json"
+    widget_cell = next(c for c in explorer.cells if c.cell_type == "code" and any(view in o.get("data", {})
+                                                                                  for o in c.outputs))
+    for output in widget_cell.outputs:
+        if view in output.get("data", {}):
+            output["data"][view]["model_id"] = "650a76adedf440a0bd1ba91ef263e6c1"  # what a fresh run stores
+    notebook.cells.append(widget_cell)
+    nbformat.write(notebook, dirty)
+    assert "widget model id" in "\n".join(problems(dirty))
     nbformat.write(clean(notebook), dirty)
-    assert "papermill" not in "\n".join(problems(dirty))
+    cleaned = "\n".join(problems(dirty))
+    assert "papermill" not in cleaned and "widget model id" not in cleaned
 
 
 def _run(name: str, tmp_path: Path, parameters: dict) -> str:

@@ -15,7 +15,7 @@ from typing import Iterator, Literal, Optional, Sequence
 import numpy as np
 import torch
 
-from carlib.cam import compute_cams
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, compute_cams
 from carlib.classifier import Aggregation, ImageFeature, MaskClassifier
 from carlib.clip_es import clip_es_refine
 from carlib.images import ImageInput, load_image
@@ -324,7 +324,7 @@ class CaR:
                 self.proposal_model,
                 image,
                 group,
-                attention_layers=8 if self.use_clip_es else 0,
+                attention_layers=CLIP_ES_ATTENTION_LAYERS if self.use_clip_es else 0,
                 background_embeddings=background,
             )
             cams.append(result.upsampled())

@@ -17,8 +17,10 @@ from carlib.world.captions import SINGLE_TEMPLATES
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.model import default_config, load_shapes_checkpoint, tokenizer_for
 from carlib.world.scene import Scene
-from carlib.world.train import (DENSE_NAMES, IGNORE_PATCH, RESUME_FILE, TrainSettings, dense_loss, make_batch,
-                                make_sample, patch_labels, train)
+from carlib.world.train import (DENSE_NAMES, IGNORE_PATCH, RESUME_FILE, TrainSettings, affinity_loss, dense_loss,
+                                forward_losses, jitter_mask, make_batch, make_sample, patch_labels,
+                                recorded_attention, train)
+from carlib.vit import attention_weights, embed_patches
 
 TINY = dict(steps=1, batch_size=6, warmup_steps=1)
 
@@ -62,29 +64,115 @@ def test_batches_are_a_function_of_seed_and_step():
     settings = TrainSettings(seed=0, batch_size=32)
     config = default_config()
     tokenizer = tokenizer_for(config)
-    pixels, tokens, positives, labels = make_batch(5, settings, config, tokenizer)
+    pixels, tokens, positives, labels, prompted = make_batch(5, settings, config, tokenizer)
     again = make_batch(5, settings, config, tokenizer)
     assert torch.equal(pixels, again[0]) and torch.equal(tokens, again[1])
     assert not torch.equal(pixels, make_batch(6, settings, config, tokenizer)[0])
     assert pixels.shape == (32, 3, 96, 96) and tokens.shape == (32, config["context_length"])
     assert torch.equal(positives, positives.T) and torch.all(positives.diagonal() == 1)
     assert labels.shape == (32, 144) and torch.equal(labels, again[3])
+    assert prompted.dtype == torch.bool and torch.equal(prompted, again[4]) and 0 < int(prompted.sum()) < 32
 
 
 def test_visual_prompt_samples_name_only_the_prompted_object():
     settings = TrainSettings(seed=0)
-    prompted = 0
+    dense = TrainSettings(seed=0, prompt_dense=True)
+    prompted = red_ellipses = 0
     for index in range(120):
-        image, caption, labels = make_sample(index, settings)
+        image, caption, labels, is_prompted = make_sample(index, settings)
         red = np.all(image == (255, 0, 0), axis=-1).any()
-        if red:  # scenes never contain pure red, so red means a drawn ellipse
+        assert not red or is_prompted, "scenes never contain pure red, so red means a drawn ellipse"
+        red_ellipses += red
+        if is_prompted:
             prompted += 1
             assert len(caption.key[0]) == 1 and caption.key[1] is None
             named = [name for name in CLASS_NAMES if name in re.findall(r"[a-z]+", caption.text)]
             assert len(named) == 1
             assert any(caption.text.startswith(t.split("{}")[0]) for t in SINGLE_TEMPLATES)
-            assert np.all(labels == IGNORE_PATCH), "prompted images are left out of the dense loss"
-    assert 15 <= prompted <= 45  # about 0.3 x 0.95 x 120, minus blur-only prompts
+            assert np.all(labels == IGNORE_PATCH), "prompted images are left out of the dense loss by default"
+            _, _, dense_labels, _ = make_sample(index, dense)
+            assert np.all(dense_labels == CLASS_NAMES.index(named[0])), "prompt_dense: every patch names the object"
+        else:
+            assert np.all(labels != IGNORE_PATCH)
+    assert 30 <= prompted <= 66  # about 0.4 x 0.95 x 120
+    assert 0.5 * prompted <= red_ellipses < prompted  # some prompts are blur or gray only
+
+
+def test_jitter_mask_grows_or_shrinks_within_the_radius():
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[10:30, 12:28] = True
+    assert jitter_mask(mask, np.random.default_rng(0), 0) is mask
+    seen = set()
+    for seed in range(40):
+        changed = jitter_mask(mask, np.random.default_rng(seed), 2)
+        seen.add(int(changed.sum()) - int(mask.sum()))
+        assert (changed >= mask).all() or (changed <= mask).all(), "one direction at a time"
+        grown = np.zeros((40, 40), dtype=bool)
+        grown[8:32, 10:30] = True
+        shrunk = np.zeros((40, 40), dtype=bool)
+        shrunk[12:28, 14:26] = True
+        assert (changed <= grown).all() and (changed >= shrunk).all(), "at most 2 pixels either way"
+    assert min(seen) < 0 < max(seen) and 0 in seen
+
+
+def test_affinity_loss_rewards_attention_on_the_same_label():
+    labels = torch.tensor([[0, 0, 1, 1]])
+    tokens = 5  # class token + 4 patches
+
+    def attention(rows):
+        return torch.tensor([[[1.0, 0, 0, 0, 0]] + rows])
+
+    on_own = attention([[0, .5, .5, 0, 0], [0, .5, .5, 0, 0], [0, 0, 0, .5, .5], [0, 0, 0, .5, .5]])
+    uniform = torch.full((1, tokens, tokens), 1.0 / tokens)
+    on_other = attention([[0, 0, 0, .5, .5], [0, 0, 0, .5, .5], [0, .5, .5, 0, 0], [0, .5, .5, 0, 0]])
+    assert float(affinity_loss(on_own, labels)) == pytest.approx(0.0, abs=1e-6)
+    # hand-computed: each patch puts 2/5 of its mass on its own label
+    assert float(affinity_loss(uniform, labels)) == pytest.approx(-np.log(0.4), rel=1e-6)
+    assert float(affinity_loss(on_other, labels)) > float(affinity_loss(uniform, labels))
+    assert float(affinity_loss(on_other, torch.full_like(labels, IGNORE_PATCH))) == 0.0
+
+
+def test_recorded_attention_matches_what_clip_es_reads_and_carries_gradients():
+    torch.manual_seed(0)
+    from carlib.world.model import build_shapes_clip
+
+    model = build_shapes_clip(default_config())
+    pixels = torch.randn(2, 3, 96, 96)
+    with recorded_attention(model.visual, 2) as maps:
+        model.visual(pixels)
+    assert len(maps) == 2 and maps[0].shape == (2, 145, 145) and maps[0].requires_grad
+    with torch.no_grad():  # the same maps, recomputed block by block as carlib.cam does
+        tokens, _ = embed_patches(model.visual, pixels)
+        blocks = model.visual.transformer.resblocks
+        expected = []
+        for index, block in enumerate(blocks):
+            if index >= len(blocks) - 2:
+                expected.append(attention_weights(block, block.ln_1(tokens)))
+            tokens = block(tokens)
+    for got, want in zip(maps, expected):
+        assert torch.allclose(got.detach(), want, atol=1e-5)
+    with recorded_attention(model.visual, 0) as none:
+        model.visual(pixels)
+    assert none == []
+
+
+def test_forward_losses_leave_prompted_samples_out_of_the_affinity_loss():
+    torch.manual_seed(0)
+    from carlib.world.model import build_shapes_clip
+
+    config = default_config()
+    model = build_shapes_clip(config)
+    tokenizer = tokenizer_for(config)
+    settings = TrainSettings(seed=0, batch_size=8)
+    texts = tokenizer(list(DENSE_NAMES))
+    pixels, tokens, positives, labels, prompted = make_batch(0, settings, config, tokenizer)
+    contrastive, dense, affinity = forward_losses(model, pixels, tokens, positives, labels, prompted, texts, settings)
+    assert all(bool(torch.isfinite(x)) for x in (contrastive, dense, affinity)) and float(affinity) > 0
+    everything_prompted = torch.ones_like(prompted)
+    _, _, none = forward_losses(model, pixels, tokens, positives, labels, everything_prompted, texts, settings)
+    assert float(none) == 0.0
+    off = TrainSettings(seed=0, batch_size=8, affinity_weight=0.0)
+    assert float(forward_losses(model, pixels, tokens, positives, labels, prompted, texts, off)[2]) == 0.0
 
 
 def test_checkpoint_round_trip_with_open_clip_and_load_clip(tmp_path):

@@ -13,7 +13,10 @@ same seed see the same first loss.
 
 With probability ``--prompt-probability`` one object gets a visual prompt
 (thin red ellipse, everything outside blurred or grayed, as CaR's classifier
-sees masks) and the caption names only that object.
+sees masks) and the caption names only that object. Such a scene has at
+least ``--prompt-min-objects`` objects, so the caption can only be matched by
+looking inside the prompt, and the prompt's mask is jittered by up to
+``--prompt-mask-jitter`` pixels, as CaR's proposals are never exact.
 
 A second, dense loss (weight ``--dense-weight``) asks every projected patch
 token to match the text embedding of what covers most of that patch (an
@@ -23,6 +26,11 @@ does not (its Grad-CAM missed lemons and starfish entirely, see
 docs/shapesworld.md), so the world's exact ground truth stands in. The
 model stays a plain ``open_clip.CLIP``: CaR, Grad-CAM and CLIP-ES run on it
 unchanged, and the image embedding is still the mean of the patch tokens.
+
+A third loss (weight ``--affinity-weight``) asks the attention that CLIP-ES
+reads (heads and the last 8 blocks averaged) to put each patch's mass on
+patches with the same label. Without it this model's attention stayed mostly
+positional and CLIP-ES blurred its CAMs instead of sharpening them.
 """
 
 from __future__ import annotations
@@ -36,14 +44,18 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS
 from carlib.files import atomic_write
+from carlib.vit import attention_weights
 from carlib.prompts import apply_visual_prompts
 from carlib.world.captions import Caption, object_caption, random_caption
 from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
@@ -76,6 +88,13 @@ class TrainSettings:
         image_size: scene side in pixels.
         pool_type: vision pooling, ``"avg"`` or ``"tok"`` (see :func:`default_model_cfg`).
         dense_weight: weight of the per-patch loss (0 turns it off).
+        affinity_weight: weight of the attention-affinity loss (0 turns it off).
+        prompt_min_objects: fewest objects a prompted sample's scene is drawn with.
+        prompt_mask_jitter: largest grow/shrink, in pixels, of a prompted mask.
+        prompt_dense: the dense loss labels every patch of a prompted sample
+            with the prompted object's class. The image embedding is the mean
+            of the patch tokens, so the classifier step only sees the prompted
+            object if the tokens outside the prompt speak of it too.
     """
 
     seed: int = 0
@@ -84,11 +103,15 @@ class TrainSettings:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 100
-    prompt_probability: float = 0.3
+    prompt_probability: float = 0.4
     empty_probability: float = 0.05
     image_size: int = 96
     pool_type: str = "avg"
     dense_weight: float = 1.0
+    affinity_weight: float = 3.0
+    prompt_min_objects: int = 2
+    prompt_mask_jitter: int = 2
+    prompt_dense: bool = False
 
 
 def patch_labels(scene, patch_size: int) -> np.ndarray:
@@ -109,8 +132,23 @@ def patch_labels(scene, patch_size: int) -> np.ndarray:
     return counts.argmax(axis=-1).reshape(-1)
 
 
-def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Caption, np.ndarray]:
-    """Training sample ``index``: an RGB uint8 image, its caption and its patch labels.
+def jitter_mask(mask: np.ndarray, rng: np.random.Generator, radius: int) -> np.ndarray:
+    """Grow or shrink a mask by a random 0..``radius`` pixels, as CaR's proposals miss or spill over edges."""
+    amount = int(rng.integers(-radius, radius + 1)) if radius > 0 else 0
+    if amount == 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(amount) + 1, 2 * abs(amount) + 1))
+    operation = cv2.dilate if amount > 0 else cv2.erode
+    changed = operation(mask.astype(np.uint8), kernel).astype(bool)
+    return changed if changed.any() else mask
+
+
+def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Caption, np.ndarray, bool]:
+    """Training sample ``index``: an RGB uint8 image, its caption, its patch labels, whether it is prompted.
+
+    A prompted sample's scene is drawn with at least ``prompt_min_objects``
+    objects, so the caption can only be matched by looking inside the prompt;
+    its mask is the object's, jittered by up to ``prompt_mask_jitter`` pixels.
 
     Arguments:
         index: global sample number (step * batch_size + position).
@@ -118,39 +156,51 @@ def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Captio
 
     Returns:
         (H x W x 3 uint8 RGB image, :class:`Caption`, per-patch labels from
-        :func:`patch_labels`, all :data:`IGNORE_PATCH` for prompted samples).
+        :func:`patch_labels` (for a prompted sample: the prompted class
+        everywhere, or :data:`IGNORE_PATCH` without ``prompt_dense``), True
+        for a visually prompted sample).
     """
     rng = scene_rng("train", index, settings.seed)
     empty = rng.uniform() < settings.empty_probability
-    scene = generate_scene(rng, image_size=settings.image_size, num_objects=0 if empty else None)
-    if scene.objects and rng.uniform() < settings.prompt_probability:
+    prompted = not empty and rng.uniform() < settings.prompt_probability
+    if empty:
+        num_objects: Optional[int] = 0
+    elif prompted:
+        num_objects = int(rng.integers(settings.prompt_min_objects, 5))
+    else:
+        num_objects = None
+    scene = generate_scene(rng, image_size=settings.image_size, num_objects=num_objects)
+    if prompted:
         obj = scene.objects[int(rng.integers(len(scene.objects)))]
         kinds = PROMPT_CHOICES[int(rng.integers(len(PROMPT_CHOICES)))]
-        image = apply_visual_prompts(scene.image, scene.instance_mask(obj.instance_id), kinds)
+        mask = jitter_mask(scene.instance_mask(obj.instance_id), rng, settings.prompt_mask_jitter)
+        image = apply_visual_prompts(scene.image, mask, kinds)
         caption = object_caption(obj, rng)
-        return image, caption, np.full((settings.image_size // PATCH_SIZE) ** 2, IGNORE_PATCH, dtype=np.int64)
-    return scene.image, random_caption(scene, rng), patch_labels(scene, PATCH_SIZE)
+        fill = CLASS_NAMES.index(obj.class_name) if settings.prompt_dense else IGNORE_PATCH
+        return image, caption, np.full((settings.image_size // PATCH_SIZE) ** 2, fill, dtype=np.int64), True
+    return scene.image, random_caption(scene, rng), patch_labels(scene, PATCH_SIZE), False
 
 
 def make_batch(
     step: int, settings: TrainSettings, config: dict[str, Any], tokenizer
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The batch of optimiser step ``step``.
 
     Returns:
         (B x 3 x S x S normalised float32 pixels, B x context_length int64
         tokens, B x B float32 positives: 1 where caption j says what caption i
-        says, B x P int64 patch labels).
+        says, B x P int64 patch labels, B bool: visually prompted).
     """
     samples = [make_sample(step * settings.batch_size + i, settings) for i in range(settings.batch_size)]
-    pixels = torch.from_numpy(np.stack([image for image, _, _ in samples])).permute(0, 3, 1, 2).float() / 255.0
+    pixels = torch.from_numpy(np.stack([sample[0] for sample in samples])).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["std"]).view(1, 3, 1, 1)
-    tokens = tokenizer([caption.text for _, caption, _ in samples])
-    keys = [caption.key for _, caption, _ in samples]
+    tokens = tokenizer([sample[1].text for sample in samples])
+    keys = [sample[1].key for sample in samples]
     positives = torch.tensor([[float(a == b) for b in keys] for a in keys])
-    labels = torch.from_numpy(np.stack([labels for _, _, labels in samples]))
-    return (pixels - mean) / std, tokens, positives, labels
+    labels = torch.from_numpy(np.stack([sample[2] for sample in samples]))
+    prompted = torch.tensor([sample[3] for sample in samples])
+    return (pixels - mean) / std, tokens, positives, labels, prompted
 
 
 def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tensor, labels: torch.Tensor,
@@ -175,21 +225,76 @@ def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tenso
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_PATCH)
 
 
-def forward_losses(model, pixels, tokens, positives, labels, dense_text_tokens, settings: TrainSettings
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(contrastive loss, dense loss) of one batch."""
+def affinity_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How little of each patch's attention goes to patches with its own label.
+
+    ``-log`` of the attention mass a patch query puts on patch keys that share
+    its label (class token and other labels count as misses), averaged over
+    the patches of unprompted samples. CLIP-ES multiplies a CAM by exactly
+    this attention, so mass on the same object spreads the CAM over the object
+    and mass elsewhere spreads it off.
+
+    Arguments:
+        attention: B x (1 + P) x (1 + P) attention, class token first, rows sum to 1.
+        labels: B x P patch labels (:data:`IGNORE_PATCH` rows are skipped).
+
+    Returns:
+        scalar loss (0 when every patch is ignored).
+    """
+    patch_attention = attention[:, 1:, 1:]
+    same = (labels[:, :, None] == labels[:, None, :]).to(patch_attention.dtype)
+    valid = labels != IGNORE_PATCH
+    if not bool(valid.any()):
+        return attention.sum() * 0.0
+    mass = (patch_attention * same).sum(dim=-1).clamp_min(1e-6)
+    return -(mass.log()[valid]).mean()
+
+
+@contextmanager
+def recorded_attention(visual, layers: int) -> Iterator[list[torch.Tensor]]:
+    """Collect the head-averaged attention of the last ``layers`` vision blocks, with gradients.
+
+    Yields a list that the next forward pass fills with one B x L x L tensor
+    per block (recomputed from each block's ``ln_1`` output, as CLIP-ES reads it).
+    """
+    blocks = list(visual.transformer.resblocks)[-layers:] if layers > 0 else []
+    batch_first = getattr(visual.transformer, "batch_first", True)
+    maps: list[torch.Tensor] = []
+
+    def hook_for(block):
+        def hook(_module, _inputs, output):
+            normed = output if batch_first else output.transpose(0, 1)
+            maps.append(attention_weights(block, normed))
+        return hook
+
+    handles = [block.ln_1.register_forward_hook(hook_for(block)) for block in blocks]
+    try:
+        yield maps
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def forward_losses(model, pixels, tokens, positives, labels, prompted, dense_text_tokens, settings: TrainSettings
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(contrastive loss, dense loss, attention-affinity loss) of one batch (a :func:`make_batch` tuple)."""
+    layers = min(CLIP_ES_ATTENTION_LAYERS, len(model.visual.transformer.resblocks))
     model.visual.output_tokens = True  # for the dense loss; reset so that encode_image stays standard
     try:
-        pooled, patch_tokens = model.visual(pixels)
+        with recorded_attention(model.visual, layers if settings.affinity_weight else 0) as maps:
+            pooled, patch_tokens = model.visual(pixels)
     finally:
         model.visual.output_tokens = False
     image_features = F.normalize(pooled, dim=-1)
     text_features = F.normalize(model.encode_text(tokens), dim=-1)
     scale = model.logit_scale.exp()
     contrastive = contrastive_loss(image_features, text_features, scale, positives)
-    if settings.dense_weight == 0:
-        return contrastive, contrastive.new_zeros(())
-    return contrastive, dense_loss(model, patch_tokens, dense_text_tokens, labels, scale)
+    zero = contrastive.new_zeros(())
+    dense = dense_loss(model, patch_tokens, dense_text_tokens, labels, scale) if settings.dense_weight else zero
+    # the affinity loss wants the scene's own layout: prompted samples' labels are not that
+    scene_labels = labels.masked_fill(prompted[:, None], IGNORE_PATCH)
+    affinity = affinity_loss(torch.stack(maps).mean(dim=0), scene_labels) if maps else zero
+    return contrastive, dense, affinity
 
 
 def contrastive_loss(
@@ -312,9 +417,9 @@ def train(
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(step, settings)
-        pixels, tokens, positives, labels = make_batch(step, settings, config, tokenizer)
-        contrastive, dense = forward_losses(model, pixels, tokens, positives, labels, dense_text_tokens, settings)
-        loss = contrastive + settings.dense_weight * dense
+        contrastive, dense, affinity = forward_losses(model, *make_batch(step, settings, config, tokenizer),
+                                                      dense_text_tokens, settings)
+        loss = contrastive + settings.dense_weight * dense + settings.affinity_weight * affinity
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -375,6 +480,14 @@ def build_arg_parser(parser: Optional[argparse.ArgumentParser] = None) -> argpar
                         help="vision pooling: avg = mean of patch tokens (default), tok = class token")
     parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight,
                         help="weight of the per-patch loss (0: contrastive only)")
+    parser.add_argument("--affinity-weight", type=float, default=defaults.affinity_weight,
+                        help="weight of the attention-affinity loss (0: off)")
+    parser.add_argument("--prompt-min-objects", type=int, default=defaults.prompt_min_objects,
+                        help="fewest objects in a visually prompted sample's scene")
+    parser.add_argument("--prompt-mask-jitter", type=int, default=defaults.prompt_mask_jitter,
+                        help="largest grow/shrink in pixels of a prompted sample's mask")
+    parser.add_argument("--prompt-dense", action="store_true",
+                        help="dense loss labels every patch of a prompted sample with the prompted class")
     parser.add_argument("--save-every", type=int, default=50, help="steps between resume snapshots")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing resume.pt")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
@@ -387,7 +500,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be >= 1 and --batch-size >= 2 (the loss needs negatives)")
     settings = TrainSettings(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              prompt_probability=args.prompt_probability, pool_type=args.pool_type,
-                             dense_weight=args.dense_weight)
+                             dense_weight=args.dense_weight, affinity_weight=args.affinity_weight,
+                             prompt_min_objects=args.prompt_min_objects, prompt_mask_jitter=args.prompt_mask_jitter,
+                             prompt_dense=args.prompt_dense)
     record = train(args.out, settings, minutes=args.minutes, threads=args.threads, save_every=args.save_every,
                    progress=not args.no_progress, resume=not args.no_resume, command=" ".join(sys.argv))
     print(f"trained {record['steps']} steps ({record['samples_seen']} samples) in {record['minutes']} min, "

@@ -43,7 +43,9 @@ def test_gradcam_miou_beats_threshold_and_full_image(shipped_report):
     assert shipped_report.gradcam_miou >= 3 * shipped_report.full_image_miou, shipped_report.format()
 
 
-def test_clip_es_keeps_localising(shipped_report):
+def test_clip_es_refinement_improves_on_gradcam(shipped_report):
+    # 200 test scenes: 0.553 vs 0.528; the 30-scene subset gets a small tolerance
+    assert shipped_report.clip_es_miou >= shipped_report.gradcam_miou - 0.01, shipped_report.format()
     assert shipped_report.clip_es_miou >= 3 * shipped_report.full_image_miou, shipped_report.format()
 
 

@@ -18,6 +18,9 @@ from carlib.pipeline import LoadedModels
 from carlib.world.car_eval import evaluate_car_on_world
 
 SUBSET = 40
+# on these 40 test scenes the shipped model gives mIoU 0.657, 93.8% kept, 96.9% dropped
+MIN_MIOU = 0.55
+MIN_KEPT = 0.80
 
 
 def _evaluate(models=None, n=SUBSET):
@@ -37,7 +40,7 @@ def report():
 
 
 def test_car_with_crf_segments_held_out_scenes(report):
-    assert report.miou["car_crf"] >= 0.50, report.lines()
+    assert report.miou["car_crf"] >= MIN_MIOU, report.lines()
 
 
 def test_the_recurrence_beats_a_single_pass_by_at_least_0_15(report):
@@ -46,7 +49,7 @@ def test_the_recurrence_beats_a_single_pass_by_at_least_0_15(report):
 
 def test_absent_queries_are_dropped_and_most_present_ones_kept(report):
     assert report.absent_dropped >= 0.90, report.lines()
-    assert report.present_kept >= 0.70, report.lines()
+    assert report.present_kept >= MIN_KEPT, report.lines()
 
 
 def test_an_untrained_model_fails_the_same_checks(tmp_path):
@@ -58,4 +61,4 @@ def test_an_untrained_model_fails_the_same_checks(tmp_path):
     save_shapes_checkpoint(build_shapes_clip(config), config, tmp_path)
     untrained = carlib.load_clip("shapes", pretrained=str(tmp_path), device="cpu")
     report = _evaluate(LoadedModels(untrained, untrained, "untrained"), n=10)
-    assert report.miou["car_crf"] < 0.50 or report.present_kept < 0.70
+    assert report.miou["car_crf"] < MIN_MIOU or report.present_kept < MIN_KEPT

@@ -166,13 +166,15 @@ def test_forward_losses_leave_prompted_samples_out_of_the_affinity_loss():
     settings = TrainSettings(seed=0, batch_size=8)
     texts = tokenizer(list(DENSE_NAMES))
     pixels, tokens, positives, labels, prompted = make_batch(0, settings, config, tokenizer)
-    contrastive, dense, affinity = forward_losses(model, pixels, tokens, positives, labels, prompted, texts, settings)
-    assert all(bool(torch.isfinite(x)) for x in (contrastive, dense, affinity)) and float(affinity) > 0
-    everything_prompted = torch.ones_like(prompted)
-    _, _, none = forward_losses(model, pixels, tokens, positives, labels, everything_prompted, texts, settings)
-    assert float(none) == 0.0
-    off = TrainSettings(seed=0, batch_size=8, affinity_weight=0.0)
-    assert float(forward_losses(model, pixels, tokens, positives, labels, prompted, texts, off)[2]) == 0.0
+    with torch.no_grad():
+        contrastive, dense, affinity = forward_losses(model, pixels, tokens, positives, labels, prompted, texts,
+                                                      settings)
+        assert all(bool(torch.isfinite(x)) for x in (contrastive, dense, affinity)) and float(affinity) > 0
+        everything_prompted = torch.ones_like(prompted)
+        _, _, none = forward_losses(model, pixels, tokens, positives, labels, everything_prompted, texts, settings)
+        assert float(none) == 0.0
+        off = TrainSettings(seed=0, batch_size=8, affinity_weight=0.0)
+        assert float(forward_losses(model, pixels, tokens, positives, labels, prompted, texts, off)[2]) == 0.0
 
 
 def test_checkpoint_round_trip_with_open_clip_and_load_clip(tmp_path):

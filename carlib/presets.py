@@ -236,8 +236,9 @@ class Preset:
         mask_threshold: η, proposals are binarised at ``mask > η`` before prompting.
         confidence_threshold: θ, a query survives a step if its score exceeds it.
         clipes_threshold: λ, CLIP-ES box-mask threshold (fraction of the CAM max).
-        use_clip_es: refine proposals with CLIP-ES (True for every paper preset;
-            False for ``shapes``, whose 6-block attention blurs its CAMs).
+        use_clip_es: refine proposals with CLIP-ES (True for every preset; False
+            suits a model whose attention does not follow objects, such as a
+            ShapesWorld CLIP trained without the attention-affinity loss).
         prompt_kinds: visual prompts drawn for the classifier (``carlib.prompts``
             names; applied in that module's fixed order whatever the order here).
         proposal_model: open_clip name of the Grad-CAM model (``"shapes"`` = the

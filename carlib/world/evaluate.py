@@ -20,12 +20,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS
+from carlib.presets import SHAPES_CLIPES_THRESHOLD
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import split_scene
 
 CAM_THRESHOLD = 0.5
-CLIP_ES_THRESHOLD = 0.4
-CLIP_ES_LAYERS = 8
+CLIP_ES_THRESHOLD = SHAPES_CLIPES_THRESHOLD
+CLIP_ES_LAYERS = CLIP_ES_ATTENTION_LAYERS
 
 
 @dataclass

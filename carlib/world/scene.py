@@ -23,6 +23,8 @@ from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES, SIZE_NAMES, SIZE
 from carlib.world.render import draw_background, draw_object, horizon_mask, remove_prompt_red
 
 DEFAULT_IMAGE_SIZE = 96
+MAX_OBJECTS = 4
+"""The most objects a scene is drawn with."""
 SPLIT_KEYS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 """Each split's spawn key; train, val and test scenes come from disjoint random streams."""
 
@@ -127,7 +129,7 @@ def generate_scene(
     image_size: int = DEFAULT_IMAGE_SIZE,
     num_objects: Optional[int] = None,
     classes: Optional[list[str]] = None,
-    max_objects: int = 4,
+    max_objects: int = MAX_OBJECTS,
     duplicate_probability: float = 0.25,
     two_backgrounds_probability: float = 0.5,
 ) -> Scene:

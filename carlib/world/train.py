@@ -42,9 +42,9 @@ import platform
 import random
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Sequence
 
 import cv2
@@ -55,13 +55,13 @@ from tqdm import tqdm
 
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS
 from carlib.files import atomic_write
-from carlib.vit import attention_weights
 from carlib.prompts import apply_visual_prompts
+from carlib.vit import attention_weights
 from carlib.world.captions import Caption, object_caption, random_caption
 from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 from carlib.world.model import DEFAULT_PATCH_SIZE as PATCH_SIZE
-from carlib.world.scene import generate_scene, scene_rng
+from carlib.world.scene import MAX_OBJECTS, generate_scene, scene_rng
 
 RESUME_FILE = "resume.pt"
 PROMPT_CHOICES: tuple[tuple[str, ...], ...] = (("circle", "blur"), ("circle", "blur"), ("circle",), ("blur",),
@@ -166,7 +166,7 @@ def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Captio
     if empty:
         num_objects: Optional[int] = 0
     elif prompted:
-        num_objects = int(rng.integers(settings.prompt_min_objects, 5))
+        num_objects = int(rng.integers(settings.prompt_min_objects, MAX_OBJECTS + 1))
     else:
         num_objects = None
     scene = generate_scene(rng, image_size=settings.image_size, num_objects=num_objects)
@@ -192,15 +192,15 @@ def make_batch(
         says, B x P int64 patch labels, B bool: visually prompted).
     """
     samples = [make_sample(step * settings.batch_size + i, settings) for i in range(settings.batch_size)]
-    pixels = torch.from_numpy(np.stack([sample[0] for sample in samples])).permute(0, 3, 1, 2).float() / 255.0
+    images, captions, patch_label_rows, prompted = zip(*samples)
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["std"]).view(1, 3, 1, 1)
-    tokens = tokenizer([sample[1].text for sample in samples])
-    keys = [sample[1].key for sample in samples]
+    tokens = tokenizer([caption.text for caption in captions])
+    keys = [caption.key for caption in captions]
     positives = torch.tensor([[float(a == b) for b in keys] for a in keys])
-    labels = torch.from_numpy(np.stack([sample[2] for sample in samples]))
-    prompted = torch.tensor([sample[3] for sample in samples])
-    return (pixels - mean) / std, tokens, positives, labels, prompted
+    labels = torch.from_numpy(np.stack(patch_label_rows))
+    return (pixels - mean) / std, tokens, positives, labels, torch.tensor(prompted)
 
 
 def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tensor, labels: torch.Tensor,

@@ -21,7 +21,7 @@ from carlib.clip_es import clip_es_refine
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
 from carlib.models import ClipBundle
-from carlib.prompts import apply_visual_prompts
+from carlib.prompts import REFERENCE_BLUR_KERNEL, apply_visual_prompts, check_blur_kernel
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
 
 Mode = Literal["semantic", "referring"]
@@ -111,6 +111,9 @@ class CaR:
         confidence_threshold: θ, a query survives if its score is above it.
         clipes_threshold: λ for the CLIP-ES box mask.
         prompt_kinds: visual prompts drawn for the classifier.
+        blur_kernel: side of the Gaussian kernel of the ``blur`` prompt (odd);
+            the reference's 15 by default. It is in pixels, so the same kernel
+            blurs a small image more (:data:`carlib.presets.SHAPES_BLUR_KERNEL`).
         background: background words competing in the Grad-CAM softmax.
         templates: the classifier's text templates.
         mode: ``"semantic"`` (queries compete in one softmax) or ``"referring"``
@@ -145,6 +148,7 @@ class CaR:
         confidence_threshold: float = 0.6,
         clipes_threshold: float = 0.4,
         prompt_kinds: Sequence[str] = ("circle", "blur"),
+        blur_kernel: int = REFERENCE_BLUR_KERNEL,
         background: Sequence[str] = (),
         templates: Sequence[str] = ("a photo of a {}.",),
         mode: Mode = "semantic",
@@ -169,6 +173,7 @@ class CaR:
             raise ValueError("post='sam' needs a sam_source (e.g. carlib.postprocess.SamMaskSource(checkpoint))")
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
+        check_blur_kernel(blur_kernel)
         self.proposal_model = proposal_model
         self.classifier = MaskClassifier(
             classifier_model, templates, image_feature=classifier_feature, aggregation=classifier_aggregation
@@ -177,6 +182,7 @@ class CaR:
         self.confidence_threshold = confidence_threshold
         self.clipes_threshold = clipes_threshold
         self.prompt_kinds = tuple(prompt_kinds)
+        self.blur_kernel = int(blur_kernel)
         self.background = tuple(background)
         self.mode = mode
         self.post = post
@@ -289,7 +295,8 @@ class CaR:
                 proposals = np.stack([previous_proposals[index] for index in alive])
         with _timed(seconds, "prompts"):
             prompted = [
-                apply_visual_prompts(image, proposal > self.mask_threshold, run.prompt_kinds)
+                apply_visual_prompts(image, proposal > self.mask_threshold, run.prompt_kinds,
+                                     blur_kernel=self.blur_kernel)
                 for proposal in proposals
             ]
         with _timed(seconds, "classify"):

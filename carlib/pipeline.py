@@ -96,6 +96,7 @@ def car_from_preset(
         clipes_threshold=preset.clipes_threshold,
         use_clip_es=preset.use_clip_es,
         prompt_kinds=preset.prompt_kinds,
+        blur_kernel=preset.blur_kernel,
         background=preset.background,
         templates=preset.templates,
         mode=preset.mode,

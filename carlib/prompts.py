@@ -18,6 +18,8 @@ from scipy.ndimage import binary_fill_holes
 # The order the kinds are applied in. Region edits come before outlines so that
 # an outline is never blurred or grayed away, matching the reference code.
 PROMPT_KINDS: Tuple[str, ...] = ("blur", "gray", "black", "circle", "rectangle", "contour")
+REFERENCE_BLUR_KERNEL = 15
+"""Side of the reference's Gaussian blur kernel (15 x 15, on images of ~500 px)."""
 
 # The reference code names "black" also "mask" in its configs.
 _ALIASES = {"mask": "black"}
@@ -54,6 +56,13 @@ def mask_center_and_extent(mask: np.ndarray) -> Tuple[int, int, int, int]:
     )
 
 
+def check_blur_kernel(blur_kernel: object) -> None:
+    """Raise ValueError unless ``blur_kernel`` is a positive odd int (cv2's Gaussian kernel side)."""
+    if isinstance(blur_kernel, bool) or not isinstance(blur_kernel, (int, np.integer)) or blur_kernel < 1 \
+            or blur_kernel % 2 == 0:
+        raise ValueError(f"blur_kernel must be a positive odd int (cv2 requires it), e.g. 15; got {blur_kernel!r}")
+
+
 def apply_visual_prompts(
     image: Union[np.ndarray, Image.Image],
     mask: np.ndarray,
@@ -61,7 +70,7 @@ def apply_visual_prompts(
     *,
     color: Tuple[int, int, int] = (255, 0, 0),
     thickness: int = 1,
-    blur_kernel: int = 15,
+    blur_kernel: int = REFERENCE_BLUR_KERNEL,
     gray_formula: str = "rgb",
     min_pixels: int = 2,
 ) -> np.ndarray:
@@ -113,10 +122,8 @@ def apply_visual_prompts(
         raise ValueError(
             f"unknown gray_formula {gray_formula!r}; use one of {sorted(_GRAY_CODES)}"
         )
-    if "blur" in selected and (
-        not isinstance(blur_kernel, (int, np.integer)) or blur_kernel < 1 or blur_kernel % 2 == 0
-    ):
-        raise ValueError(f"blur_kernel must be a positive odd int (cv2 requires it), got {blur_kernel!r}")
+    if "blur" in selected:
+        check_blur_kernel(blur_kernel)
 
     prompted = image.copy()
     if not selected or int(inside.sum()) < min_pixels:

@@ -127,7 +127,36 @@ def test_referring_mode_computes_each_cam_alone(small):
     assert np.abs(joint[1] - alone[1]).max() > 1e-3
 
 
+class RecordingClassifier(ScriptedClassifier):
+    """A scripted classifier that also keeps the prompted images it was shown."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.images: list[np.ndarray] = []
+
+    def classify(self, images, queries):
+        self.images.extend(images)
+        return super().classify(images, queries)
+
+
+def test_blur_prompts_use_the_configured_kernel(small):
+    shown = {}
+    for kernel in (3, 31):
+        car = CaR(small, small, post="none", confidence_threshold=0.5, prompt_kinds=("blur",), blur_kernel=kernel,
+                  mask_threshold=0.3, recurrent=False, use_clip_es=False)
+        car.classifier = RecordingClassifier([{"a": 0.9, "b": 0.9}])
+        result = car.segment(IMAGE, ["a", "b"])
+        for image, proposal in zip(car.classifier.images, result.steps[0].proposals):
+            assert 0 < (proposal > 0.3).sum() < proposal.size  # something inside and outside to blur
+            expected = carlib.apply_visual_prompts(IMAGE, proposal > 0.3, ("blur",), blur_kernel=kernel)
+            np.testing.assert_array_equal(image, expected)
+        shown[kernel] = car.classifier.images[0]
+    assert np.abs(shown[3].astype(int) - shown[31].astype(int)).max() > 0
+
+
 def test_bad_configuration_is_explained(small):
+    with pytest.raises(ValueError, match="blur_kernel must be a positive odd int"):
+        CaR(small, small, blur_kernel=16)
     with pytest.raises(ValueError, match="post-processing"):
         CaR(small, small, post="blur")
     with pytest.raises(ValueError, match="sam_source"):
@@ -217,3 +246,13 @@ def test_single_softmax_aggregation_for_referring_presets(small):
     np.testing.assert_allclose(double, once.softmax(dim=-1).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="aggregation"):
         MaskClassifier(small, ("{}",), aggregation="mean")
+
+
+@pytest.mark.parametrize("name", ["voc", "shapes"])
+def test_car_from_preset_carries_the_preset_prompt_settings(small, name):
+    from carlib.pipeline import LoadedModels, car_from_preset
+
+    preset = carlib.get_preset(name)
+    car = car_from_preset(preset, LoadedModels(small, small, "test"), post="none")
+    assert car.blur_kernel == preset.blur_kernel and car.prompt_kinds == preset.prompt_kinds
+    assert (car.mask_threshold, car.confidence_threshold) == (preset.mask_threshold, preset.confidence_threshold)

@@ -62,6 +62,7 @@ def test_section_8_values(name):
     assert set(preset.prompt_kinds) == prompts
     assert len(preset.prompt_kinds) == len(prompts)
     assert preset.classifier_model == classifier
+    assert preset.blur_kernel == 15  # spec section 5: the reference's 15 x 15 Gaussian
     # Every published configuration proposes masks with OpenAI's ViT-B/16.
     assert (preset.proposal_model, preset.proposal_pretrained) == ("ViT-B-16", "openai")
     assert preset.classifier_pretrained == "openai"
@@ -259,6 +260,8 @@ def test_replace_makes_a_validated_copy():
     assert preset.confidence_threshold == 0.6  # the original is untouched
     with pytest.raises(ValueError, match="confidence_threshold"):
         preset.replace(confidence_threshold=1.5)
+    with pytest.raises(ValueError, match="'voc': blur_kernel must be a positive odd int"):
+        preset.replace(blur_kernel=16)
     with pytest.raises(ValueError, match="unknown preset field"):
         preset.replace(theta=0.2)
     with pytest.raises(ValueError, match="one template"):
@@ -293,6 +296,7 @@ def test_shapes_preset_is_offline_and_uses_shapesworld_names():
     assert (preset.mask_threshold, preset.confidence_threshold, preset.clipes_threshold) == (
         presets.SHAPES_MASK_THRESHOLD, presets.SHAPES_CONFIDENCE_THRESHOLD, presets.SHAPES_CLIPES_THRESHOLD,
     )
+    assert preset.blur_kernel == presets.SHAPES_BLUR_KERNEL
     # The small CLIP was trained on these caption forms; the classifier must use only those.
     assert preset.templates and set(preset.templates) <= set(SINGLE_TEMPLATES)
 

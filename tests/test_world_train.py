@@ -18,7 +18,7 @@ from carlib.world.classes import CLASS_NAMES
 from carlib.world.model import default_config, load_shapes_checkpoint, tokenizer_for
 from carlib.world.scene import Scene
 from carlib.world.train import (DENSE_NAMES, IGNORE_PATCH, RESUME_FILE, TrainSettings, affinity_loss, dense_loss,
-                                forward_losses, jitter_mask, make_batch, make_sample, patch_labels,
+                                forward_losses, jitter_mask, make_batch, make_sample, patch_labels, prompt_class_loss,
                                 recorded_attention, train)
 from carlib.vit import attention_weights, embed_patches
 
@@ -64,14 +64,16 @@ def test_batches_are_a_function_of_seed_and_step():
     settings = TrainSettings(seed=0, batch_size=32)
     config = default_config()
     tokenizer = tokenizer_for(config)
-    pixels, tokens, positives, labels, prompted = make_batch(5, settings, config, tokenizer)
+    pixels, tokens, positives, labels, prompted_classes = make_batch(5, settings, config, tokenizer)
     again = make_batch(5, settings, config, tokenizer)
     assert torch.equal(pixels, again[0]) and torch.equal(tokens, again[1])
     assert not torch.equal(pixels, make_batch(6, settings, config, tokenizer)[0])
     assert pixels.shape == (32, 3, 96, 96) and tokens.shape == (32, config["context_length"])
     assert torch.equal(positives, positives.T) and torch.all(positives.diagonal() == 1)
     assert labels.shape == (32, 144) and torch.equal(labels, again[3])
-    assert prompted.dtype == torch.bool and torch.equal(prompted, again[4]) and 0 < int(prompted.sum()) < 32
+    prompted = prompted_classes != IGNORE_PATCH
+    assert prompted_classes.dtype == torch.int64 and torch.equal(prompted_classes, again[4])
+    assert 0 < int(prompted.sum()) < 32 and bool((prompted_classes[prompted] < len(CLASS_NAMES)).all())
 
 
 def test_visual_prompt_samples_name_only_the_prompted_object():
@@ -79,7 +81,8 @@ def test_visual_prompt_samples_name_only_the_prompted_object():
     dense = TrainSettings(seed=0, prompt_dense=True)
     prompted = red_ellipses = 0
     for index in range(120):
-        image, caption, labels, is_prompted = make_sample(index, settings)
+        image, caption, labels, prompted_class = make_sample(index, settings)
+        is_prompted = prompted_class != IGNORE_PATCH
         red = np.all(image == (255, 0, 0), axis=-1).any()
         assert not red or is_prompted, "scenes never contain pure red, so red means a drawn ellipse"
         red_ellipses += red
@@ -87,7 +90,7 @@ def test_visual_prompt_samples_name_only_the_prompted_object():
             prompted += 1
             assert len(caption.key[0]) == 1 and caption.key[1] is None
             named = [name for name in CLASS_NAMES if name in re.findall(r"[a-z]+", caption.text)]
-            assert len(named) == 1
+            assert named == [CLASS_NAMES[prompted_class]]
             assert any(caption.text.startswith(t.split("{}")[0]) for t in SINGLE_TEMPLATES)
             assert np.all(labels == IGNORE_PATCH), "prompted images are left out of the dense loss by default"
             _, _, dense_labels, _ = make_sample(index, dense)
@@ -163,18 +166,38 @@ def test_forward_losses_leave_prompted_samples_out_of_the_affinity_loss():
     config = default_config()
     model = build_shapes_clip(config)
     tokenizer = tokenizer_for(config)
-    settings = TrainSettings(seed=0, batch_size=8)
+    settings = TrainSettings(seed=0, batch_size=8, prompt_class_weight=1.0)
     texts = tokenizer(list(DENSE_NAMES))
-    pixels, tokens, positives, labels, prompted = make_batch(0, settings, config, tokenizer)
+    pixels, tokens, positives, labels, prompted_classes = make_batch(0, settings, config, tokenizer)
+    assert bool((prompted_classes != IGNORE_PATCH).any()) and bool((prompted_classes == IGNORE_PATCH).any())
     with torch.no_grad():
-        contrastive, dense, affinity = forward_losses(model, pixels, tokens, positives, labels, prompted, texts,
-                                                      settings)
-        assert all(bool(torch.isfinite(x)) for x in (contrastive, dense, affinity)) and float(affinity) > 0
-        everything_prompted = torch.ones_like(prompted)
-        _, _, none = forward_losses(model, pixels, tokens, positives, labels, everything_prompted, texts, settings)
-        assert float(none) == 0.0
+        losses = forward_losses(model, pixels, tokens, positives, labels, prompted_classes, texts, settings)
+        assert all(bool(torch.isfinite(x)) for x in losses) and float(losses.affinity) > 0
+        assert float(losses.prompt_class) > 0
+        expected_total = (losses.contrastive + settings.dense_weight * losses.dense
+                          + settings.affinity_weight * losses.affinity + losses.prompt_class)
+        assert float(losses.total(settings)) == pytest.approx(float(expected_total), rel=1e-6)
+        everything_prompted = torch.zeros_like(prompted_classes)
+        none = forward_losses(model, pixels, tokens, positives, labels, everything_prompted, texts, settings)
+        assert float(none.affinity) == 0.0
+        nothing_prompted = torch.full_like(prompted_classes, IGNORE_PATCH)
+        assert float(forward_losses(model, pixels, tokens, positives, labels, nothing_prompted, texts,
+                                    settings).prompt_class) == 0.0
         off = TrainSettings(seed=0, batch_size=8, affinity_weight=0.0)
-        assert float(forward_losses(model, pixels, tokens, positives, labels, prompted, texts, off)[2]) == 0.0
+        off_losses = forward_losses(model, pixels, tokens, positives, labels, prompted_classes, texts, off)
+        assert float(off_losses.affinity) == 0.0 and float(off_losses.prompt_class) == 0.0
+
+
+def test_prompt_class_loss_is_cross_entropy_over_class_names_of_prompted_samples_only():
+    classes = torch.eye(3)  # three unit "class name" embeddings
+    images = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    scale = torch.tensor(2.0)
+    targets = torch.tensor([0, IGNORE_PATCH, 1])
+    # hand-computed: sample 0 is right (logit 2 vs 0, 0), sample 2 is wrong (its class 1 has logit 0, class 2 has 2)
+    right = -np.log(np.exp(2) / (np.exp(2) + 2))
+    wrong = -np.log(1 / (np.exp(2) + 2))
+    assert float(prompt_class_loss(images, classes, scale, targets)) == pytest.approx((right + wrong) / 2, rel=1e-6)
+    assert float(prompt_class_loss(images, classes, scale, torch.full((3,), IGNORE_PATCH))) == 0.0
 
 
 def test_checkpoint_round_trip_with_open_clip_and_load_clip(tmp_path):
@@ -236,3 +259,20 @@ def test_dense_loss_ignores_prompted_samples_and_prefers_matching_patches():
         assert dense_loss(model, tokens, texts, right, scale) < dense_loss(model, tokens, texts, wrong, scale)
         ignored = torch.full_like(right, IGNORE_PATCH)
         assert float(dense_loss(model, tokens, texts, ignored, scale)) == 0.0
+
+
+def test_prompted_samples_draw_their_blur_kernel_from_the_settings():
+    with pytest.raises(ValueError, match="odd"):
+        TrainSettings(prompt_blur_kernels=(15, 16))
+    with pytest.raises(ValueError, match="at least one"):
+        TrainSettings(prompt_blur_kernels=())
+    light, heavy = TrainSettings(seed=0, prompt_blur_kernels=(3,)), TrainSettings(seed=0, prompt_blur_kernels=(31,))
+    differing = 0
+    for index in range(80):
+        a, b = make_sample(index, light), make_sample(index, heavy)
+        assert a[1] == b[1] and a[3] == b[3], "the kernel changes pixels only, not what the sample says"
+        if a[3] == IGNORE_PATCH:
+            np.testing.assert_array_equal(a[0], b[0])
+        else:
+            differing += int(not np.array_equal(a[0], b[0]))
+    assert differing >= 5  # 3 of the 7 prompt choices blur; about 22 of 80 samples are prompted

@@ -31,6 +31,13 @@ A third loss (weight ``--affinity-weight``) asks the attention that CLIP-ES
 reads (heads and the last 8 blocks averaged) to put each patch's mass on
 patches with the same label. Without it this model's attention stayed mostly
 positional and CLIP-ES blurred its CAMs instead of sharpening them.
+
+A fourth loss (weight ``--prompt-class-weight``) asks each prompted sample's
+image embedding to pick the prompted object's class name among all class
+names, as CaR's classifier does. The contrastive loss only compares a
+prompted sample with the other captions of its batch, which rarely name the
+other objects of the same scene; yet those are the queries that take the
+prompt away from the right one in CaR (they are blurred, but still in view).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -55,7 +62,7 @@ from tqdm import tqdm
 
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS
 from carlib.files import atomic_write
-from carlib.prompts import apply_visual_prompts
+from carlib.prompts import apply_visual_prompts, check_blur_kernel
 from carlib.vit import attention_weights
 from carlib.world.captions import Caption, object_caption, random_caption
 from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
@@ -95,6 +102,14 @@ class TrainSettings:
             with the prompted object's class. The image embedding is the mean
             of the patch tokens, so the classifier step only sees the prompted
             object if the tokens outside the prompt speak of it too.
+        prompt_class_weight: weight of the loss that asks a prompted sample's
+            image embedding to pick its object's class among all class names
+            (0 turns it off).
+        prompt_blur_kernels: side of the ``blur`` prompt's Gaussian kernel,
+            drawn per prompted sample from these odd sizes. 15 is the
+            reference's (made for ~500 px images); larger ones blur the
+            96 px scenes' other objects beyond recognition, which the
+            ``shapes`` preset relies on (:data:`carlib.presets.SHAPES_BLUR_KERNEL`).
     """
 
     seed: int = 0
@@ -112,6 +127,15 @@ class TrainSettings:
     prompt_min_objects: int = 2
     prompt_mask_jitter: int = 2
     prompt_dense: bool = False
+    prompt_class_weight: float = 0.0
+    prompt_blur_kernels: tuple[int, ...] = (15, 21, 27, 31)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prompt_blur_kernels", tuple(int(k) for k in self.prompt_blur_kernels))
+        if not self.prompt_blur_kernels:
+            raise ValueError("prompt_blur_kernels needs at least one kernel size, e.g. (15,)")
+        for kernel in self.prompt_blur_kernels:
+            check_blur_kernel(kernel)
 
 
 def patch_labels(scene, patch_size: int) -> np.ndarray:
@@ -143,8 +167,8 @@ def jitter_mask(mask: np.ndarray, rng: np.random.Generator, radius: int) -> np.n
     return changed if changed.any() else mask
 
 
-def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Caption, np.ndarray, bool]:
-    """Training sample ``index``: an RGB uint8 image, its caption, its patch labels, whether it is prompted.
+def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Caption, np.ndarray, int]:
+    """Training sample ``index``: an RGB uint8 image, its caption, its patch labels, its prompted class.
 
     A prompted sample's scene is drawn with at least ``prompt_min_objects``
     objects, so the caption can only be matched by looking inside the prompt;
@@ -157,8 +181,9 @@ def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Captio
     Returns:
         (H x W x 3 uint8 RGB image, :class:`Caption`, per-patch labels from
         :func:`patch_labels` (for a prompted sample: the prompted class
-        everywhere, or :data:`IGNORE_PATCH` without ``prompt_dense``), True
-        for a visually prompted sample).
+        everywhere, or :data:`IGNORE_PATCH` without ``prompt_dense``), the
+        prompted object's index in :data:`CLASS_NAMES` for a visually
+        prompted sample, else :data:`IGNORE_PATCH`).
     """
     rng = scene_rng("train", index, settings.seed)
     empty = rng.uniform() < settings.empty_probability
@@ -174,11 +199,13 @@ def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Captio
         obj = scene.objects[int(rng.integers(len(scene.objects)))]
         kinds = PROMPT_CHOICES[int(rng.integers(len(PROMPT_CHOICES)))]
         mask = jitter_mask(scene.instance_mask(obj.instance_id), rng, settings.prompt_mask_jitter)
-        image = apply_visual_prompts(scene.image, mask, kinds)
+        kernel = settings.prompt_blur_kernels[int(rng.integers(len(settings.prompt_blur_kernels)))]
+        image = apply_visual_prompts(scene.image, mask, kinds, blur_kernel=kernel)
         caption = object_caption(obj, rng)
-        fill = CLASS_NAMES.index(obj.class_name) if settings.prompt_dense else IGNORE_PATCH
-        return image, caption, np.full((settings.image_size // PATCH_SIZE) ** 2, fill, dtype=np.int64), True
-    return scene.image, random_caption(scene, rng), patch_labels(scene, PATCH_SIZE), False
+        class_index = CLASS_NAMES.index(obj.class_name)
+        fill = class_index if settings.prompt_dense else IGNORE_PATCH
+        return image, caption, np.full((settings.image_size // PATCH_SIZE) ** 2, fill, dtype=np.int64), class_index
+    return scene.image, random_caption(scene, rng), patch_labels(scene, PATCH_SIZE), IGNORE_PATCH
 
 
 def make_batch(
@@ -189,10 +216,11 @@ def make_batch(
     Returns:
         (B x 3 x S x S normalised float32 pixels, B x context_length int64
         tokens, B x B float32 positives: 1 where caption j says what caption i
-        says, B x P int64 patch labels, B bool: visually prompted).
+        says, B x P int64 patch labels, B int64 prompted class index or
+        :data:`IGNORE_PATCH` for unprompted samples).
     """
     samples = [make_sample(step * settings.batch_size + i, settings) for i in range(settings.batch_size)]
-    images, captions, patch_label_rows, prompted = zip(*samples)
+    images, captions, patch_label_rows, prompted_classes = zip(*samples)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["std"]).view(1, 3, 1, 1)
@@ -200,7 +228,7 @@ def make_batch(
     keys = [caption.key for caption in captions]
     positives = torch.tensor([[float(a == b) for b in keys] for a in keys])
     labels = torch.from_numpy(np.stack(patch_label_rows))
-    return (pixels - mean) / std, tokens, positives, labels, torch.tensor(prompted)
+    return (pixels - mean) / std, tokens, positives, labels, torch.tensor(prompted_classes, dtype=torch.int64)
 
 
 def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tensor, labels: torch.Tensor,
@@ -250,6 +278,27 @@ def affinity_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return -(mass.log()[valid]).mean()
 
 
+def prompt_class_loss(image_features: torch.Tensor, class_text_features: torch.Tensor, scale: torch.Tensor,
+                      prompted_classes: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each prompted sample's image embedding over all class names.
+
+    Arguments:
+        image_features: B x D unit image embeddings.
+        class_text_features: K x D unit embeddings of :data:`CLASS_NAMES`.
+        scale: the exponentiated logit scale.
+        prompted_classes: B targets (index into :data:`CLASS_NAMES`, or
+            :data:`IGNORE_PATCH` for samples without a visual prompt).
+
+    Returns:
+        scalar loss (0 when no sample is prompted).
+    """
+    valid = prompted_classes != IGNORE_PATCH
+    if not bool(valid.any()):
+        return image_features.sum() * 0.0
+    logits = scale * image_features[valid] @ class_text_features.T
+    return F.cross_entropy(logits, prompted_classes[valid])
+
+
 @contextmanager
 def recorded_attention(visual, layers: int) -> Iterator[list[torch.Tensor]]:
     """Collect the head-averaged attention of the last ``layers`` vision blocks, with gradients.
@@ -275,9 +324,23 @@ def recorded_attention(visual, layers: int) -> Iterator[list[torch.Tensor]]:
             handle.remove()
 
 
-def forward_losses(model, pixels, tokens, positives, labels, prompted, dense_text_tokens, settings: TrainSettings
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(contrastive loss, dense loss, attention-affinity loss) of one batch (a :func:`make_batch` tuple)."""
+class BatchLosses(NamedTuple):
+    """The losses of one batch, unweighted."""
+
+    contrastive: torch.Tensor
+    dense: torch.Tensor
+    affinity: torch.Tensor
+    prompt_class: torch.Tensor
+
+    def total(self, settings: TrainSettings) -> torch.Tensor:
+        """The weighted sum that training minimises."""
+        return (self.contrastive + settings.dense_weight * self.dense + settings.affinity_weight * self.affinity
+                + settings.prompt_class_weight * self.prompt_class)
+
+
+def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, dense_text_tokens,
+                   settings: TrainSettings) -> BatchLosses:
+    """The :class:`BatchLosses` of one batch (a :func:`make_batch` tuple); a loss whose weight is 0 is 0."""
     layers = min(CLIP_ES_ATTENTION_LAYERS, len(model.visual.transformer.resblocks))
     model.visual.output_tokens = True  # for the dense loss; reset so that encode_image stays standard
     try:
@@ -292,9 +355,14 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted, dense_tex
     zero = contrastive.new_zeros(())
     dense = dense_loss(model, patch_tokens, dense_text_tokens, labels, scale) if settings.dense_weight else zero
     # the affinity loss wants the scene's own layout: prompted samples' labels are not that
+    prompted = prompted_classes != IGNORE_PATCH
     scene_labels = labels.masked_fill(prompted[:, None], IGNORE_PATCH)
     affinity = affinity_loss(torch.stack(maps).mean(dim=0), scene_labels) if maps else zero
-    return contrastive, dense, affinity
+    prompt_class = zero
+    if settings.prompt_class_weight:
+        class_texts = F.normalize(model.encode_text(dense_text_tokens[: len(CLASS_NAMES)]), dim=-1)
+        prompt_class = prompt_class_loss(image_features, class_texts, scale, prompted_classes)
+    return BatchLosses(contrastive, dense, affinity, prompt_class)
 
 
 def contrastive_loss(
@@ -417,9 +485,8 @@ def train(
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(step, settings)
-        contrastive, dense, affinity = forward_losses(model, *make_batch(step, settings, config, tokenizer),
-                                                      dense_text_tokens, settings)
-        loss = contrastive + settings.dense_weight * dense + settings.affinity_weight * affinity
+        loss = forward_losses(model, *make_batch(step, settings, config, tokenizer), dense_text_tokens,
+                              settings).total(settings)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -488,6 +555,10 @@ def build_arg_parser(parser: Optional[argparse.ArgumentParser] = None) -> argpar
                         help="largest grow/shrink in pixels of a prompted sample's mask")
     parser.add_argument("--prompt-dense", action="store_true",
                         help="dense loss labels every patch of a prompted sample with the prompted class")
+    parser.add_argument("--prompt-class-weight", type=float, default=defaults.prompt_class_weight,
+                        help="weight of the loss that asks a prompted sample to pick its class among all names (0: off)")
+    parser.add_argument("--prompt-blur-kernels", type=int, nargs="+", default=list(defaults.prompt_blur_kernels),
+                        help="odd Gaussian kernel sizes the blur prompt of a prompted sample is drawn from")
     parser.add_argument("--save-every", type=int, default=50, help="steps between resume snapshots")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing resume.pt")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
@@ -502,7 +573,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                              prompt_probability=args.prompt_probability, pool_type=args.pool_type,
                              dense_weight=args.dense_weight, affinity_weight=args.affinity_weight,
                              prompt_min_objects=args.prompt_min_objects, prompt_mask_jitter=args.prompt_mask_jitter,
-                             prompt_dense=args.prompt_dense)
+                             prompt_dense=args.prompt_dense, prompt_class_weight=args.prompt_class_weight,
+                             prompt_blur_kernels=tuple(args.prompt_blur_kernels))
     record = train(args.out, settings, minutes=args.minutes, threads=args.threads, save_every=args.save_every,
                    progress=not args.no_progress, resume=not args.no_resume, command=" ".join(sys.argv))
     print(f"trained {record['steps']} steps ({record['samples_seen']} samples) in {record['minutes']} min, "

@@ -88,8 +88,9 @@ SHAPES_MASK_THRESHOLD = 0.4
 0.4 → 0.601, 0.5 → 0.587, 0.6 → 0.581; with blur and θ 0.1, 0.5 → 0.655
 against 0.670 at 0.4 (docs/shapesworld.md)."""
 SHAPES_CONFIDENCE_THRESHOLD = 0.1
-"""θ. With blur prompts, on 200 validation scenes: 0.05 → 0.662 (91.5% of
-present queries kept), 0.10 → 0.670 (89.2%), 0.15 → 0.665 (87.9%)."""
+"""θ. With blur prompts (15 px kernel), on 200 validation scenes: 0.05 → 0.662
+(91.5% of present queries kept), 0.10 → 0.670 (89.2%), 0.15 → 0.665 (87.9%);
+with the 21 / 31 px kernels, 0.15 gave 0.670 / 0.666 against 0.668 / 0.668 at 0.10."""
 SHAPES_CLIPES_THRESHOLD = 0.4
 SHAPES_USE_CLIP_ES = True
 """CLIP-ES needs attention that follows objects. The shipped ShapesWorld CLIP

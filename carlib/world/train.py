@@ -38,6 +38,8 @@ names, as CaR's classifier does. The contrastive loss only compares a
 prompted sample with the other captions of its batch, which rarely name the
 other objects of the same scene; yet those are the queries that take the
 prompt away from the right one in CaR (they are blurred, but still in view).
+It is off by default: in a 150-step fine-tune of the shipped model it kept
+fewer present queries, not more (docs/shapesworld.md).
 """
 
 from __future__ import annotations

@@ -256,9 +256,10 @@ def test_dense_loss_ignores_prompted_samples_and_prefers_matching_patches():
         right = torch.arange(len(DENSE_NAMES)).unsqueeze(0)
         wrong = right.roll(1, dims=1)
         scale = torch.tensor(50.0)
-        assert dense_loss(model, tokens, texts, right, scale) < dense_loss(model, tokens, texts, wrong, scale)
+        right_loss = dense_loss(model, tokens, text_features, right, scale)
+        assert right_loss < dense_loss(model, tokens, text_features, wrong, scale)
         ignored = torch.full_like(right, IGNORE_PATCH)
-        assert float(dense_loss(model, tokens, texts, ignored, scale)) == 0.0
+        assert float(dense_loss(model, tokens, text_features, ignored, scale)) == 0.0
 
 
 def test_prompted_samples_draw_their_blur_kernel_from_the_settings():

@@ -235,14 +235,14 @@ def make_batch(
     return (pixels - mean) / std, tokens, positives, labels, torch.tensor(prompted_classes, dtype=torch.int64)
 
 
-def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tensor, labels: torch.Tensor,
+def dense_loss(model, patch_tokens: torch.Tensor, name_features: torch.Tensor, labels: torch.Tensor,
                scale: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of every patch against the texts of :data:`DENSE_NAMES`.
 
     Arguments:
         model: the CLIP (its ``visual.proj`` projects the patch tokens).
         patch_tokens: B x P x width tokens after ``ln_post``.
-        dense_text_tokens: tokenised :data:`DENSE_NAMES`.
+        name_features: unit text embeddings of :data:`DENSE_NAMES`.
         labels: B x P targets (indices into :data:`DENSE_NAMES`, or :data:`IGNORE_PATCH`).
         scale: the exponentiated logit scale.
 
@@ -252,8 +252,7 @@ def dense_loss(model, patch_tokens: torch.Tensor, dense_text_tokens: torch.Tenso
     if bool((labels == IGNORE_PATCH).all()):
         return patch_tokens.sum() * 0.0
     patches = F.normalize(patch_tokens @ model.visual.proj, dim=-1)
-    texts = F.normalize(model.encode_text(dense_text_tokens), dim=-1)
-    logits = scale * patches @ texts.T
+    logits = scale * patches @ name_features.T
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_PATCH)
 
 
@@ -357,15 +356,17 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
     scale = model.logit_scale.exp()
     contrastive = contrastive_loss(image_features, text_features, scale, positives)
     zero = contrastive.new_zeros(())
-    dense = dense_loss(model, patch_tokens, dense_text_tokens, labels, scale) if settings.dense_weight else zero
+    # both the dense and the prompt-class loss compare with the names: encode them once per batch
+    names = (F.normalize(model.encode_text(dense_text_tokens), dim=-1)
+             if settings.dense_weight or settings.prompt_class_weight else None)
+    dense = dense_loss(model, patch_tokens, names, labels, scale) if settings.dense_weight else zero
     # the affinity loss wants the scene's own layout: prompted samples' labels are not that
     prompted = prompted_classes != IGNORE_PATCH
     scene_labels = labels.masked_fill(prompted[:, None], IGNORE_PATCH)
     affinity = affinity_loss(torch.stack(maps).mean(dim=0), scene_labels) if maps else zero
     prompt_class = zero
     if settings.prompt_class_weight:
-        class_texts = F.normalize(model.encode_text(dense_text_tokens[: len(CLASS_NAMES)]), dim=-1)
-        prompt_class = prompt_class_loss(image_features, class_texts, scale, prompted_classes)
+        prompt_class = prompt_class_loss(image_features, names[: len(CLASS_NAMES)], scale, prompted_classes)
     return BatchLosses(contrastive, dense, affinity, prompt_class)
 
 

@@ -96,6 +96,7 @@ def compute_cams(
     attention_layers: int = CLIP_ES_ATTENTION_LAYERS,
     query_embeddings: Optional[torch.Tensor] = None,
     background_embeddings: Optional[torch.Tensor] = None,
+    center_features: bool = False,
 ) -> CamResult:
     """Grad-CAM for every query at patch-grid resolution, plus CLIP-ES attention.
 
@@ -113,6 +114,14 @@ def compute_cams(
         query_embeddings, background_embeddings: precomputed unit text
             embeddings (N x D, M x D) to reuse across calls; they override the
             names and templates for embedding but ``queries`` still sets N.
+        center_features: not in the reference. Weigh each channel's deviation
+            from its mean over the patches, CAM = ReLU(sum_k alpha_k (A^k - mean A^k)),
+            instead of A^k itself. The two differ by the constant
+            sum_k alpha_k mean(A^k), which only moves where the ReLU cuts: at the
+            image's average evidence instead of at zero. ViT features share a
+            large common component, so that constant can be big enough to
+            light up, or black out, the whole grid. The default, False, is
+            the reference's Grad-CAM.
 
     Returns:
         a :class:`CamResult`.
@@ -137,6 +146,7 @@ def compute_cams(
         target=target,
         attention_layers=attention_layers,
         image_size=rgb.shape[:2],
+        center_features=center_features,
     )
 
 
@@ -185,6 +195,7 @@ def _gradcam_on_grid(
     target: CamTarget,
     attention_layers: int,
     image_size: tuple[int, int],
+    center_features: bool = False,
 ) -> CamResult:
     visual = bundle.model.visual
     blocks = list(visual.transformer.resblocks)
@@ -208,12 +219,19 @@ def _gradcam_on_grid(
         embedding = torch.nn.functional.normalize(_image_embedding(visual, output, target).float(), dim=-1)
         texts = torch.cat([query_embeddings, background_embeddings])
         logits = bundle.model.logit_scale.exp().float() * embedding @ texts.T
-        cams, scores = _batched_cams(logits[0], feature, store["output"], len(query_embeddings), batch_first)
+        cams, scores = _batched_cams(
+            logits[0], feature, store["output"], len(query_embeddings), batch_first, center_features
+        )
         used_fallback = cams.flatten(1).amax(dim=1) <= 0
         if used_fallback.any() and len(background_embeddings):
             # An all-zero CAM carries no location; the reference retries without background words.
             retry, _ = _batched_cams(
-                logits[0, : len(query_embeddings)], feature, store["output"], len(query_embeddings), batch_first
+                logits[0, : len(query_embeddings)],
+                feature,
+                store["output"],
+                len(query_embeddings),
+                batch_first,
+                center_features,
             )
             cams[used_fallback] = retry[used_fallback]
         else:
@@ -244,6 +262,7 @@ def _batched_cams(
     leaf: torch.Tensor,
     num_queries: int,
     batch_first: bool,
+    center_features: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Grad-CAM for the first ``num_queries`` softmax entries in one batched backward.
 
@@ -251,6 +270,8 @@ def _batched_cams(
         logits: K scaled similarities (queries first, then background words).
         feature: 1 x L x D batch-first view of the ``ln_1`` output.
         leaf: the tensor gradients are taken against (``feature`` or its transpose).
+        center_features: subtract each channel's mean over the patches (see
+            :func:`compute_cams`).
 
     Returns:
         (ReLU'd CAMs num_queries x n over the n patch tokens, scores num_queries).
@@ -264,6 +285,8 @@ def _batched_cams(
         gradients = gradients.transpose(1, 2)
     patch_gradients = gradients[:, 0, 1:, :].float()  # num_queries x n x D
     patch_features = feature[0, 1:, :].detach().float()  # n x D
+    if center_features:
+        patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
     channel_weights = patch_gradients.mean(dim=1)  # alpha_k: spatial mean of the gradient
     cams = torch.relu(channel_weights @ patch_features.T)
     return cams, scores[:num_queries].detach()

@@ -122,6 +122,10 @@ class CaR:
         post: ``"crf"``, ``"sam"`` or ``"none"`` (binarise at η).
         use_clip_es: refine CAMs with CLIP-ES (False: plain Grad-CAM proposals,
             the paper's Table 2 middle row).
+        center_cam_features: Grad-CAM weighs each feature's deviation from its
+            mean over the patches, so the ReLU cuts at the image's average
+            evidence instead of at zero (see :func:`carlib.cam.compute_cams`).
+            Not in the reference; False by default.
         recurrent: False runs one step and keeps every query (the "no
             recurrence" baseline of Table 2).
         max_steps: safety cap; the reference has none.
@@ -154,6 +158,7 @@ class CaR:
         mode: Mode = "semantic",
         post: PostProcessing = "crf",
         use_clip_es: bool = True,
+        center_cam_features: bool = False,
         recurrent: bool = True,
         max_steps: int = 10,
         templated_cams_after_first_step: bool = True,
@@ -187,6 +192,7 @@ class CaR:
         self.mode = mode
         self.post = post
         self.use_clip_es = use_clip_es
+        self.center_cam_features = bool(center_cam_features)
         self.recurrent = recurrent
         self.max_steps = max_steps
         self.templated_cams_after_first_step = templated_cams_after_first_step
@@ -333,6 +339,7 @@ class CaR:
                 group,
                 attention_layers=CLIP_ES_ATTENTION_LAYERS if self.use_clip_es else 0,
                 background_embeddings=background,
+                center_features=self.center_cam_features,
             )
             cams.append(result.upsampled())
             if self.use_clip_es:

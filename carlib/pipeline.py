@@ -95,6 +95,7 @@ def car_from_preset(
         confidence_threshold=preset.confidence_threshold,
         clipes_threshold=preset.clipes_threshold,
         use_clip_es=preset.use_clip_es,
+        center_cam_features=preset.center_cam_features,
         prompt_kinds=preset.prompt_kinds,
         blur_kernel=preset.blur_kernel,
         background=preset.background,

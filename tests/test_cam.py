@@ -60,7 +60,15 @@ class _GridGradCAM(GradCAM):
         return self._grid[1], self._grid[0]
 
 
-def _reference_cams(bundle, image, queries, background, grid_only: bool):
+class _CenteredGridGradCAM(_GridGradCAM):
+    """The package's Grad-CAM weights applied to activations centred over the grid (``center_features``)."""
+
+    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth=False):
+        activations = activations - activations.mean(axis=(2, 3), keepdims=True)
+        return super().get_cam_image(input_tensor, target_layer, targets, activations, grads, eigen_smooth)
+
+
+def _reference_cams(bundle, image, queries, background, grid_only: bool, centered: bool = False):
     texts = torch.cat(
         [encode_texts(bundle, queries), encode_texts(bundle, background, (BACKGROUND_TEMPLATE,))]
     )
@@ -71,7 +79,7 @@ def _reference_cams(bundle, image, queries, background, grid_only: bool):
     def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
         return tokens[:, 1:, :].reshape(tokens.shape[0], grid[0], grid[1], -1).permute(0, 3, 1, 2)
 
-    cam_class = _GridGradCAM if grid_only else GradCAM
+    cam_class = (_CenteredGridGradCAM if centered else _GridGradCAM) if grid_only else GradCAM
     extra = {"grid": grid} if grid_only else {}
     try:
         with cam_class(
@@ -95,6 +103,19 @@ def test_matches_pytorch_grad_cam_on_patch_grid(vit_b16, noise_image):
     np.testing.assert_allclose(ours.cams, reference, atol=1e-5)
     # The maps must differ between queries, or the comparison above proves little.
     assert np.abs(ours.cams[0] - ours.cams[1]).max() > 0.05
+
+
+def test_centred_features_match_the_package_on_centred_activations(vit_b16, noise_image):
+    ours = compute_cams(vit_b16, noise_image, QUERIES, BACKGROUND, attention_layers=0, center_features=True)
+    reference = _reference_cams(vit_b16, noise_image, QUERIES, BACKGROUND, grid_only=True, centered=True)
+    np.testing.assert_allclose(ours.cams, reference, atol=1e-5)
+    plain = compute_cams(vit_b16, noise_image, QUERIES, BACKGROUND, attention_layers=0)
+    # Centring only moves where the ReLU cuts, so it must change some maps but not the scores.
+    assert np.abs(ours.cams - plain.cams).max() > 0.05
+    np.testing.assert_allclose(ours.scores, plain.scores, rtol=1e-6)
+    # Cut at the grid's mean evidence: each map is zero on part of the grid and positive elsewhere.
+    zero_share = (ours.cams.reshape(len(QUERIES), -1) == 0).mean(axis=1)
+    assert ((zero_share > 0.05) & (zero_share < 0.95)).all()
 
 
 def test_full_resolution_equals_reference_up_to_its_second_normalisation(vit_b16, noise_image):

@@ -127,6 +127,14 @@ def test_referring_mode_computes_each_cam_alone(small):
     assert np.abs(joint[1] - alone[1]).max() > 1e-3
 
 
+def test_centred_cam_features_reach_the_proposals(small):
+    centred, _ = _car(small, [{"a": 0.9, "b": 0.9}], center_cam_features=True, use_clip_es=False)
+    plain, _ = _car(small, [{"a": 0.9, "b": 0.9}], use_clip_es=False)
+    cams = centred.segment(IMAGE, ["a", "b"]).steps[0].cams
+    np.testing.assert_allclose(cams, carlib.gradcam(small, IMAGE, ["a", "b"], center_features=True), atol=1e-5)
+    assert np.abs(cams - plain.segment(IMAGE, ["a", "b"]).steps[0].cams).max() > 1e-3
+
+
 class RecordingClassifier(ScriptedClassifier):
     """A scripted classifier that also keeps the prompted images it was shown."""
 
@@ -255,4 +263,5 @@ def test_car_from_preset_carries_the_preset_prompt_settings(small, name):
     preset = carlib.get_preset(name)
     car = car_from_preset(preset, LoadedModels(small, small, "test"), post="none")
     assert car.blur_kernel == preset.blur_kernel and car.prompt_kinds == preset.prompt_kinds
+    assert car.center_cam_features == preset.center_cam_features
     assert (car.mask_threshold, car.confidence_threshold) == (preset.mask_threshold, preset.confidence_threshold)

@@ -63,6 +63,7 @@ def test_section_8_values(name):
     assert len(preset.prompt_kinds) == len(prompts)
     assert preset.classifier_model == classifier
     assert preset.blur_kernel == 15  # spec section 5: the reference's 15 x 15 Gaussian
+    assert preset.center_cam_features is False  # the reference's Grad-CAM
     # Every published configuration proposes masks with OpenAI's ViT-B/16.
     assert (preset.proposal_model, preset.proposal_pretrained) == ("ViT-B-16", "openai")
     assert preset.classifier_pretrained == "openai"
@@ -297,6 +298,7 @@ def test_shapes_preset_is_offline_and_uses_shapesworld_names():
         presets.SHAPES_MASK_THRESHOLD, presets.SHAPES_CONFIDENCE_THRESHOLD, presets.SHAPES_CLIPES_THRESHOLD,
     )
     assert preset.blur_kernel == presets.SHAPES_BLUR_KERNEL
+    assert preset.center_cam_features is presets.SHAPES_CENTER_CAM_FEATURES
     # The small CLIP was trained on these caption forms; the classifier must use only those.
     assert preset.templates and set(preset.templates) <= set(SINGLE_TEMPLATES)
 

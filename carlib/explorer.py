@@ -27,8 +27,8 @@ UPLOADED = "(uploaded picture)"
 class Explorer:
     """Widgets around one :class:`carlib.tutorial.Tutorial` session.
 
-    Changing the picture, the words, η, θ, λ, the prompt kinds or the
-    post-processing re-runs CaR (a fraction of a second with the ShapesWorld
+    Changing the picture, the words, η, θ, λ, the prompt kinds, the
+    post-processing or Grad-CAM centring re-runs CaR (a fraction of a second with the ShapesWorld
     CLIP; uncheck ``auto_run`` and press *Run* for slow models); the step
     slider only redraws, from the stored trace.
 
@@ -61,6 +61,7 @@ class Explorer:
                                        **{**slider, "min": 0.1, "max": 0.9})
         self.prompts = widgets.SelectMultiple(options=list(PROMPT_KINDS), value=tuple(preset.prompt_kinds),
                                               description="prompts", rows=len(PROMPT_KINDS))
+        self.centred_cam = widgets.Checkbox(value=preset.center_cam_features, description="centred CAM")
         posts = ["crf", "none"] + (["sam"] if self._sam() is not None else [])
         self.post = widgets.Dropdown(options=posts, value=preset.post if preset.post in posts else "crf",
                                      description="post")
@@ -70,7 +71,8 @@ class Explorer:
         self.status = widgets.HTML()
         self.output = widgets.Output()
 
-        for control in (self.image, self.queries, self.eta, self.theta, self.lam, self.prompts, self.post):
+        for control in (self.image, self.queries, self.eta, self.theta, self.lam, self.prompts, self.post,
+                        self.centred_cam):
             control.observe(self._setting_changed, names="value")
         self.upload.observe(self._uploaded_changed, names="value")
         self.run_button.on_click(lambda _: self.run())
@@ -80,7 +82,7 @@ class Explorer:
             widgets.HBox([self.image, self.upload]),
             self.queries,
             widgets.HBox([widgets.VBox([self.eta, self.theta, self.lam]), self.prompts,
-                          widgets.VBox([self.post, self.auto_run, self.run_button])]),
+                          widgets.VBox([self.post, self.centred_cam, self.auto_run, self.run_button])]),
             self.step,
             self.status,
             self.output,
@@ -138,7 +140,8 @@ class Explorer:
             self.status.value = "<b>choose at least one prompt kind</b>"
             return None
         options = dict(mask_threshold=self.eta.value, confidence_threshold=self.theta.value,
-                       clipes_threshold=self.lam.value, prompt_kinds=tuple(self.prompts.value), post=self.post.value)
+                       clipes_threshold=self.lam.value, prompt_kinds=tuple(self.prompts.value), post=self.post.value,
+                       center_cam_features=self.centred_cam.value)
         if self.post.value == "sam":
             options["sam_source"] = self._sam()
         car = self.session.car(**options)

@@ -60,6 +60,18 @@ def test_sliders_rerun_car_with_the_same_result_as_calling_it_directly(explorer,
     assert np.array_equal(explorer.result.label_map, expected.label_map)
 
 
+def test_the_centring_checkbox_reruns_with_plain_grad_cam(explorer, session):
+    assert explorer.centred_cam.value is session.preset.center_cam_features
+    centred_cams = explorer.result.steps[0].cams
+    explorer.centred_cam.value = not explorer.centred_cam.value
+    direct = session.car(mask_threshold=explorer.eta.value, confidence_threshold=explorer.theta.value,
+                         clipes_threshold=explorer.lam.value, prompt_kinds=tuple(explorer.prompts.value),
+                         post=explorer.post.value, center_cam_features=explorer.centred_cam.value)
+    expected = direct.segment(explorer.picture, explorer.result.queries)
+    np.testing.assert_array_equal(explorer.result.steps[0].cams, expected.steps[0].cams)
+    assert np.abs(explorer.result.steps[0].cams - centred_cams).max() > 1e-3
+
+
 def test_a_high_theta_keeps_only_what_clears_it(explorer):
     explorer.theta.value = 0.95
     kept_scores = explorer.result.scores[explorer.result.kept]

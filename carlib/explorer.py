@@ -28,9 +28,9 @@ class Explorer:
     """Widgets around one :class:`carlib.tutorial.Tutorial` session.
 
     Changing the picture, the words, η, θ, λ, the prompt kinds, the
-    post-processing or Grad-CAM centring re-runs CaR (a fraction of a second with the ShapesWorld
-    CLIP; uncheck ``auto_run`` and press *Run* for slow models); the step
-    slider only redraws, from the stored trace.
+    post-processing or Grad-CAM centring re-runs CaR (a fraction of a second
+    with the ShapesWorld CLIP; uncheck ``auto_run`` and press *Run* for slow
+    models); the step slider only redraws, from the stored trace.
 
     Attributes:
         result: the latest :class:`carlib.CarResult` (None before the first run).

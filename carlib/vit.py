@@ -2,15 +2,18 @@
 
 CaR feeds the proposal CLIP images at about their native resolution, so the
 positional embedding is resized to the input's patch grid. This module also
-reads the attention weights that CLIP-ES needs, which ``nn.MultiheadAttention``
-does not return when open_clip calls it.
+recomputes the attention weights that CLIP-ES needs, which open_clip's blocks
+do not return, from any attention module that exposes its query and key
+projections (``nn.MultiheadAttention``, open_clip's own ``Attention``, packed
+``qkv`` or separate ``q_proj``/``k_proj`` layers).
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -72,37 +75,165 @@ def run_block(block: torch.nn.Module, tokens: torch.Tensor, batch_first: bool) -
     return block(tokens.transpose(0, 1)).transpose(0, 1)
 
 
+SUPPORTED_ATTENTION = "an attention module exposing in_proj_weight, qkv, or q_proj/k_proj plus num_heads"
+
+
+@dataclass
+class HeadQueryKey:
+    """Per-head queries and keys of one attention module, and how its logits are formed.
+
+    Attributes:
+        query: float32 B x heads x L x d_head.
+        key: float32 B x heads x L x d_head.
+        scale: multiplier of the logits, a float or a float32 heads x 1 x 1
+            tensor; None means the usual 1/sqrt(d_head).
+        cosine: True for scaled cosine attention (Swin V2): logits are
+            cos(q, k) * scale instead of q·k * scale.
+    """
+
+    query: torch.Tensor
+    key: torch.Tensor
+    scale: Optional[Union[float, torch.Tensor]] = None
+    cosine: bool = False
+
+    def logits(self) -> torch.Tensor:
+        """Attention logits, float32 B x heads x L x L (rows: queries, columns: keys)."""
+        if self.cosine:
+            cosines = F.normalize(self.query, dim=-1) @ F.normalize(self.key, dim=-1).transpose(-2, -1)
+            return cosines * (1.0 if self.scale is None else self.scale)
+        products = self.query @ self.key.transpose(-2, -1)
+        if self.scale is None:
+            # Dividing (not multiplying by the reciprocal) keeps nn.MultiheadAttention's
+            # maps bit-identical to what carlib returned before the adapter existed.
+            return products / math.sqrt(self.query.shape[-1])
+        return products * self.scale
+
+
+def head_query_key(attention: torch.nn.Module, tokens: torch.Tensor) -> HeadQueryKey:
+    """Per-head queries and keys of a self-attention module for batch-first tokens.
+
+    Supported modules, checked in this order:
+
+    - ``torch.nn.MultiheadAttention``, with a fused ``in_proj_weight`` or separate
+      ``q_proj_weight``/``k_proj_weight``, and optional ``in_proj_bias``;
+    - any module with a packed (q, k, v) ``in_proj_weight`` (3D' x D) and
+      ``num_heads``, such as open_clip's ``Attention``: its ``ln_q``/``ln_k``
+      (qk-norm), its ``scale`` and its scaled-cosine ``logit_scale`` (clamped
+      at ``logit_scale_max``) are honoured;
+    - a module with a packed ``qkv`` ``nn.Linear`` and ``num_heads`` (timm);
+    - a module with ``q_proj`` and ``k_proj`` ``nn.Linear`` and ``num_heads``
+      (Hugging Face).
+
+    Projections run in the module's dtype, as the model's own forward does;
+    queries and keys are then cast to float32.
+
+    Arguments:
+        attention: the attention module.
+        tokens: B x L x D batch-first input of the attention (a block's ``ln_1`` output).
+
+    Returns:
+        a :class:`HeadQueryKey`.
+
+    Raises:
+        NotImplementedError: the module is none of the above, or is an
+            ``nn.MultiheadAttention`` whose keys are not the L tokens
+            (``add_bias_kv``, ``add_zero_attn``).
+    """
+    if isinstance(attention, torch.nn.MultiheadAttention):
+        return _multihead_query_key(attention, tokens)
+    heads = getattr(attention, "num_heads", None)
+    if heads is not None:
+        in_proj_weight = getattr(attention, "in_proj_weight", None)
+        if isinstance(in_proj_weight, torch.Tensor):
+            width = in_proj_weight.shape[0] // 3
+            bias = getattr(attention, "in_proj_bias", None)
+            query, key = F.linear(
+                tokens, in_proj_weight[: 2 * width], None if bias is None else bias[: 2 * width]
+            ).chunk(2, dim=-1)
+            return _split_heads(attention, query, key, heads)
+        qkv = getattr(attention, "qkv", None)
+        if isinstance(qkv, torch.nn.Linear):
+            query, key, _ = qkv(tokens).chunk(3, dim=-1)
+            return _split_heads(attention, query, key, heads)
+        q_proj, k_proj = getattr(attention, "q_proj", None), getattr(attention, "k_proj", None)
+        if isinstance(q_proj, torch.nn.Linear) and isinstance(k_proj, torch.nn.Linear):
+            return _split_heads(attention, q_proj(tokens), k_proj(tokens), heads)
+    raise NotImplementedError(
+        f"cannot read attention weights from {type(attention).__name__}: CLIP-ES needs {SUPPORTED_ATTENTION}"
+    )
+
+
+def _multihead_query_key(attention: torch.nn.MultiheadAttention, tokens: torch.Tensor) -> HeadQueryKey:
+    if attention.bias_k is not None or attention.add_zero_attn:
+        # Both append keys beyond the L tokens, so the map would not be L x L.
+        raise NotImplementedError(
+            "cannot read attention weights from nn.MultiheadAttention with add_bias_kv or add_zero_attn"
+        )
+    width = attention.embed_dim
+    bias = attention.in_proj_bias
+    if attention._qkv_same_embed_dim:
+        query_key = F.linear(
+            tokens, attention.in_proj_weight[: 2 * width], None if bias is None else bias[: 2 * width]
+        ).float()
+        query, key = query_key.chunk(2, dim=-1)
+    else:
+        query = F.linear(tokens, attention.q_proj_weight, None if bias is None else bias[:width]).float()
+        key = F.linear(tokens, attention.k_proj_weight, None if bias is None else bias[width : 2 * width]).float()
+    batch, length, _ = query.shape
+    head_dim = width // attention.num_heads
+    query = query.view(batch, length, attention.num_heads, head_dim).transpose(1, 2)
+    key = key.view(batch, length, attention.num_heads, head_dim).transpose(1, 2)
+    return HeadQueryKey(query, key)
+
+
+def _split_heads(attention: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, heads: int) -> HeadQueryKey:
+    """Reshape projected queries and keys to heads and apply the module's qk-norm and logit scale."""
+    batch, length, width = query.shape
+    query = query.reshape(batch, length, heads, width // heads).transpose(1, 2)
+    key = key.reshape(batch, length, heads, width // heads).transpose(1, 2)
+    logit_scale = getattr(attention, "logit_scale", None)
+    if isinstance(logit_scale, torch.Tensor):
+        # open_clip's scaled-cosine branch skips ln_q/ln_k (it cannot be combined with qk-norm).
+        limit = getattr(attention, "logit_scale_max", None)
+        scale = (logit_scale if limit is None else logit_scale.clamp(max=limit)).float().exp()
+        return HeadQueryKey(query.float(), key.float(), scale=scale, cosine=True)
+    # open_clip names its qk-norm layers ln_q/ln_k, timm names them q_norm/k_norm.
+    query = _first_layer(attention, ("ln_q", "q_norm"))(query)
+    key = _first_layer(attention, ("ln_k", "k_norm"))(key)
+    scale = getattr(attention, "scale", None)
+    return HeadQueryKey(query.float(), key.float(), scale=None if scale is None else float(scale))
+
+
+def _first_layer(module: torch.nn.Module, names: tuple[str, ...]) -> torch.nn.Module:
+    """The first of ``names`` that is a submodule of ``module``, else the identity."""
+    for name in names:
+        layer = getattr(module, name, None)
+        if isinstance(layer, torch.nn.Module):
+            return layer
+    return torch.nn.Identity()
+
+
 def attention_weights(block: torch.nn.Module, normed_tokens: torch.Tensor) -> torch.Tensor:
     """Head-averaged softmax attention of one block, recomputed from its input.
 
-    ``open_clip`` calls ``nn.MultiheadAttention`` with ``need_weights=False``, so
-    the weights are recomputed here from the block's ``ln_1`` output and the
-    attention's input projection: softmax(q kᵀ / sqrt(d_head)), averaged over heads.
+    open_clip's blocks return no attention weights, so they are recomputed from
+    the block's ``ln_1`` output and the queries and keys of ``block.attn`` (see
+    :func:`head_query_key` for the modules that work): softmax of the logits
+    (q kᵀ / sqrt(d_head) by default), in float32, averaged over heads.
 
     Arguments:
-        block: an open_clip ``ResidualAttentionBlock`` (``attn`` is ``nn.MultiheadAttention``).
+        block: a residual block whose ``attn`` is a supported attention module,
+            e.g. open_clip's ``ResidualAttentionBlock`` (``nn.MultiheadAttention``)
+            or ``CustomResidualAttentionBlock`` (open_clip's ``Attention``).
         normed_tokens: B x L x D, the output of ``block.ln_1`` (batch-first).
 
     Returns:
-        B x L x L attention (rows: queries, columns: keys), rows sum to 1.
+        float32 B x L x L attention (rows: queries, columns: keys), rows sum to 1.
+
+    Raises:
+        NotImplementedError: ``block.attn`` is not a supported attention module.
     """
-    attention = block.attn
-    if not isinstance(attention, torch.nn.MultiheadAttention) or not attention._qkv_same_embed_dim:
-        raise NotImplementedError(
-            f"attention maps need nn.MultiheadAttention with a fused in-projection; got {type(attention).__name__}"
-        )
-    heads = attention.num_heads
-    query_key = F.linear(
-        normed_tokens,
-        attention.in_proj_weight[: 2 * attention.embed_dim],
-        None if attention.in_proj_bias is None else attention.in_proj_bias[: 2 * attention.embed_dim],
-    ).float()
-    query, key = query_key.chunk(2, dim=-1)
-    batch, length, width = query.shape
-    query = query.view(batch, length, heads, width // heads).transpose(1, 2)
-    key = key.view(batch, length, heads, width // heads).transpose(1, 2)
-    logits = query @ key.transpose(-2, -1) / math.sqrt(width // heads)
-    return logits.softmax(dim=-1).mean(dim=1)
+    return head_query_key(block.attn, normed_tokens).logits().softmax(dim=-1).mean(dim=1)
 
 
 @contextmanager

@@ -2,8 +2,14 @@
 
 One entry point, :func:`load_clip`, returns a :class:`ClipBundle` holding the
 model with everything CaR needs beside it (tokenizer, preprocessing, patch
-size). Weights are never unpickled as arbitrary objects: checkpoints are read
-with ``safetensors`` or ``torch.load(weights_only=True)``.
+size). Weights are never unpickled as arbitrary objects (see
+:mod:`carlib.checkpoints`).
+
+OpenAI's weights were trained with QuickGELU; an open_clip model built with
+plain GELU loads them without complaint and computes wrong embeddings. So the
+activation is decided before the model is built, from the tag or from the
+checkpoint file itself (:func:`infer_activation`), and every bundle says in
+one line which was chosen and why (:attr:`ClipBundle.weights_note`).
 """
 
 from __future__ import annotations
@@ -20,21 +26,23 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import open_clip
 import torch
 
+from carlib.checkpoints import CheckpointError, open_checkpoint
+from carlib.files import atomic_write
 from carlib.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+logger = logging.getLogger("carlib")
 
 WEIGHTS_DIR_ENV = "CARLIB_WEIGHTS_DIR"
 DATA_DIR_ENV = "CARLIB_DATA_DIR"
 SHAPES_MODEL_NAME = "shapes"
 PRECISIONS = ("fp32", "fp16", "bf16")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+SEEDED_WEIGHTS_KEY = "carlib_seeded_random_weights"
+"""Safetensors metadata key marking a file written by :func:`write_seeded_weights` (its value: the seed)."""
 
 
 class WeightsNotFoundError(FileNotFoundError):
     """Pretrained weights are neither on disk nor downloadable; the message says where to put them."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file exists but cannot be read as a state dict for the requested model."""
 
 
 @dataclass
@@ -53,6 +61,11 @@ class ClipBundle:
         patch_size: ViT patch size in pixels.
         device: where the model lives.
         dtype: the model's parameter dtype.
+        activation: ``"QuickGELU"`` or ``"GELU"``, the MLP activation the model was built with.
+        weights_note: one line saying where the weights came from and why
+            that activation was chosen (also logged by :func:`load_clip`).
+        seeded_random: True for random weights, including files written by
+            :func:`write_seeded_weights`: the model computes nothing meaningful.
     """
 
     name: str
@@ -65,6 +78,9 @@ class ClipBundle:
     patch_size: int
     device: torch.device
     dtype: torch.dtype
+    activation: str = "GELU"
+    weights_note: str = ""
+    seeded_random: bool = False
 
     @property
     def num_layers(self) -> int:
@@ -126,8 +142,9 @@ def load_clip(
         precision: ``"fp32"``, ``"fp16"`` (CUDA only) or ``"bf16"``.
         seed: seed for random weights (only used when ``pretrained`` is None).
         quick_gelu: use QuickGELU activations (what OpenAI's weights were trained
-            with). ``None`` follows the tag's metadata; for a checkpoint path it
-            defaults to True when the name ends in ``-quickgelu``.
+            with). ``None`` infers it from the tag or the checkpoint file
+            (:func:`infer_activation`); the choice and its reason are logged and
+            kept in :attr:`ClipBundle.weights_note`.
 
     Returns:
         a :class:`ClipBundle` in eval mode with gradients disabled on parameters.
@@ -148,6 +165,8 @@ def load_clip(
     bundle.model.to(device=resolved_device, dtype=dtype)
     bundle.device = resolved_device
     bundle.dtype = dtype
+    if bundle.weights_note:
+        (logger.warning if bundle.seeded_random and bundle.pretrained else logger.info)(bundle.weights_note)
     return bundle
 
 
@@ -163,6 +182,94 @@ def fetch_weights(name: str, pretrained: str) -> Path:
     return _locate_tag_weights(name, pretrained, tag_cfg)
 
 
+@dataclass(frozen=True)
+class ActivationChoice:
+    """Which MLP activation a model is built with, and why.
+
+    Attributes:
+        quick_gelu: True for QuickGELU (x * sigmoid(1.702 x), what OpenAI trained with).
+        reason: the evidence, in words.
+    """
+
+    quick_gelu: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return "QuickGELU" if self.quick_gelu else "GELU"
+
+
+def infer_activation(
+    name: str,
+    *,
+    tag_cfg: Optional[dict] = None,
+    checkpoint: Optional[Path] = None,
+    openai_metadata: Sequence[str] = (),
+    quick_gelu: Optional[bool] = None,
+) -> ActivationChoice:
+    """Decide QuickGELU or GELU for a model about to receive some weights.
+
+    The evidence, strongest first: an explicit ``quick_gelu``; a model name
+    ending in ``-quickgelu``; the tag's metadata (every ``openai`` tag says
+    QuickGELU); for a checkpoint file, OpenAI's metadata entries in the state
+    dict (``input_resolution``, ``context_length``, ``vocab_size``: OpenAI's own
+    format), an ``open_clip_config.json`` beside the file (the Hugging Face
+    hub layout), or the file lying where a tag's download goes (a
+    ``<name>-<tag>`` folder, or the tag's repository in the Hugging Face cache).
+    Without any of these it is GELU, open_clip's default for every non-OpenAI
+    checkpoint.
+
+    Arguments:
+        name: the open_clip model name.
+        tag_cfg: the pretrained tag's config, when weights come by tag.
+        checkpoint: the checkpoint file, when weights come from a path.
+        openai_metadata: which OpenAI metadata entries the file holds.
+        quick_gelu: the caller's explicit choice, if any.
+
+    Returns:
+        an :class:`ActivationChoice`.
+    """
+    if quick_gelu is not None:
+        return ActivationChoice(bool(quick_gelu), f"quick_gelu={bool(quick_gelu)} was asked for")
+    if name.endswith("-quickgelu"):
+        return ActivationChoice(True, "the model name ends in -quickgelu")
+    if tag_cfg is not None:
+        tag_says = bool(tag_cfg.get("quick_gelu", False))
+        return ActivationChoice(tag_says, "the pretrained tag says so" + ("; OpenAI trained with QuickGELU" * tag_says))
+    if checkpoint is None:
+        return ActivationChoice(False, "random weights: open_clip's default")
+    if openai_metadata:
+        return ActivationChoice(True, f"an OpenAI-format state dict: it holds {', '.join(openai_metadata)}")
+    config = checkpoint.parent / "open_clip_config.json"
+    if config.is_file():
+        try:
+            model_cfg = json.loads(config.read_text()).get("model_cfg", {})
+        except (json.JSONDecodeError, AttributeError):
+            model_cfg = {}
+        if isinstance(model_cfg, dict) and "quick_gelu" in model_cfg:
+            return ActivationChoice(bool(model_cfg["quick_gelu"]), f"quick_gelu in {config.name} beside the file")
+    tag = _tag_of_location(name, checkpoint)
+    if tag is not None:
+        tag_says = bool(open_clip.get_pretrained_cfg(name, tag).get("quick_gelu", False))
+        return ActivationChoice(tag_says, f"the file lies where the {tag!r} tag's weights are downloaded")
+    return ActivationChoice(
+        False,
+        "no sign of OpenAI weights: no OpenAI metadata entries, no open_clip_config.json beside it, not in a "
+        f"{name}-openai folder; if these are OpenAI's weights, pass quick_gelu=True (CLI: --activation quickgelu)",
+    )
+
+
+def _tag_of_location(name: str, checkpoint: Path) -> Optional[str]:
+    """The tag whose download location holds ``checkpoint``: ``<name>-<tag>/`` or the tag's hub cache folder."""
+    folders = [part for part in checkpoint.resolve().parts[:-1]] + [part for part in checkpoint.parts[:-1]]
+    for tag in open_clip.list_pretrained_tags_by_model(name):
+        repo = (open_clip.get_pretrained_cfg(name, tag).get("hf_hub") or "").strip("/")
+        cache_folder = "models--" + repo.replace("/", "--") if repo else None
+        if f"{name}-{tag}" in folders or (cache_folder and cache_folder in folders):
+            return tag
+    return None
+
+
 def _load_open_clip(
     name: str, pretrained: Optional[str], *, seed: int, quick_gelu: Optional[bool]
 ) -> ClipBundle:
@@ -171,13 +278,13 @@ def _load_open_clip(
             f"unknown model name {name!r}; use 'shapes' or an open_clip name such as "
             "'ViT-B-16' or 'ViT-L-14' (see open_clip.list_models())"
         )
-    checkpoint: Optional[Path] = None
-    tag_cfg: dict = {}
+    path: Optional[Path] = None
+    tag_cfg: Optional[dict] = None
     if pretrained is not None:
         if _looks_like_path(pretrained):
-            checkpoint = Path(pretrained).expanduser()
-            if not checkpoint.is_file():
-                raise WeightsNotFoundError(f"checkpoint file not found: {checkpoint}")
+            path = Path(pretrained).expanduser()
+            if not path.is_file():
+                raise WeightsNotFoundError(f"checkpoint file not found: {path}")
         else:
             tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
             if not tag_cfg:
@@ -186,17 +293,30 @@ def _load_open_clip(
                     f"unknown pretrained tag {pretrained!r} for {name}; known tags: {tags}, "
                     "or pass the path of a local checkpoint file"
                 )
-            checkpoint = _locate_tag_weights(name, pretrained, tag_cfg)
-    if quick_gelu is None:
-        quick_gelu = bool(tag_cfg.get("quick_gelu", False)) or name.endswith("-quickgelu")
-
+            path = _locate_tag_weights(name, pretrained, tag_cfg)
+    # The file's header is read first: the activation must be known before the model is built.
+    checkpoint = open_checkpoint(path) if path is not None else None
+    activation = infer_activation(
+        name,
+        tag_cfg=tag_cfg,
+        checkpoint=path if tag_cfg is None else None,
+        openai_metadata=checkpoint.openai_metadata if checkpoint is not None else (),
+        quick_gelu=quick_gelu,
+    )
     with torch.random.fork_rng(devices=[]), _quiet_open_clip_logging():
         torch.manual_seed(seed)
-        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=activation.quick_gelu)
+    seeded = checkpoint is None or SEEDED_WEIGHTS_KEY in checkpoint.metadata
     if checkpoint is not None:
-        _load_checkpoint_into(model, checkpoint, name)
+        checkpoint.load_into(model, name)
+    source = f"seed {seed}" if checkpoint is None else f"{pretrained!r} ({path})" if tag_cfg else str(path)
+    note = f"{name} weights from {source}: {activation.name} ({activation.reason})"
+    if checkpoint is not None and seeded:
+        note += (f"; SEEDED RANDOM weights written by `carlib weights --random-seed` (seed "
+                 f"{checkpoint.metadata[SEEDED_WEIGHTS_KEY]}): results mean nothing, delete the file for real ones")
 
     preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    tag_cfg = tag_cfg or {}
     mean = tuple(tag_cfg.get("mean", preprocess_cfg.get("mean", OPENAI_CLIP_MEAN)))
     std = tuple(tag_cfg.get("std", preprocess_cfg.get("std", OPENAI_CLIP_STD)))
     preprocess = open_clip.image_transform(model.visual.image_size, is_train=False, mean=mean, std=std)
@@ -211,7 +331,47 @@ def _load_open_clip(
         patch_size=_patch_size(model),
         device=torch.device("cpu"),
         dtype=torch.float32,
+        activation=activation.name,
+        weights_note=note,
+        seeded_random=seeded,
     )
+
+
+def write_seeded_weights(name: str, tag: str = "openai", seed: int = 0) -> Path:
+    """Write seeded random weights of ``name`` exactly where ``tag``'s download would put them.
+
+    This runs the real-weights path (``load_clip(name, "openai")``, ``--model
+    openai``) end to end on a machine that cannot download, as the test suite
+    and the benchmarks do: the architecture, the file format and location and
+    the loading code are the real ones; the numbers are meaningless. The file
+    is marked in its metadata, so every later load says so. An existing file
+    that is not such a marked one (real weights) is never overwritten.
+
+    Arguments:
+        name: an open_clip model name (``"ViT-B-16"``, ``"ViT-L-14"``).
+        tag: the pretrained tag whose location to fill (its activation is used).
+        seed: the random seed.
+
+    Returns:
+        the path of the written ``open_clip_model.safetensors``.
+
+    Raises:
+        ValueError: unknown name or tag, or real weights already at that place.
+    """
+    tag_cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not tag_cfg:
+        raise ValueError(f"unknown pretrained tag {tag!r} for {name!r}")
+    target = _weights_dir() / f"{name}-{tag}" / _hub_filenames()[0]
+    if target.is_file():
+        existing = open_checkpoint(target)
+        if SEEDED_WEIGHTS_KEY not in existing.metadata:
+            raise ValueError(f"{target} holds real weights; carlib never overwrites them with random ones")
+    bundle = _load_open_clip(name, None, seed=seed, quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
+    from safetensors.torch import save_file
+
+    state = {key: value.contiguous() for key, value in bundle.model.state_dict().items()}
+    metadata = {"format": "pt", SEEDED_WEIGHTS_KEY: str(seed)}
+    return atomic_write(lambda temporary: save_file(state, temporary, metadata=metadata), target)
 
 
 def _load_shapes_clip(pretrained: Optional[str]) -> ClipBundle:
@@ -231,7 +391,7 @@ def _load_shapes_clip(pretrained: Optional[str]) -> ClipBundle:
     except (json.JSONDecodeError, KeyError) as error:
         raise CheckpointError(f"{config_path} is not a valid ShapesWorld config: {error}") from error
     model = open_clip.CLIP(**model_cfg)
-    _load_checkpoint_into(model, weights_path, SHAPES_MODEL_NAME)
+    open_checkpoint(weights_path).load_into(model, SHAPES_MODEL_NAME)
     mean = tuple(config.get("mean", OPENAI_CLIP_MEAN))
     std = tuple(config.get("std", OPENAI_CLIP_STD))
     image_size = config.get("image_size", model.visual.image_size)
@@ -246,6 +406,9 @@ def _load_shapes_clip(pretrained: Optional[str]) -> ClipBundle:
         patch_size=_patch_size(model),
         device=torch.device("cpu"),
         dtype=torch.float32,
+        activation="QuickGELU" if model_cfg.get("quick_gelu") else "GELU",
+        weights_note=f"the ShapesWorld CLIP from {folder}: {'QuickGELU' if model_cfg.get('quick_gelu') else 'GELU'}, "
+        "as its config.json says it was trained",
     )
 
 
@@ -271,56 +434,6 @@ def _patch_size(model: torch.nn.Module) -> int:
 
 def _looks_like_path(value: str) -> bool:
     return os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES) or Path(value).expanduser().exists()
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file into a flat state dict without unpickling arbitrary objects.
-
-    Accepts ``.safetensors``, and ``torch.save`` files holding a state dict (OpenAI
-    or open_clip key names, optionally under ``"state_dict"`` and with a
-    ``"module."`` prefix from DistributedDataParallel).
-
-    Raises:
-        CheckpointError: unreadable, corrupt, or not a state dict.
-    """
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            loaded: Any = load_file(str(path), device="cpu")
-        else:
-            loaded = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # any reader failure means the file is unusable
-        hint = ""
-        if "TorchScript" in str(error) or "constants.pkl" in str(error):
-            hint = (
-                " It looks like an OpenAI TorchScript archive; carlib does not execute those. "
-                "Use the open_clip weights instead (open_clip_model.safetensors)."
-            )
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}.{hint}") from error
-    if isinstance(loaded, dict) and "state_dict" in loaded:
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    if loaded and all(key.startswith("module.") for key in loaded):
-        loaded = {key[len("module."):]: value for key, value in loaded.items()}
-    return loaded
-
-
-def _load_checkpoint_into(model: torch.nn.Module, path: Path, name: str) -> None:
-    state_dict = read_state_dict(path)
-    for key in ("input_resolution", "context_length", "vocab_size"):
-        state_dict.pop(key, None)  # metadata entries of OpenAI's original state dicts
-    if "logit_scale" in state_dict and state_dict["logit_scale"].ndim != model.logit_scale.ndim:
-        state_dict["logit_scale"] = state_dict["logit_scale"].reshape(model.logit_scale.shape)
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as error:
-        summary = str(error).splitlines()[0]
-        raise CheckpointError(
-            f"checkpoint {path} does not fit model {name!r}: {summary} "
-            "(check that the model name matches the checkpoint)"
-        ) from error
 
 
 def _hub_filenames() -> tuple[str, ...]:

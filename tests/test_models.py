@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import pickle
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 import carlib
-from carlib.models import CheckpointError, WeightsNotFoundError, _hub_reachable
+from carlib.models import CheckpointError, WeightsNotFoundError, _hub_reachable, write_seeded_weights
 from carlib.vit import interpolate_positional_embedding
 
 SMALL = "ViT-S-32"  # a real open_clip architecture small enough to save and reload quickly
@@ -176,3 +178,112 @@ def test_patch_grid_follows_the_input(vit_b16):
         image = np.full((height, width, 3), 128, dtype=np.uint8)
         result = carlib.compute_cams(vit_b16, image, ["a"], attention_layers=0)
         assert result.grid == grid
+
+
+# --- the activation of a checkpoint file -----------------------------------------------------------------------
+
+OPENAI_NAME = "ViT-B-32"  # the smallest architecture with an "openai" tag
+OPENAI_REPO_CACHE = "models--timm--vit_base_patch32_clip_224.openai"
+
+
+@pytest.fixture(scope="module")
+def openai_source() -> carlib.ClipBundle:
+    """Seeded weights of an OpenAI architecture, built as OpenAI's are: with QuickGELU."""
+    return carlib.load_clip(OPENAI_NAME, device="cpu", seed=11, quick_gelu=True)
+
+
+def _embeddings(bundle: carlib.ClipBundle) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    tokens = bundle.tokenizer(["a photo of a cat", "a clean origami dog."])
+    with torch.no_grad():
+        return bundle.model.encode_image(pixels), bundle.model.encode_text(tokens)
+
+
+def _save_hub_file(source: carlib.ClipBundle, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.clone() for k, v in source.model.state_dict().items()}, str(path), metadata={"format": "pt"})
+    return path
+
+
+def _openai_layouts(source: carlib.ClipBundle, root: Path) -> dict[str, Path]:
+    state = {k: v.clone() for k, v in source.model.state_dict().items()}
+    openai = root / "downloads" / "vit_b32.pt"
+    openai.parent.mkdir(parents=True)
+    # OpenAI's own state dicts carry these three entries beside the parameters.
+    torch.save({**state, "input_resolution": torch.tensor(224), "context_length": torch.tensor(77),
+                "vocab_size": torch.tensor(49408)}, openai)
+    snapshot = root / "snapshot"
+    _save_hub_file(source, snapshot / "open_clip_model.safetensors")
+    (snapshot / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"embed_dim": 512, "quick_gelu": True}}))
+    return {
+        "openai_state_dict": openai,
+        "weights_dir_layout": _save_hub_file(source, root / "w" / f"{OPENAI_NAME}-openai" / "open_clip_model.safetensors"),
+        "hub_cache_layout": _save_hub_file(
+            source, root / "hub" / OPENAI_REPO_CACHE / "snapshots" / "0123abc" / "open_clip_model.safetensors"),
+        "hub_snapshot_with_config": snapshot / "open_clip_model.safetensors",
+    }
+
+
+def test_openai_checkpoint_files_load_with_quick_gelu_like_the_tag(openai_source, tmp_path, monkeypatch, caplog):
+    layouts = _openai_layouts(openai_source, tmp_path)
+    monkeypatch.setenv("CARLIB_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tag_image, tag_text = _embeddings(carlib.load_clip(OPENAI_NAME, pretrained="openai", device="cpu"))
+    explicit = _embeddings(
+        carlib.load_clip(OPENAI_NAME, pretrained=str(layouts["openai_state_dict"]), device="cpu", quick_gelu=True))
+    wrong_image, wrong_text = _embeddings(
+        carlib.load_clip(OPENAI_NAME, pretrained=str(layouts["openai_state_dict"]), device="cpu", quick_gelu=False))
+    # The test can fail: GELU gives other embeddings from the same weights.
+    assert (wrong_text - tag_text).abs().max() > 1e-4 and (wrong_image - tag_image).abs().max() > 1e-4
+    for layout, path in layouts.items():
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="carlib"):
+            inferred = carlib.load_clip(OPENAI_NAME, pretrained=str(path), device="cpu")
+        assert inferred.activation == "QuickGELU", (layout, inferred.weights_note)
+        image, text = _embeddings(inferred)
+        for reference_image, reference_text in ((tag_image, tag_text), explicit):
+            torch.testing.assert_close(image, reference_image, atol=1e-6, rtol=0)
+            torch.testing.assert_close(text, reference_text, atol=1e-6, rtol=0)
+        lines = [record.getMessage() for record in caplog.records if "QuickGELU" in record.getMessage()]
+        assert len(lines) == 1 and str(path) in lines[0] and "\n" not in lines[0], layout
+
+
+def test_a_file_with_no_sign_of_openai_is_gelu_and_says_how_to_change_it(openai_source, tmp_path):
+    path = _save_hub_file(openai_source, tmp_path / "my_clip.safetensors")
+    bundle = carlib.load_clip(OPENAI_NAME, pretrained=str(path), device="cpu")
+    assert bundle.activation == "GELU"
+    assert type(bundle.model.visual.transformer.resblocks[0].mlp.gelu).__name__ == "GELU"
+    assert "quick_gelu=True" in bundle.weights_note and "--activation quickgelu" in bundle.weights_note
+
+
+def test_a_torchscript_archive_is_refused_without_running_it(tmp_path):
+    path = tmp_path / "ViT-B-32.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(CheckpointError, match="TorchScript archive") as raised:
+        carlib.load_clip(OPENAI_NAME, pretrained=str(path), device="cpu")
+    assert "open_clip_model.safetensors" in str(raised.value)
+
+
+def test_truncated_safetensors_are_explained(openai_source, tmp_path):
+    path = _save_hub_file(openai_source, tmp_path / "cut.safetensors")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        carlib.load_clip(OPENAI_NAME, pretrained=str(path), device="cpu")
+
+
+def test_seeded_weights_land_where_the_download_would_and_say_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARLIB_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = write_seeded_weights(OPENAI_NAME, "openai", seed=5)
+    assert path == tmp_path / f"{OPENAI_NAME}-openai" / "open_clip_model.safetensors"
+    loaded = carlib.load_clip(OPENAI_NAME, pretrained="openai", device="cpu")
+    assert loaded.seeded_random and "SEEDED RANDOM" in loaded.weights_note and loaded.activation == "QuickGELU"
+    assert _same_weights(loaded.model, carlib.load_clip(OPENAI_NAME, device="cpu", seed=5, quick_gelu=True).model)
+    assert write_seeded_weights(OPENAI_NAME, "openai", seed=6) == path  # a seeded file may be replaced
+    real = carlib.load_clip(OPENAI_NAME, device="cpu", seed=1)
+    _save_hub_file(real, path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="holds real weights"):
+        write_seeded_weights(OPENAI_NAME, "openai", seed=7)
+    assert path.read_bytes() == before
+    assert not carlib.load_clip(OPENAI_NAME, pretrained="openai", device="cpu").seeded_random

@@ -1,42 +1,63 @@
-"""Turning whatever image a user passes into RGB uint8, and into CLIP input tensors."""
+"""Turning whatever image a user passes into RGB uint8, and into CLIP input tensors.
+
+Photos are turned upright by their EXIF orientation before anything else, so
+every output matches the picture as a viewer shows it. Files whose decoded
+size would exceed :data:`MAX_IMAGE_PIXELS` are refused before decoding (a
+decompression bomb is a small file that decodes to gigabytes); large photos
+are normal input and are bounded later, by the proposal stage's ``max_side``.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+MAX_IMAGE_PIXELS = 250_000_000
+"""The largest decoded image :func:`load_image` reads from a file (250 MP, above a 200 MP phone
+sensor; 750 MB as RGB). ``$CARLIB_MAX_IMAGE_PIXELS`` or the ``max_pixels`` argument change it."""
+MAX_PIXELS_ENV = "CARLIB_MAX_IMAGE_PIXELS"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+"""File suffixes treated as images when a folder is given (case-insensitive)."""
 
-def load_image(image: ImageInput) -> np.ndarray:
-    """Read an image from a path, a PIL image or an array, as RGB.
+
+def load_image(image: ImageInput, *, max_pixels: Optional[int] = None) -> np.ndarray:
+    """Read an image from a path, a PIL image or an array, as RGB, upright.
 
     Arguments:
         image: a file path; a PIL image of any common mode (1, L, LA, P, RGB,
             RGBA, CMYK, I;16, I, F); or an array HxW, HxWx1, HxWx3 or HxWx4 of
             dtype uint8 (0..255), uint16 (0..65535) or float (0..1).
+        max_pixels: refuse files that decode to more pixels than this
+            (default :data:`MAX_IMAGE_PIXELS`, or ``$CARLIB_MAX_IMAGE_PIXELS``).
 
     Returns:
         HxWx3 uint8 RGB array (a new array; the input is not modified).
-        Alpha channels are dropped, as CLIP's own preprocessing does.
+        Files and PIL images are first turned by their EXIF orientation
+        (``ImageOps.exif_transpose``), so a portrait phone photo comes out
+        portrait. Alpha channels are dropped, as CLIP's own preprocessing does.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the path is a directory or not a readable image, or the
-            array has an unsupported shape or dtype.
+        ValueError: the path is a directory or not a readable image, the file
+            would decode to more than ``max_pixels`` pixels, or the array has
+            an unsupported shape or dtype.
     """
     if isinstance(image, (str, Path)):
-        return _read_image_file(Path(image))
+        return _read_image_file(Path(image), pixel_limit(max_pixels))
     if isinstance(image, Image.Image):
-        return _pil_to_rgb(image)
+        return _pil_to_rgb(ImageOps.exif_transpose(image))
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image)
     raise ValueError(
@@ -45,17 +66,70 @@ def load_image(image: ImageInput) -> np.ndarray:
     )
 
 
-def _read_image_file(path: Path) -> np.ndarray:
+def pixel_limit(max_pixels: Optional[int] = None) -> int:
+    """The decoded-size limit in pixels: ``max_pixels``, else ``$CARLIB_MAX_IMAGE_PIXELS``, else the default."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    override = os.environ.get(MAX_PIXELS_ENV)
+    if override:
+        try:
+            return int(override)
+        except ValueError:
+            raise ValueError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, got {override!r}") from None
+    return MAX_IMAGE_PIXELS
+
+
+def _read_image_file(path: Path, max_pixels: int) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     if path.is_dir():
         raise ValueError(f"expected an image file but got a directory: {path}")
+    # PIL's own bomb check would warn or fail at its fixed limits; carlib applies its documented one instead.
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as opened:
+            width, height = opened.size  # from the header: nothing is decoded yet
+            if width * height > max_pixels:
+                raise ValueError(
+                    f"image {path} would decode to {width} x {height} = {width * height / 1e6:.0f} MP, over the "
+                    f"limit of {max_pixels / 1e6:.0f} MP (a decompression bomb, or a truly huge picture); if you "
+                    f"trust it, raise the limit with ${MAX_PIXELS_ENV}"
+                )
             opened.load()
-            return _pil_to_rgb(opened)
-    except (UnidentifiedImageError, OSError) as error:
+            return _pil_to_rgb(ImageOps.exif_transpose(opened))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"cannot read image {path}: {error}") from error
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def fit_within(image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
+    """Shrink an image so its longer side is at most ``max_side`` (area interpolation); smaller ones as they are.
+
+    Arguments:
+        image: HxWx3 uint8 RGB.
+        max_side: the bound in pixels, or None for no bound.
+
+    Returns:
+        the image itself when it already fits, else a resized copy whose
+        longer side is exactly ``max_side`` (the other rounded, at least 1).
+    """
+    height, width = image.shape[:2]
+    size = bounded_size(height, width, max_side)
+    if size == (height, width):
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def bounded_size(height: int, width: int, max_side: Optional[int]) -> tuple[int, int]:
+    """(height, width) scaled down so the longer side is ``max_side``; unchanged when it fits or no bound."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    if max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels or None, got {max_side}")
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:

@@ -1,6 +1,11 @@
-"""Shared fixtures: real CLIP architectures with seeded random weights."""
+"""Shared fixtures: real CLIP architectures with seeded random weights, and helpers for the command line."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,3 +33,36 @@ def _restore_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture()
+def png_claiming():
+    """Writes a tiny PNG whose header claims width x height pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def write(path, width: int, height: int) -> None:
+        Image.new("RGB", (1, 1)).save(path)
+        data = bytearray(path.read_bytes())
+        ihdr = data.index(b"IHDR")
+        data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+        data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])) & 0xFFFFFFFF)
+        path.write_bytes(bytes(data))
+
+    return write
+
+
+@pytest.fixture()
+def torchrun_carlib():
+    """Runs ``torchrun --standalone --nproc-per-node N -m carlib ARGS`` (one thread each); returns the process."""
+    root = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+
+    def run(arguments: list[str], processes: int = 2) -> subprocess.CompletedProcess:
+        torchrun = Path(sys.executable).parent / "torchrun"
+        command = [str(torchrun), "--standalone", "--nproc-per-node", str(processes), "-m", "carlib", *arguments]
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+
+    return run

@@ -97,3 +97,90 @@ def test_proposal_resize_is_bicubic_like_the_reference():
     expected = np.asarray(Image.fromarray(image).resize((32, 32), Image.Resampling.BICUBIC), np.float32) / 255
     tensor = proposal_input(image, 16, mean=(0, 0, 0), std=(1, 1, 1))
     np.testing.assert_allclose(tensor[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+
+
+# --- photos: EXIF orientation, decompression bombs, bounded sizes ----------------------------------------------
+
+def _pattern(height: int = 30, width: int = 50) -> np.ndarray:
+    """A picture whose every pixel differs, so any flip or turn shows."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    return np.stack([rows * 8 % 256, cols * 5 % 256, (rows * cols) % 256], axis=-1).astype(np.uint8)
+
+
+# EXIF orientation -> how the stored pixels must be turned to be upright (the EXIF 2.3 definitions).
+UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.transpose(a, (1, 0, 2)),
+    6: lambda a: np.rot90(a, k=-1),
+    7: lambda a: np.transpose(a[::-1, ::-1], (1, 0, 2)),
+    8: lambda a: np.rot90(a, k=1),
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(UPRIGHT))
+def test_exif_orientation_turns_photos_upright(tmp_path, orientation):
+    stored = _pattern()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"
+    Image.fromarray(stored).save(path, exif=exif)
+    expected = UPRIGHT[orientation](stored)
+    np.testing.assert_array_equal(carlib.load_image(path), expected)
+    with Image.open(path) as opened:
+        np.testing.assert_array_equal(carlib.load_image(opened), expected)
+
+
+def test_a_portrait_jpeg_from_a_phone_comes_out_portrait(tmp_path):
+    rows, cols = np.mgrid[0:60, 0:80]
+    stored = np.stack([rows * 4, cols * 3, np.full_like(rows, 90)], axis=-1).astype(np.uint8)  # smooth: JPEG-safe
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the usual tag of a phone held upright
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    loaded = carlib.load_image(path)
+    assert loaded.shape == (80, 60, 3)
+    assert np.abs(loaded.astype(int) - np.rot90(stored, k=-1)).mean() < 3
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch, png_claiming):
+    bomb = tmp_path / "bomb.png"
+    png_claiming(bomb, 40_000, 40_000)
+    assert bomb.stat().st_size < 200
+    with pytest.raises(ValueError, match=r"40000 x 40000 = 1600 MP, over the limit of 250 MP"):
+        carlib.load_image(bomb)
+    small = tmp_path / "small.png"
+    Image.fromarray(_pattern()).save(small)
+    with pytest.raises(ValueError, match="over the limit"):
+        carlib.load_image(small, max_pixels=1000)
+    monkeypatch.setenv("CARLIB_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(ValueError, match="CARLIB_MAX_IMAGE_PIXELS"):
+        carlib.load_image(small)
+    monkeypatch.setenv("CARLIB_MAX_IMAGE_PIXELS", "2000")
+    assert carlib.load_image(small).shape == (30, 50, 3)
+
+
+def test_pil_limits_are_left_as_they_were(tmp_path):
+    before = Image.MAX_IMAGE_PIXELS
+    path = tmp_path / "p.png"
+    Image.fromarray(_pattern()).save(path)
+    carlib.load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == before
+
+
+def test_fit_within_bounds_the_longer_side_only_when_needed():
+    from carlib.images import bounded_size, fit_within
+
+    image = _pattern(300, 400)
+    assert fit_within(image, None) is image and fit_within(image, 400) is image
+    small = fit_within(image, 100)
+    assert small.shape == (75, 100, 3)
+    # INTER_AREA at an integer factor is the mean of each 4 x 4 block.
+    block = image[:4, :4].reshape(-1, 3).astype(float).mean(axis=0)
+    np.testing.assert_allclose(small[0, 0], block, atol=0.5)
+    assert bounded_size(3000, 4000, 500) == (375, 500) and bounded_size(4000, 30, 500) == (500, 4)
+    assert bounded_size(2000, 1, 500) == (500, 1)
+    with pytest.raises(ValueError, match="max_side"):
+        fit_within(image, 0)

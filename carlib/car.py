@@ -10,35 +10,62 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Literal, Optional, Sequence
+from typing import Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from carlib.cam import CLIP_ES_ATTENTION_LAYERS, compute_cams
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, compute_cams, resize_maps
 from carlib.classifier import Aggregation, ImageFeature, MaskClassifier
 from carlib.clip_es import clip_es_refine
-from carlib.images import ImageInput, load_image
-from carlib.labels import paint_label_map
-from carlib.models import ClipBundle
+from carlib.images import ImageInput, fit_within, load_image
+from carlib.labels import paint_label_map, resize_masks
+from carlib.models import SHAPES_MODEL_NAME, ClipBundle
 from carlib.prompts import REFERENCE_BLUR_KERNEL, apply_visual_prompts, check_blur_kernel
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
 
 Mode = Literal["semantic", "referring"]
 PostProcessing = Literal["crf", "sam", "none"]
+MaxSide = Union[int, None, Literal["auto"]]
+
+REAL_CLIP_MAX_SIDE = 640
+"""The proposal-stage bound for real CLIP (``max_side="auto"``): every benchmark image but ADE's
+fits (VOC and Pascal Context are at most 500 px, COCO and RefCOCO 640 px), so benchmarks run at
+their native size as in the paper, while a 12 MP photo's proposals run on 640 x 480 instead of
+~47,000 ViT-B/16 patch tokens."""
+SHAPES_CLIP_MAX_SIDE = 96
+"""The bound for the ShapesWorld CLIP (``max_side="auto"``): the size of the scenes it was trained on."""
+
+
+def resolve_max_side(max_side: MaxSide, proposal_model: ClipBundle) -> Optional[int]:
+    """The bound in pixels: ``"auto"`` follows the proposal model's family, None means none.
+
+    Raises:
+        ValueError: anything but ``"auto"``, None or a positive int.
+    """
+    if max_side == "auto":
+        return SHAPES_CLIP_MAX_SIDE if proposal_model.name == SHAPES_MODEL_NAME else REAL_CLIP_MAX_SIDE
+    if max_side is None:
+        return None
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < 1:
+        raise ValueError(f"max_side must be a positive number of pixels, 'auto' or None; got {max_side!r}")
+    return int(max_side)
 
 
 @dataclass
 class StepTrace:
-    """Everything one step of the recurrence saw and decided.
+    """Everything one step of the recurrence saw and decided, at the working size.
+
+    The maps are at :attr:`CarResult.working_size`, the image as the
+    recurrence saw it (the input itself unless it was larger than ``max_side``).
 
     Attributes:
         step: 1-based step number.
         alive: indices (into the input queries) of the queries entering the step.
         cam_texts: the texts Grad-CAM was asked about (templated from step 2 on
             in the faithful setting).
-        cams: K x H x W Grad-CAMs (before CLIP-ES) at the image size.
-        proposals: K x H x W mask proposals (CLIP-ES refined unless disabled).
+        cams: K x h x w Grad-CAMs (before CLIP-ES) at the working size.
+        proposals: K x h x w mask proposals (CLIP-ES refined unless disabled).
         classifier: K x K matrix; row k = prompted image of proposal k, column j
             = probability of query alive[j].
         scores: the diagonal, each proposal's score for its own query.
@@ -68,6 +95,9 @@ class StepTrace:
 class CarResult:
     """The outcome of CaR on one image.
 
+    Every mask is at the input image's size H x W, whatever size the
+    recurrence ran at.
+
     Attributes:
         queries: the N input queries.
         soft_masks: float32 N x H x W final proposals (zeros for dropped queries).
@@ -76,6 +106,8 @@ class CarResult:
         label_map: int32 H x W; 0 = background, i + 1 = query i (semantic mode).
         steps: one :class:`StepTrace` per step.
         seconds: total wall time per stage, including ``post``.
+        working_size: (h, w) the recurrence and post-processing ran at
+            (the input's size unless its longer side exceeded ``max_side``).
     """
 
     queries: list[str]
@@ -85,6 +117,7 @@ class CarResult:
     label_map: np.ndarray
     steps: list[StepTrace]
     seconds: dict[str, float]
+    working_size: tuple[int, int]
 
     @property
     def kept(self) -> np.ndarray:
@@ -129,6 +162,15 @@ class CaR:
         recurrent: False runs one step and keeps every query (the "no
             recurrence" baseline of Table 2).
         max_steps: safety cap; the reference has none.
+        max_side: the recurrence and post-processing run on the image shrunk
+            (area interpolation) so its longer side is at most this many
+            pixels; masks and the label map are resized back to the input's
+            size. Proposal memory grows with the square of the pixel count
+            (CLIP-ES attention is n x n for n patches), so a 12 MP photo at its
+            own size would need over 100 GB. ``"auto"`` (default):
+            :data:`REAL_CLIP_MAX_SIDE` for real CLIP, which every benchmark image
+            but ADE's fits, :data:`SHAPES_CLIP_MAX_SIDE` for the ShapesWorld
+            CLIP. None: always the input's own size, as the reference.
         templated_cams_after_first_step: the reference's quirk: from step 2 on,
             Grad-CAM is asked about ``"a clean origami {name}."`` instead of the
             raw name. True (faithful) by default.
@@ -161,6 +203,7 @@ class CaR:
         center_cam_features: bool = False,
         recurrent: bool = True,
         max_steps: int = 10,
+        max_side: MaxSide = "auto",
         templated_cams_after_first_step: bool = True,
         keep_previous_if_all_zero: bool = True,
         inclusive_threshold: bool = False,
@@ -195,6 +238,7 @@ class CaR:
         self.center_cam_features = bool(center_cam_features)
         self.recurrent = recurrent
         self.max_steps = max_steps
+        self.max_side = resolve_max_side(max_side, proposal_model)
         self.templated_cams_after_first_step = templated_cams_after_first_step
         self.keep_previous_if_all_zero = keep_previous_if_all_zero
         self.inclusive_threshold = inclusive_threshold
@@ -228,10 +272,11 @@ class CaR:
                 settings for this call (Pascal Context's two passes differ in them).
 
         Returns:
-            a :class:`CarResult` covering every input query.
+            a :class:`CarResult` covering every input query, its masks at the image's size.
         """
         queries = validate_queries(queries)
-        rgb = load_image(image)
+        original = load_image(image)
+        rgb = fit_within(original, self.max_side)
         run = _Run(
             background=self.background_embeddings(self.background if background is None else background),
             prompt_kinds=self.prompt_kinds if prompt_kinds is None else tuple(prompt_kinds),
@@ -266,6 +311,9 @@ class CaR:
             for index, proposal in final_proposals.items():
                 soft_masks[index] = proposal
             masks = self._post_process(rgb, soft_masks, scores, run.crf_options)
+            if rgb.shape != original.shape:
+                soft_masks = _resize_kept(soft_masks, scores, original.shape[:2], resize_maps)
+                masks = _resize_kept(masks, scores, original.shape[:2], resize_masks)
             label_map = paint_label_map(masks, scores)
         return CarResult(
             queries=queries,
@@ -275,6 +323,7 @@ class CaR:
             label_map=label_map,
             steps=steps,
             seconds=seconds,
+            working_size=tuple(rgb.shape[:2]),  # type: ignore[arg-type]
         )
 
     def _step(
@@ -371,6 +420,14 @@ class CaR:
         binary = soft_masks[kept] > self.mask_threshold
         masks[kept] = postprocess.sam_refine(image, binary, self.sam_source, **self.sam_options).astype(bool)
         return masks
+
+
+def _resize_kept(maps: np.ndarray, scores: np.ndarray, size: tuple[int, int], resize) -> np.ndarray:
+    """N maps resized to ``size``; dropped queries' maps stay zero, and np.zeros leaves them unallocated."""
+    resized = np.zeros((maps.shape[0], *size), dtype=maps.dtype)
+    for index in np.flatnonzero(scores > 0):
+        resized[index] = resize(maps[index : index + 1], size)[0]
+    return resized
 
 
 @dataclass(frozen=True)

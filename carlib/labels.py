@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 
@@ -31,6 +32,32 @@ def paint_label_map(masks: np.ndarray, scores: np.ndarray, base: np.ndarray | No
         if scores[index] > 0:
             labels[masks[index]] = index + 1
     return labels
+
+
+def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize N x h x w binary masks to N x H x W, with smooth (not blocky) edges.
+
+    Each mask is resized bilinearly as a 0/255 map and kept where the result
+    exceeds 128, just over one half. Masks that never overlap (a CRF's) still
+    never overlap: at any pixel the interpolated values of disjoint masks sum
+    to at most 255 (256 after rounding each), so at most one exceeds 128.
+
+    Arguments:
+        masks: N x h x w bool (or 0/1) masks.
+        size: (H, W) to resize to.
+
+    Returns:
+        N x H x W bool masks.
+    """
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"need N x h x w masks, got shape {masks.shape}")
+    height, width = size
+    resized = np.zeros((masks.shape[0], height, width), dtype=bool)
+    for index, mask in enumerate(masks):
+        scaled = cv2.resize(mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
+        resized[index] = scaled > 128
+    return resized
 
 
 def merge_referring_masks(

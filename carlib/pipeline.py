@@ -29,8 +29,15 @@ class LoadedModels:
     classifier: ClipBundle
     description: str
 
+    @property
+    def weights_notes(self) -> list[str]:
+        """One line per distinct model: where its weights came from and which activation it runs."""
+        bundles = [self.proposal] if self.classifier is self.proposal else [self.proposal, self.classifier]
+        return [bundle.weights_note for bundle in bundles if bundle.weights_note]
 
-def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[str] = None) -> LoadedModels:
+
+def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[str] = None,
+                quick_gelu: Optional[bool] = None) -> LoadedModels:
     """Load the proposal and classifier CLIPs for a preset.
 
     Arguments:
@@ -40,24 +47,31 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
             ShapesWorld CLIP for both roles; ``"auto"`` tries OpenAI weights
             and falls back to ShapesWorld, saying which it used.
         device: ``None`` picks CUDA when present.
+        quick_gelu: the activation of real CLIP models; None infers it from
+            the tag or checkpoint file (:func:`carlib.models.infer_activation`).
 
     Returns:
-        :class:`LoadedModels`.
+        :class:`LoadedModels`; :attr:`LoadedModels.weights_notes` says which
+        activation each model got and why.
     """
     if model not in MODEL_CHOICES:
         raise ValueError(f"unknown model choice {model!r}; choose one of {MODEL_CHOICES}")
     uses_shapes = preset.proposal_model == SHAPES_MODEL_NAME or model == "shapes"
     if not uses_shapes:
         try:
-            proposal = load_clip(preset.proposal_model, preset.proposal_pretrained or "openai", device=device)
+            proposal = load_clip(preset.proposal_model, preset.proposal_pretrained or "openai", device=device,
+                                 quick_gelu=quick_gelu)
             if (preset.classifier_model, preset.classifier_pretrained) == (preset.proposal_model, preset.proposal_pretrained):
                 classifier = proposal
             else:
-                classifier = load_clip(preset.classifier_model, preset.classifier_pretrained or "openai", device=device)
+                classifier = load_clip(preset.classifier_model, preset.classifier_pretrained or "openai", device=device,
+                                       quick_gelu=quick_gelu)
+            seeded = " (SEEDED RANDOM weights: the results mean nothing)" * (proposal.seeded_random or
+                                                                             classifier.seeded_random)
             return LoadedModels(
                 proposal,
                 classifier,
-                f"OpenAI CLIP: {preset.proposal_model} proposals, {preset.classifier_model} classifier",
+                f"OpenAI CLIP: {preset.proposal_model} proposals, {preset.classifier_model} classifier{seeded}",
             )
         except WeightsNotFoundError:
             if model == "openai":
@@ -98,6 +112,7 @@ def car_from_preset(
         center_cam_features=preset.center_cam_features,
         prompt_kinds=preset.prompt_kinds,
         blur_kernel=preset.blur_kernel,
+        max_side=preset.max_side,
         background=preset.background,
         templates=preset.templates,
         mode=preset.mode,

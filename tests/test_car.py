@@ -265,3 +265,72 @@ def test_car_from_preset_carries_the_preset_prompt_settings(small, name):
     assert car.blur_kernel == preset.blur_kernel and car.prompt_kinds == preset.prompt_kinds
     assert car.center_cam_features == preset.center_cam_features
     assert (car.mask_threshold, car.confidence_threshold) == (preset.mask_threshold, preset.confidence_threshold)
+
+
+# --- bounded proposal resolution ------------------------------------------------------------------------------
+
+from carlib.car import REAL_CLIP_MAX_SIDE, SHAPES_CLIP_MAX_SIDE  # noqa: E402
+from carlib.images import fit_within  # noqa: E402
+from carlib.labels import resize_masks  # noqa: E402
+
+PHOTO = np.kron(np.random.default_rng(8).integers(0, 256, size=(12, 16, 3), dtype=np.uint8),
+                np.ones((20, 20, 1), dtype=np.uint8))  # 240 x 320, blocky so shrinking keeps its content
+
+
+@pytest.mark.parametrize("post", ["none", "crf"])
+def test_a_large_image_runs_at_max_side_and_comes_back_at_its_own_size(small, post):
+    car = CaR(small, small, post=post, confidence_threshold=0.2, max_side=80)
+    result = car.segment(PHOTO, ["a", "b", "c"])
+    assert result.working_size == (60, 80)
+    assert all(step.proposals.shape[1:] == (60, 80) and step.cams.shape[1:] == (60, 80) for step in result.steps)
+    assert result.masks.shape == result.soft_masks.shape == (3, 240, 320) and result.label_map.shape == (240, 320)
+    # The reference: the same CaR at native size on the image shrunk by hand, its masks resized back.
+    by_hand = CaR(small, small, post=post, confidence_threshold=0.2, max_side=None).segment(
+        fit_within(PHOTO, 80), ["a", "b", "c"])
+    np.testing.assert_array_equal(result.scores, by_hand.scores)
+    kept = result.scores > 0
+    np.testing.assert_array_equal(result.masks[kept], resize_masks(by_hand.masks[kept], (240, 320)))
+    assert not result.masks[~kept].any() and not result.soft_masks[~kept].any()
+    np.testing.assert_array_equal(result.label_map, paint_label_map(result.masks, result.scores))
+    assert result.masks.any()
+
+
+def test_an_image_that_fits_is_not_touched(small):
+    fits = CaR(small, small, post="crf", max_side=64).segment(IMAGE, ["a", "b"])
+    native = CaR(small, small, post="crf", max_side=None).segment(IMAGE, ["a", "b"])
+    assert fits.working_size == native.working_size == IMAGE.shape[:2]
+    np.testing.assert_array_equal(fits.label_map, native.label_map)
+    np.testing.assert_array_equal(fits.soft_masks, native.soft_masks)
+
+
+def test_max_side_auto_follows_the_model_family(small):
+    shapes = carlib.load_clip("shapes")
+    assert CaR(small, small).max_side == REAL_CLIP_MAX_SIDE == 640
+    assert CaR(shapes, shapes).max_side == SHAPES_CLIP_MAX_SIDE == 96
+    assert CaR(small, small, max_side=None).max_side is None
+    for bad in (0, -5, 2.5, "big", True):
+        with pytest.raises(ValueError, match="max_side"):
+            CaR(small, small, max_side=bad)
+    for name in carlib.PRESETS:
+        preset = carlib.get_preset(name)
+        models = carlib.pipeline.LoadedModels(small, small, "test")
+        expected = 2048 if name == "ade150" else REAL_CLIP_MAX_SIDE
+        assert carlib.car_from_preset(preset, models).max_side == expected, name
+    with pytest.raises(ValueError, match="max_side"):
+        carlib.get_preset("voc").replace(max_side=0)
+
+
+def test_resized_masks_keep_their_shape_and_never_overlap():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=(9, 13))
+    masks = np.stack([labels == k for k in (1, 2, 3)])
+    up = resize_masks(masks, (90, 130))
+    assert up.shape == (3, 90, 130) and up.dtype == bool
+    assert up.sum(axis=0).max() <= 1
+    # A square grows to the same square, its edges where bilinear interpolation crosses one half.
+    square = np.zeros((1, 4, 4), dtype=bool)
+    square[0, 1:3, 1:3] = True
+    big = resize_masks(square, (8, 8))[0]
+    expected = np.zeros((8, 8), dtype=bool)
+    expected[2:6, 2:6] = True
+    np.testing.assert_array_equal(big, expected)

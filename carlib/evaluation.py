@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from carlib.cli_options import add_model_options, announce_models
 from carlib.labels import merge_referring_masks
 from carlib.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, segment_vocabulary
@@ -129,6 +130,7 @@ def evaluate(
     progress: bool = True,
     models: Optional[LoadedModels] = None,
     car_options: Optional[dict] = None,
+    quick_gelu: Optional[bool] = None,
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
@@ -147,6 +149,7 @@ def evaluate(
         progress: show a progress bar.
         models: already loaded models (skips loading).
         car_options: extra :class:`carlib.car.CaR` keywords (ablations).
+        quick_gelu: the activation of real CLIP checkpoints (None: inferred).
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
@@ -161,7 +164,10 @@ def evaluate(
     )
     distributed = Distributed.from_environment()
     try:
-        models = models or load_models(preset, model, device=device)
+        if models is None:
+            models = load_models(preset, model, device=device, quick_gelu=quick_gelu)
+            if distributed.rank == 0:
+                announce_models("eval", models)
         car = car_from_preset(preset, models, post=post, **(car_options or {}))
         predictions = Path(out_dir) / PREDICTIONS
         predictions.mkdir(parents=True, exist_ok=True)
@@ -372,7 +378,7 @@ def register(commands) -> None:
     parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--post", choices=["crf", "sam", "none"], default=None)
-    parser.add_argument("--model", choices=["auto", "shapes", "openai"], default="auto")
+    add_model_options(parser)
     parser.add_argument("--device", default=None)
     parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
     parser.add_argument("--no-progress", action="store_true")
@@ -380,17 +386,21 @@ def register(commands) -> None:
 
 
 def _eval_command(args) -> int:
+    from carlib.cli_options import preset_from_options, quick_gelu_option
+
+    preset, model = preset_from_options(get_preset(args.preset), args)
     summary = evaluate(
-        args.preset,
+        preset,
         args.data_root,
         args.out,
         split=args.split,
         limit=args.limit,
         post=args.post,
-        model=args.model,
+        model=model,
         device=args.device,
         without_background=args.without_background,
         progress=not args.no_progress,
+        quick_gelu=quick_gelu_option(args),
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")

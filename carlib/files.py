@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def _default_mode() -> int:
@@ -43,3 +45,34 @@ def atomic_write(write: Callable[[str], object], path: str | os.PathLike) -> Pat
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
     return atomic_write(lambda target: Path(target).write_text(text), path)
+
+
+@contextmanager
+def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder that becomes ``out`` only if the block succeeds.
+
+    Arguments:
+        out: the final folder.
+        overwrite: replace an existing non-empty ``out``; otherwise refuse.
+
+    Raises:
+        ValueError: ``out`` exists, is not empty, and ``overwrite`` is False.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ValueError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o755)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, trash / "old")
+            os.replace(staging, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,4 +1,10 @@
-"""`carlib segment IMAGE --queries "cat, dog, sky"`: one image, any words, three files out."""
+"""`carlib segment IMAGE|FOLDER|GLOB --queries "cat, dog, sky"`: any photos, any words.
+
+One image writes three files into ``--out``; a folder or a glob pattern writes
+them per image into ``--out/NAME/`` (or, with ``--labels-only``, one VOC-style
+label PNG per image), loading the models once, resuming where a killed run
+stopped, and sharding the images over ``torchrun`` ranks.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,10 @@ import tempfile
 from pathlib import Path
 
 from carlib.car import CarResult
+from carlib.cli_options import add_model_options, announce_models, preset_from_options, quick_gelu_option
+from carlib.folder_segmentation import ImageItem, claim_run_folder, find_images, is_image_collection, segment_folder
 from carlib.images import load_image
-from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models, parse_queries
+from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import get_preset, preset_names
 from carlib.text import validate_queries
 from carlib.visualize import save_overlay_figure, save_palette_png
@@ -24,38 +32,65 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib segment`` to the command line."""
     parser = commands.add_parser(
         "segment",
-        help="segment one image with any words or phrases",
-        description="Writes DIR/overlay.png, DIR/labels.png (palette, 0 = background, i = query i) "
-        "and DIR/result.json.",
+        help="segment images with any words or phrases",
+        description="One image writes DIR/overlay.png, DIR/labels.png (palette, 0 = background, i = query i) "
+        "and DIR/result.json; a folder or glob writes them to DIR/NAME/ per image, or with --labels-only "
+        "DIR/NAME.png and DIR/classes.txt. Rerun the same command to resume; torchrun shards the images.",
     )
-    parser.add_argument("image", type=Path, help="the image to segment")
+    parser.add_argument("image", help="an image file, a folder of images, or a quoted glob such as 'photos/*.jpg'")
     parser.add_argument("--queries", default="", help='comma-separated queries, e.g. "cat, dog, sky"')
     parser.add_argument("--queries-file", type=Path, help="a file with one query per line")
     parser.add_argument("--preset", default="voc", help=f"settings preset: {', '.join(preset_names())}")
-    parser.add_argument("--model", default="auto", choices=MODEL_CHOICES)
     parser.add_argument("--post", choices=["crf", "sam", "none"], default=None, help="default: the preset's")
     parser.add_argument("--sam-checkpoint", type=Path, help="SAM checkpoint for --post sam")
+    add_model_options(parser)
+    parser.add_argument("--labels-only", action="store_true",
+                        help="write only label PNGs (pseudo-labels), DIR/NAME.png, and DIR/classes.txt")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", type=Path, default=Path("segment_out"), help="output folder")
     parser.set_defaults(handler=_segment_command)
 
 
 def _segment_command(args: argparse.Namespace) -> int:
     # Everything a user can get wrong is checked before any model loads or any file is written.
-    image = load_image(args.image)
+    collection = is_image_collection(args.image)
+    items = find_images(args.image) if collection else None
+    image = None if collection else load_image(Path(args.image))
     lines = _read_queries_file(args.queries_file) if args.queries_file else None
     queries = validate_queries(parse_queries(args.queries, lines), what="queries (--queries / --queries-file)")
-    preset = get_preset(args.preset)
+    preset, model_choice = preset_from_options(get_preset(args.preset), args)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a directory")
-
-    models = load_models(preset, args.model, device=args.device)
-    print(f"carlib segment: using {models.description}", file=sys.stderr)
     post = args.post or preset.post
+    preset_record = preset.to_dict()
+    folder_mode = image is None or args.labels_only
+    settings = {"preset": preset_record, "post": post, "model": {
+        "choice": model_choice, "activation": args.activation, "device": args.device}}
+    if folder_mode:
+        claim_run_folder(args.out, settings, queries, args.labels_only, write=False)
+
+    models = load_models(preset, model_choice, device=args.device, quick_gelu=quick_gelu_option(args))
+    announce_models("segment", models)
     car = car_from_preset(preset, models, post=post, sam_source=_sam_source(post, args, models))
-    result = car.segment(image, queries)
-    _write_outputs(args.out, image, result, models, preset.to_dict(), post)
-    print(f"kept {', '.join(result.kept_queries) or 'nothing'} after {result.num_steps} steps; wrote {args.out}/")
+    if not folder_mode:
+        result = car.segment(image, queries)
+        _write_outputs(args.out, image, result, models, preset_record, post)
+        print(f"kept {', '.join(result.kept_queries) or 'nothing'} after {result.num_steps} steps; wrote {args.out}/")
+        return 0
+    if items is None:
+        items = [ImageItem(Path(args.image).stem, Path(args.image))]
+    summary = segment_folder(
+        car, items, queries, args.out, settings=settings, labels_only=args.labels_only,
+        write_result=lambda folder, picture, result: write_result_files(folder, picture, result, models,
+                                                                        preset_record, post),
+        progress=not args.no_progress,
+    )
+    if summary is not None:
+        print(f"{summary.done} images segmented, {summary.skipped} already done, {len(summary.errors)} unreadable "
+              f"(listed in {args.out / 'errors.json'}); wrote {args.out}/")
+        for error in summary.errors:
+            print(f"carlib segment: skipped {error['path']}: {error['error']}", file=sys.stderr)
     return 0
 
 
@@ -78,6 +113,16 @@ def _sam_source(post: str, args: argparse.Namespace, models: LoadedModels):
     raise ValueError("--post sam needs --sam-checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
 
 
+def _models_record(models: LoadedModels) -> dict:
+    return {
+        "description": models.description,
+        "proposal": {"name": models.proposal.name, "pretrained": models.proposal.pretrained,
+                     "activation": models.proposal.activation},
+        "classifier": {"name": models.classifier.name, "pretrained": models.classifier.pretrained,
+                       "activation": models.classifier.activation},
+    }
+
+
 def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str) -> dict:
     """The JSON record of one segmentation."""
     return {
@@ -87,14 +132,21 @@ def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: 
         "num_steps": result.num_steps,
         "steps": [{"alive": step.alive, "kept": step.kept, "scores": step.scores.tolist()} for step in result.steps],
         "seconds": {stage: round(value, 4) for stage, value in result.seconds.items()},
-        "models": {
-            "description": models.description,
-            "proposal": {"name": models.proposal.name, "pretrained": models.proposal.pretrained},
-            "classifier": {"name": models.classifier.name, "pretrained": models.classifier.pretrained},
-        },
+        "image_size": list(result.label_map.shape),
+        "working_size": list(result.working_size),
+        "models": _models_record(models),
         "post": post,
         "preset": preset,
     }
+
+
+def write_result_files(folder: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
+    """Write overlay.png, labels.png and result.json (last) into ``folder``."""
+    title = f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps"
+    save_overlay_figure(image, result.label_map, result.queries, folder / "overlay.png", title=title,
+                        scores=result.scores.tolist())
+    save_palette_png(result.label_map, folder / "labels.png")
+    (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post), indent=2))
 
 
 def _write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
@@ -102,11 +154,7 @@ def _write_outputs(out: Path, image, result: CarResult, models: LoadedModels, pr
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".carlib-segment-", dir=out.parent))
     try:
-        title = f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps"
-        save_overlay_figure(image, result.label_map, result.queries, scratch / "overlay.png", title=title,
-                            scores=result.scores.tolist())
-        save_palette_png(result.label_map, scratch / "labels.png")
-        (scratch / "result.json").write_text(json.dumps(result_summary(result, models, preset, post), indent=2))
+        write_result_files(scratch, image, result, models, preset, post)
         out.mkdir(parents=True, exist_ok=True)
         for name in OUTPUT_FILES:
             os.replace(scratch / name, out / name)

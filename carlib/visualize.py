@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from carlib.files import atomic_write
+from carlib.images import fit_within
+
+OVERLAY_MAX_SIDE = 1200
+"""Pictures are shrunk to this longer side before being drawn into the 600 px overlay figure."""
 
 
 def voc_palette(num_colours: int = 256) -> np.ndarray:
@@ -71,5 +76,9 @@ def save_overlay_figure(
     """
     from carlib.plotting import segmentation_figure
 
-    figure = segmentation_figure(image, label_map, names, title=title, scores=scores, size=6.0, dpi=100)
+    # The figure is 600 px wide: drawing a 12 MP photo into it would only cost time and memory.
+    shown = fit_within(np.asarray(image), OVERLAY_MAX_SIDE)
+    if shown.shape[:2] != label_map.shape:
+        label_map = cv2.resize(label_map.astype(np.int32), shown.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    figure = segmentation_figure(shown, label_map, names, title=title, scores=scores, size=6.0, dpi=100)
     return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))

@@ -90,15 +90,11 @@ def test_a_killed_run_resumes_to_identical_metrics(shapes_voc, tmp_path):
     assert second["mIoU"] == first["mIoU"]
 
 
-def test_torchrun_with_two_processes_equals_one(shapes_voc, tmp_path):
+def test_torchrun_with_two_processes_equals_one(shapes_voc, tmp_path, torchrun_carlib):
     single = tmp_path / "single"
     assert main(_eval_command(shapes_voc, single)) == 0
     sharded = tmp_path / "sharded"
-    torchrun = Path(sys.executable).parent / "torchrun"
-    completed = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "carlib", *_eval_command(shapes_voc, sharded)],
-        env=_environment(), capture_output=True, text=True, timeout=300,
-    )
+    completed = torchrun_carlib(_eval_command(shapes_voc, sharded))
     assert completed.returncode == 0, completed.stderr[-2000:]
     one = json.loads((single / "metrics.json").read_text())
     two = json.loads((sharded / "metrics.json").read_text())

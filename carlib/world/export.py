@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
 
+from carlib.files import atomic_directory
 from carlib.visualize import voc_palette
 from carlib.world.captions import referring_expressions, scene_caption
 from carlib.world.classes import BACKGROUND_KINDS, CLASS_NAMES
@@ -46,37 +44,6 @@ def colorize_background(background_map: np.ndarray) -> np.ndarray:
     """H x W x 3 uint8 RGB picture of a background map, each kind in its base colour."""
     colors = np.array([kind.color for kind in BACKGROUND_KINDS], dtype=np.uint8)
     return colors[background_map]
-
-
-@contextmanager
-def atomic_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``out`` only if the block succeeds.
-
-    Arguments:
-        out: the final folder.
-        overwrite: replace an existing non-empty ``out``; otherwise refuse.
-
-    Raises:
-        ValueError: ``out`` exists, is not empty, and ``overwrite`` is False.
-    """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ValueError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield staging
-        os.chmod(staging, 0o755)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / "old")
-            os.replace(staging, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def scene_record(scene: Scene, scene_id: str) -> dict:

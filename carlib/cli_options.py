@@ -1,0 +1,83 @@
+"""Command-line options shared by ``carlib segment`` and ``carlib eval``: models, weight files, resolution."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from carlib.car import MaxSide
+from carlib.pipeline import MODEL_CHOICES, LoadedModels
+from carlib.presets import Preset
+
+FROM_PRESET = "preset"
+ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Add --model, --proposal-weights, --classifier-weights, --activation and --max-side."""
+    parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
+                        help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP")
+    parser.add_argument("--proposal-weights", type=Path,
+                        help="checkpoint file for the proposal CLIP (the preset's architecture; implies real CLIP)")
+    parser.add_argument("--classifier-weights", type=Path, help="checkpoint file for the classifier CLIP")
+    parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="auto",
+                        help="MLP activation for checkpoint files (auto: inferred and reported; OpenAI's weights "
+                        "need quickgelu)")
+    parser.add_argument("--max-side", default=FROM_PRESET, metavar="PIXELS|auto|none",
+                        help="shrink larger images to this longer side for the recurrence; masks come back at full "
+                        "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)")
+
+
+def parse_max_side(text: str) -> MaxSide:
+    """``--max-side`` as :class:`carlib.car.CaR` takes it: a positive int, ``"auto"`` or None (``"none"``).
+
+    Raises:
+        ValueError: anything else, with the accepted forms.
+    """
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--max-side takes a number of pixels, 'auto' or 'none', not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"--max-side must be positive, got {value}")
+    return value
+
+
+def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Preset, str]:
+    """The preset with --max-side and the weight files applied, and the model choice to load with.
+
+    Raises:
+        FileNotFoundError: a weight file does not exist.
+        ValueError: weight files combined with ``--model shapes``.
+    """
+    changes: dict = {}
+    if args.max_side != FROM_PRESET:
+        changes["max_side"] = parse_max_side(args.max_side)
+    model = args.model
+    for role in ("proposal", "classifier"):
+        weights: Optional[Path] = getattr(args, f"{role}_weights", None)
+        if weights is None:
+            continue
+        if not weights.is_file():
+            raise FileNotFoundError(f"--{role}-weights file not found: {weights}")
+        if model == "shapes":
+            raise ValueError(f"--{role}-weights loads real CLIP; it cannot be combined with --model shapes")
+        changes[f"{role}_pretrained"] = str(weights)
+        model = "openai"  # an explicit file must load or fail, never fall back to ShapesWorld
+    return (preset.replace(**changes) if changes else preset), model
+
+
+def quick_gelu_option(args: argparse.Namespace) -> Optional[bool]:
+    """--activation as load_clip's ``quick_gelu`` (None: infer)."""
+    return ACTIVATIONS[args.activation]
+
+
+def announce_models(command: str, models: LoadedModels) -> None:
+    """Say on stderr which models run, and for each where its weights came from and which activation it got."""
+    print(f"carlib {command}: using {models.description}", file=sys.stderr)
+    for note in models.weights_notes:
+        print(f"carlib {command}: {note}", file=sys.stderr)

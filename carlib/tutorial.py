@@ -57,6 +57,13 @@ MODEL_NOTES = {
 }
 
 
+SEEDED_NOTE = (
+    "These are seeded RANDOM weights in the place of OpenAI's (written by `carlib weights --random-seed` to "
+    "run the real-CLIP path offline): every step runs exactly as with real CLIP, ViT-B/16 proposals and the "
+    "preset's classifier on scikit-image's sample photos, but no map, score or decision below means anything."
+)
+
+
 @dataclass
 class Tutorial:
     """A notebook's models, preset, pictures and default words.
@@ -83,7 +90,9 @@ class Tutorial:
     @property
     def note(self) -> str:
         """What the model choice means for the results (printed at the top of each notebook)."""
-        return f"Model: {self.models.description}.\n{MODEL_NOTES[self.uses_shapes]}"
+        seeded = self.models.proposal.seeded_random or self.models.classifier.seeded_random
+        explanation = SEEDED_NOTE if seeded and not self.uses_shapes else MODEL_NOTES[self.uses_shapes]
+        return f"Model: {self.models.description}.\n{explanation}"
 
     def load(self, image: Optional[str | Path | np.ndarray] = None) -> np.ndarray:
         """A picture as H x W x 3 uint8 RGB: a bundled name, a file path, an array, or None (the first one)."""

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 OUT ?= outputs
 MODEL ?= auto
 
-.PHONY: install demo test test-slow bench lock weights clean
+.PHONY: install demo test test-slow bench lock weights weights-random clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ test-slow: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_cam.py
+	$(BIN)/python benchmarks/bench_photo.py
 
 lock: install
 	(sed -n '1,3p' requirements.lock; $(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(carlib|pip)==') > requirements.lock.new
@@ -37,6 +38,11 @@ lock: install
 weights: install
 	$(BIN)/python -m carlib weights --model ViT-B-16 --pretrained openai
 	$(BIN)/python -m carlib weights --model ViT-L-14 --pretrained openai
+
+# Seeded RANDOM weights where the downloads go: runs the real-CLIP path offline (results mean nothing).
+weights-random: install
+	$(BIN)/python -m carlib weights --model ViT-B-16 --pretrained openai --random-seed 0
+	$(BIN)/python -m carlib weights --model ViT-L-14 --pretrained openai --random-seed 0
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -19,7 +19,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -161,6 +161,7 @@ def _open_safetensors(path: Path) -> Checkpoint:
     data_start = 8 + header_length
     metadata = {str(k): str(v) for k, v in (header.pop("__metadata__", None) or {}).items()}
     entries: dict[str, tuple[torch.dtype, tuple[int, ...], int, int]] = {}
+    prefixed = _all_prefixed(header)
     for key, entry in header.items():
         try:
             dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
@@ -171,7 +172,7 @@ def _open_safetensors(path: Path) -> Checkpoint:
         expected = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
         if end - begin != expected or data_start + end > size:
             raise CheckpointError(f"cannot read checkpoint {path}: {key!r} is truncated or corrupt")
-        entries[_strip_module(key, header)] = (dtype, shape, data_start + begin, end - begin)
+        entries[key[len("module."):] if prefixed else key] = (dtype, shape, data_start + begin, end - begin)
 
     def copy_into(key: str, target: torch.Tensor) -> None:
         dtype, shape, offset, length = entries[key]
@@ -207,7 +208,8 @@ def _open_torch_file(path: Path) -> Checkpoint:
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    tensors = {_strip_module(key, loaded): value for key, value in loaded.items()}
+    prefixed = _all_prefixed(loaded)
+    tensors = {(key[len("module."):] if prefixed else key): value for key, value in loaded.items()}
 
     def copy_into(key: str, target: torch.Tensor) -> None:
         target.copy_(tensors[key].reshape(target.shape))
@@ -222,7 +224,6 @@ def _checkpoint(path: Path, shapes: dict[str, tuple[int, ...]], metadata: dict[s
     return Checkpoint(path, set(parameters), metadata, openai, copy_into, parameters)
 
 
-def _strip_module(key: str, names: Optional[dict] = None) -> str:
-    if names and key.startswith("module.") and all(k.startswith("module.") for k in names if k != "__metadata__"):
-        return key[len("module."):]
-    return key
+def _all_prefixed(names: dict) -> bool:
+    """True when every name carries DistributedDataParallel's ``"module."`` prefix (then it is dropped)."""
+    return bool(names) and all(key.startswith("module.") for key in names)

@@ -36,18 +36,8 @@ def main() -> None:
     preset = get_preset("voc")
     proposal = carlib.load_clip("ViT-B-16", device=args.device, precision=args.precision)
     classifier = carlib.load_clip("ViT-L-14", device=args.device, precision=args.precision)
-    car = CaR(
-        proposal,
-        classifier,
-        mask_threshold=preset.mask_threshold,
-        confidence_threshold=0.0,
-        clipes_threshold=preset.clipes_threshold,
-        prompt_kinds=preset.prompt_kinds,
-        background=preset.background,
-        templates=preset.templates,
-        post=args.post,
-        max_steps=2,
-    )
+    # θ = 0 keeps every query, so step 2 sees all 20 again and the loop stops there.
+    car = CaR(proposal, classifier, preset.settings.replace(confidence_threshold=0.0, post=args.post, max_steps=2))
     image = np.random.default_rng(0).integers(0, 256, size=(args.size, args.size, 3), dtype=np.uint8)
     car.segment(image, list(VOC_CLASSES[:2]))  # warm-up: allocator, kernels, tokenizer
     if args.device == "cuda":

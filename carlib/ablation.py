@@ -45,6 +45,10 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
             Row("no recurrence (one pass, all queries kept)", {}, {"recurrent": False}, 15.2),
             Row("recurrence + Grad-CAM", {}, {"use_clip_es": False}, 41.1),
             Row("recurrence + CLIP-ES", {}, {"use_clip_es": True}, 67.6),
+            Row("recurrence + MaskCLIP (not in the paper)", {}, {"proposal_method": "maskclip", "use_clip_es": False},
+                None),
+            Row("recurrence + MaskCLIP + CLIP-ES (not in the paper)", {},
+                {"proposal_method": "maskclip", "use_clip_es": True}, None),
         ]
     if table == "prompts":
         kinds = [("circle", 66.9), ("contour", 66.0), ("blur", 66.4), ("gray", 66.1), ("black", 61.8),

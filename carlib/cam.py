@@ -186,6 +186,55 @@ def _image_embedding(visual: torch.nn.Module, tokens: torch.Tensor, target: CamT
     return pooled @ visual.proj if visual.proj is not None else pooled
 
 
+@dataclass
+class Trunk:
+    """What the query-independent part of a ViT pass gives: the last block's input and the attention.
+
+    Attributes:
+        tokens: 1 x (1 + n) x D batch-first tokens entering the last block.
+        grid: (h, w) patch grid, n = h * w.
+        attention_sum: 1 x (1 + n) x (1 + n), the summed head-averaged attention
+            of the blocks before the last among the final ``attention_layers``
+            (None when that is no block).
+    """
+
+    tokens: torch.Tensor
+    grid: tuple[int, int]
+    attention_sum: Optional[torch.Tensor]
+
+
+def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int) -> Trunk:
+    """Patch embedding and blocks 1..L-1 without gradients, summing the attention CLIP-ES reads.
+
+    Arguments:
+        bundle: the proposal CLIP.
+        pixels: 1 x 3 x H x W normalised image, sides multiples of the patch size.
+        attention_layers: how many final blocks' attention CLIP-ES averages (0: none).
+
+    Returns:
+        a :class:`Trunk`; the last block's own attention is the caller's to add.
+    """
+    visual = bundle.model.visual
+    blocks = list(visual.transformer.resblocks)
+    batch_first = getattr(visual.transformer, "batch_first", True)
+    first_attention_block = len(blocks) - attention_layers
+    attention_sum: Optional[torch.Tensor] = None
+    with torch.no_grad():
+        tokens, grid = embed_patches(visual, pixels.to(bundle.dtype))
+        for index, block in enumerate(blocks[:-1]):
+            if attention_layers and index >= first_attention_block:
+                attention = attention_weights(block, block.ln_1(tokens))
+                attention_sum = attention if attention_sum is None else attention_sum + attention
+            tokens = run_block(block, tokens, batch_first)
+    return Trunk(tokens, grid, attention_sum)
+
+
+def mean_attention(trunk: Trunk, last_attention: torch.Tensor, attention_layers: int) -> np.ndarray:
+    """The head-averaged attention of the last ``attention_layers`` blocks, class token dropped: n x n float32."""
+    total = last_attention if trunk.attention_sum is None else trunk.attention_sum + last_attention
+    return (total[0, 1:, 1:] / attention_layers).cpu().numpy().astype(np.float32)
+
+
 def _gradcam_on_grid(
     bundle: ClipBundle,
     pixels: torch.Tensor,
@@ -198,23 +247,12 @@ def _gradcam_on_grid(
     center_features: bool = False,
 ) -> CamResult:
     visual = bundle.model.visual
-    blocks = list(visual.transformer.resblocks)
     batch_first = getattr(visual.transformer, "batch_first", True)
-    first_attention_block = len(blocks) - attention_layers
-    attention_sum: Optional[torch.Tensor] = None
-
-    with torch.no_grad():
-        tokens, grid = embed_patches(visual, pixels.to(bundle.dtype))
-        for index, block in enumerate(blocks[:-1]):
-            if attention_layers and index >= first_attention_block:
-                attention = attention_weights(block, block.ln_1(tokens))
-                attention_sum = attention if attention_sum is None else attention_sum + attention
-            tokens = run_block(block, tokens, batch_first)
-
-    last = blocks[-1]
+    trunk = run_trunk(bundle, pixels, attention_layers)
+    last = list(visual.transformer.resblocks)[-1]
     store: dict = {}
     with torch.enable_grad(), replace_output(last.ln_1, store):
-        output = run_block(last, tokens, batch_first)
+        output = run_block(last, trunk.tokens, batch_first)
         feature = store["output"] if batch_first else store["output"].transpose(0, 1)
         embedding = torch.nn.functional.normalize(_image_embedding(visual, output, target).float(), dim=-1)
         texts = torch.cat([query_embeddings, background_embeddings])
@@ -237,21 +275,18 @@ def _gradcam_on_grid(
         else:
             used_fallback = torch.zeros_like(used_fallback)
 
+    attention_map = None
     if attention_layers:
         with torch.no_grad():
-            last_attention = attention_weights(last, feature.detach())
-            attention_sum = last_attention if attention_sum is None else attention_sum + last_attention
-    raw = cams.view(-1, *grid)
-    attention_map = None
-    if attention_sum is not None:
-        attention_map = (attention_sum[0, 1:, 1:] / attention_layers).cpu().numpy().astype(np.float32)
+            attention_map = mean_attention(trunk, attention_weights(last, feature.detach()), attention_layers)
+    raw = cams.view(-1, *trunk.grid)
     return CamResult(
         cams=minmax_normalize(raw).cpu().numpy().astype(np.float32),
         raw_cams=raw.cpu().numpy().astype(np.float32),
         scores=scores.detach().cpu().numpy().astype(np.float32),
         used_fallback=used_fallback.cpu().numpy(),
         attention=attention_map,
-        grid=grid,
+        grid=trunk.grid,
         image_size=tuple(image_size),  # type: ignore[arg-type]
     )
 

@@ -8,86 +8,84 @@ per-template probabilities are summed and softmaxed again.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from carlib.models import ClipBundle
+from carlib.models import SHAPES_MODEL_NAME, ClipBundle
+from carlib.settings import CarSettings, ImageFeature
 from carlib.text import encode_texts
 from carlib.vit import embed_patches, run_block
 
-ImageFeature = Literal["penultimate_class_token", "final"]
-IMAGE_FEATURES = ("penultimate_class_token", "final")
-Aggregation = Literal["sum_softmax", "softmax"]
-AGGREGATIONS = ("sum_softmax", "softmax")
+
+@runtime_checkable
+class ClassifierStage(Protocol):
+    """Anything that scores prompted images against the alive queries for :class:`carlib.car.CaR`."""
+
+    def classify(self, images: Sequence[np.ndarray], queries: Sequence[str], settings: CarSettings) -> np.ndarray:
+        """M prompted HxWx3 uint8 images against N queries: float32 M x N, rows summing to 1."""
+        ...
+
+
+def classifier_feature_for(bundle: ClipBundle) -> str:
+    """The image embedding ``classifier_feature="auto"`` means for a model.
+
+    ``"penultimate_class_token"`` (the reference's quirk) for real CLIP; ``"final"``
+    for the ShapesWorld CLIP, which is trained on its final embedding.
+    """
+    return "final" if bundle.name == SHAPES_MODEL_NAME else "penultimate_class_token"
 
 
 class MaskClassifier:
-    """Scores prompted images against text queries with a second CLIP.
+    """Scores prompted images against text queries with a second CLIP (the paper's classifier stage).
 
-    Text embeddings are computed once per (query, template) and cached, so the
-    recurrence only pays for new queries.
+    The settings of each call decide the templates, the image feature and the
+    aggregation (:class:`carlib.settings.CarSettings`). Text embeddings are
+    computed once per (template, query) and cached, so the recurrence only
+    pays for new queries.
 
     Arguments:
         bundle: the classifier CLIP (ViT-L/14 for semantic presets in the paper).
-        templates: prompt templates; each query is embedded once per template.
-        image_feature: ``"penultimate_class_token"`` (the reference's quirk: the
-            class token after L-1 blocks, then ``ln_post`` and the projection;
-            the faithful default for OpenAI models) or ``"final"`` (the model's
-            standard image embedding, ``encode_image``).
-        aggregation: ``"sum_softmax"`` (the reference's semantic path: softmax
-            per template, summed, softmaxed again) or ``"softmax"`` (its
-            referring path: one softmax over the mean-template text
-            embeddings, so a single template is softmaxed once, not twice).
         batch_size: prompted images per forward pass.
     """
 
-    def __init__(
-        self,
-        bundle: ClipBundle,
-        templates: Sequence[str],
-        *,
-        image_feature: ImageFeature = "penultimate_class_token",
-        aggregation: Aggregation = "sum_softmax",
-        batch_size: int = 16,
-    ) -> None:
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
-        if image_feature not in IMAGE_FEATURES:
-            raise ValueError(f"unknown image_feature {image_feature!r}; choose one of {IMAGE_FEATURES}")
-        if not templates:
-            raise ValueError("the classifier needs at least one template, e.g. ('a photo of a {}.',)")
+    def __init__(self, bundle: ClipBundle, *, batch_size: int = 16) -> None:
         self.bundle = bundle
-        self.templates = tuple(templates)
-        self.image_feature = image_feature
-        self.aggregation = aggregation
         self.batch_size = batch_size
-        self._text_cache: dict[str, torch.Tensor] = {}
+        self._text_cache: dict[tuple[str, str], torch.Tensor] = {}
 
-    def text_embeddings(self, queries: Sequence[str]) -> torch.Tensor:
+    def text_embeddings(self, queries: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """Unit embeddings of every query under every template: T x N x D (cached)."""
-        missing = [query for query in dict.fromkeys(queries) if query not in self._text_cache]
-        for query in missing:
-            per_template = torch.cat([encode_texts(self.bundle, [query], (template,)) for template in self.templates])
-            self._text_cache[query] = per_template  # T x D
-        return torch.stack([self._text_cache[query] for query in queries], dim=1)
+        for template in templates:
+            for query in dict.fromkeys(queries):
+                if (template, query) not in self._text_cache:
+                    self._text_cache[template, query] = encode_texts(self.bundle, [query], (template,))[0]
+        return torch.stack([torch.stack([self._text_cache[template, query] for query in queries])
+                            for template in templates])
 
     @torch.no_grad()
-    def image_embeddings(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Unit image embeddings of RGB uint8 images: M x D, in batches."""
+    def image_embeddings(self, images: Sequence[np.ndarray], image_feature: ImageFeature = "auto") -> torch.Tensor:
+        """Unit image embeddings of RGB uint8 images: M x D, in batches.
+
+        Arguments:
+            images: M HxWx3 uint8 RGB pictures.
+            image_feature: ``"penultimate_class_token"``, ``"final"`` or ``"auto"``
+                (:func:`classifier_feature_for`).
+        """
+        feature = classifier_feature_for(self.bundle) if image_feature == "auto" else image_feature
         chunks = []
         for start in range(0, len(images), self.batch_size):
             batch = torch.stack(
                 [self.bundle.preprocess(Image.fromarray(image)) for image in images[start : start + self.batch_size]]
             ).to(self.bundle.device, self.bundle.dtype)
-            chunks.append(self._encode(batch).float())
+            chunks.append(self._encode(batch, feature).float())
         return torch.nn.functional.normalize(torch.cat(chunks), dim=-1)
 
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _encode(self, pixels: torch.Tensor, feature: str) -> torch.Tensor:
         model = self.bundle.model
-        if self.image_feature == "final":
+        if feature == "final":
             return model.encode_image(pixels)
         visual = model.visual
         tokens, _ = embed_patches(visual, pixels)
@@ -97,22 +95,30 @@ class MaskClassifier:
         pooled = visual.ln_post(tokens[:, 0])
         return pooled @ visual.proj if visual.proj is not None else pooled
 
-    def classify(self, images: Sequence[np.ndarray], queries: Sequence[str]) -> np.ndarray:
+    def classify(
+        self, images: Sequence[np.ndarray], queries: Sequence[str], settings: CarSettings = CarSettings()
+    ) -> np.ndarray:
         """Probability that each image shows each query.
 
         Arguments:
             images: M prompted images, HxWx3 uint8 RGB.
             queries: the N surviving queries (no background words).
+            settings: ``templates``, ``classifier_feature`` and
+                ``classifier_aggregation``: ``"sum_softmax"`` (the reference's
+                semantic path: softmax over the queries per template, summed,
+                softmaxed again) or ``"softmax"`` (its referring path: one
+                softmax over the mean-template embeddings, so a single template
+                is softmaxed once, not twice).
 
         Returns:
             float32 M x N matrix; each row sums to 1.
         """
         if not images or not queries:
             return np.zeros((len(images), len(queries)), dtype=np.float32)
-        image_embeddings = self.image_embeddings(images)  # M x D
-        texts = self.text_embeddings(queries)  # T x N x D
+        image_embeddings = self.image_embeddings(images, settings.classifier_feature)  # M x D
+        texts = self.text_embeddings(queries, settings.templates)  # T x N x D
         scale = self.bundle.model.logit_scale.exp().float()
-        if self.aggregation == "softmax":
+        if settings.classifier_aggregation == "softmax":
             mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
             probabilities = (scale * image_embeddings @ mean_texts.T).softmax(dim=-1)
         else:

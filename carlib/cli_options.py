@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from carlib.car import MaxSide
 from carlib.pipeline import MODEL_CHOICES, LoadedModels
 from carlib.presets import Preset
+from carlib.settings import PROPOSAL_METHODS, MaxSide
 
 FROM_PRESET = "preset"
 ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Add --model, --proposal-weights, --classifier-weights, --activation and --max-side."""
+    """Add --model, --proposal-weights, --classifier-weights, --activation, --proposal-method and --max-side."""
     parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
                         help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP")
     parser.add_argument("--proposal-weights", type=Path,
@@ -25,6 +25,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="auto",
                         help="MLP activation for checkpoint files (auto: inferred and reported; OpenAI's weights "
                         "need quickgelu)")
+    parser.add_argument("--proposal-method", choices=PROPOSAL_METHODS, default=None,
+                        help="how masks are proposed: gradcam (the paper's, default of every preset) or maskclip "
+                        "(dense MaskCLIP maps, no gradients)")
     parser.add_argument("--max-side", default=FROM_PRESET, metavar="PIXELS|auto|none",
                         help="shrink larger images to this longer side for the recurrence; masks come back at full "
                         "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)")
@@ -57,6 +60,8 @@ def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Prese
     changes: dict = {}
     if args.max_side != FROM_PRESET:
         changes["max_side"] = parse_max_side(args.max_side)
+    if args.proposal_method is not None:
+        changes["proposal_method"] = args.proposal_method
     model = args.model
     for role in ("proposal", "classifier"):
         weights: Optional[Path] = getattr(args, f"{role}_weights", None)

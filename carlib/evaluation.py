@@ -159,7 +159,7 @@ def evaluate(
     preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
     dataset = (
         open_dataset(preset.name, data_root, split, without_background=without_background)
-        if preset.mode == "semantic"
+        if preset.settings.mode == "semantic"
         else open_dataset(preset.name, data_root, split)
     )
     distributed = Distributed.from_environment()
@@ -168,11 +168,12 @@ def evaluate(
             models = load_models(preset, model, device=device, quick_gelu=quick_gelu)
             if distributed.rank == 0:
                 announce_models("eval", models)
-        car = car_from_preset(preset, models, post=post, **(car_options or {}))
+        changes = {**(car_options or {}), **({"post": post} if post else {})}
+        car = car_from_preset(preset, models, **changes)
         predictions = Path(out_dir) / PREDICTIONS
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        if preset.mode == "referring":
+        if preset.settings.mode == "referring":
             local, errors, count = _run_referring(car, dataset, predictions, distributed, limit, progress)
         else:
             local, errors, count = _run_semantic(car, preset, dataset, predictions, distributed, limit, progress)
@@ -296,7 +297,7 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
 
 
 def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bool) -> dict:
-    if preset.mode == "referring":
+    if preset.settings.mode == "referring":
         total, count, intersection, union = merged[:4]
         result = {
             "mIoU": float(total / count) if count else float("nan"),
@@ -327,7 +328,7 @@ def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bo
 
 
 def _paper_key(preset: Preset, split: str, without_background: bool) -> str:
-    if preset.mode == "referring":
+    if preset.settings.mode == "referring":
         return f"{preset.name}/{split}"
     suffix = {"voc": "voc20", "context": "context59"}.get(preset.name) if without_background else None
     return suffix or preset.name
@@ -356,7 +357,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         f"- **mIoU: {ours:.2f}%**" + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
         "",
     ]
-    if preset.mode == "referring":
+    if preset.settings.mode == "referring":
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.4f} |" for key, value in summary.metrics.items() if key != "count"]
     else:

@@ -44,7 +44,7 @@ class Explorer:
 
         self.session = session
         self.sam_source = sam_source
-        preset = session.preset
+        settings = session.settings
         self.result: Optional[CarResult] = None
         self._segmented: Optional[np.ndarray] = None  # the picture self.result belongs to
         self.figure = None
@@ -55,15 +55,15 @@ class Explorer:
         self.queries = widgets.Text(value=queries or ", ".join(session.queries_for(image)), description="words",
                                     continuous_update=False, layout=widgets.Layout(width="420px"))
         slider = dict(min=0.0, max=1.0, step=0.05, continuous_update=False, readout_format=".2f")
-        self.eta = widgets.FloatSlider(value=preset.mask_threshold, description="η (mask)", **slider)
-        self.theta = widgets.FloatSlider(value=preset.confidence_threshold, description="θ (keep)", **slider)
-        self.lam = widgets.FloatSlider(value=preset.clipes_threshold, description="λ (box)",
+        self.eta = widgets.FloatSlider(value=settings.mask_threshold, description="η (mask)", **slider)
+        self.theta = widgets.FloatSlider(value=settings.confidence_threshold, description="θ (keep)", **slider)
+        self.lam = widgets.FloatSlider(value=settings.clipes_threshold, description="λ (box)",
                                        **{**slider, "min": 0.1, "max": 0.9})
-        self.prompts = widgets.SelectMultiple(options=list(PROMPT_KINDS), value=tuple(preset.prompt_kinds),
+        self.prompts = widgets.SelectMultiple(options=list(PROMPT_KINDS), value=tuple(settings.prompt_kinds),
                                               description="prompts", rows=len(PROMPT_KINDS))
-        self.centred_cam = widgets.Checkbox(value=preset.center_cam_features, description="centred CAM")
+        self.centred_cam = widgets.Checkbox(value=settings.center_cam_features, description="centred CAM")
         posts = ["crf", "none"] + (["sam"] if self._sam() is not None else [])
-        self.post = widgets.Dropdown(options=posts, value=preset.post if preset.post in posts else "crf",
+        self.post = widgets.Dropdown(options=posts, value=settings.post if settings.post in posts else "crf",
                                      description="post")
         self.auto_run = widgets.Checkbox(value=True, description="re-run on change")
         self.run_button = widgets.Button(description="Run", button_style="primary")

@@ -12,6 +12,8 @@ from typing import Literal, Optional, Sequence
 import numpy as np
 
 from carlib.car import CaR, CarResult
+from carlib.classifier import ClassifierStage
+from carlib.proposals import ProposalStage
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, load_clip
@@ -85,67 +87,28 @@ def car_from_preset(
     preset: Preset | str,
     models: LoadedModels,
     *,
-    post: Optional[str] = None,
     sam_source=None,
-    **overrides,
+    proposals: Optional[ProposalStage] = None,
+    classifier: Optional[ClassifierStage] = None,
+    **changes,
 ) -> CaR:
-    """A :class:`CaR` configured exactly as a preset says.
+    """A :class:`CaR` with a preset's settings and models.
 
     Arguments:
         preset: a :class:`Preset` or its name.
         models: from :func:`load_models`.
-        post: override the preset's post-processing (``"crf"``, ``"sam"``, ``"none"``).
         sam_source: a mask source, needed for ``post="sam"``.
-        **overrides: any other :class:`CaR` keyword (``recurrent``,
-            ``use_clip_es``, ``max_steps``...), for ablations.
+        proposals, classifier: stages to use instead of the ones CaR builds.
+        **changes: :class:`carlib.settings.CarSettings` fields to change for
+            this CaR (``post="none"``, ``recurrent=False``...), for ablations.
 
     Returns:
         a :class:`CaR`.
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
-    uses_openai_weights = models.classifier.name != SHAPES_MODEL_NAME
-    settings = dict(
-        mask_threshold=preset.mask_threshold,
-        confidence_threshold=preset.confidence_threshold,
-        clipes_threshold=preset.clipes_threshold,
-        use_clip_es=preset.use_clip_es,
-        center_cam_features=preset.center_cam_features,
-        prompt_kinds=preset.prompt_kinds,
-        blur_kernel=preset.blur_kernel,
-        max_side=preset.max_side,
-        background=preset.background,
-        templates=preset.templates,
-        mode=preset.mode,
-        post=post or preset.post,
-        # The penultimate class token is the reference's quirk for OpenAI
-        # models; the ShapesWorld CLIP is trained on its final embedding.
-        classifier_feature="penultimate_class_token" if uses_openai_weights else "final",
-        classifier_aggregation=preset.classifier_aggregation,
-        crf_options=crf_options(preset),
-        sam_source=sam_source,
-        sam_options=dict(
-            iom_threshold=preset.sam.iom_threshold,
-            iou_threshold=preset.sam.iou_threshold,
-            min_pred_threshold=preset.sam.min_pred_threshold,
-        ),
-    )
-    settings.update(overrides)
-    return CaR(models.proposal, models.classifier, **settings)
-
-
-def crf_options(preset: Preset, bg_factor: Optional[float] = None) -> dict:
-    """The preset's dense-CRF settings as keyword arguments of :func:`carlib.postprocess.dense_crf`."""
-    crf = preset.crf
-    return dict(
-        bg_factor=crf.bg_factor if bg_factor is None else bg_factor,
-        gaussian_sxy=crf.gaussian_sxy,
-        gaussian_compat=crf.gaussian_compat,
-        bilateral_sxy=crf.bilateral_sxy,
-        bilateral_srgb=crf.bilateral_srgb,
-        bilateral_compat=crf.bilateral_compat,
-        iterations=crf.iterations,
-        bilateral_image=crf.image,
-    )
+    settings = preset.settings.replace(**changes) if changes else preset.settings
+    return CaR(models.proposal, models.classifier, settings, proposals=proposals, classifier=classifier,
+               sam_source=sam_source)
 
 
 @dataclass
@@ -177,13 +140,13 @@ def segment_vocabulary(car: CaR, preset: Preset, image: ImageInput) -> SemanticS
     passes: dict[str, CarResult] = {}
     indices: dict[str, tuple[int, ...]] = {}
     for semantic_pass in preset.semantic_passes():
-        result = car.segment(
-            rgb,
-            list(semantic_pass.queries),
-            background=semantic_pass.background,
-            prompt_kinds=semantic_pass.prompt_kinds,
-            crf_options={"bg_factor": semantic_pass.bg_factor} if car.post == "crf" else None,
+        # The pass's own words, prompts and CRF background; the rest as this CaR was built (an ablation's changes).
+        pass_settings = car.settings.replace(
+            background=semantic_pass.settings.background,
+            prompt_kinds=semantic_pass.settings.prompt_kinds,
+            crf=car.settings.crf.replace(bg_factor=semantic_pass.settings.crf.bg_factor),
         )
+        result = car.segment(rgb, list(semantic_pass.queries), settings=pass_settings)
         class_ids = np.asarray(semantic_pass.class_indices) + 1
         pass_labels = paint_label_map(result.masks, result.scores)
         painted = pass_labels > 0

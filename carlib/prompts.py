@@ -117,7 +117,7 @@ def apply_visual_prompts(
     """
     image = _as_rgb_uint8(image)
     inside = _as_bool_mask(mask, image.shape[:2])
-    selected = _normalise_kinds(kinds)
+    selected = prompt_kind_names(kinds)
     if gray_formula not in _GRAY_CODES:
         raise ValueError(
             f"unknown gray_formula {gray_formula!r}; use one of {sorted(_GRAY_CODES)}"
@@ -188,7 +188,12 @@ def _as_bool_mask(mask: np.ndarray, image_hw: Tuple[int, int]) -> np.ndarray:
     return mask != 0
 
 
-def _normalise_kinds(kinds: Union[str, Sequence[str]]) -> set:
+def prompt_kind_names(kinds: Union[str, Sequence[str]]) -> set:
+    """The canonical names of some prompt kinds (the alias ``"mask"`` is ``"black"``).
+
+    Raises:
+        ValueError: an unknown kind; the message lists the valid ones.
+    """
     if isinstance(kinds, str):
         kinds = (kinds,)
     selected = set()

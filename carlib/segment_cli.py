@@ -62,7 +62,7 @@ def _segment_command(args: argparse.Namespace) -> int:
     preset, model_choice = preset_from_options(get_preset(args.preset), args)
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a directory")
-    post = args.post or preset.post
+    post = args.post or preset.settings.post
     preset_record = preset.to_dict()
     folder_mode = image is None or args.labels_only
     settings = {"preset": preset_record, "post": post, "model": {
@@ -72,7 +72,7 @@ def _segment_command(args: argparse.Namespace) -> int:
 
     models = load_models(preset, model_choice, device=args.device, quick_gelu=quick_gelu_option(args))
     announce_models("segment", models)
-    car = car_from_preset(preset, models, post=post, sam_source=_sam_source(post, args, models))
+    car = car_from_preset(preset, models, post=post, sam_source=_sam_source(post, args, models, preset))
     if not folder_mode:
         result = car.segment(image, queries)
         _write_outputs(args.out, image, result, models, preset_record, post)
@@ -100,13 +100,13 @@ def _read_queries_file(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines()
 
 
-def _sam_source(post: str, args: argparse.Namespace, models: LoadedModels):
+def _sam_source(post: str, args: argparse.Namespace, models: LoadedModels, preset):
     if post != "sam":
         return None
     from carlib.postprocess import ColourRegionMaskSource, SamMaskSource
 
     if args.sam_checkpoint is not None:
-        return SamMaskSource(args.sam_checkpoint, device=args.device)
+        return SamMaskSource(args.sam_checkpoint, device=args.device, settings=preset.settings.sam)
     if models.proposal.name == "shapes":
         print("carlib segment: no --sam-checkpoint; ShapesWorld colour regions stand in for SAM", file=sys.stderr)
         return ColourRegionMaskSource()

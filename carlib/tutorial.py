@@ -22,6 +22,7 @@ from carlib.images import load_image
 from carlib.models import data_dir
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import Preset, get_preset
+from carlib.settings import CarSettings
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 
 SHAPES_IMAGES: dict[str, tuple[str, int]] = {
@@ -74,6 +75,7 @@ class Tutorial:
         uses_shapes: True when running on the ShapesWorld CLIP.
         images: bundled picture names, in display order.
         default_queries: the words the notebooks ask about by default.
+        settings: the preset's :class:`carlib.settings.CarSettings`.
         background: the preset's background words.
     """
 
@@ -84,8 +86,12 @@ class Tutorial:
     default_queries: list[str] = field(default_factory=list)
 
     @property
+    def settings(self) -> CarSettings:
+        return self.preset.settings
+
+    @property
     def background(self) -> tuple[str, ...]:
-        return tuple(self.preset.background)
+        return tuple(self.settings.background)
 
     @property
     def note(self) -> str:
@@ -115,11 +121,10 @@ class Tutorial:
             return list(PHOTO_QUERIES[image])
         return list(self.default_queries)
 
-    def car(self, **overrides) -> CaR:
-        """A :class:`CaR` with the preset's settings; keywords override any of them (``post="none"``...)."""
-        preset_fields = {key: overrides.pop(key) for key in list(overrides) if key in Preset.__dataclass_fields__}
-        preset = self.preset.replace(**preset_fields) if preset_fields else self.preset
-        return car_from_preset(preset, self.models, **overrides)
+    def car(self, *, sam_source=None, **changes) -> CaR:
+        """A :class:`CaR` with the preset's settings; keywords change any setting (``post="none"``...)."""
+        preset = self.preset.replace(**changes) if changes else self.preset
+        return car_from_preset(preset, self.models, sam_source=sam_source)
 
 
 def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None, verbose: bool = True) -> Tutorial:

@@ -236,6 +236,53 @@ def attention_weights(block: torch.nn.Module, normed_tokens: torch.Tensor) -> to
     return head_query_key(block.attn, normed_tokens).logits().softmax(dim=-1).mean(dim=1)
 
 
+def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The attention's output with every token attending only to itself: out_proj(v).
+
+    MaskCLIP reads CLIP's last block this way: the query-key attention is
+    dropped (replaced by the identity), so each patch keeps its own value
+    vector, which the output projection maps back into the residual stream.
+
+    Supported: ``nn.MultiheadAttention`` (fused or separate weights) and
+    modules with a packed ``in_proj_weight``, ``num_heads`` and ``out_proj``,
+    such as open_clip's ``Attention`` (its ``head_scale`` and ``ln_inner``
+    are applied, as its forward does).
+
+    Arguments:
+        attention: the attention module.
+        tokens: B x L x D batch-first input of the attention (a block's ``ln_1`` output).
+
+    Returns:
+        B x L x D, in the module's dtype.
+
+    Raises:
+        NotImplementedError: another kind of attention module.
+    """
+    if isinstance(attention, torch.nn.MultiheadAttention):
+        width = attention.embed_dim
+        bias = attention.in_proj_bias
+        weight = attention.in_proj_weight[2 * width:] if attention._qkv_same_embed_dim else attention.v_proj_weight
+        values = F.linear(tokens, weight, None if bias is None else bias[2 * width:])
+        return attention.out_proj(values)
+    in_proj_weight = getattr(attention, "in_proj_weight", None)
+    out_proj = getattr(attention, "out_proj", None)
+    heads = getattr(attention, "num_heads", None)
+    if isinstance(in_proj_weight, torch.Tensor) and isinstance(out_proj, torch.nn.Linear) and heads:
+        width = in_proj_weight.shape[0] // 3
+        bias = getattr(attention, "in_proj_bias", None)
+        values = F.linear(tokens, in_proj_weight[2 * width:], None if bias is None else bias[2 * width:])
+        head_scale = getattr(attention, "head_scale", None)
+        if isinstance(head_scale, torch.Tensor):
+            batch, length, _ = values.shape
+            values = (values.view(batch, length, heads, -1).transpose(1, 2) * head_scale).transpose(1, 2)
+            values = values.reshape(batch, length, width)
+        return out_proj(_first_layer(attention, ("ln_inner",))(values))
+    raise NotImplementedError(
+        f"cannot read the value path of {type(attention).__name__}: MaskCLIP needs nn.MultiheadAttention or a "
+        "module with in_proj_weight, num_heads and out_proj"
+    )
+
+
 @contextmanager
 def replace_output(module: torch.nn.Module, store: dict) -> Iterator[None]:
     """Swap a module's output for a detached leaf that requires grad, for the duration.

@@ -14,9 +14,11 @@ from carlib.presets import get_preset
 def test_rows_follow_the_paper_tables():
     voc = get_preset("voc")
     recurrence = table_rows("recurrence", voc)
-    assert [row.paper for row in recurrence] == [15.2, 41.1, 67.6]
+    assert [row.paper for row in recurrence] == [15.2, 41.1, 67.6, None, None]
     assert recurrence[0].car_options == {"recurrent": False}
     assert recurrence[1].car_options == {"use_clip_es": False}
+    assert [row.car_options for row in recurrence[3:]] == [
+        {"proposal_method": "maskclip", "use_clip_es": False}, {"proposal_method": "maskclip", "use_clip_es": True}]
     prompts = {row.name: row.preset_changes["prompt_kinds"] for row in table_rows("prompts", voc)}
     assert prompts["circle+blur"] == ("circle", "blur") and prompts["black"] == ("black",)
     background = {row.name: row.preset_changes.get("background") for row in table_rows("background", voc)}
@@ -30,7 +32,7 @@ def test_shapes_table_runs_and_prints_markdown(tmp_path, capsys):
     assert main(["ablate", "--table", "recurrence", "--n", "3", "--out", str(tmp_path)]) == 0
     markdown = (tmp_path / "ablation-recurrence.md").read_text()
     values = re.findall(r"\| ([0-9.]+) \| (?:[0-9.]+|—) \|", markdown)
-    assert len(values) == 3 and all(0 <= float(v) <= 100 for v in values)
+    assert len(values) == 5 and all(0 <= float(v) <= 100 for v in values)
     assert "ShapesWorld, 3 held-out scenes" in capsys.readouterr().out
 
 

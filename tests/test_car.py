@@ -13,6 +13,7 @@ import carlib
 from carlib.car import CaR
 from carlib.classifier import MaskClassifier
 from carlib.labels import merge_referring_masks, paint_label_map
+from carlib.settings import CarSettings
 
 IMAGE = np.random.default_rng(5).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
 
@@ -23,13 +24,17 @@ def small() -> carlib.ClipBundle:
 
 
 class ScriptedClassifier:
-    """Stands in for the classifier CLIP: step s returns the diagonal scores script[s][query]."""
+    """A classifier stage that returns scripted scores: step s gives the diagonal script[s][query].
+
+    It drives the recurrence through the classifier seam, so the stopping rule and the score
+    bookkeeping can be checked against hand-chosen numbers.
+    """
 
     def __init__(self, script: list[dict[str, float]]):
         self.script = script
         self.calls: list[list[str]] = []
 
-    def classify(self, images, queries):
+    def classify(self, images, queries, settings):
         step_scores = self.script[min(len(self.calls), len(self.script) - 1)]
         self.calls.append(list(queries))
         matrix = np.full((len(images), len(queries)), 0.01, dtype=np.float32)
@@ -39,9 +44,10 @@ class ScriptedClassifier:
 
 
 def _car(bundle, script, **options) -> tuple[CaR, ScriptedClassifier]:
-    car = CaR(bundle, bundle, post="none", confidence_threshold=0.5, **options)
-    car.classifier = ScriptedClassifier(script)
-    return car, car.classifier
+    scripted = ScriptedClassifier(script)
+    settings = CarSettings(**{"post": "none", "confidence_threshold": 0.5, **options})
+    car = CaR(bundle, None, settings, classifier=scripted)
+    return car, scripted
 
 
 def test_stops_when_the_survivor_count_repeats(small):
@@ -142,43 +148,47 @@ class RecordingClassifier(ScriptedClassifier):
         super().__init__(script)
         self.images: list[np.ndarray] = []
 
-    def classify(self, images, queries):
+    def classify(self, images, queries, settings):
         self.images.extend(images)
-        return super().classify(images, queries)
+        return super().classify(images, queries, settings)
 
 
 def test_blur_prompts_use_the_configured_kernel(small):
     shown = {}
     for kernel in (3, 31):
-        car = CaR(small, small, post="none", confidence_threshold=0.5, prompt_kinds=("blur",), blur_kernel=kernel,
-                  mask_threshold=0.3, recurrent=False, use_clip_es=False)
-        car.classifier = RecordingClassifier([{"a": 0.9, "b": 0.9}])
+        recording = RecordingClassifier([{"a": 0.9, "b": 0.9}])
+        settings = CarSettings(post="none", confidence_threshold=0.5, prompt_kinds=("blur",), blur_kernel=kernel,
+                               mask_threshold=0.3, recurrent=False, use_clip_es=False)
+        car = CaR(small, None, settings, classifier=recording)
         result = car.segment(IMAGE, ["a", "b"])
-        for image, proposal in zip(car.classifier.images, result.steps[0].proposals):
+        for image, proposal in zip(recording.images, result.steps[0].proposals):
             assert 0 < (proposal > 0.3).sum() < proposal.size  # something inside and outside to blur
             expected = carlib.apply_visual_prompts(IMAGE, proposal > 0.3, ("blur",), blur_kernel=kernel)
             np.testing.assert_array_equal(image, expected)
-        shown[kernel] = car.classifier.images[0]
+        shown[kernel] = recording.images[0]
     assert np.abs(shown[3].astype(int) - shown[31].astype(int)).max() > 0
 
 
 def test_bad_configuration_is_explained(small):
     with pytest.raises(ValueError, match="blur_kernel must be a positive odd int"):
-        CaR(small, small, blur_kernel=16)
-    with pytest.raises(ValueError, match="post-processing"):
-        CaR(small, small, post="blur")
+        CarSettings(blur_kernel=16)
+    with pytest.raises(ValueError, match="post"):
+        CarSettings(post="blur")
     with pytest.raises(ValueError, match="sam_source"):
-        CaR(small, small, post="sam")
+        CaR(small, small, CarSettings(post="sam"))
     with pytest.raises(ValueError, match="empty"):
-        CaR(small, small, post="none").segment(IMAGE, [])
+        CaR(small, small, CarSettings(post="none")).segment(IMAGE, [])
+    with pytest.raises(ValueError, match="CarSettings"):
+        CaR(small, small, {"post": "none"})  # type: ignore[arg-type]
 
 
 def test_classifier_matches_an_independent_computation(small):
     templates = ("a photo of a {}.", "there is a {} in the scene")
-    classifier = MaskClassifier(small, templates)
+    settings = CarSettings(templates=templates)
+    classifier = MaskClassifier(small)
     images = [IMAGE, IMAGE[::-1].copy(), np.zeros_like(IMAGE)]
     queries = ["cat", "dog", "a red car"]
-    scores = classifier.classify(images, queries)
+    scores = classifier.classify(images, queries, settings)
     assert scores.shape == (3, 3)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
 
@@ -196,17 +206,18 @@ def test_classifier_matches_an_independent_computation(small):
             summed = summed + (small.model.logit_scale.exp() * image_embeddings @ texts.T).softmax(dim=-1)
     np.testing.assert_allclose(scores, summed.softmax(dim=-1).numpy(), atol=1e-5)
 
-    final = MaskClassifier(small, templates, image_feature="final").classify(images, queries)
+    final = MaskClassifier(small).classify(images, queries, settings.replace(classifier_feature="final"))
     assert np.abs(final - scores).max() > 1e-4
 
 
 def test_classifier_caches_text_embeddings(small):
-    classifier = MaskClassifier(small, ("a photo of a {}.",))
-    first = classifier.classify([IMAGE], ["cat", "dog"])
+    classifier = MaskClassifier(small)
+    settings = CarSettings(templates=("a photo of a {}.",))
+    first = classifier.classify([IMAGE], ["cat", "dog"], settings)
     cached = dict(classifier._text_cache)
-    again = classifier.classify([IMAGE], ["dog"])
+    again = classifier.classify([IMAGE], ["dog"], settings)
     assert classifier._text_cache.keys() == cached.keys()
-    assert classifier._text_cache["dog"] is cached["dog"]
+    assert classifier._text_cache["a photo of a {}.", "dog"] is cached["a photo of a {}.", "dog"]
     assert again.shape == (1, 1) and first.shape == (1, 2)
 
 
@@ -239,8 +250,9 @@ def test_referring_merge_and_its_small_area_fallback():
 
 def test_single_softmax_aggregation_for_referring_presets(small):
     queries = ["the man on the left", "a red car"]
-    single = MaskClassifier(small, ("a clean origami {}.",), aggregation="softmax").classify([IMAGE], queries)
-    double = MaskClassifier(small, ("a clean origami {}.",)).classify([IMAGE], queries)
+    one_template = CarSettings(templates=("a clean origami {}.",))
+    single = MaskClassifier(small).classify([IMAGE], queries, one_template.replace(classifier_aggregation="softmax"))
+    double = MaskClassifier(small).classify([IMAGE], queries, one_template)
     with torch.no_grad():
         pixels = small.preprocess(Image.fromarray(IMAGE))[None]
         truncated = copy.deepcopy(small.model)
@@ -253,7 +265,7 @@ def test_single_softmax_aggregation_for_referring_presets(small):
     np.testing.assert_allclose(single, once.numpy(), atol=1e-5)
     np.testing.assert_allclose(double, once.softmax(dim=-1).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="aggregation"):
-        MaskClassifier(small, ("{}",), aggregation="mean")
+        CarSettings(templates=("{}",), classifier_aggregation="mean")
 
 
 @pytest.mark.parametrize("name", ["voc", "shapes"])
@@ -262,9 +274,12 @@ def test_car_from_preset_carries_the_preset_prompt_settings(small, name):
 
     preset = carlib.get_preset(name)
     car = car_from_preset(preset, LoadedModels(small, small, "test"), post="none")
-    assert car.blur_kernel == preset.blur_kernel and car.prompt_kinds == preset.prompt_kinds
-    assert car.center_cam_features == preset.center_cam_features
-    assert (car.mask_threshold, car.confidence_threshold) == (preset.mask_threshold, preset.confidence_threshold)
+    assert car.settings.blur_kernel == preset.settings.blur_kernel
+    assert car.settings.prompt_kinds == preset.settings.prompt_kinds
+    assert car.settings.center_cam_features == preset.settings.center_cam_features
+    assert (car.settings.mask_threshold, car.settings.confidence_threshold) == (
+        preset.settings.mask_threshold, preset.settings.confidence_threshold)
+    assert car.settings == preset.settings.replace(post="none")  # the preset's settings, passed whole
 
 
 # --- bounded proposal resolution ------------------------------------------------------------------------------
@@ -279,13 +294,13 @@ PHOTO = np.kron(np.random.default_rng(8).integers(0, 256, size=(12, 16, 3), dtyp
 
 @pytest.mark.parametrize("post", ["none", "crf"])
 def test_a_large_image_runs_at_max_side_and_comes_back_at_its_own_size(small, post):
-    car = CaR(small, small, post=post, confidence_threshold=0.2, max_side=80)
+    car = CaR(small, small, CarSettings(post=post, confidence_threshold=0.2, max_side=80))
     result = car.segment(PHOTO, ["a", "b", "c"])
     assert result.working_size == (60, 80)
     assert all(step.proposals.shape[1:] == (60, 80) and step.cams.shape[1:] == (60, 80) for step in result.steps)
     assert result.masks.shape == result.soft_masks.shape == (3, 240, 320) and result.label_map.shape == (240, 320)
     # The reference: the same CaR at native size on the image shrunk by hand, its masks resized back.
-    by_hand = CaR(small, small, post=post, confidence_threshold=0.2, max_side=None).segment(
+    by_hand = CaR(small, small, CarSettings(post=post, confidence_threshold=0.2, max_side=None)).segment(
         fit_within(PHOTO, 80), ["a", "b", "c"])
     np.testing.assert_array_equal(result.scores, by_hand.scores)
     kept = result.scores > 0
@@ -296,8 +311,8 @@ def test_a_large_image_runs_at_max_side_and_comes_back_at_its_own_size(small, po
 
 
 def test_an_image_that_fits_is_not_touched(small):
-    fits = CaR(small, small, post="crf", max_side=64).segment(IMAGE, ["a", "b"])
-    native = CaR(small, small, post="crf", max_side=None).segment(IMAGE, ["a", "b"])
+    fits = CaR(small, small, CarSettings(post="crf", max_side=64)).segment(IMAGE, ["a", "b"])
+    native = CaR(small, small, CarSettings(post="crf", max_side=None)).segment(IMAGE, ["a", "b"])
     assert fits.working_size == native.working_size == IMAGE.shape[:2]
     np.testing.assert_array_equal(fits.label_map, native.label_map)
     np.testing.assert_array_equal(fits.soft_masks, native.soft_masks)
@@ -307,10 +322,10 @@ def test_max_side_auto_follows_the_model_family(small):
     shapes = carlib.load_clip("shapes")
     assert CaR(small, small).max_side == REAL_CLIP_MAX_SIDE == 640
     assert CaR(shapes, shapes).max_side == SHAPES_CLIP_MAX_SIDE == 96
-    assert CaR(small, small, max_side=None).max_side is None
+    assert CaR(small, small, CarSettings(max_side=None)).max_side is None
     for bad in (0, -5, 2.5, "big", True):
         with pytest.raises(ValueError, match="max_side"):
-            CaR(small, small, max_side=bad)
+            CarSettings(max_side=bad)
     for name in carlib.PRESETS:
         preset = carlib.get_preset(name)
         models = carlib.pipeline.LoadedModels(small, small, "test")
@@ -334,3 +349,31 @@ def test_resized_masks_keep_their_shape_and_never_overlap():
     expected = np.zeros((8, 8), dtype=bool)
     expected[2:6, 2:6] = True
     np.testing.assert_array_equal(big, expected)
+
+
+class OverlappingMaps:
+    """A proposal stage whose two maps overlap in the middle third of the image."""
+
+    def propose(self, image, texts, settings):
+        from carlib.proposals import ProposalMaps
+
+        maps = np.zeros((len(texts), *image.shape[:2]), dtype=np.float32)
+        third = image.shape[1] // 3
+        maps[0, :, : 2 * third] = 0.9
+        maps[1, :, third:] = 0.8
+        return ProposalMaps(maps, maps)
+
+
+def test_post_processing_runs_the_crf_the_mode_calls_for(small):
+    from carlib.postprocess import CrfSettings, dense_crf, dense_crf_per_mask
+
+    crf = CrfSettings(iterations=5)
+    results = {}
+    for mode, reference in (("semantic", dense_crf), ("referring", dense_crf_per_mask)):
+        settings = CarSettings(mode=mode, post="crf", crf=crf, recurrent=False)
+        car = CaR(None, None, settings, proposals=OverlappingMaps(), classifier=ScriptedClassifier([{"a": 0.9, "b": 0.9}]))
+        result = car.segment(IMAGE, ["a", "b"])
+        np.testing.assert_array_equal(result.masks, reference(IMAGE, result.soft_masks, crf))
+        results[mode] = result.masks
+    assert not (results["semantic"][0] & results["semantic"][1]).any()  # one joint CRF: disjoint masks
+    assert (results["referring"][0] & results["referring"][1]).any()  # one CRF per mask: they may overlap

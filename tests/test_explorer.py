@@ -61,7 +61,7 @@ def test_sliders_rerun_car_with_the_same_result_as_calling_it_directly(explorer,
 
 
 def test_the_centring_checkbox_reruns_with_plain_grad_cam(explorer, session):
-    assert explorer.centred_cam.value is session.preset.center_cam_features
+    assert explorer.centred_cam.value is session.settings.center_cam_features
     centred_cams = explorer.result.steps[0].cams
     explorer.centred_cam.value = not explorer.centred_cam.value
     direct = session.car(mask_threshold=explorer.eta.value, confidence_threshold=explorer.theta.value,

@@ -10,8 +10,10 @@ import pytest
 
 from carlib.postprocess import (
     ColourRegionMaskSource,
+    CrfSettings,
     MaskSource,
     SamMaskSource,
+    SamSettings,
     dense_crf,
     dense_crf_per_mask,
     intersection_over_mask,
@@ -84,7 +86,7 @@ def test_crf_gives_background_where_all_masks_are_weak(two_regions) -> None:
 
 def test_crf_zero_iterations_is_argmax_of_unaries(two_regions) -> None:
     image, masks, _, _ = two_regions
-    refined = dense_crf(image, masks, iterations=0)
+    refined = dense_crf(image, masks, CrfSettings(iterations=0))
     background = 1.0 - masks.max(axis=0)
     expected = np.argmax(np.concatenate([background[None], masks]), axis=0)
     np.testing.assert_array_equal(refined, expected[None] == np.array([1, 2])[:, None, None])
@@ -143,10 +145,10 @@ def test_crf_normalize_changes_nothing_without_clipping() -> None:
     # shifts every label's energy at a pixel by the same constant.
     soft = rng.uniform(0.05, 0.95, size=(3, 20, 30)).astype(np.float32)
     for iterations in (0, 10):
-        plain = dense_crf(image, soft, iterations=iterations)
+        plain = dense_crf(image, soft, CrfSettings(iterations=iterations))
         # Every label, the background included, wins somewhere.
         assert plain.any(axis=(1, 2)).all() and not plain.any(axis=0).all()
-        np.testing.assert_array_equal(dense_crf(image, soft, normalize=True, iterations=iterations), plain)
+        np.testing.assert_array_equal(dense_crf(image, soft, CrfSettings(normalize=True, iterations=iterations)), plain)
 
 
 def test_crf_accepts_bool_masks(two_regions) -> None:
@@ -177,8 +179,8 @@ def test_reference_image_sees_an_edge_where_blue_crosses_its_mean() -> None:
     image[:, :30] = (50, 50, 103)
     soft = np.full((1, 40, 60), 0.45, dtype=np.float32)
     soft[0, :, :30] = 0.7
-    reference = dense_crf(image, soft, bilateral_image="reference")[0]
-    rgb = dense_crf(image, soft, bilateral_image="rgb")[0]
+    reference = dense_crf(image, soft, CrfSettings(bilateral_image="reference"))[0]
+    rgb = dense_crf(image, soft, CrfSettings(bilateral_image="rgb"))[0]
     assert reference[:, :30].all() and not reference[:, 30:].any()
     assert rgb.mean() > 0.9  # one colour: the mask spreads over the whole image
     # The reference's image is the default, in both modes.
@@ -210,11 +212,11 @@ def test_crf_rejects_bad_parameters() -> None:
     image = np.zeros((8, 8, 3), dtype=np.uint8)
     masks = np.zeros((1, 8, 8), dtype=np.float32)
     with pytest.raises(ValueError, match="iterations"):
-        dense_crf(image, masks, iterations=-1)
+        dense_crf(image, masks, CrfSettings(iterations=-1))
     with pytest.raises(ValueError, match="bg_factor"):
-        dense_crf(image, masks, bg_factor=-1.0)
+        dense_crf(image, masks, CrfSettings(bg_factor=-1.0))
     with pytest.raises(ValueError, match="bilateral_image"):
-        dense_crf(image, masks, bilateral_image="bgr")  # type: ignore[arg-type]
+        dense_crf(image, masks, CrfSettings(bilateral_image="bgr"))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- matching
@@ -400,7 +402,7 @@ def test_sam_refine_with_colour_regions_snaps_rough_masks_to_shapes(shapes_scene
         cv2.erode(shapes[2].astype(np.uint8), kernel).astype(bool),  # 1 px too small all round
     ]
     cars = np.stack(rough + [np.zeros_like(shapes[0])])
-    refined = sam_refine(image, cars, ColourRegionMaskSource(), iom_threshold=0.7, iou_threshold=0.7)
+    refined = sam_refine(image, cars, ColourRegionMaskSource(), SamSettings(iom_threshold=0.7, iou_threshold=0.7))
     assert refined.shape == cars.shape and refined.dtype == bool
     for shape, before, after in zip(shapes, rough, refined):
         # Each rough mask overlaps its shape with IoU 0.75..0.9 (> φ_iou = 0.7), so the region replaces it.
@@ -417,7 +419,7 @@ def test_sam_refine_checks_the_source_output(shapes_scene) -> None:
             return np.zeros((1, 5, 5), dtype=bool)
 
     with pytest.raises(ValueError, match="WrongSize"):
-        sam_refine(image, shapes[0][None], WrongSize(), iom_threshold=0.7, iou_threshold=0.7)
+        sam_refine(image, shapes[0][None], WrongSize(), SamSettings(iom_threshold=0.7, iou_threshold=0.7))
 
 
 def test_sam_source_without_segment_anything_says_how_to_install(monkeypatch, tmp_path) -> None:
@@ -453,8 +455,8 @@ def test_sam_source_runs_with_segment_anything(tmp_path) -> None:
     model = segment_anything.sam_model_registry["vit_b"](checkpoint=None)
     checkpoint = tmp_path / "sam_vit_b_random.pth"
     torch.save(model.state_dict(), checkpoint)
-    source = SamMaskSource(checkpoint, model_type="vit_b", device="cpu", points_per_side=2, pred_iou_thresh=0.0,
-                           stability_score_thresh=0.0)
+    source = SamMaskSource(checkpoint, model_type="vit_b", device="cpu",
+                           settings=SamSettings(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0))
     image = np.random.default_rng(0).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
     masks = source.generate(image)
     assert masks.ndim == 3 and masks.shape[1:] == (32, 48) and masks.dtype == bool

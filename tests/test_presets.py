@@ -58,12 +58,12 @@ def test_section_8_values(name):
     eta, theta, lam, prompts, classifier = SECTION_8[name]
     preset = get_preset(name)
     assert preset.name == name
-    assert (preset.mask_threshold, preset.confidence_threshold, preset.clipes_threshold) == (eta, theta, lam)
-    assert set(preset.prompt_kinds) == prompts
-    assert len(preset.prompt_kinds) == len(prompts)
+    assert (preset.settings.mask_threshold, preset.settings.confidence_threshold, preset.settings.clipes_threshold) == (eta, theta, lam)
+    assert set(preset.settings.prompt_kinds) == prompts
+    assert len(preset.settings.prompt_kinds) == len(prompts)
     assert preset.classifier_model == classifier
-    assert preset.blur_kernel == 15  # spec section 5: the reference's 15 x 15 Gaussian
-    assert preset.center_cam_features is False  # the reference's Grad-CAM
+    assert preset.settings.blur_kernel == 15  # spec section 5: the reference's 15 x 15 Gaussian
+    assert preset.settings.center_cam_features is False  # the reference's Grad-CAM
     # Every published configuration proposes masks with OpenAI's ViT-B/16.
     assert (preset.proposal_model, preset.proposal_pretrained) == ("ViT-B-16", "openai")
     assert preset.classifier_pretrained == "openai"
@@ -72,7 +72,7 @@ def test_section_8_values(name):
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_prompt_kinds_are_known_to_carlib_prompts(name):
     preset = get_preset(name)
-    kinds = set(preset.prompt_kinds)
+    kinds = set(preset.settings.prompt_kinds)
     if preset.things_stuff is not None:
         kinds |= set(preset.things_stuff.stuff_prompt_kinds)
     assert kinds <= set(PROMPT_KINDS)
@@ -81,26 +81,26 @@ def test_prompt_kinds_are_known_to_carlib_prompts(name):
 def test_modes_and_post_processing():
     for name in ("voc", "coco_object", "context", "ade150", "shapes"):
         preset = get_preset(name)
-        assert preset.mode == "semantic"
-        assert preset.post == "crf" and not preset.crf.per_mask
+        assert preset.settings.mode == "semantic"
+        assert preset.settings.post == "crf"
     for name in ("refcoco", "refcoco+", "refcocog"):
         preset = get_preset(name)
-        assert preset.mode == "referring"
+        assert preset.settings.mode == "referring"
         assert preset.vocabulary is None and preset.class_names == ()
-        # No SAM for referring; the reference runs one CRF per mask.
-        assert preset.post == "crf" and preset.crf.per_mask
+        # No SAM for referring; CaR runs one CRF per mask in referring mode (tests/test_car.py).
+        assert preset.settings.post == "crf"
 
 
 def test_crf_parameters_are_the_reference_ones():
-    crf = get_preset("voc").crf
+    crf = get_preset("voc").settings.crf
     assert (crf.bg_factor, crf.gaussian_sxy, crf.gaussian_compat) == (1.0, 1.0, 3.0)
     assert (crf.bilateral_sxy, crf.bilateral_srgb, crf.bilateral_compat, crf.iterations) == (67.0, 3.0, 4.0, 10)
 
 
 def test_sam_thresholds_per_dataset():
-    ioms = {name: get_preset(name).sam.iom_threshold for name in ("voc", "coco_object", "context", "ade150")}
+    ioms = {name: get_preset(name).settings.sam.iom_threshold for name in ("voc", "coco_object", "context", "ade150")}
     assert ioms == {"voc": 0.6, "coco_object": 0.7, "context": 0.5, "ade150": 0.6}
-    sam = get_preset("voc").sam
+    sam = get_preset("voc").settings.sam
     assert (sam.iou_threshold, sam.min_pred_threshold, sam.points_per_side) == (0.7, 0.05, 64)
     assert (sam.pred_iou_thresh, sam.stability_score_thresh, sam.box_nms_thresh) == (0.88, 0.95, 0.7)
 
@@ -126,15 +126,15 @@ def test_semantic_templates_are_the_fifteen_of_section_4():
     assert SEMANTIC_TEMPLATES == expected
     for name in ("voc", "coco_object", "context", "ade150"):
         preset = get_preset(name)
-        assert preset.templates == expected
-        assert preset.classifier_aggregation == "sum_softmax"
+        assert preset.settings.templates == expected
+        assert preset.settings.classifier_aggregation == "sum_softmax"
 
 
 def test_referring_classifier_sees_one_origami_template():
     for name in ("refcoco", "refcoco+", "refcocog"):
         preset = get_preset(name)
-        assert preset.templates == ("a clean origami {}.",)
-        assert preset.classifier_aggregation == "softmax"
+        assert preset.settings.templates == ("a clean origami {}.",)
+        assert preset.settings.classifier_aggregation == "softmax"
 
 
 def test_background_template_is_carlib_texts():
@@ -144,14 +144,14 @@ def test_background_template_is_carlib_texts():
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_benchmark_background_is_the_default_set(name):
-    assert get_preset(name).background == BACKGROUND_SETS["default"]
-    assert len(get_preset(name).background) == 23
+    assert get_preset(name).settings.background == BACKGROUND_SETS["default"]
+    assert len(get_preset(name).settings.background) == 23
 
 
 def test_with_background_uses_carlib_background_sets():
     preset = get_preset("voc")
-    assert preset.with_background("terrestrial").background == BACKGROUND_SETS["terrestrial"]
-    assert preset.with_background("none").background == ()
+    assert preset.with_background("terrestrial").settings.background == BACKGROUND_SETS["terrestrial"]
+    assert preset.with_background("none").settings.background == ()
     with pytest.raises(ValueError, match="unknown background set"):
         preset.with_background("underwater")
 
@@ -201,7 +201,7 @@ def test_context_split_matches_the_reference_groups():
     things = {preset.class_names[i] for i in preset.things_stuff.thing_ids}
     assert {"sky", "grass", "wall", "floor", "door", "fence", "rock"} <= stuff
     assert {"person", "cat", "building", "tree", "track"} <= things
-    assert preset.prompt_kinds == ("blur", "circle")
+    assert preset.settings.prompt_kinds == ("blur", "circle")
     assert preset.things_stuff.stuff_prompt_kinds == ("blur", "gray")
 
 
@@ -209,19 +209,19 @@ def test_context_passes_use_mutual_background():
     preset = get_preset("context")
     stuff_pass, things_pass = preset.semantic_passes()  # painting order: stuff first
     assert (stuff_pass.name, things_pass.name) == ("stuff", "things")
-    assert stuff_pass.background == things_pass.queries  # stuff pass: thing names as background
-    assert things_pass.background == BACKGROUND_SETS["default"]  # code: the 23 default words
-    assert set(stuff_pass.prompt_kinds) == {"blur", "gray"}
-    assert set(things_pass.prompt_kinds) == {"blur", "circle"}
+    assert stuff_pass.settings.background == things_pass.queries  # stuff pass: thing names as background
+    assert things_pass.settings.background == BACKGROUND_SETS["default"]  # code: the 23 default words
+    assert set(stuff_pass.settings.prompt_kinds) == {"blur", "gray"}
+    assert set(things_pass.settings.prompt_kinds) == {"blur", "circle"}
     assert [preset.class_names[i] for i in stuff_pass.class_indices] == list(stuff_pass.queries)
     paper = preset.replace(things_stuff=dataclasses.replace(preset.things_stuff, things_background="stuff"))
-    assert paper.semantic_passes()[1].background == stuff_pass.queries
+    assert paper.semantic_passes()[1].settings.background == stuff_pass.queries
 
 
 def test_single_pass_presets():
     (only,) = get_preset("voc").semantic_passes()
     assert only.queries == VOC_CLASSES and only.class_indices == tuple(range(20))
-    assert only.background == BACKGROUND_SETS["default"]
+    assert only.settings.background == BACKGROUND_SETS["default"]
     with pytest.raises(ValueError, match="referring"):
         get_preset("refcoco").semantic_passes()
 
@@ -245,25 +245,27 @@ def test_unknown_preset_names_the_known_ones():
 def test_presets_are_frozen():
     preset = get_preset("voc")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        preset.mask_threshold = 0.9  # type: ignore[misc]
+        preset.name = "mine"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        preset.crf.iterations = 3  # type: ignore[misc]
+        preset.settings.mask_threshold = 0.9  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        preset.settings.crf.iterations = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
         PRESETS["voc"] = preset  # type: ignore[index]
-    assert get_preset("voc").mask_threshold == 0.4
+    assert get_preset("voc").settings.mask_threshold == 0.4
     assert isinstance(hash(preset), int)
 
 
 def test_replace_makes_a_validated_copy():
     preset = get_preset("voc")
     variant = preset.replace(confidence_threshold=0.2, prompt_kinds=["circle"])
-    assert variant.confidence_threshold == 0.2 and variant.prompt_kinds == ("circle",)
-    assert preset.confidence_threshold == 0.6  # the original is untouched
+    assert variant.settings.confidence_threshold == 0.2 and variant.settings.prompt_kinds == ("circle",)
+    assert preset.settings.confidence_threshold == 0.6  # the original is untouched
     with pytest.raises(ValueError, match="confidence_threshold"):
         preset.replace(confidence_threshold=1.5)
     with pytest.raises(ValueError, match="'voc': blur_kernel must be a positive odd int"):
         preset.replace(blur_kernel=16)
-    with pytest.raises(ValueError, match="unknown preset field"):
+    with pytest.raises(ValueError, match="unknown preset or settings field"):
         preset.replace(theta=0.2)
     with pytest.raises(ValueError, match="one template"):
         get_preset("refcoco").replace(templates=SEMANTIC_TEMPLATES)
@@ -292,15 +294,15 @@ def test_shapes_preset_is_offline_and_uses_shapesworld_names():
     assert (preset.proposal_pretrained, preset.classifier_pretrained) == (None, None)
     assert preset.class_names == tuple(CLASS_NAMES)
     # the paper's VOC background words (all three supplementary groups); three of the world's four surfaces
-    assert preset.background == BACKGROUND_SETS["all_groups"]
-    assert set(BACKGROUND_NAMES) - set(preset.background) == {"sand"}
-    assert (preset.mask_threshold, preset.confidence_threshold, preset.clipes_threshold) == (
+    assert preset.settings.background == BACKGROUND_SETS["all_groups"]
+    assert set(BACKGROUND_NAMES) - set(preset.settings.background) == {"sand"}
+    assert (preset.settings.mask_threshold, preset.settings.confidence_threshold, preset.settings.clipes_threshold) == (
         presets.SHAPES_MASK_THRESHOLD, presets.SHAPES_CONFIDENCE_THRESHOLD, presets.SHAPES_CLIPES_THRESHOLD,
     )
-    assert preset.blur_kernel == presets.SHAPES_BLUR_KERNEL
-    assert preset.center_cam_features is presets.SHAPES_CENTER_CAM_FEATURES
+    assert preset.settings.blur_kernel == presets.SHAPES_BLUR_KERNEL
+    assert preset.settings.center_cam_features is presets.SHAPES_CENTER_CAM_FEATURES
     # The small CLIP was trained on these caption forms; the classifier must use only those.
-    assert preset.templates and set(preset.templates) <= set(SINGLE_TEMPLATES)
+    assert preset.settings.templates and set(preset.settings.templates) <= set(SINGLE_TEMPLATES)
 
 
 def test_presets_import_without_carlib_world(monkeypatch):
@@ -316,7 +318,7 @@ def test_presets_import_without_carlib_world(monkeypatch):
     monkeypatch.delitem(sys.modules, "carlib.vocabularies")
     fresh = importlib.import_module("carlib.presets")
     assert fresh is not presets
-    assert fresh.get_preset("voc").mask_threshold == 0.4
+    assert fresh.get_preset("voc").settings.mask_threshold == 0.4
     assert "shapes" in fresh.preset_names()
     with pytest.raises(ImportError):
         fresh.get_preset("shapes")

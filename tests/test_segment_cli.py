@@ -249,3 +249,14 @@ def test_a_rotated_phone_photo_is_segmented_upright(tmp_path):
         assert labels.size == (72, 96)  # width x height of the upright picture
     assert (rotated_out / "labels.png").read_bytes() == (upright_out / "labels.png").read_bytes()
     assert json.loads((rotated_out / "result.json").read_text())["image_size"] == [96, 72]
+
+
+def test_the_proposal_method_flag_reaches_the_recurrence(scenes, tmp_path):
+    outputs = {}
+    for method in ("gradcam", "maskclip"):
+        out = tmp_path / method
+        assert main(_segment(scenes / "scene_1.png", out, "--proposal-method", method)) == 0
+        record = json.loads((out / "result.json").read_text())
+        assert record["preset"]["settings"]["proposal_method"] == method
+        outputs[method] = record["steps"][0]["scores"]
+    assert outputs["gradcam"] != outputs["maskclip"]  # other proposals, other prompted images, other scores

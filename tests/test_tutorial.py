@@ -64,4 +64,4 @@ def test_queries_and_pictures(session, tmp_path):
 
 def test_car_accepts_preset_fields_and_car_options(session):
     car = session.car(confidence_threshold=0.42, post="none", use_clip_es=False)
-    assert car.confidence_threshold == 0.42 and car.post == "none" and car.use_clip_es is False
+    assert car.settings.confidence_threshold == 0.42 and car.settings.post == "none" and car.settings.use_clip_es is False

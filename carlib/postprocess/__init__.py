@@ -1,5 +1,6 @@
 """Post-processing of CaR masks (spec section 6): dense CRF, or snapping to SAM regions.
 
+- :class:`CrfSettings`, :class:`SamSettings` — their settings, each passed whole.
 - :func:`dense_crf` — one CRF over ``[background, masks...]`` (semantic mode).
 - :func:`dense_crf_per_mask` — one two-label CRF per mask (referring mode).
 - :func:`match_masks_to_regions` — replace CaR masks by unions of automatic
@@ -9,11 +10,18 @@
 - :func:`sam_refine` — ``source.generate(image)`` then the matching.
 """
 
-from carlib.postprocess.crf import REFERENCE_MEAN_BGR, dense_crf, dense_crf_per_mask, reference_bilateral_image
+from carlib.postprocess.crf import (
+    REFERENCE_MEAN_BGR,
+    CrfSettings,
+    dense_crf,
+    dense_crf_per_mask,
+    reference_bilateral_image,
+)
 from carlib.postprocess.mask_sources import SAM_CHECKPOINTS, ColourRegionMaskSource, MaskSource, SamMaskSource
 from carlib.postprocess.sam import (
     DEFAULT_MIN_PRED_THRESHOLD,
     RegionMatch,
+    SamSettings,
     intersection_over_mask,
     match_masks_to_regions,
     match_regions,
@@ -25,9 +33,11 @@ __all__ = [
     "REFERENCE_MEAN_BGR",
     "SAM_CHECKPOINTS",
     "ColourRegionMaskSource",
+    "CrfSettings",
     "MaskSource",
     "RegionMatch",
     "SamMaskSource",
+    "SamSettings",
     "dense_crf",
     "dense_crf_per_mask",
     "intersection_over_mask",

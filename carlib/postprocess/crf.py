@@ -4,7 +4,7 @@ CaR's final masks are the CAMs of the last recurrent step, sharpened by a
 fully connected CRF (Krähenbühl & Koltun, via ``pydensecrf``). The reference
 implementation is ``clip_as_rnn/modeling/model/crf.py`` (classes ``DenseCRF``
 and ``PostProcess``) in google-research/google-research; this module keeps its
-behaviour, quirks included, and names every quirk as a keyword:
+behaviour, quirks included, and names every quirk as a field of :class:`CrfSettings`:
 
 - The background channel is ``(1 - max_c mask_c) ** bg_factor`` (``PostProcess.apply_crf``).
 - The channels ``[background, masks...]`` go to ``unary_from_softmax`` *as they
@@ -26,6 +26,8 @@ behaviour, quirks included, and names every quirk as a keyword:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -64,20 +66,56 @@ def reference_bilateral_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(wrapped.astype(np.uint8))
 
 
-def dense_crf(
-    image: np.ndarray,
-    masks: np.ndarray,
-    *,
-    bg_factor: float = 1.0,
-    gaussian_sxy: float = 1,
-    gaussian_compat: float = 3,
-    bilateral_sxy: float = 67,
-    bilateral_srgb: float = 3,
-    bilateral_compat: float = 4,
-    iterations: int = 10,
-    bilateral_image: BilateralImage = "reference",
-    normalize: bool = False,
-) -> np.ndarray:
+@dataclass(frozen=True)
+class CrfSettings:
+    """Dense-CRF post-processing, passed whole to :func:`dense_crf` (spec section 6).
+
+    The defaults are the reference's (``modeling/model/crf.py``).
+
+    Attributes:
+        bg_factor: the background channel is ``(1 - max_c mask_c) ** bg_factor``;
+            above 1 shrinks the background, below 1 grows it.
+        gaussian_sxy: spatial std of the smoothness kernel (reference ``pos_xy_std=1``).
+        gaussian_compat: weight of the smoothness kernel (reference ``pos_w=3``).
+        bilateral_sxy: spatial std of the appearance kernel (reference ``bi_xy_std=67``).
+        bilateral_srgb: colour std of the appearance kernel (reference ``bi_rgb_std=3``).
+        bilateral_compat: weight of the appearance kernel (reference ``bi_w=4``).
+        iterations: mean-field steps (reference ``iter_max=10``); 0 returns the
+            argmax of the unaries alone.
+        bilateral_image: the colour image the appearance kernel sees. ``"reference"``:
+            what the reference passes, the image in BGR order minus the Caffe
+            mean cast to uint8, negatives wrapping around
+            (:func:`reference_bilateral_image`); ``"rgb"``: the RGB image itself,
+            as pydensecrf's own examples do.
+        normalize: divide the channels by their per-pixel sum before
+            ``unary_from_softmax``. The reference does not (False); it only
+            changes which values hit pydensecrf's 1e-5 probability clip.
+    """
+
+    bg_factor: float = 1.0
+    gaussian_sxy: float = 1.0
+    gaussian_compat: float = 3.0
+    bilateral_sxy: float = 67.0
+    bilateral_srgb: float = 3.0
+    bilateral_compat: float = 4.0
+    iterations: int = 10
+    bilateral_image: BilateralImage = "reference"
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.bg_factor) or self.bg_factor < 0:
+            raise ValueError(f"bg_factor must be a finite number >= 0, got {self.bg_factor}")
+        if int(self.iterations) != self.iterations or self.iterations < 0:
+            raise ValueError(f"iterations must be a non-negative integer, got {self.iterations}")
+        if self.bilateral_image not in ("reference", "rgb"):
+            raise ValueError(f"bilateral_image must be 'reference' or 'rgb', got {self.bilateral_image!r}")
+
+    def replace(self, **changes) -> "CrfSettings":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def dense_crf(image: np.ndarray, masks: np.ndarray, settings: CrfSettings = CrfSettings()) -> np.ndarray:
     """Refine soft masks with one dense CRF over ``[background, masks...]`` (semantic mode).
 
     Every pixel ends up in exactly one of the N masks or in the background, so
@@ -87,21 +125,7 @@ def dense_crf(
         image: H x W x 3 uint8 RGB (numpy array or anything ``np.asarray`` turns into one).
         masks: N x H x W soft masks in [0, 1] (float, or bool), N >= 0, at the
             image's resolution.
-        bg_factor: exponent of the background channel ``(1 - max_c mask_c) ** bg_factor``;
-            above 1 shrinks the background, below 1 grows it. Reference: 1.
-        gaussian_sxy: spatial std of the smoothness kernel (reference ``pos_xy_std=1``).
-        gaussian_compat: weight of the smoothness kernel (reference ``pos_w=3``).
-        bilateral_sxy: spatial std of the appearance kernel (reference ``bi_xy_std=67``).
-        bilateral_srgb: colour std of the appearance kernel (reference ``bi_rgb_std=3``).
-        bilateral_compat: weight of the appearance kernel (reference ``bi_w=4``).
-        iterations: mean-field steps (reference ``iter_max=10``); 0 returns the
-            argmax of the unaries alone.
-        bilateral_image: ``"reference"`` feeds the appearance kernel the
-            reference's BGR, mean-subtracted, wrapped uint8 image
-            (:func:`reference_bilateral_image`); ``"rgb"`` feeds it the RGB image itself.
-        normalize: divide the channels by their per-pixel sum before
-            ``unary_from_softmax``. The reference does not (False); it only
-            changes which values hit pydensecrf's 1e-5 probability clip.
+        settings: the CRF's kernels, iterations and background exponent.
 
     Returns:
         N x H x W bool refined masks, in the order of ``masks`` (0 x H x W when N = 0).
@@ -111,63 +135,30 @@ def dense_crf(
         one in that case).
 
     Raises:
-        ValueError: if ``image`` is not H x W x 3 uint8, ``masks`` is not
-            N x H x W with values in [0, 1], or a parameter is out of range.
+        ValueError: if ``image`` is not H x W x 3 uint8 or ``masks`` is not
+            N x H x W with values in [0, 1].
     """
     image = _check_image(image)
     soft = _check_masks(masks, image.shape[:2])
-    _check_params(bg_factor, iterations, bilateral_image)
     if soft.shape[0] == 0:
         return np.zeros((0, *image.shape[:2]), dtype=bool)
-    rgbim = _bilateral_input(image, bilateral_image)
-    kernels = dict(
-        gaussian_sxy=gaussian_sxy,
-        gaussian_compat=gaussian_compat,
-        bilateral_sxy=bilateral_sxy,
-        bilateral_srgb=bilateral_srgb,
-        bilateral_compat=bilateral_compat,
-        iterations=iterations,
-        normalize=normalize,
-    )
-    labels = _crf_labels(rgbim, _with_background(soft, bg_factor), **kernels)
+    labels = _crf_labels(_bilateral_input(image, settings.bilateral_image), _with_background(soft, settings.bg_factor), settings)
     # Label 0 is the background; label c + 1 is mask c. Comparing against every
     # mask index (rather than one-hot up to max(label)) keeps N outputs.
     return labels[None] == np.arange(1, soft.shape[0] + 1)[:, None, None]
 
 
-def dense_crf_per_mask(
-    image: np.ndarray,
-    masks: np.ndarray,
-    *,
-    bg_factor: float = 1.0,
-    gaussian_sxy: float = 1,
-    gaussian_compat: float = 3,
-    bilateral_sxy: float = 67,
-    bilateral_srgb: float = 3,
-    bilateral_compat: float = 4,
-    iterations: int = 10,
-    bilateral_image: BilateralImage = "reference",
-    normalize: bool = False,
-) -> np.ndarray:
+def dense_crf_per_mask(image: np.ndarray, masks: np.ndarray, settings: CrfSettings = CrfSettings()) -> np.ndarray:
     """Refine each mask with its own two-label CRF (referring mode).
 
     The reference (``PostProcess.__call__`` with ``separate=True``, used when
     ``seg_mode == "refer"``) runs :func:`dense_crf` on every mask alone, with
-    background ``(1 - mask) ** bg_factor``; masks may therefore overlap. The
-    arguments are those of :func:`dense_crf`.
+    background ``(1 - mask) ** bg_factor``; masks may therefore overlap.
 
     Arguments:
         image: H x W x 3 uint8 RGB.
         masks: N x H x W soft masks in [0, 1] (float, or bool), N >= 0.
-        bg_factor: exponent of each mask's background channel ``(1 - mask) ** bg_factor``.
-        gaussian_sxy: spatial std of the smoothness kernel.
-        gaussian_compat: weight of the smoothness kernel.
-        bilateral_sxy: spatial std of the appearance kernel.
-        bilateral_srgb: colour std of the appearance kernel.
-        bilateral_compat: weight of the appearance kernel.
-        iterations: mean-field steps.
-        bilateral_image: ``"reference"`` or ``"rgb"``, see :func:`dense_crf`.
-        normalize: see :func:`dense_crf`.
+        settings: as :func:`dense_crf`.
 
     Returns:
         N x H x W bool refined masks. A mask that loses every pixel comes back
@@ -179,24 +170,12 @@ def dense_crf_per_mask(
     """
     image = _check_image(image)
     soft = _check_masks(masks, image.shape[:2])
-    _check_params(bg_factor, iterations, bilateral_image)
     out = np.zeros(soft.shape, dtype=bool)
     if soft.shape[0] == 0:
         return out
-    rgbim = _bilateral_input(image, bilateral_image)
+    rgbim = _bilateral_input(image, settings.bilateral_image)
     for index, mask in enumerate(soft):
-        labels = _crf_labels(
-            rgbim,
-            _with_background(mask[None], bg_factor),
-            gaussian_sxy=gaussian_sxy,
-            gaussian_compat=gaussian_compat,
-            bilateral_sxy=bilateral_sxy,
-            bilateral_srgb=bilateral_srgb,
-            bilateral_compat=bilateral_compat,
-            iterations=iterations,
-            normalize=normalize,
-        )
-        out[index] = labels == 1
+        out[index] = _crf_labels(rgbim, _with_background(mask[None], settings.bg_factor), settings) == 1
     return out
 
 
@@ -206,18 +185,7 @@ def _with_background(soft: np.ndarray, bg_factor: float) -> np.ndarray:
     return np.concatenate([background, soft], axis=0)
 
 
-def _crf_labels(
-    rgbim: np.ndarray,
-    probs: np.ndarray,
-    *,
-    gaussian_sxy: float,
-    gaussian_compat: float,
-    bilateral_sxy: float,
-    bilateral_srgb: float,
-    bilateral_compat: float,
-    iterations: int,
-    normalize: bool,
-) -> np.ndarray:
+def _crf_labels(rgbim: np.ndarray, probs: np.ndarray, settings: CrfSettings) -> np.ndarray:
     """H x W int64 argmax label of the CRF's marginals; ``probs`` is C x H x W."""
     # Imported here so that importing carlib.postprocess stays cheap and the
     # matching code works without the compiled extension.
@@ -225,7 +193,7 @@ def _crf_labels(
     from pydensecrf.utils import unary_from_softmax
 
     channels, height, width = probs.shape
-    if normalize:
+    if settings.normalize:
         # The sum is >= 1 wherever the background or a mask is 1; the floor
         # only guards pixels where everything is 0 (impossible with the
         # background channel, kept for safety).
@@ -233,9 +201,10 @@ def _crf_labels(
     unary = np.ascontiguousarray(unary_from_softmax(probs))  # -log(clip(p, 1e-5, 1)), float32
     crf = dcrf.DenseCRF2D(width, height, channels)
     crf.setUnaryEnergy(unary)
-    crf.addPairwiseGaussian(sxy=gaussian_sxy, compat=gaussian_compat)
-    crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb, rgbim=rgbim, compat=bilateral_compat)
-    marginals = np.asarray(crf.inference(int(iterations)), dtype=np.float32).reshape(channels, height, width)
+    crf.addPairwiseGaussian(sxy=settings.gaussian_sxy, compat=settings.gaussian_compat)
+    crf.addPairwiseBilateral(sxy=settings.bilateral_sxy, srgb=settings.bilateral_srgb, rgbim=rgbim,
+                             compat=settings.bilateral_compat)
+    marginals = np.asarray(crf.inference(int(settings.iterations)), dtype=np.float32).reshape(channels, height, width)
     # np.argmax takes the first maximum on ties, like the reference's np.argmax.
     return np.argmax(marginals, axis=0)
 
@@ -274,12 +243,3 @@ def _check_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if soft.size and (soft.min() < 0.0 or soft.max() > 1.0):
         raise ValueError(f"mask values must lie in [0, 1] (clip CAMs first), got [{soft.min()}, {soft.max()}]")
     return soft
-
-
-def _check_params(bg_factor: float, iterations: int, bilateral_image: str) -> None:
-    if not np.isfinite(bg_factor) or bg_factor < 0:
-        raise ValueError(f"bg_factor must be a finite number >= 0, got {bg_factor}")
-    if int(iterations) != iterations or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations}")
-    if bilateral_image not in ("reference", "rgb"):
-        raise ValueError(f"bilateral_image must be 'reference' or 'rgb', got {bilateral_image!r}")

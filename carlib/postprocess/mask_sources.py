@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Optional, Protocol, Union, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from carlib.postprocess.sam import SamSettings
 
 SAM_CHECKPOINTS: dict[str, tuple[str, str]] = {
     "vit_h": ("sam_vit_h_4b8939.pth", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth"),
@@ -68,10 +71,9 @@ class SamMaskSource:
         model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` (or ``"default"`` = vit_h);
             must match the checkpoint.
         device: torch device; None picks ``"cuda"`` when available, else ``"cpu"``.
-        points_per_side: grid of point prompts per image side (reference 64).
-        pred_iou_thresh: drop masks whose predicted IoU is below this (reference 0.88).
-        stability_score_thresh: drop masks less stable than this (reference 0.95).
-        box_nms_thresh: box IoU for non-maximum suppression between masks (reference 0.7).
+        settings: the generator's ``points_per_side``, ``pred_iou_thresh``,
+            ``stability_score_thresh`` and ``box_nms_thresh`` (a preset's
+            :class:`~carlib.postprocess.sam.SamSettings`; the reference's values by default).
 
     Raises:
         ValueError: for an unknown ``model_type``.
@@ -86,11 +88,11 @@ class SamMaskSource:
         checkpoint: Union[str, Path],
         model_type: str = "vit_h",
         device: Optional[str] = None,
-        points_per_side: int = 64,
-        pred_iou_thresh: float = 0.88,
-        stability_score_thresh: float = 0.95,
-        box_nms_thresh: float = 0.7,
+        settings: Optional[SamSettings] = None,
     ) -> None:
+        from carlib.postprocess.sam import SamSettings  # not at the top: sam.py imports this module
+
+        settings = settings or SamSettings()
         if model_type not in _SAM_MODEL_TYPES:
             raise ValueError(f"unknown SAM model_type {model_type!r}; choose one of {', '.join(_SAM_MODEL_TYPES)}")
         path = Path(checkpoint).expanduser()
@@ -123,10 +125,10 @@ class SamMaskSource:
         self.device = device
         self.generator = segment_anything.SamAutomaticMaskGenerator(
             model=model,
-            points_per_side=points_per_side,
-            pred_iou_thresh=pred_iou_thresh,
-            stability_score_thresh=stability_score_thresh,
-            box_nms_thresh=box_nms_thresh,
+            points_per_side=settings.points_per_side,
+            pred_iou_thresh=settings.pred_iou_thresh,
+            stability_score_thresh=settings.stability_score_thresh,
+            box_nms_thresh=settings.box_nms_thresh,
             crop_n_layers=0,
             crop_n_points_downscale_factor=1,
         )

@@ -30,6 +30,7 @@ Gradio demo uses 0.01–0.03.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -39,6 +40,51 @@ from carlib.postprocess.mask_sources import MaskSource
 
 DEFAULT_MIN_PRED_THRESHOLD = 0.2
 """Default of ``min_pred_threshold`` in the reference's ``IoM`` and ``match_masks``."""
+
+
+@dataclass(frozen=True)
+class SamSettings:
+    """SAM post-processing, passed whole to :func:`sam_refine` and :class:`SamMaskSource` (spec section 6).
+
+    Attributes:
+        iom_threshold: φ_iom, regions with IoM above it are kept for a CaR mask
+            (``car.iom_thres`` in the configs).
+        iou_threshold: φ_iou, their union replaces the CaR mask if its IoU with
+            it exceeds this; None replaces unconditionally (the demo scripts).
+            No config defines it (the code reads a missing
+            ``sam.matching_thresh``); 0.7 is the paper's value.
+        min_pred_threshold: I/area_region is zeroed where I/area_car is below
+            this (``sam.min_pred_threshold``, set only in ``voc.yaml``: 0.05).
+        model: the checkpoint family the reference uses (HQ-SAM ViT-H).
+        points_per_side: automatic mask generator grid of point prompts per side.
+        pred_iou_thresh: generator quality filter.
+        stability_score_thresh: generator stability filter.
+        box_nms_thresh: generator box non-maximum suppression.
+    """
+
+    iom_threshold: float = 0.7
+    iou_threshold: Optional[float] = 0.7
+    min_pred_threshold: float = 0.05
+    model: str = "hq_sam_vit_h"
+    points_per_side: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+
+    def __post_init__(self) -> None:
+        for name in ("iom_threshold", "iou_threshold", "min_pred_threshold", "pred_iou_thresh",
+                     "stability_score_thresh", "box_nms_thresh"):
+            value = getattr(self, name)
+            if value is None and name == "iou_threshold":
+                continue
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"SAM {name} must lie in [0, 1], got {value}")
+        if int(self.points_per_side) != self.points_per_side or self.points_per_side < 1:
+            raise ValueError(f"SAM points_per_side must be a positive integer, got {self.points_per_side}")
+
+    def replace(self, **changes) -> "SamSettings":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -199,13 +245,7 @@ def match_masks_to_regions(
 
 
 def sam_refine(
-    image: np.ndarray,
-    car_masks: np.ndarray,
-    source: MaskSource,
-    *,
-    iom_threshold: float,
-    iou_threshold: Optional[float],
-    min_pred_threshold: float = DEFAULT_MIN_PRED_THRESHOLD,
+    image: np.ndarray, car_masks: np.ndarray, source: MaskSource, settings: SamSettings = SamSettings()
 ) -> np.ndarray:
     """Generate automatic regions for ``image`` and match the CaR masks to them.
 
@@ -214,9 +254,8 @@ def sam_refine(
         car_masks: N x H x W bool CaR masks at the image's resolution.
         source: a :class:`MaskSource`, e.g. :class:`SamMaskSource` or
             :class:`ColourRegionMaskSource`.
-        iom_threshold: φ_iom, see :func:`match_masks_to_regions`.
-        iou_threshold: φ_iou, see :func:`match_masks_to_regions`.
-        min_pred_threshold: see :func:`match_masks_to_regions`.
+        settings: φ_iom, φ_iou and ``min_pred_threshold`` (see
+            :func:`match_masks_to_regions`).
 
     Returns:
         N x H x W bool refined masks.
@@ -239,9 +278,9 @@ def sam_refine(
     return match_masks_to_regions(
         cars,
         regions,
-        iom_threshold=iom_threshold,
-        iou_threshold=iou_threshold,
-        min_pred_threshold=min_pred_threshold,
+        iom_threshold=settings.iom_threshold,
+        iou_threshold=settings.iou_threshold,
+        min_pred_threshold=settings.min_pred_threshold,
     )
 
 

@@ -128,7 +128,7 @@ def evaluate_world(
     bundle = carlib.load_clip("shapes", pretrained=model, device="cpu")
     class_embeddings = carlib.encode_texts(bundle, CLASS_NAMES)
     if background is None:
-        background = carlib.get_preset("shapes").background
+        background = carlib.get_preset("shapes").settings.background
     background = list(background)
     background_embeddings = carlib.encode_texts(bundle, background, (carlib.text.BACKGROUND_TEMPLATE,))
 

@@ -1,0 +1,117 @@
+"""MaskCLIP dense maps: where each text is, read straight off CLIP's patch tokens, without gradients.
+
+MaskCLIP (Zhou et al., ECCV 2022) is the paper's Table B baseline and a
+second way to propose masks. The last block is read with its query-key
+attention replaced by the identity: every patch token entering it goes
+through ``ln_1``, the value projection and the attention's output projection
+(:func:`carlib.vit.value_path`), then ``ln_post`` and the image projection,
+which puts each patch in the space of the text embeddings. The residual and
+the MLP of the last block are skipped. Each patch then gets a softmax over
+[queries; background words] of ``logit_scale.exp() · cos``, the same
+competition Grad-CAM's target uses, and each query's map is min-max
+normalised like a CAM. One forward pass, no backward.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, minmax_normalize, mean_attention, run_trunk
+from carlib.images import ImageInput, load_image, proposal_input
+from carlib.models import ClipBundle
+from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
+from carlib.vit import attention_weights, value_path
+
+
+def patch_embeddings(visual: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Unit text-space embeddings of the patches, read through the last block's value path.
+
+    Arguments:
+        visual: an open_clip ``VisionTransformer``.
+        tokens: 1 x (1 + n) x D batch-first tokens entering the last block.
+
+    Returns:
+        float32 n x E unit vectors, one per patch (the class token dropped).
+    """
+    last = list(visual.transformer.resblocks)[-1]
+    dense = value_path(last.attn, last.ln_1(tokens))[0, 1:]
+    dense = visual.ln_post(dense)
+    if visual.proj is not None:
+        dense = dense @ visual.proj
+    return torch.nn.functional.normalize(dense.float(), dim=-1)
+
+
+def dense_probabilities(
+    patches: torch.Tensor, texts: torch.Tensor, num_queries: int, logit_scale: float
+) -> torch.Tensor:
+    """Each patch's softmax over the texts; the first ``num_queries`` rows are returned.
+
+    Arguments:
+        patches: n x E unit patch embeddings.
+        texts: K x E unit text embeddings, queries first, then background words.
+        num_queries: how many of the texts are queries.
+        logit_scale: the temperature's inverse, CLIP's ``logit_scale.exp()``.
+
+    Returns:
+        float32 num_queries x n probabilities (each column sums to at most 1).
+    """
+    logits = logit_scale * patches @ texts.T  # n x K
+    return logits.softmax(dim=-1)[:, :num_queries].T.contiguous()
+
+
+@torch.no_grad()
+def compute_maskclip(
+    bundle: ClipBundle,
+    image: ImageInput,
+    queries: Sequence[str],
+    background: Sequence[str] = (),
+    *,
+    query_templates: Sequence[str] = ("{}",),
+    background_templates: Sequence[str] = (BACKGROUND_TEMPLATE,),
+    attention_layers: int = CLIP_ES_ATTENTION_LAYERS,
+    query_embeddings: torch.Tensor | None = None,
+    background_embeddings: torch.Tensor | None = None,
+) -> CamResult:
+    """MaskCLIP maps of every query at patch-grid resolution, plus the attention CLIP-ES reads.
+
+    Takes the arguments of :func:`carlib.cam.compute_cams` (no ``target`` or
+    centring: there is no gradient). The image is fed as Grad-CAM's is
+    (patch-aligned, no crop).
+
+    Returns:
+        a :class:`carlib.cam.CamResult`: ``raw_cams`` are the per-patch
+        probabilities, ``cams`` their per-query min-max normalisation,
+        ``scores`` the probabilities averaged over the patches; ``used_fallback``
+        is all False.
+    """
+    queries = validate_queries(queries)
+    rgb = load_image(image)
+    if query_embeddings is None:
+        query_embeddings = encode_texts(bundle, queries, query_templates)
+    if background_embeddings is None:
+        background_embeddings = encode_texts(bundle, list(background), background_templates)
+    if query_embeddings.shape[0] != len(queries):
+        raise ValueError(f"got {query_embeddings.shape[0]} query embeddings for {len(queries)} queries")
+    pixels = proposal_input(rgb, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
+    trunk = run_trunk(bundle, pixels, attention_layers)
+    visual = bundle.model.visual
+    patches = patch_embeddings(visual, trunk.tokens)
+    texts = torch.cat([query_embeddings.to(patches.device).float(), background_embeddings.to(patches.device).float()])
+    probabilities = dense_probabilities(patches, texts, len(queries), float(bundle.model.logit_scale.exp()))
+    attention = None
+    if attention_layers:
+        last = list(visual.transformer.resblocks)[-1]
+        attention = mean_attention(trunk, attention_weights(last, last.ln_1(trunk.tokens)), attention_layers)
+    raw = probabilities.view(-1, *trunk.grid)
+    return CamResult(
+        cams=minmax_normalize(raw).cpu().numpy().astype(np.float32),
+        raw_cams=raw.cpu().numpy().astype(np.float32),
+        scores=probabilities.mean(dim=1).cpu().numpy().astype(np.float32),
+        used_fallback=np.zeros(len(queries), dtype=bool),
+        attention=attention,
+        grid=trunk.grid,
+        image_size=tuple(rgb.shape[:2]),  # type: ignore[arg-type]
+    )

@@ -7,7 +7,8 @@ The public names, in the order the algorithm uses them:
 - :func:`gradcam` / :func:`compute_cams` — Grad-CAM of text queries on CLIP.
 - :func:`clip_es_refine` — CLIP-ES attention-affinity refinement of those CAMs.
 - :func:`apply_visual_prompts` — draw a mask as a visual prompt (ellipse, blur...).
-- :class:`CaR` — the recurrence; ``CaR(...).segment(image, queries)`` → :class:`CarResult`.
+- :class:`CarSettings` — every knob of the recurrence, one frozen object.
+- :class:`CaR` — the recurrence; ``CaR(proposal, classifier, settings).segment(image, queries)`` → :class:`CarResult`.
 - :func:`get_preset`, :func:`load_models`, :func:`car_from_preset` — dataset settings.
 """
 
@@ -20,12 +21,14 @@ from carlib.models import CheckpointError, ClipBundle, WeightsNotFoundError, loa
 from carlib.pipeline import car_from_preset, load_models, segment_vocabulary
 from carlib.presets import PRESETS, Preset, get_preset
 from carlib.prompts import PROMPT_KINDS, apply_visual_prompts
+from carlib.settings import CarSettings
 from carlib.text import encode_texts
 
 __all__ = [
     "BACKGROUND_SETS",
     "CaR",
     "CarResult",
+    "CarSettings",
     "PRESETS",
     "Preset",
     "StepTrace",

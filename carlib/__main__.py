@@ -1,5 +1,5 @@
 import sys
 
-from carlib.cli import main
+from carlib.apps.cli import main
 
 sys.exit(main())

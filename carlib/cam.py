@@ -126,28 +126,71 @@ def compute_cams(
     Returns:
         a :class:`CamResult`.
     """
-    queries = validate_queries(queries)
-    background = list(background)
     if target not in CAM_TARGETS:
         raise ValueError(f"unknown CAM target {target!r}; choose one of {CAM_TARGETS}")
+    inputs = prepare_inputs(bundle, image, queries, background, query_templates=query_templates,
+                            background_templates=background_templates, query_embeddings=query_embeddings,
+                            background_embeddings=background_embeddings)
+    return _gradcam_on_grid(
+        bundle,
+        inputs.pixels,
+        inputs.query_embeddings,
+        inputs.background_embeddings,
+        target=target,
+        attention_layers=attention_layers,
+        image_size=inputs.image_size,
+        center_features=center_features,
+    )
+
+
+@dataclass
+class ProposalInputs:
+    """An image and texts made ready for a proposal CLIP (what every dense-map method starts from).
+
+    Attributes:
+        queries: the validated queries.
+        pixels: 1 x 3 x H' x W' normalised patch-aligned image, on the model's device.
+        query_embeddings: float32 N x D unit embeddings, on the model's device.
+        background_embeddings: float32 M x D unit embeddings, on the model's device.
+        image_size: (H, W) of the image before alignment.
+    """
+
+    queries: list[str]
+    pixels: torch.Tensor
+    query_embeddings: torch.Tensor
+    background_embeddings: torch.Tensor
+    image_size: tuple[int, int]
+
+
+def prepare_inputs(
+    bundle: ClipBundle,
+    image: ImageInput,
+    queries: Sequence[str],
+    background: Sequence[str] = (),
+    *,
+    query_templates: Sequence[str] = ("{}",),
+    background_templates: Sequence[str] = (BACKGROUND_TEMPLATE,),
+    query_embeddings: Optional[torch.Tensor] = None,
+    background_embeddings: Optional[torch.Tensor] = None,
+) -> ProposalInputs:
+    """Validate the queries, read the image, embed the texts (unless given) and preprocess the pixels.
+
+    Arguments: as :func:`compute_cams`.
+
+    Raises:
+        ValueError: bad queries, or query embeddings that do not match them in number.
+    """
+    queries = validate_queries(queries)
     rgb = load_image(image)
     if query_embeddings is None:
         query_embeddings = encode_texts(bundle, queries, query_templates)
     if background_embeddings is None:
-        background_embeddings = encode_texts(bundle, background, background_templates)
+        background_embeddings = encode_texts(bundle, list(background), background_templates)
     if query_embeddings.shape[0] != len(queries):
         raise ValueError(f"got {query_embeddings.shape[0]} query embeddings for {len(queries)} queries")
     pixels = proposal_input(rgb, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
-    return _gradcam_on_grid(
-        bundle,
-        pixels,
-        query_embeddings.to(bundle.device).float(),
-        background_embeddings.to(bundle.device).float(),
-        target=target,
-        attention_layers=attention_layers,
-        image_size=rgb.shape[:2],
-        center_features=center_features,
-    )
+    return ProposalInputs(queries, pixels, query_embeddings.to(bundle.device).float(),
+                          background_embeddings.to(bundle.device).float(), tuple(rgb.shape[:2]))  # type: ignore[arg-type]
 
 
 def gradcam(

@@ -1,14 +1,22 @@
-"""From per-query masks and scores to what is evaluated: label maps and merged referring masks.
+"""Label maps: painted from per-query masks and scores (spec section 7), merged for referring, resized, drawn.
 
-Spec section 7.
+A label map is H x W int: 0 is the background, i + 1 the i-th query (or a
+dataset class id). This module paints them, merges referring masks, resizes
+masks to an image's size, and turns label maps into pictures and files: the
+VOC colour map, a palette PNG, a colour overlay on the image.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+from PIL import Image
+
+from carlib.files import atomic_write
 
 
 def paint_label_map(masks: np.ndarray, scores: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
@@ -94,3 +102,51 @@ def merge_referring_masks(
     if merged.sum() <= min_area_fraction * merged.size:
         merged = (masks > 0).any(axis=0)  # the reference's union: any positive value
     return merged
+
+
+def voc_palette(num_colours: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map: num_colours x 3 uint8, label 0 black, 255 near white.
+
+    Each label's bits are spread over the three channels from the most
+    significant bit down, which keeps neighbouring labels visually distinct.
+    """
+    palette = np.zeros((num_colours, 3), dtype=np.uint8)
+    for label in range(num_colours):
+        value, red, green, blue = label, 0, 0, 0
+        for shift in range(7, -1, -1):
+            red |= (value & 1) << shift
+            green |= ((value >> 1) & 1) << shift
+            blue |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette[label] = (red, green, blue)
+    return palette
+
+
+def palette_image(label_map: np.ndarray) -> Image.Image:
+    """A palette ("P" mode) image of an H x W label map with the VOC colours; its pixel values are the labels.
+
+    Raises:
+        ValueError: a label outside 0..255 (a palette image holds one byte per pixel).
+    """
+    label_map = np.asarray(label_map)
+    if label_map.min(initial=0) < 0 or label_map.max(initial=0) > 255:
+        raise ValueError("a palette PNG holds labels 0..255; got values outside that range")
+    labels = np.ascontiguousarray(label_map, dtype=np.uint8)
+    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
+    image.putpalette(voc_palette().flatten().tolist())
+    return image
+
+
+def save_palette_png(label_map: np.ndarray, path: Path) -> Path:
+    """Write an H x W label map (values 0..255) as a palette PNG (:func:`palette_image`), atomically."""
+    image = palette_image(label_map)
+    return atomic_write(lambda target: image.save(target, format="PNG"), Path(path))
+
+
+def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Blend label colours over an RGB image (background left as is): HxWx3 uint8."""
+    colours = voc_palette()[np.clip(label_map, 0, 255)]
+    blended = image.astype(np.float32)
+    painted = label_map > 0
+    blended[painted] = (1 - alpha) * blended[painted] + alpha * colours[painted]
+    return blended.round().astype(np.uint8)

@@ -19,10 +19,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, minmax_normalize, mean_attention, run_trunk
-from carlib.images import ImageInput, load_image, proposal_input
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, mean_attention, minmax_normalize, prepare_inputs, run_trunk
+from carlib.images import ImageInput
 from carlib.models import ClipBundle
-from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
+from carlib.text import BACKGROUND_TEMPLATE
 from carlib.vit import attention_weights, value_path
 
 
@@ -87,20 +87,14 @@ def compute_maskclip(
         ``scores`` the probabilities averaged over the patches; ``used_fallback``
         is all False.
     """
-    queries = validate_queries(queries)
-    rgb = load_image(image)
-    if query_embeddings is None:
-        query_embeddings = encode_texts(bundle, queries, query_templates)
-    if background_embeddings is None:
-        background_embeddings = encode_texts(bundle, list(background), background_templates)
-    if query_embeddings.shape[0] != len(queries):
-        raise ValueError(f"got {query_embeddings.shape[0]} query embeddings for {len(queries)} queries")
-    pixels = proposal_input(rgb, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
-    trunk = run_trunk(bundle, pixels, attention_layers)
+    inputs = prepare_inputs(bundle, image, queries, background, query_templates=query_templates,
+                            background_templates=background_templates, query_embeddings=query_embeddings,
+                            background_embeddings=background_embeddings)
+    trunk = run_trunk(bundle, inputs.pixels, attention_layers)
     visual = bundle.model.visual
     patches = patch_embeddings(visual, trunk.tokens)
-    texts = torch.cat([query_embeddings.to(patches.device).float(), background_embeddings.to(patches.device).float()])
-    probabilities = dense_probabilities(patches, texts, len(queries), float(bundle.model.logit_scale.exp()))
+    texts = torch.cat([inputs.query_embeddings, inputs.background_embeddings])
+    probabilities = dense_probabilities(patches, texts, len(inputs.queries), float(bundle.model.logit_scale.exp()))
     attention = None
     if attention_layers:
         last = list(visual.transformer.resblocks)[-1]
@@ -110,8 +104,8 @@ def compute_maskclip(
         cams=minmax_normalize(raw).cpu().numpy().astype(np.float32),
         raw_cams=raw.cpu().numpy().astype(np.float32),
         scores=probabilities.mean(dim=1).cpu().numpy().astype(np.float32),
-        used_fallback=np.zeros(len(queries), dtype=bool),
+        used_fallback=np.zeros(len(inputs.queries), dtype=bool),
         attention=attention,
         grid=trunk.grid,
-        image_size=tuple(rgb.shape[:2]),  # type: ignore[arg-type]
+        image_size=inputs.image_size,
     )

@@ -7,7 +7,7 @@ notebooks use, so a preset means the same thing everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence, get_args
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, l
 from carlib.presets import Preset, get_preset
 
 ModelChoice = Literal["auto", "shapes", "openai"]
-MODEL_CHOICES = ("auto", "shapes", "openai")
+MODEL_CHOICES: tuple[str, ...] = get_args(ModelChoice)
 
 
 @dataclass

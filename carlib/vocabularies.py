@@ -452,12 +452,6 @@ ADE_150 = ClassVocabulary(
     _REFERENCE + "data/ade.py ADE_CLASSES",
 )
 
-VOCABULARIES: dict[str, ClassVocabulary] = {
-    vocabulary.name: vocabulary for vocabulary in (VOC, COCO_OBJECT, CONTEXT_59, ADE_150)
-}
-"""The benchmark vocabularies by name (ShapesWorld's is built by :func:`shapes_vocabulary`)."""
-
-
 def shapes_vocabulary() -> ClassVocabulary:
     """ShapesWorld's object classes as a vocabulary (read from :mod:`carlib.world.classes`).
 

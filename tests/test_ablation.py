@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from carlib.ablation import run_table, table_rows
-from carlib.cli import main
+from carlib.evaluation.ablation import run_table, table_rows
+from carlib.apps.cli import main
 from carlib.presets import get_preset
 
 

@@ -16,7 +16,7 @@ import torch
 
 from carlib.models import data_dir
 from carlib.pipeline import LoadedModels
-from carlib.world.car_eval import evaluate_car_on_world
+from carlib.evaluation.shapesworld import evaluate_car_on_world
 
 SUBSET = 40
 # on these 40 test scenes the shipped model and preset give mIoU 0.819, 96.9% kept, 97.3% dropped
@@ -63,3 +63,29 @@ def test_an_untrained_model_fails_the_same_checks(tmp_path):
     untrained = carlib.load_clip("shapes", pretrained=str(tmp_path), device="cpu")
     report = _evaluate(LoadedModels(untrained, untrained, "untrained"), n=10)
     assert report.miou["car_crf"] < MIN_MIOU or report.present_kept < MIN_KEPT
+
+
+def test_the_sam_variant_scores_what_a_loop_over_the_scenes_scores():
+    import numpy as np
+
+    from carlib.evaluation.metrics import ConfusionMatrix
+    from carlib.evaluation.shapesworld import EVAL_SEED, EVAL_SPLIT
+    from carlib.pipeline import car_from_preset, load_models
+    from carlib.postprocess import ColourRegionMaskSource
+    from carlib.presets import get_preset
+    from carlib.world.classes import CLASS_NAMES
+    from carlib.world.scene import split_scene
+
+    preset = get_preset("shapes")
+    models = load_models(preset, "shapes")
+    source = ColourRegionMaskSource()
+    report = evaluate_car_on_world(3, preset=preset, models=models, variants=("car_sam",), sam_source=source,
+                                   progress=False)
+    car = car_from_preset(preset, models, post="sam", sam_source=source)
+    matrix = ConfusionMatrix(len(CLASS_NAMES) + 1)
+    for index in range(3):
+        scene = split_scene(EVAL_SPLIT, index, EVAL_SEED)
+        result = car.segment(scene.image, list(CLASS_NAMES))
+        matrix.update(result.label_map, scene.label_map(CLASS_NAMES))
+        np.testing.assert_array_equal(scene.label_map(CLASS_NAMES), scene.class_map)
+    assert report.miou["car_sam"] == matrix.miou()

@@ -22,10 +22,10 @@ from carlib.datasets import (
     convert_coco_object,
     open_dataset,
 )
-from carlib.datasets.cli import register
-from carlib.metrics import foreground_only
+from carlib.apps.data import register
+from carlib.evaluation.metrics import foreground_only
 from carlib.vocabularies import ADE_150, CONTEXT_59, VOC
-from carlib.visualize import voc_palette
+from carlib.labels import voc_palette
 from carlib.world.export import export_voc
 
 H, W = 6, 8

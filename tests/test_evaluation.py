@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carlib.cli import main
+from carlib.apps.cli import main
 from carlib.datasets import open_dataset
-from carlib.metrics import ConfusionMatrix
+from carlib.evaluation.metrics import ConfusionMatrix
 from carlib.world.export import export_voc
 
 N_IMAGES = 6

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from carlib import tutorial
-from carlib.explorer import UPLOADED, Explorer
-from carlib.plotting import heat_overlay
+from carlib.tutorial.explorer import UPLOADED, Explorer
+from carlib.tutorial.figures import heat_overlay
 
 
 @pytest.fixture(scope="module")

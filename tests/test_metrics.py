@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from carlib.metrics import ConfusionMatrix, ReferringMetrics, foreground_only
+from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics, foreground_only
 
 
 def test_confusion_matrix_by_hand():

@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from carlib.gallery import build_gallery
-from carlib.notebook_files import MAX_TOTAL_BYTES, clean, problems
+from carlib.apps.gallery import build_gallery
+from carlib.tutorial.notebook_files import MAX_TOTAL_BYTES, clean, problems
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = ["00_quickstart", "01_gradcam_on_clip", "02_clip_es_affinity", "03_visual_prompts", "04_recurrence",

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carlib.cli import main
+from carlib.apps.cli import main
 from carlib.datasets import open_dataset
-from carlib.metrics import ConfusionMatrix
+from carlib.evaluation.metrics import ConfusionMatrix
 from carlib.models import data_dir
-from carlib.visualize import voc_palette
+from carlib.labels import voc_palette
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = data_dir() / "photos" / "chelsea.jpg"

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import carlib
-from carlib.cli import main
+from carlib.apps.cli import main
 
 
 @pytest.fixture()
@@ -260,3 +260,13 @@ def test_the_proposal_method_flag_reaches_the_recurrence(scenes, tmp_path):
         assert record["preset"]["settings"]["proposal_method"] == method
         outputs[method] = record["steps"][0]["scores"]
     assert outputs["gradcam"] != outputs["maskclip"]  # other proposals, other prompted images, other scores
+
+
+def test_demo_draws_the_first_step_and_writes_a_segmentation(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", "shapes", "--out", str(out)]) == 0
+    with Image.open(out / "cam.png") as cams:
+        assert cams.size[0] > 400  # image + 4 queries per row
+    record = json.loads((out / "segment" / "result.json").read_text())
+    assert record["queries"] == ["orange", "starfish", "balloon", "kite"] and record["preset"]["name"] == "shapes"
+    assert (out / "segment" / "overlay.png").is_file() and (out / "segment" / "labels.png").is_file()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carlib.visualize import overlay, save_overlay_figure, save_palette_png, voc_palette
+from carlib.labels import overlay, save_palette_png, voc_palette
+from carlib.tutorial.figures import save_overlay_figure
 
 
 def test_voc_palette_matches_the_devkit_colours():

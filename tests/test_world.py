@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carlib.cli import main
+from carlib.apps.cli import main
 from carlib.world import (
     BACKGROUND_NAMES,
     CLASS_NAMES,
@@ -186,3 +186,15 @@ def test_cli_sample_and_export(tmp_path, capsys):
     assert main(["world", "export", "--format", "coco", "--n", "1", "--out", str(tmp_path / "c")]) == 2
     assert "unknown --format" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_label_map_follows_the_query_order():
+    scene = split_scene("test", 2, seed=0)
+    present = scene.class_names_present
+    words = ["cat", *reversed(present)]  # a word with no ground truth, then the present classes reversed
+    labels = scene.label_map(words)
+    assert labels.dtype == np.int32 and labels.shape == scene.class_map.shape
+    for position, word in enumerate(words):
+        expected = scene.class_mask(word) if word in present else np.zeros_like(labels, dtype=bool)
+        np.testing.assert_array_equal(labels == position + 1, expected)
+    assert ((labels > 0) == (scene.class_map > 0)).all()

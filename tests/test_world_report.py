@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from carlib.models import data_dir
-from carlib.world.evaluate import evaluate_world
+from carlib.evaluation.shapesworld_report import evaluate_world
 from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint
 
 SHIPPED = data_dir() / "shapes_clip"

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import carlib
-from carlib.cli import main
+from carlib.apps.cli import main
 from carlib.world.captions import SINGLE_TEMPLATES
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.model import default_config, load_shapes_checkpoint, tokenizer_for

@@ -118,7 +118,7 @@ def drop_background(labels: np.ndarray, ignore_label: int = IGNORE_LABEL) -> np.
 
     The "without background" setting (VOC-20, Context-59) and mmseg's
     ``reduce_zero_label`` (ADE-150, whose 0 means "other"); the same
-    arithmetic as :func:`carlib.metrics.foreground_only`.
+    arithmetic as :func:`carlib.evaluation.metrics.foreground_only`.
 
     Arguments:
         labels: H x W int64 raw labels (0 = background, 1..C, ``ignore_label``).

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Protocol, Union, runtime_checkable
+from typing import Optional, Protocol, Union, runtime_checkable
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from carlib.postprocess.sam import SamSettings
+from carlib.postprocess.sam import SamSettings
 
 SAM_CHECKPOINTS: dict[str, tuple[str, str]] = {
     "vit_h": ("sam_vit_h_4b8939.pth", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth"),
@@ -90,8 +89,6 @@ class SamMaskSource:
         device: Optional[str] = None,
         settings: Optional[SamSettings] = None,
     ) -> None:
-        from carlib.postprocess.sam import SamSettings  # not at the top: sam.py imports this module
-
         settings = settings or SamSettings()
         if model_type not in _SAM_MODEL_TYPES:
             raise ValueError(f"unknown SAM model_type {model_type!r}; choose one of {', '.join(_SAM_MODEL_TYPES)}")

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from carlib.postprocess.mask_sources import MaskSource
+if TYPE_CHECKING:  # only for the annotation: mask_sources imports SamSettings from here
+    from carlib.postprocess.mask_sources import MaskSource
 
 DEFAULT_MIN_PRED_THRESHOLD = 0.2
 """Default of ``min_pred_threshold`` in the reference's ``IoM`` and ``match_masks``."""

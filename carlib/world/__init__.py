@@ -9,7 +9,7 @@ runs, teaches and is measured without any download.
 - :data:`CLASS_NAMES`, :data:`BACKGROUND_NAMES` — the vocabulary.
 - :func:`scene_caption`, :func:`referring_expressions` — text about a scene.
 - :func:`export_voc`, :func:`write_samples` — files on disk.
-- :mod:`carlib.world.train`, :mod:`carlib.world.evaluate` — the model's recipe and report.
+- :mod:`carlib.world.train`, :mod:`carlib.evaluation.shapesworld_report` — the model's recipe and report.
 """
 
 from carlib.world.captions import referring_expressions, scene_caption

@@ -85,10 +85,3 @@ def class_id(name: str) -> int:
     if name not in CLASS_NAMES:
         raise ValueError(f"unknown ShapesWorld class {name!r}; known classes: {', '.join(CLASS_NAMES)}")
     return CLASS_NAMES.index(name) + 1
-
-
-def background_id(name: str) -> int:
-    """The background id (0..B-1) of a background name; raises ValueError for unknown names."""
-    if name not in BACKGROUND_NAMES:
-        raise ValueError(f"unknown ShapesWorld background {name!r}; known: {', '.join(BACKGROUND_NAMES)}")
-    return BACKGROUND_NAMES.index(name)

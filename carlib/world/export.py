@@ -16,28 +16,13 @@ import numpy as np
 from PIL import Image
 
 from carlib.files import atomic_directory
-from carlib.visualize import voc_palette
+from carlib.labels import palette_image
 from carlib.world.captions import referring_expressions, scene_caption
 from carlib.world.classes import BACKGROUND_KINDS, CLASS_NAMES
 from carlib.world.scene import SPLIT_KEYS, Scene, split_scene
 
 EXPORT_FORMATS = ("voc",)
 JPEG_QUALITY = 95
-
-
-def label_png(labels: np.ndarray) -> Image.Image:
-    """A palette ("P" mode) PNG image of a uint8 label map with the VOC colours.
-
-    Arguments:
-        labels: H x W uint8 ids (0 background, 1..K classes, 255 void).
-
-    Returns:
-        a PIL image in mode "P" whose pixel values are the ids.
-    """
-    labels = np.ascontiguousarray(labels, dtype=np.uint8)
-    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
-    image.putpalette(voc_palette().flatten().tolist())
-    return image
 
 
 def colorize_background(background_map: np.ndarray) -> np.ndarray:
@@ -89,8 +74,8 @@ def write_samples(out: str | os.PathLike, *, seed: int = 0, n: int = 4, split: s
             scene = split_scene(split, index, seed)
             stem = f"scene_{index}"
             Image.fromarray(scene.image).save(staging / f"{stem}.png")
-            class_png = label_png(scene.class_map)
-            instance_png = label_png(scene.instance_map)
+            class_png = palette_image(scene.class_map)
+            instance_png = palette_image(scene.instance_map)
             class_png.save(staging / f"{stem}_class.png")
             instance_png.save(staging / f"{stem}_instance.png")
             background = colorize_background(scene.background_map)
@@ -145,8 +130,8 @@ def export_voc(
         for index, scene_id in enumerate(ids):
             scene = split_scene(split, index, seed)
             Image.fromarray(scene.image).save(staging / "JPEGImages" / f"{scene_id}.jpg", quality=JPEG_QUALITY)
-            label_png(scene.class_map).save(staging / "SegmentationClass" / f"{scene_id}.png")
-            label_png(scene.instance_map).save(staging / "SegmentationObject" / f"{scene_id}.png")
+            palette_image(scene.class_map).save(staging / "SegmentationClass" / f"{scene_id}.png")
+            palette_image(scene.instance_map).save(staging / "SegmentationObject" / f"{scene_id}.png")
             records.append(scene_record(scene, scene_id))
             if on_scene is not None:
                 on_scene(index)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -96,6 +96,17 @@ class Scene:
     def class_mask(self, name: str) -> np.ndarray:
         """H x W bool mask of every visible pixel of class ``name``."""
         return self.class_map == CLASS_NAMES.index(name) + 1
+
+    def label_map(self, words: Sequence[str]) -> np.ndarray:
+        """The ground truth in the label space of a query list: H x W int32, 0 background, i + 1 = ``words[i]``.
+
+        Words that are not ShapesWorld classes never appear (they have no ground truth).
+        """
+        labels = np.zeros(self.class_map.shape, dtype=np.int32)
+        for position, word in enumerate(words):
+            if word in CLASS_NAMES:
+                labels[self.class_mask(word)] = position + 1
+        return labels
 
 
 def scene_rng(split: str, index: int, seed: int = 0) -> np.random.Generator:

@@ -20,13 +20,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from carlib.cli_options import add_model_options, announce_models
-from carlib.labels import merge_referring_masks
-from carlib.metrics import ConfusionMatrix, ReferringMetrics
+from carlib.evaluation.distributed import Distributed
+from carlib.labels import merge_referring_masks, save_palette_png
+from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, segment_vocabulary
 from carlib.presets import Preset, get_preset
 from carlib.files import atomic_write_text
-from carlib.visualize import save_palette_png
 
 PREDICTIONS = "predictions"
 
@@ -47,61 +46,6 @@ PAPER_MIOU = {
     "refcocog/val": 36.67,
     "refcocog/test": 36.57,
 }
-
-
-@dataclass
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    initialised: bool = False
-
-    @classmethod
-    def from_environment(cls) -> "Distributed":
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls()
-        import torch
-        import torch.distributed as dist
-
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if not dist.is_initialized():
-            dist.init_process_group(backend=backend)
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        return cls(rank=dist.get_rank(), world_size=dist.get_world_size(), initialised=True)
-
-    def shard(self, items: list) -> list:
-        return items[self.rank :: self.world_size]
-
-    def sum_array(self, array: np.ndarray) -> np.ndarray:
-        if not self.initialised:
-            return array
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
-        if dist.get_backend() == "nccl":
-            tensor = tensor.cuda()
-        dist.all_reduce(tensor)
-        return tensor.cpu().numpy()
-
-    def gather(self, items: list) -> list:
-        if not self.initialised:
-            return items
-        import torch.distributed as dist
-
-        gathered: list = [None] * self.world_size
-        dist.all_gather_object(gathered, items)
-        return [item for part in gathered for item in part]
-
-    def close(self) -> None:
-        if self.initialised:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
 
 
 @dataclass
@@ -154,20 +98,11 @@ def evaluate(
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
     """
-    from carlib.datasets import open_dataset
-
     preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
-    dataset = (
-        open_dataset(preset.name, data_root, split, without_background=without_background)
-        if preset.settings.mode == "semantic"
-        else open_dataset(preset.name, data_root, split)
-    )
+    dataset = open_benchmark(preset, data_root, split, without_background=without_background)
     distributed = Distributed.from_environment()
     try:
-        if models is None:
-            models = load_models(preset, model, device=device, quick_gelu=quick_gelu)
-            if distributed.rank == 0:
-                announce_models("eval", models)
+        models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu)
         changes = {**(car_options or {}), **({"post": post} if post else {})}
         car = car_from_preset(preset, models, **changes)
         predictions = Path(out_dir) / PREDICTIONS
@@ -196,6 +131,19 @@ def evaluate(
         return summary
     finally:
         distributed.close()
+
+
+def open_benchmark(preset: Preset, data_root: Path, split: Optional[str] = None, *, without_background: bool = False):
+    """The dataset a preset is evaluated on (``without_background`` applies to semantic ones).
+
+    Raises:
+        FileNotFoundError: the folder does not hold the expected layout (the message lists it).
+    """
+    from carlib.datasets import open_dataset
+
+    if preset.settings.mode == "semantic":
+        return open_dataset(preset.name, data_root, split, without_background=without_background)
+    return open_dataset(preset.name, data_root, split)
 
 
 def _sample_ids(dataset, limit: Optional[int]) -> list[str]:
@@ -368,43 +316,3 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
     if summary.errors:
         lines += ["", "## Unreadable samples", ""] + [f"- {e['id']}: {e['error']}" for e in summary.errors]
     atomic_write_text("\n".join(lines) + "\n", out_dir / "report.md")
-
-
-def register(commands) -> None:
-    """Add ``carlib eval`` to the command line (works under ``torchrun ... -m carlib eval``)."""
-    parser = commands.add_parser("eval", help="evaluate CaR on a benchmark (resumable, shardable with torchrun)")
-    parser.add_argument("--preset", required=True, help="voc, coco_object, context, ade150, refcoco, refcoco+, refcocog, shapes")
-    parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
-    parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
-    parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
-    parser.add_argument("--post", choices=["crf", "sam", "none"], default=None)
-    add_model_options(parser)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(handler=_eval_command)
-
-
-def _eval_command(args) -> int:
-    from carlib.cli_options import preset_from_options, quick_gelu_option
-
-    preset, model = preset_from_options(get_preset(args.preset), args)
-    summary = evaluate(
-        preset,
-        args.data_root,
-        args.out,
-        split=args.split,
-        limit=args.limit,
-        post=args.post,
-        model=model,
-        device=args.device,
-        without_background=args.without_background,
-        progress=not args.no_progress,
-        quick_gelu=quick_gelu_option(args),
-    )
-    if summary is not None:
-        paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
-        print(f"mIoU {summary.metrics['mIoU'] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
-              + f" on {summary.images} images, {len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
-    return 0

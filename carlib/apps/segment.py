@@ -17,13 +17,22 @@ import tempfile
 from pathlib import Path
 
 from carlib.car import CarResult
-from carlib.cli_options import add_model_options, announce_models, preset_from_options, quick_gelu_option
-from carlib.folder_segmentation import ImageItem, claim_run_folder, find_images, is_image_collection, segment_folder
+from carlib.apps.folder_segmentation import (
+    ImageItem,
+    claim_run_folder,
+    find_images,
+    is_image_collection,
+    segment_folder,
+)
+from carlib.apps.options import add_model_options, announce_models, preset_from_options, quick_gelu_option
 from carlib.images import load_image
+from carlib.models import SHAPES_MODEL_NAME
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import get_preset, preset_names
+from carlib.labels import save_palette_png
+from carlib.settings import POST_PROCESSING
 from carlib.text import validate_queries
-from carlib.visualize import save_overlay_figure, save_palette_png
+from carlib.tutorial.figures import save_overlay_figure
 
 OUTPUT_FILES = ("overlay.png", "labels.png", "result.json")
 
@@ -41,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--queries", default="", help='comma-separated queries, e.g. "cat, dog, sky"')
     parser.add_argument("--queries-file", type=Path, help="a file with one query per line")
     parser.add_argument("--preset", default="voc", help=f"settings preset: {', '.join(preset_names())}")
-    parser.add_argument("--post", choices=["crf", "sam", "none"], default=None, help="default: the preset's")
+    parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
     parser.add_argument("--sam-checkpoint", type=Path, help="SAM checkpoint for --post sam")
     add_model_options(parser)
     parser.add_argument("--labels-only", action="store_true",
@@ -75,7 +84,7 @@ def _segment_command(args: argparse.Namespace) -> int:
     car = car_from_preset(preset, models, post=post, sam_source=_sam_source(post, args, models, preset))
     if not folder_mode:
         result = car.segment(image, queries)
-        _write_outputs(args.out, image, result, models, preset_record, post)
+        write_outputs(args.out, image, result, models, preset_record, post)
         print(f"kept {', '.join(result.kept_queries) or 'nothing'} after {result.num_steps} steps; wrote {args.out}/")
         return 0
     if items is None:
@@ -107,7 +116,7 @@ def _sam_source(post: str, args: argparse.Namespace, models: LoadedModels, prese
 
     if args.sam_checkpoint is not None:
         return SamMaskSource(args.sam_checkpoint, device=args.device, settings=preset.settings.sam)
-    if models.proposal.name == "shapes":
+    if models.proposal.name == SHAPES_MODEL_NAME:
         print("carlib segment: no --sam-checkpoint; ShapesWorld colour regions stand in for SAM", file=sys.stderr)
         return ColourRegionMaskSource()
     raise ValueError("--post sam needs --sam-checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
@@ -149,8 +158,8 @@ def write_result_files(folder: Path, image, result: CarResult, models: LoadedMod
     (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post), indent=2))
 
 
-def _write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
-    """Write the three files into a scratch folder, then move them in: never a partial set."""
+def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
+    """Write overlay.png, labels.png and result.json into ``out`` via a scratch folder: never a partial set."""
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".carlib-segment-", dir=out.parent))
     try:

@@ -16,7 +16,7 @@ import numpy as np
 from carlib.car import CarResult
 from carlib.images import load_image
 from carlib.pipeline import parse_queries
-from carlib.plotting import figure_png, step_figure
+from carlib.tutorial.figures import figure_png, step_figure
 from carlib.prompts import PROMPT_KINDS
 from carlib.text import validate_queries
 from carlib.tutorial import Tutorial

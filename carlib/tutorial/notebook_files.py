@@ -1,6 +1,6 @@
 """Keep the tutorial notebooks clean: stripped metadata, small outputs, a parameters cell.
 
-``python -m carlib.notebook_files refresh notebooks/*.ipynb`` re-executes
+``python -m carlib.tutorial.notebook_files refresh notebooks/*.ipynb`` re-executes
 notebooks in place (after a change to the library or the shipped model) and
 cleans them; ``clean`` strips what
 executing a notebook adds (papermill and widget metadata, timing metadata,
@@ -67,7 +67,7 @@ def problems(path: str | os.PathLike) -> list[str]:
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
         found.append(f"{path.name}: {size / 1e6:.1f} MB, more than {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB "
-                     "(draw figures at carlib.plotting.NOTEBOOK_DPI)")
+                     "(draw figures at carlib.tutorial.figures.NOTEBOOK_DPI)")
     notebook = nbformat.read(path, as_version=4)
     extra = set(notebook.metadata) - set(KEPT_NOTEBOOK_METADATA)
     if extra:
@@ -85,7 +85,7 @@ def problems(path: str | os.PathLike) -> list[str]:
         count += 1
         if cell.execution_count != count:
             found.append(f"{path.name} cell {number}: execution count {cell.execution_count} should be {count} "
-                         "(run it top to bottom, or `python -m carlib.notebook_files clean`)")
+                         "(run it top to bottom, or `python -m carlib.tutorial.notebook_files clean`)")
         for output in cell.outputs:
             if output.get("output_type") == "error":
                 found.append(f"{path.name} cell {number}: stored output is an error")
@@ -123,7 +123,7 @@ def refresh(path: str | os.PathLike, kernel_name: str = "python3") -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``clean`` or ``check`` the given notebooks."""
-    parser = argparse.ArgumentParser(prog="python -m carlib.notebook_files", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m carlib.tutorial.notebook_files", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("refresh", "clean", "check"))
     parser.add_argument("notebooks", nargs="+")
     args = parser.parse_args(argv)

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from carlib.car import CaR, CarResult
 from carlib.files import atomic_directory, atomic_write_text
+from carlib.evaluation.distributed import Distributed
 from carlib.images import IMAGE_SUFFIXES, load_image
-from carlib.visualize import save_palette_png
+from carlib.labels import save_palette_png
 
 RUN_FILE = "run.json"
 ERRORS_FILE = "errors.json"
@@ -136,8 +137,6 @@ def segment_folder(
     Raises:
         ValueError: ``out`` holds a run with other settings.
     """
-    from carlib.evaluation import Distributed
-
     if not labels_only and write_result is None:
         raise ValueError("segment_folder needs write_result unless labels_only=True")
     out = Path(out)

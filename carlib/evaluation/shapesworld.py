@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from carlib.metrics import ConfusionMatrix
+from carlib.evaluation.metrics import ConfusionMatrix
 from carlib.pipeline import LoadedModels, car_from_preset, load_models
 from carlib.presets import Preset, get_preset
 from carlib.world.classes import CLASS_NAMES
@@ -56,6 +56,7 @@ def evaluate_car_on_world(
     variants: tuple[str, ...] = ("car_crf", "car_none", "single_pass_crf"),
     progress: bool = True,
     car_options: Optional[dict] = None,
+    sam_source=None,
 ) -> CarWorldReport:
     """Run CaR variants on ``n`` test scenes and measure them.
 
@@ -68,10 +69,12 @@ def evaluate_car_on_world(
         variants: which of ``car_crf`` (CaR + dense CRF), ``car_none`` (CaR,
             proposals binarised at η), ``single_pass_crf`` (one step, every
             query kept, + CRF: the "no recurrence" baseline),
-            ``oracle_crf`` (only the present classes queried, no filtering, + CRF).
+            ``oracle_crf`` (only the present classes queried, no filtering, + CRF),
+            ``car_sam`` (CaR, masks snapped to the regions of ``sam_source``).
         progress: show a progress bar.
-        car_options: extra :class:`carlib.car.CaR` keywords for every variant
+        car_options: :class:`carlib.settings.CarSettings` changes for every variant
             (``use_clip_es=False``...), for ablations.
+        sam_source: the region source of ``car_sam`` (e.g. :class:`carlib.postprocess.ColourRegionMaskSource`).
 
     Returns:
         :class:`CarWorldReport`; keep/drop rates and steps come from ``car_crf``.
@@ -85,11 +88,13 @@ def evaluate_car_on_world(
         "car_none": dict(post="none", recurrent=recurrent),
         "single_pass_crf": dict(post="crf", recurrent=False),
         "oracle_crf": dict(post="crf", recurrent=False),
+        "car_sam": dict(post="sam", recurrent=recurrent),
     }
     unknown = set(variants) - set(settings)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {sorted(settings)}")
-    cars = {name: car_from_preset(preset, models, **{**settings[name], **options}) for name in variants}
+    cars = {name: car_from_preset(preset, models, sam_source=sam_source, **{**settings[name], **options})
+            for name in variants}
     matrices = {name: ConfusionMatrix(len(CLASS_NAMES) + 1) for name in variants}
     kept_present = total_present = dropped_absent = total_absent = 0
     steps, seconds = [], []

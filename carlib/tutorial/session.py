@@ -19,7 +19,7 @@ import torch
 
 from carlib.car import CaR
 from carlib.images import load_image
-from carlib.models import data_dir
+from carlib.models import SHAPES_MODEL_NAME, data_dir
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import Preset, get_preset
 from carlib.settings import CarSettings
@@ -146,12 +146,12 @@ def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None
     """
     if model not in MODEL_CHOICES:
         raise ValueError(f"unknown model {model!r}; choose one of {MODEL_CHOICES}")
-    from carlib.plotting import enable_notebook_display
+    from carlib.tutorial.figures import enable_notebook_display
 
     enable_notebook_display()
     real = get_preset(preset)
     models = load_models(real, model, device=device)
-    uses_shapes = models.proposal.name == "shapes"
+    uses_shapes = models.proposal.name == SHAPES_MODEL_NAME
     if uses_shapes:
         # The small CLIP's matrices are tiny: one thread is faster than several,
         # and it makes stored notebook outputs independent of the core count.
@@ -189,16 +189,3 @@ def shapes_scene(name: str):
         raise ValueError(f"{name!r} is not a bundled ShapesWorld scene; choose one of {sorted(SHAPES_IMAGES)}")
     split, index = SHAPES_IMAGES[name]
     return split_scene(split, index, SHAPES_IMAGE_SEED)
-
-
-__all__ = [
-    "BACKGROUND_NAMES",
-    "CLASS_NAMES",
-    "PHOTO_QUERIES",
-    "SHAPES_IMAGES",
-    "Tutorial",
-    "bundled_image_dir",
-    "photo",
-    "setup",
-    "shapes_scene",
-]

@@ -98,7 +98,7 @@ def run_table(
         preset_name: ``shapes`` (ShapesWorld scenes, no data needed) or a real
             preset (needs ``data_root``, ``out_dir`` and real weights).
         n: ShapesWorld scenes per row.
-        data_root, out_dir, model, limit: for real data (see :func:`carlib.evaluation.evaluate`).
+        data_root, out_dir, model, limit: for real data (see :func:`carlib.evaluation.benchmark.evaluate`).
         progress: show progress bars.
     """
     preset = get_preset(preset_name)
@@ -111,7 +111,7 @@ def run_table(
                 "Run it with a real preset and OpenAI weights (--preset voc --data-root ...)"
             )
         from carlib.pipeline import load_models
-        from carlib.world.car_eval import evaluate_car_on_world
+        from carlib.evaluation.shapesworld import evaluate_car_on_world
 
         models = load_models(preset, "shapes")
         for row in rows:
@@ -124,7 +124,7 @@ def run_table(
     else:
         if data_root is None or out_dir is None:
             raise ValueError(f"--preset {preset_name} needs --data-root and --out (real data); or use --preset shapes")
-        from carlib.evaluation import evaluate
+        from carlib.evaluation.benchmark import evaluate
 
         for index, row in enumerate(rows):
             summary = _evaluate_row(evaluate, preset, row, data_root, Path(out_dir) / f"{table}-{index}", model,
@@ -144,27 +144,3 @@ def _evaluate_row(evaluate, preset: Preset, row: Row, data_root: Path, out: Path
     summary = evaluate(preset.replace(**row.preset_changes), data_root, out, limit=limit, model=model,
                        progress=progress, car_options=row.car_options)
     return summary.metrics["mIoU"] if summary is not None else float("nan")
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``carlib ablate`` to the command line."""
-    parser = commands.add_parser("ablate", help="run one of the paper's ablation tables")
-    parser.add_argument("--table", required=True, choices=TABLES)
-    parser.add_argument("--preset", default="shapes", help="shapes (default, offline) or a real preset")
-    parser.add_argument("--n", type=int, default=100, help="ShapesWorld scenes per row")
-    parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=None, help="where to write the table (and real-data runs)")
-    parser.add_argument("--model", default="auto", choices=["auto", "shapes", "openai"])
-    parser.add_argument("--limit", type=int, default=None)
-    parser.set_defaults(handler=_ablate_command)
-
-
-def _ablate_command(args: argparse.Namespace) -> int:
-    markdown = run_table(args.table, args.preset, n=args.n, data_root=args.data_root, out_dir=args.out,
-                         model=args.model, limit=args.limit)
-    print(markdown)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"ablation-{args.table}.md").write_text(markdown)
-        (args.out / f"ablation-{args.table}.json").write_text(json.dumps({"table": args.table, "markdown": markdown}))
-    return 0

@@ -132,3 +132,9 @@ class ReferringMetrics:
         for threshold in PRECISION_THRESHOLDS:
             result[f"P@{threshold}"] = float((ious > threshold).mean()) if ious.size else float("nan")
         return result
+
+
+def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two HxW bool masks (1.0 when both are empty)."""
+    union = np.logical_or(prediction, truth).sum()
+    return 1.0 if union == 0 else float(np.logical_and(prediction, truth).sum() / union)

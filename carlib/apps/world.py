@@ -76,11 +76,11 @@ def _train(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import torch
 
-    from carlib.world.evaluate import evaluate_world
+    from carlib.evaluation.shapesworld_report import evaluate_world
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    from carlib.world.evaluate import CLIP_ES_LAYERS
+    from carlib.evaluation.shapesworld_report import CLIP_ES_LAYERS
 
     layers = CLIP_ES_LAYERS if args.clip_es_layers is None else args.clip_es_layers
     if layers < 1:

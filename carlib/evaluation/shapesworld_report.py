@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS
+from carlib.evaluation.metrics import iou
 from carlib.presets import SHAPES_CLIPES_THRESHOLD
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import split_scene
@@ -80,12 +81,6 @@ class WorldReport:
         for name, values in self.per_class.items():
             lines.append(f"    {name:<9} {values['gradcam']:.3f} / {values['clip_es']:.3f} / {values['full_image']:.3f}")
         return "\n".join(lines)
-
-
-def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union of two HxW bool masks (1.0 when both are empty)."""
-    union = np.logical_or(prediction, truth).sum()
-    return 1.0 if union == 0 else float(np.logical_and(prediction, truth).sum() / union)
 
 
 def evaluate_world(

@@ -1,4 +1,4 @@
-"""Figures of each CaR stage, for the notebooks, the explorer and the saved pictures.
+"""Figures of each CaR stage, for the notebooks, the explorer and the saved pictures (``overlay.png``).
 
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot, so nothing is shown twice in a notebook and nothing changes the
@@ -8,13 +8,20 @@ value) or ``figure.savefig(path)``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from carlib.visualize import overlay, voc_palette
+from carlib.files import atomic_write
+from carlib.images import fit_within
+from carlib.labels import overlay, voc_palette
+
+OVERLAY_MAX_SIDE = 1200
+"""Pictures are shrunk to this longer side before being drawn into the 600 px overlay figure."""
 
 NOTEBOOK_DPI = 60
 """Figures in stored notebooks are drawn at this resolution to keep the repository small."""
@@ -340,3 +347,33 @@ def line_figure(
     if title:
         axis.set_title(title, fontsize=9)
     return figure
+
+
+def save_overlay_figure(
+    image: np.ndarray,
+    label_map: np.ndarray,
+    names: Sequence[str],
+    path: Path,
+    *,
+    title: str = "",
+    scores: Sequence[float] | None = None,
+) -> Path:
+    """Save the image with its label map and a legend of the labels present.
+
+    Arguments:
+        image: HxWx3 uint8 RGB.
+        label_map: H x W int, 0 = background, i + 1 = names[i].
+        names: the query names.
+        path: PNG path (written atomically).
+        title: figure title.
+        scores: optional per-name scores shown in the legend.
+
+    Returns:
+        ``path``.
+    """
+    # The figure is 600 px wide: drawing a 12 MP photo into it would only cost time and memory.
+    shown = fit_within(np.asarray(image), OVERLAY_MAX_SIDE)
+    if shown.shape[:2] != label_map.shape:
+        label_map = cv2.resize(label_map.astype(np.int32), shown.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    figure = segmentation_figure(shown, label_map, names, title=title, scores=scores, size=6.0, dpi=100)
+    return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from carlib.files import atomic_write_text
 from carlib.models import data_dir
+from carlib.pipeline import MODEL_CHOICES
 
 
 def notebooks_dir() -> Path:
@@ -135,7 +136,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib gallery``."""
     parser = commands.add_parser("gallery", help="execute the tutorial notebooks and publish them as HTML")
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
-    parser.add_argument("--model", default="auto", choices=("auto", "shapes", "openai"),
+    parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
                         help="auto: OpenAI CLIP if its weights are present, else the ShapesWorld CLIP")
     parser.add_argument("--notebooks", nargs="*", default=None, help="only these notebook files")
     parser.set_defaults(handler=_gallery_command)

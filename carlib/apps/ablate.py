@@ -1,0 +1,34 @@
+"""`carlib ablate --table recurrence|prompts|background|backbones`: one of the paper's ablation tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from carlib.evaluation.ablation import TABLES, run_table
+from carlib.pipeline import MODEL_CHOICES
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``carlib ablate`` to the command line."""
+    parser = commands.add_parser("ablate", help="run one of the paper's ablation tables")
+    parser.add_argument("--table", required=True, choices=TABLES)
+    parser.add_argument("--preset", default="shapes", help="shapes (default, offline) or a real preset")
+    parser.add_argument("--n", type=int, default=100, help="ShapesWorld scenes per row")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="where to write the table (and real-data runs)")
+    parser.add_argument("--model", default="auto", choices=MODEL_CHOICES)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.set_defaults(handler=_ablate_command)
+
+
+def _ablate_command(args: argparse.Namespace) -> int:
+    markdown = run_table(args.table, args.preset, n=args.n, data_root=args.data_root, out_dir=args.out,
+                         model=args.model, limit=args.limit)
+    print(markdown)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"ablation-{args.table}.md").write_text(markdown)
+        (args.out / f"ablation-{args.table}.json").write_text(json.dumps({"table": args.table, "markdown": markdown}))
+    return 0

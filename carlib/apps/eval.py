@@ -1,0 +1,55 @@
+"""`carlib eval --preset voc --data-root ... --out ...`: a benchmark run, resumable and shardable with torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from carlib.apps.options import add_model_options, announce_models, preset_from_options, quick_gelu_option
+from carlib.evaluation.benchmark import evaluate, open_benchmark
+from carlib.pipeline import load_models
+from carlib.presets import get_preset, preset_names
+from carlib.settings import POST_PROCESSING
+
+
+def register(commands) -> None:
+    """Add ``carlib eval`` to the command line (works under ``torchrun ... -m carlib eval``)."""
+    parser = commands.add_parser("eval", help="evaluate CaR on a benchmark (resumable, shardable with torchrun)")
+    parser.add_argument("--preset", required=True, help=", ".join(preset_names()))
+    parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
+    parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
+    add_model_options(parser)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(handler=_eval_command)
+
+
+def _eval_command(args) -> int:
+    preset, model = preset_from_options(get_preset(args.preset), args)
+    open_benchmark(preset, args.data_root, args.split, without_background=args.without_background)  # fails fast
+    models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args))
+    if int(os.environ.get("RANK", "0")) == 0:
+        announce_models("eval", models)
+    summary = evaluate(
+        preset,
+        args.data_root,
+        args.out,
+        split=args.split,
+        limit=args.limit,
+        post=args.post,
+        model=model,
+        device=args.device,
+        without_background=args.without_background,
+        progress=not args.no_progress,
+        models=models,
+    )
+    if summary is not None:
+        paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
+        print(f"mIoU {summary.metrics['mIoU'] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
+              + f" on {summary.images} images, {len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
+    return 0

@@ -23,7 +23,7 @@ import torch
 from carlib.images import ImageInput, load_image, proposal_input
 from carlib.models import ClipBundle
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
-from carlib.vit import attention_weights, embed_patches, replace_output, run_block
+from carlib.vit import attention_path_for, attention_weights, embed_patches, replace_output, run_block
 
 CamTarget = Literal["patch_mean", "class_token"]
 CAM_TARGETS = ("patch_mean", "class_token")
@@ -264,6 +264,7 @@ def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int) -
     attention_sum: Optional[torch.Tensor] = None
     with torch.no_grad():
         tokens, grid = embed_patches(visual, pixels.to(bundle.dtype))
+    with torch.no_grad(), attention_path_for(tokens.shape[1] if tokens.device.type == "cpu" else 0):
         for index, block in enumerate(blocks[:-1]):
             if attention_layers and index >= first_attention_block:
                 attention = attention_weights(block, block.ln_1(tokens))
@@ -275,23 +276,48 @@ def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int) -
 def mean_attention(trunk: Trunk, last_attention: torch.Tensor, attention_layers: int) -> np.ndarray:
     """The head-averaged attention of the last ``attention_layers`` blocks, class token dropped: n x n float32."""
     total = last_attention if trunk.attention_sum is None else trunk.attention_sum + last_attention
-    return (total[0, 1:, 1:] / attention_layers).cpu().numpy().astype(np.float32)
+    return (total[0, 1:, 1:] / attention_layers).float().cpu().numpy().astype(np.float32)
 
 
-def _gradcam_on_grid(
+def trunk_attention(bundle: ClipBundle, trunk: Trunk, attention_layers: int) -> Optional[np.ndarray]:
+    """CLIP-ES's attention: the trunk's blocks plus the last one's, read from its ``ln_1`` (n x n float32), or None."""
+    if not attention_layers:
+        return None
+    last = list(bundle.model.visual.transformer.resblocks)[-1]
+    with torch.no_grad():
+        return mean_attention(trunk, attention_weights(last, last.ln_1(trunk.tokens)), attention_layers)
+
+
+def gradcam_from_trunk(
     bundle: ClipBundle,
-    pixels: torch.Tensor,
+    trunk: Trunk,
     query_embeddings: torch.Tensor,
     background_embeddings: torch.Tensor,
     *,
     target: CamTarget,
-    attention_layers: int,
     image_size: tuple[int, int],
     center_features: bool = False,
+    attention: Optional[np.ndarray] = None,
 ) -> CamResult:
+    """Grad-CAMs of the queries from a :class:`Trunk`: the last block forward, one batched backward.
+
+    This is the only part of :func:`compute_cams` that depends on the texts, so
+    the trunk (and its attention) can be computed once per image and reused for
+    every step of the recurrence and every group of queries.
+
+    Arguments:
+        bundle: the proposal CLIP.
+        trunk: from :func:`run_trunk` on the image.
+        query_embeddings, background_embeddings: float32 unit text embeddings on the model's device.
+        target, center_features: see :func:`compute_cams`.
+        image_size: (H, W) of the original image.
+        attention: stored in the result as is (from :func:`trunk_attention`).
+
+    Returns:
+        a :class:`CamResult`.
+    """
     visual = bundle.model.visual
     batch_first = getattr(visual.transformer, "batch_first", True)
-    trunk = run_trunk(bundle, pixels, attention_layers)
     last = list(visual.transformer.resblocks)[-1]
     store: dict = {}
     with torch.enable_grad(), replace_output(last.ln_1, store):
@@ -317,21 +343,33 @@ def _gradcam_on_grid(
             cams[used_fallback] = retry[used_fallback]
         else:
             used_fallback = torch.zeros_like(used_fallback)
-
-    attention_map = None
-    if attention_layers:
-        with torch.no_grad():
-            attention_map = mean_attention(trunk, attention_weights(last, feature.detach()), attention_layers)
     raw = cams.view(-1, *trunk.grid)
     return CamResult(
-        cams=minmax_normalize(raw).cpu().numpy().astype(np.float32),
-        raw_cams=raw.cpu().numpy().astype(np.float32),
-        scores=scores.detach().cpu().numpy().astype(np.float32),
+        cams=minmax_normalize(raw).float().cpu().numpy().astype(np.float32),
+        raw_cams=raw.float().cpu().numpy().astype(np.float32),
+        scores=scores.detach().float().cpu().numpy().astype(np.float32),
         used_fallback=used_fallback.cpu().numpy(),
-        attention=attention_map,
+        attention=attention,
         grid=trunk.grid,
         image_size=tuple(image_size),  # type: ignore[arg-type]
     )
+
+
+def _gradcam_on_grid(
+    bundle: ClipBundle,
+    pixels: torch.Tensor,
+    query_embeddings: torch.Tensor,
+    background_embeddings: torch.Tensor,
+    *,
+    target: CamTarget,
+    attention_layers: int,
+    image_size: tuple[int, int],
+    center_features: bool = False,
+) -> CamResult:
+    trunk = run_trunk(bundle, pixels, attention_layers)
+    return gradcam_from_trunk(bundle, trunk, query_embeddings, background_embeddings, target=target,
+                              image_size=image_size, center_features=center_features,
+                              attention=trunk_attention(bundle, trunk, attention_layers))
 
 
 def _batched_cams(

@@ -8,6 +8,8 @@ per-template probabilities are summed and softmaxed again.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter, OrderedDict
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -16,7 +18,7 @@ from PIL import Image
 
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle
 from carlib.settings import CarSettings, ImageFeature
-from carlib.text import encode_texts
+from carlib.text import TextEmbeddingCache
 from carlib.vit import embed_patches, run_block
 
 
@@ -42,32 +44,35 @@ class MaskClassifier:
     """Scores prompted images against text queries with a second CLIP (the paper's classifier stage).
 
     The settings of each call decide the templates, the image feature and the
-    aggregation (:class:`carlib.settings.CarSettings`). Text embeddings are
-    computed once per (template, query) and cached, so the recurrence only
-    pays for new queries.
+    aggregation (:class:`carlib.settings.CarSettings`). It pays only for what
+    is new: text embeddings are computed once per (template, query), all the
+    missing ones in one batch; a prompted image it has already seen (a query
+    whose mask did not change since the last step) is not encoded again.
 
     Arguments:
         bundle: the classifier CLIP (ViT-L/14 for semantic presets in the paper).
         batch_size: prompted images per forward pass.
+        remembered_images: how many image embeddings to keep (oldest dropped first).
+
+    Attributes:
+        passes: ``"images"``: prompted images encoded; ``"reused"``: ones answered from memory.
     """
 
-    def __init__(self, bundle: ClipBundle, *, batch_size: int = 16) -> None:
+    def __init__(self, bundle: ClipBundle, *, batch_size: int = 16, remembered_images: int = 256) -> None:
         self.bundle = bundle
         self.batch_size = batch_size
-        self._text_cache: dict[tuple[str, str], torch.Tensor] = {}
+        self.texts = TextEmbeddingCache(bundle)
+        self.passes: Counter = Counter()
+        self._images: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._remembered = remembered_images
 
     def text_embeddings(self, queries: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-        """Unit embeddings of every query under every template: T x N x D (cached)."""
-        for template in templates:
-            for query in dict.fromkeys(queries):
-                if (template, query) not in self._text_cache:
-                    self._text_cache[template, query] = encode_texts(self.bundle, [query], (template,))[0]
-        return torch.stack([torch.stack([self._text_cache[template, query] for query in queries])
-                            for template in templates])
+        """Unit embeddings of every query under every template: T x N x D (each computed once)."""
+        return self.texts.embed_templates(queries, templates)
 
     @torch.no_grad()
     def image_embeddings(self, images: Sequence[np.ndarray], image_feature: ImageFeature = "auto") -> torch.Tensor:
-        """Unit image embeddings of RGB uint8 images: M x D, in batches.
+        """Unit image embeddings of RGB uint8 images: M x D, the unseen ones encoded in batches.
 
         Arguments:
             images: M HxWx3 uint8 RGB pictures.
@@ -75,13 +80,23 @@ class MaskClassifier:
                 (:func:`classifier_feature_for`).
         """
         feature = classifier_feature_for(self.bundle) if image_feature == "auto" else image_feature
-        chunks = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack(
-                [self.bundle.preprocess(Image.fromarray(image)) for image in images[start : start + self.batch_size]]
-            ).to(self.bundle.device, self.bundle.dtype)
-            chunks.append(self._encode(batch, feature).float())
-        return torch.nn.functional.normalize(torch.cat(chunks), dim=-1)
+        keys = [(feature, image.shape, hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest())
+                for image in images]
+        unseen_keys = [key for key in dict.fromkeys(keys) if key not in self._images]
+        first_of = {key: keys.index(key) for key in unseen_keys}
+        for start in range(0, len(unseen_keys), self.batch_size):
+            chunk = unseen_keys[start : start + self.batch_size]
+            batch = torch.stack([self.bundle.preprocess(Image.fromarray(images[first_of[key]])) for key in chunk])
+            encoded = torch.nn.functional.normalize(self._encode(batch.to(self.bundle.device, self.bundle.dtype),
+                                                                 feature).float(), dim=-1)
+            for key, embedding in zip(chunk, encoded):
+                self._images[key] = embedding
+        self.passes["images"] += len(unseen_keys)
+        self.passes["reused"] += len(keys) - len(unseen_keys)
+        result = torch.stack([self._images[key] for key in keys])
+        while len(self._images) > self._remembered:
+            self._images.popitem(last=False)
+        return result
 
     def _encode(self, pixels: torch.Tensor, feature: str) -> torch.Tensor:
         model = self.bundle.model
@@ -124,4 +139,4 @@ class MaskClassifier:
         else:
             per_template = (scale * torch.einsum("md,tnd->tmn", image_embeddings, texts)).softmax(dim=-1)
             probabilities = per_template.sum(dim=0).softmax(dim=-1)
-        return probabilities.cpu().numpy().astype(np.float32)
+        return probabilities.float().cpu().numpy().astype(np.float32)

@@ -146,16 +146,30 @@ def clip_es_refine(
     Returns:
         float32 N x H x W (or N x h x w) refined CAMs in [0, 1].
     """
-    cams = np.asarray(cams, dtype=np.float32)
-    if cams.ndim != 3:
-        raise ValueError(f"cams must be N x h x w, got shape {cams.shape}")
-    count, height, width = cams.shape
-    if attention.shape != (height * width, height * width):
-        raise ValueError(
-            f"attention is {attention.shape} but the CAM grid {height}x{width} needs "
-            f"{height * width}x{height * width}; pass the attention from the same forward pass"
-        )
+    cams = _check_cams(cams, attention)
     affinity = affinity_from_attention(attention, sinkhorn_rounds, power)
+    return refine_with_affinity(cams, affinity, threshold=threshold, output_size=output_size,
+                                reference_edge_clip=reference_edge_clip)
+
+
+def refine_with_affinity(
+    cams: np.ndarray,
+    affinity: np.ndarray,
+    *,
+    threshold: float = 0.4,
+    output_size: Optional[tuple[int, int]] = None,
+    reference_edge_clip: bool = True,
+) -> np.ndarray:
+    """The class-aware part of :func:`clip_es_refine`, given the affinity of :func:`affinity_from_attention`.
+
+    The affinity depends on the image only, so a recurrence computes it once
+    per image and calls this for every step's CAMs.
+
+    Returns:
+        float32 N x H x W (or N x h x w) refined CAMs in [0, 1].
+    """
+    cams = _check_cams(cams, affinity)
+    count, height, width = cams.shape
     refined = np.zeros_like(cams)
     for index in range(count):
         boxes, _ = box_mask(cams[index], threshold, reference_edge_clip=reference_edge_clip)
@@ -163,3 +177,16 @@ def clip_es_refine(
         refined[index] = (masked @ cams[index].reshape(-1).astype(np.float64)).reshape(height, width)
     refined = minmax_normalize(torch.from_numpy(refined)).numpy()
     return refined if output_size is None else resize_maps(refined, output_size)
+
+
+def _check_cams(cams: np.ndarray, square: np.ndarray) -> np.ndarray:
+    cams = np.asarray(cams, dtype=np.float32)
+    if cams.ndim != 3:
+        raise ValueError(f"cams must be N x h x w, got shape {cams.shape}")
+    cells = cams.shape[1] * cams.shape[2]
+    if square.shape != (cells, cells):
+        raise ValueError(
+            f"attention is {square.shape} but the CAM grid {cams.shape[1]}x{cams.shape[2]} needs "
+            f"{cells}x{cells}; pass the attention from the same forward pass"
+        )
+    return cams

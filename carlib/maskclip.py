@@ -19,11 +19,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, mean_attention, minmax_normalize, prepare_inputs, run_trunk
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, minmax_normalize, prepare_inputs, run_trunk, trunk_attention
 from carlib.images import ImageInput
 from carlib.models import ClipBundle
 from carlib.text import BACKGROUND_TEMPLATE
-from carlib.vit import attention_weights, value_path
+from carlib.vit import value_path
 
 
 def patch_embeddings(visual: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -95,17 +95,20 @@ def compute_maskclip(
     patches = patch_embeddings(visual, trunk.tokens)
     texts = torch.cat([inputs.query_embeddings, inputs.background_embeddings])
     probabilities = dense_probabilities(patches, texts, len(inputs.queries), float(bundle.model.logit_scale.exp()))
-    attention = None
-    if attention_layers:
-        last = list(visual.transformer.resblocks)[-1]
-        attention = mean_attention(trunk, attention_weights(last, last.ln_1(trunk.tokens)), attention_layers)
-    raw = probabilities.view(-1, *trunk.grid)
+    return maskclip_result(probabilities, trunk.grid, inputs.image_size, trunk_attention(bundle, trunk, attention_layers))
+
+
+def maskclip_result(
+    probabilities: torch.Tensor, grid: tuple[int, int], image_size: tuple[int, int], attention: np.ndarray | None
+) -> CamResult:
+    """A :class:`CamResult` of MaskCLIP's per-patch probabilities (num_queries x n) on a patch grid."""
+    raw = probabilities.view(-1, *grid)
     return CamResult(
-        cams=minmax_normalize(raw).cpu().numpy().astype(np.float32),
-        raw_cams=raw.cpu().numpy().astype(np.float32),
-        scores=probabilities.mean(dim=1).cpu().numpy().astype(np.float32),
-        used_fallback=np.zeros(len(inputs.queries), dtype=bool),
+        cams=minmax_normalize(raw).float().cpu().numpy().astype(np.float32),
+        raw_cams=raw.float().cpu().numpy().astype(np.float32),
+        scores=probabilities.mean(dim=1).float().cpu().numpy().astype(np.float32),
+        used_fallback=np.zeros(raw.shape[0], dtype=bool),
         attention=attention,
-        grid=trunk.grid,
-        image_size=inputs.image_size,
+        grid=grid,
+        image_size=image_size,
     )

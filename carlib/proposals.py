@@ -12,18 +12,21 @@ one passed in, so a new proposal method is one class. Two ship:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, runtime_checkable
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, compute_cams
-from carlib.clip_es import clip_es_refine
-from carlib.maskclip import compute_maskclip
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, Trunk, gradcam_from_trunk, run_trunk, trunk_attention
+from carlib.clip_es import affinity_from_attention, refine_with_affinity
+from carlib.images import proposal_input
+from carlib.maskclip import dense_probabilities, maskclip_result, patch_embeddings
 from carlib.models import ClipBundle
 from carlib.settings import CarSettings
-from carlib.text import BACKGROUND_TEMPLATE, encode_texts
+from carlib.text import BACKGROUND_TEMPLATE, TextEmbeddingCache
 
 
 @dataclass
@@ -48,70 +51,129 @@ class ProposalStage(Protocol):
         ...
 
 
-class _DenseMapProposals:
-    """What both shipped stages share: background embeddings cached per word set, groups, CLIP-ES.
+@dataclass
+class ImageWork:
+    """What a proposal stage computes once per image, whatever the texts: CaR reuses it at every step.
 
-    Subclasses set ``_maps``, a function with :func:`carlib.cam.compute_cams`'s signature.
+    Attributes:
+        key: identifies the image (its pixels' digest, shape) and the attention depth.
+        trunk: the tokens entering the last block, and the summed attention of the blocks before it.
+        image_size: (H, W) of the image.
+        attention: CLIP-ES's n x n attention, or None when CLIP-ES is off.
+        affinity: Sinkhorn-normalised, symmetrised, squared attention (float64 n x n), or None.
+        extra: what a stage derives from the trunk on top (MaskCLIP's patch embeddings).
     """
 
-    _maps: Callable[..., CamResult]
+    key: tuple
+    trunk: Trunk
+    image_size: tuple[int, int]
+    attention: Optional[np.ndarray]
+    affinity: Optional[np.ndarray]
+    extra: dict = field(default_factory=dict)
+
+
+class DenseMapProposals:
+    """A proposal stage built on dense maps from one ViT pass: Grad-CAM or MaskCLIP, CLIP-ES on top.
+
+    The work that does not depend on the texts, the frozen trunk (blocks
+    1..L-1), the CLIP-ES attention, its Sinkhorn normalisation and its square,
+    is done once per image and kept (:class:`ImageWork`), so every step of the
+    recurrence, every query of referring mode and both passes of Pascal
+    Context reuse it. Text embeddings are computed once per text
+    (:class:`carlib.text.TextEmbeddingCache`). Subclasses say how the texts
+    make maps from the trunk (:meth:`maps`).
+
+    Arguments:
+        bundle: the proposal CLIP.
+
+    Attributes:
+        passes: how many times each kind of work ran (``"trunk"``: a pass over
+            blocks 1..L-1; ``"affinity"``: Sinkhorn and A·A; ``"maps"``: the
+            text-dependent part, e.g. Grad-CAM's last block forward and batched backward).
+    """
 
     def __init__(self, bundle: ClipBundle) -> None:
         self.bundle = bundle
-        self._background_cache: dict[tuple[str, ...], torch.Tensor] = {}
+        self.texts = TextEmbeddingCache(bundle)
+        self.passes: Counter = Counter()
+        self._work: Optional[ImageWork] = None
 
     def background_embeddings(self, words: Sequence[str]) -> torch.Tensor:
-        """Unit embeddings of background words (``"a clean origami {}."``), cached per word set."""
-        key = tuple(words)
-        if key not in self._background_cache:
-            self._background_cache[key] = encode_texts(self.bundle, key, (BACKGROUND_TEMPLATE,))
-        return self._background_cache[key]
+        """Unit embeddings of background words (``"a clean origami {}."``), each computed once."""
+        return self.texts.embed(words, BACKGROUND_TEMPLATE)
+
+    def image_work(self, image: np.ndarray, attention_layers: int) -> ImageWork:
+        """The query-independent work for ``image`` (H x W x 3 uint8), computed unless it is the last image's."""
+        key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape,
+               attention_layers)
+        if self._work is None or self._work.key != key:
+            bundle = self.bundle
+            pixels = proposal_input(image, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
+            trunk = run_trunk(bundle, pixels, attention_layers)
+            self.passes["trunk"] += 1
+            attention = trunk_attention(bundle, trunk, attention_layers)
+            affinity = None
+            if attention is not None:
+                affinity = affinity_from_attention(attention)
+                self.passes["affinity"] += 1
+            self._work = ImageWork(key, trunk, tuple(image.shape[:2]), attention, affinity)  # type: ignore[arg-type]
+        return self._work
 
     def propose(self, image: np.ndarray, texts: Sequence[str], settings: CarSettings) -> ProposalMaps:
         """Maps of every text at the image's size; in referring mode each text competes alone with the background."""
+        layers = CLIP_ES_ATTENTION_LAYERS if settings.use_clip_es else 0
+        work = self.image_work(image, layers)
         background = self.background_embeddings(settings.background)
-        groups = [list(texts)] if settings.mode == "semantic" else [[text] for text in texts]
+        embedded = self.texts.embed(texts)  # all texts in one batch, also in referring mode
+        groups = [list(range(len(texts)))] if settings.mode == "semantic" else [[k] for k in range(len(texts))]
         cams, proposals = [], []
         for group in groups:
-            result = self._maps(
-                self.bundle, image, group,
-                attention_layers=CLIP_ES_ATTENTION_LAYERS if settings.use_clip_es else 0,
-                background_embeddings=background,
-                **self._options(settings),
-            )
+            result = self.maps(work, embedded[group], background, settings)
+            self.passes["maps"] += 1
             cams.append(result.upsampled())
             if settings.use_clip_es:
-                proposals.append(clip_es_refine(result.cams, result.attention, threshold=settings.clipes_threshold,
-                                                output_size=result.image_size))
+                proposals.append(refine_with_affinity(result.cams, work.affinity, threshold=settings.clipes_threshold,
+                                                      output_size=result.image_size))
             else:
                 proposals.append(cams[-1])
         return ProposalMaps(np.concatenate(cams), np.concatenate(proposals))
 
-    def _options(self, settings: CarSettings) -> dict:
-        return {}
+    def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
+             settings: CarSettings) -> CamResult:
+        """The texts' maps on the patch grid from the image's work (queries and background: unit embeddings)."""
+        raise NotImplementedError
 
 
-class GradCamProposals(_DenseMapProposals):
+class GradCamProposals(DenseMapProposals):
     """The paper's proposals: Grad-CAM on the proposal CLIP, refined by CLIP-ES unless ``use_clip_es`` is off.
 
     Arguments:
         bundle: the proposal CLIP (ViT-B/16 in the paper).
     """
 
-    _maps = staticmethod(compute_cams)
+    def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
+             settings: CarSettings) -> CamResult:
+        return gradcam_from_trunk(self.bundle, work.trunk, queries, background, target="patch_mean",
+                                  image_size=work.image_size, center_features=settings.center_cam_features,
+                                  attention=work.attention)
 
-    def _options(self, settings: CarSettings) -> dict:
-        return {"center_features": settings.center_cam_features}
 
-
-class MaskClipProposals(_DenseMapProposals):
+class MaskClipProposals(DenseMapProposals):
     """MaskCLIP dense maps as proposals (:mod:`carlib.maskclip`): no gradients; CLIP-ES refines them if on.
 
     Arguments:
         bundle: the proposal CLIP.
     """
 
-    _maps = staticmethod(compute_maskclip)
+    def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
+             settings: CarSettings) -> CamResult:
+        if "patches" not in work.extra:
+            with torch.no_grad():
+                work.extra["patches"] = patch_embeddings(self.bundle.model.visual, work.trunk.tokens)
+        with torch.no_grad():
+            probabilities = dense_probabilities(work.extra["patches"], torch.cat([queries, background]),
+                                                len(queries), float(self.bundle.model.logit_scale.exp()))
+        return maskclip_result(probabilities, work.trunk.grid, work.image_size, work.attention)
 
 
 PROPOSAL_STAGES: dict[str, type] = {"gradcam": GradCamProposals, "maskclip": MaskClipProposals}

@@ -214,10 +214,10 @@ def test_classifier_caches_text_embeddings(small):
     classifier = MaskClassifier(small)
     settings = CarSettings(templates=("a photo of a {}.",))
     first = classifier.classify([IMAGE], ["cat", "dog"], settings)
-    cached = dict(classifier._text_cache)
+    cached = dict(classifier.texts._store)
     again = classifier.classify([IMAGE], ["dog"], settings)
-    assert classifier._text_cache.keys() == cached.keys()
-    assert classifier._text_cache["a photo of a {}.", "dog"] is cached["a photo of a {}.", "dog"]
+    assert classifier.texts._store.keys() == cached.keys() and classifier.texts.encoded == 2
+    assert classifier.texts._store["a photo of a {}.", "dog"] is cached["a photo of a {}.", "dog"]
     assert again.shape == (1, 1) and first.shape == (1, 2)
 
 

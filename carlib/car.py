@@ -123,6 +123,35 @@ class CarResult:
         return len(self.steps)
 
 
+@dataclass
+class Recurrence:
+    """The recurrence's outcome before post-processing (:meth:`CaR.recur`); :meth:`CaR.finish` completes it.
+
+    Attributes:
+        queries: the N input queries.
+        working_image: the picture the recurrence ran on (the input unless larger than ``max_side``).
+        image_size: (H, W) of the input.
+        soft_masks: float32 N x h x w final proposals at the working size (zeros for dropped queries).
+        scores: float32 N final scores (0 for dropped queries).
+        steps: one :class:`StepTrace` per step.
+        seconds: wall time of ``proposals``, ``prompts`` and ``classify``.
+        settings: the settings it ran with.
+    """
+
+    queries: list[str]
+    working_image: np.ndarray
+    image_size: tuple[int, int]
+    soft_masks: np.ndarray
+    scores: np.ndarray
+    steps: list[StepTrace]
+    seconds: dict[str, float]
+    settings: CarSettings
+
+    def post_job(self) -> PostJob:
+        """The post-processing of this recurrence, as a job :func:`post_process` runs anywhere."""
+        return PostJob(self.working_image, self.soft_masks, self.scores, self.settings, self.image_size)
+
+
 class CaR:
     """CLIP as RNN: training-free open-vocabulary segmentation.
 
@@ -195,12 +224,20 @@ class CaR:
         Returns:
             a :class:`CarResult` covering every input query, its masks at the image's size.
         """
+        return self.finish(self.recur(image, queries, settings=settings))
+
+    def recur(self, image: ImageInput, queries: Sequence[str], *, settings: Optional[CarSettings] = None) -> Recurrence:
+        """The model work of :meth:`segment`: the recurrence, without post-processing.
+
+        :meth:`finish` completes it; ``carlib eval`` runs the CRF of
+        :meth:`Recurrence.post_job` in worker processes meanwhile.
+        """
         settings = settings or self.settings
         self._check_sam(settings)
         queries = validate_queries(queries)
         original = load_image(image)
         rgb = fit_within(original, resolve_max_side(settings.max_side, self.proposal_model))
-        seconds = {"proposals": 0.0, "prompts": 0.0, "classify": 0.0, "post": 0.0}
+        seconds = {"proposals": 0.0, "prompts": 0.0, "classify": 0.0}
         alive = list(range(len(queries)))
         steps: list[StepTrace] = []
         previous_count = 0
@@ -223,25 +260,32 @@ class CaR:
                 break
             previous_count = len(survivors)
             alive = survivors
+        soft_masks = np.zeros((len(queries), *rgb.shape[:2]), dtype=np.float32)
+        for index, proposal in final_proposals.items():
+            soft_masks[index] = proposal
+        return Recurrence(queries, rgb, tuple(original.shape[:2]), soft_masks, scores, steps, seconds,  # type: ignore[arg-type]
+                          settings)
 
-        with _timed(seconds, "post"):
-            soft_masks = np.zeros((len(queries), *rgb.shape[:2]), dtype=np.float32)
-            for index, proposal in final_proposals.items():
-                soft_masks[index] = proposal
-            masks = self._post_process(rgb, soft_masks, scores, settings)
-            if rgb.shape != original.shape:
-                soft_masks = _resize_kept(soft_masks, scores, original.shape[:2], resize_maps)
-                masks = _resize_kept(masks, scores, original.shape[:2], resize_masks)
-            label_map = paint_label_map(masks, scores)
+    def finish(self, recurrence: Recurrence, masks: Optional[np.ndarray] = None, post_seconds: float = 0.0) -> CarResult:
+        """A :class:`CarResult` from a recurrence: post-processed here, or with ``masks`` from :func:`post_process`."""
+        seconds = dict(recurrence.seconds)
+        if masks is None:
+            start = time.perf_counter()
+            masks = post_process(recurrence.post_job(), self.sam_source)
+            post_seconds = time.perf_counter() - start
+        seconds["post"] = post_seconds
+        soft_masks = recurrence.soft_masks
+        if recurrence.working_image.shape[:2] != recurrence.image_size:
+            soft_masks = _resize_kept(soft_masks, recurrence.scores, recurrence.image_size, resize_maps)
         return CarResult(
-            queries=queries,
+            queries=recurrence.queries,
             soft_masks=soft_masks,
             masks=masks,
-            scores=scores,
-            label_map=label_map,
-            steps=steps,
+            scores=recurrence.scores,
+            label_map=paint_label_map(masks, recurrence.scores),
+            steps=recurrence.steps,
             seconds=seconds,
-            working_size=tuple(rgb.shape[:2]),  # type: ignore[arg-type]
+            working_size=tuple(recurrence.working_image.shape[:2]),  # type: ignore[arg-type]
         )
 
     def _check_sam(self, settings: CarSettings) -> None:
@@ -299,22 +343,48 @@ class CaR:
             seconds=seconds,
         )
 
-    def _post_process(
-        self, image: np.ndarray, soft_masks: np.ndarray, scores: np.ndarray, settings: CarSettings
-    ) -> np.ndarray:
-        kept = np.flatnonzero(scores > 0)
-        masks = np.zeros(soft_masks.shape, dtype=bool)
-        if kept.size == 0:
-            return masks
+
+@dataclass
+class PostJob:
+    """What post-processing needs, and nothing more: small enough to send to a worker process.
+
+    Attributes:
+        image: the working-size H x W x 3 uint8 picture the recurrence saw.
+        soft_masks: float32 N x H x W final proposals (zeros for dropped queries).
+        scores: float32 N (0 for dropped queries).
+        settings: the run's settings (``post``, ``crf``, ``sam``, ``mode``, ``mask_threshold``).
+        image_size: (H, W) of the input, which the masks are resized back to.
+    """
+
+    image: np.ndarray
+    soft_masks: np.ndarray
+    scores: np.ndarray
+    settings: CarSettings
+    image_size: tuple[int, int]
+
+
+def post_process(job: PostJob, sam_source=None) -> np.ndarray:
+    """The kept queries' binary masks (bool N x H x W at the input's size) after the job's post-processing.
+
+    A pure function of the job (and the SAM source for ``post="sam"``), so
+    ``carlib eval`` can run it in another process.
+    """
+    settings, kept = job.settings, np.flatnonzero(job.scores > 0)
+    masks = np.zeros(job.soft_masks.shape, dtype=bool)
+    if kept.size:
         if settings.post == "none":
-            masks[kept] = soft_masks[kept] > settings.mask_threshold
+            masks[kept] = job.soft_masks[kept] > settings.mask_threshold
         elif settings.post == "crf":
             crf = dense_crf_per_mask if settings.mode == "referring" else dense_crf
-            masks[kept] = crf(image, soft_masks[kept], settings.crf)
+            masks[kept] = crf(job.image, job.soft_masks[kept], settings.crf)
         else:
-            binary = soft_masks[kept] > settings.mask_threshold
-            masks[kept] = sam_refine(image, binary, self.sam_source, settings.sam)
-        return masks
+            if sam_source is None:
+                raise ValueError("post='sam' needs a sam_source (e.g. carlib.postprocess.SamMaskSource(checkpoint))")
+            masks[kept] = sam_refine(job.image, job.soft_masks[kept] > settings.mask_threshold, sam_source,
+                                     settings.sam)
+    if job.image.shape[:2] != tuple(job.image_size):
+        masks = _resize_kept(masks, job.scores, job.image_size, resize_masks)
+    return masks
 
 
 def _resize_kept(maps: np.ndarray, scores: np.ndarray, size: tuple[int, int], resize) -> np.ndarray:

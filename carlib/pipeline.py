@@ -11,13 +11,13 @@ from typing import Literal, Optional, Sequence, get_args
 
 import numpy as np
 
-from carlib.car import CaR, CarResult
+from carlib.car import CaR, CarResult, Recurrence
 from carlib.classifier import ClassifierStage
 from carlib.proposals import ProposalStage
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, load_clip
-from carlib.presets import Preset, get_preset
+from carlib.presets import Preset, SemanticPass, get_preset
 
 ModelChoice = Literal["auto", "shapes", "openai"]
 MODEL_CHOICES: tuple[str, ...] = get_args(ModelChoice)
@@ -135,10 +135,14 @@ def segment_vocabulary(car: CaR, preset: Preset, image: ImageInput) -> SemanticS
     Returns:
         :class:`SemanticSegmentation` with a label map in dataset class ids.
     """
+    recurrences = vocabulary_recurrences(car, preset, image)
+    return vocabulary_segmentation(car, recurrences, [car.finish(recurrence) for _, recurrence in recurrences])
+
+
+def vocabulary_recurrences(car: CaR, preset: Preset, image: ImageInput) -> list[tuple[SemanticPass, Recurrence]]:
+    """The model work of :func:`segment_vocabulary`: one recurrence per pass, not yet post-processed."""
     rgb = load_image(image)
-    label_map = np.zeros(rgb.shape[:2], dtype=np.int32)
-    passes: dict[str, CarResult] = {}
-    indices: dict[str, tuple[int, ...]] = {}
+    recurrences = []
     for semantic_pass in preset.semantic_passes():
         # The pass's own words, prompts and CRF background; the rest as this CaR was built (an ablation's changes).
         pass_settings = car.settings.replace(
@@ -146,7 +150,17 @@ def segment_vocabulary(car: CaR, preset: Preset, image: ImageInput) -> SemanticS
             prompt_kinds=semantic_pass.settings.prompt_kinds,
             crf=car.settings.crf.replace(bg_factor=semantic_pass.settings.crf.bg_factor),
         )
-        result = car.segment(rgb, list(semantic_pass.queries), settings=pass_settings)
+        recurrences.append((semantic_pass, car.recur(rgb, list(semantic_pass.queries), settings=pass_settings)))
+    return recurrences
+
+
+def vocabulary_segmentation(car: CaR, recurrences: list[tuple[SemanticPass, Recurrence]],
+                            results: list[CarResult]) -> SemanticSegmentation:
+    """Paint the passes' results (``car.finish`` of each recurrence) into one label map of dataset class ids."""
+    label_map = np.zeros(recurrences[0][1].image_size, dtype=np.int32)
+    passes: dict[str, CarResult] = {}
+    indices: dict[str, tuple[int, ...]] = {}
+    for (semantic_pass, _), result in zip(recurrences, results):
         class_ids = np.asarray(semantic_pass.class_indices) + 1
         pass_labels = paint_label_map(result.masks, result.scores)
         painted = pass_labels > 0

@@ -166,3 +166,86 @@ def test_referring_evaluation_end_to_end(tmp_path):
         ious.append(np.logical_and(predicted, truth).sum() / union if union else 1.0)
     assert metrics["mIoU"] == pytest.approx(float(np.mean(ious)))
     assert set(metrics) >= {"oIoU", "P@0.5", "P@0.9"}
+
+
+def test_read_ahead_workers_and_crf_processes_leave_the_metrics_unchanged(shapes_voc, tmp_path):
+    inline, overlapped = tmp_path / "inline", tmp_path / "overlapped"
+    assert main([*_eval_command(shapes_voc, inline), "--workers", "0"]) == 0
+    assert main([*_eval_command(shapes_voc, overlapped), "--workers", "2"]) == 0
+    one = json.loads((inline / "metrics.json").read_text())
+    two = json.loads((overlapped / "metrics.json").read_text())
+    assert two["confusion_matrix"] == one["confusion_matrix"]
+    assert two["mIoU"] == pytest.approx(one["mIoU"], abs=1e-6)
+    for record in sorted((inline / "predictions").glob("*.json")):
+        np.testing.assert_array_equal(np.asarray(Image.open(record.with_suffix(".png"))),
+                                      np.asarray(Image.open(overlapped / "predictions" / record.with_suffix(".png").name)))
+
+
+def test_bf16_autocast_runs_on_cpu_and_fp16_is_refused_there(shapes_voc, tmp_path, capsys):
+    reference, autocast = tmp_path / "fp32", tmp_path / "bf16"
+    assert main([*_eval_command(shapes_voc, reference), "--workers", "0", "--limit", "2"]) == 0
+    assert main([*_eval_command(shapes_voc, autocast), "--workers", "0", "--limit", "2", "--amp", "bf16"]) == 0
+    scores = [json.loads(path.read_text())["all"]["scores"]
+              for run in (reference, autocast) for path in sorted((run / "predictions").glob("*.json"))]
+    # Autocast really ran (bf16 rounds the scores) and stays close to the fp32 reference.
+    assert scores[:2] != scores[2:]
+    np.testing.assert_allclose(np.concatenate(scores[:2]), np.concatenate(scores[2:]), atol=0.1)
+    capsys.readouterr()
+    assert main([*_eval_command(shapes_voc, tmp_path / "fp16"), "--amp", "fp16"]) != 0
+    assert "amp='fp16' needs a CUDA device" in capsys.readouterr().err
+    assert not list((tmp_path / "fp16").glob("predictions/*.json"))
+
+
+def test_post_processing_pool_returns_inline_results_in_order_from_other_processes():
+    import os
+
+    from carlib.car import PostJob, post_process
+    from carlib.evaluation.overlap import PostProcessPool
+    from carlib.settings import CarSettings
+
+    rng = np.random.default_rng(0)
+    jobs = [PostJob(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), rng.random((3, 24, 32), dtype=np.float32),
+                    np.array([0.5, 0.0, 0.3], dtype=np.float32), CarSettings(post="crf"), (24, 32))
+            for _ in range(5)]
+    received = []
+    with PostProcessPool(2) as pool:
+        for index, job in enumerate(jobs):
+            pool.submit([job], lambda results, index=index: received.append((index, results[0][0])))
+        workers = {process.pid for process in pool._executor._processes.values()}
+    assert workers and os.getpid() not in workers
+    assert [index for index, _ in received] == list(range(5))
+    for (_, masks), job in zip(received, jobs):
+        np.testing.assert_array_equal(masks, post_process(job))
+        assert not masks[1].any()
+
+
+def test_read_ahead_keeps_the_order_and_reports_bad_samples():
+    from carlib.datasets import SampleReadError
+    from carlib.evaluation.overlap import read_ahead
+
+    got = list(read_ahead(_load_or_fail, list(range(7)), SampleReadError, workers=2))
+    assert [item for item, _, _ in got] == list(range(7))
+    errors = [error for _, _, error in got if error]
+    assert len(errors) == 1 and "images/3.jpg" in errors[0] and "broken" in errors[0]
+    assert got[4][1] == 16
+
+
+def _load_or_fail(item: int) -> int:
+    from carlib.datasets import SampleReadError
+
+    if item == 3:
+        raise SampleReadError(str(item), f"images/{item}.jpg", "broken")
+    return item * item
+
+
+def test_workers_default_to_none_on_cpu_and_autocast_only_where_asked():
+    import torch
+
+    from carlib.evaluation.overlap import autocast_for, default_workers
+
+    assert default_workers("cpu") == 0
+    assert default_workers("cuda") == min(4, (os.cpu_count() or 1) // 2)
+    assert not isinstance(autocast_for("cpu", "auto"), torch.autocast)
+    assert isinstance(autocast_for("cpu", "bf16"), torch.autocast)
+    with pytest.raises(ValueError, match="unknown amp"):
+        autocast_for("cpu", "fp8")

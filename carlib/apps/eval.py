@@ -8,6 +8,7 @@ from pathlib import Path
 
 from carlib.apps.options import add_model_options, announce_models, preset_from_options, quick_gelu_option
 from carlib.evaluation.benchmark import evaluate, open_benchmark
+from carlib.evaluation.overlap import AMP_CHOICES
 from carlib.pipeline import load_models
 from carlib.presets import get_preset, preset_names
 from carlib.settings import POST_PROCESSING
@@ -25,6 +26,11 @@ def register(commands) -> None:
     add_model_options(parser)
     parser.add_argument("--device", default=None)
     parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes reading images ahead and running the CRF while the model works "
+                             "(default: on GPU half the cores, at most 4; on CPU 0). Metrics do not depend on it")
+    parser.add_argument("--amp", choices=AMP_CHOICES, default="auto",
+                        help="autocast of the model work: auto = fp16/bf16 on GPU, off on CPU")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_eval_command)
 
@@ -47,6 +53,8 @@ def _eval_command(args) -> int:
         without_background=args.without_background,
         progress=not args.no_progress,
         models=models,
+        workers=args.workers,
+        amp=args.amp,
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")

@@ -23,7 +23,8 @@ from tqdm import tqdm
 from carlib.evaluation.distributed import Distributed
 from carlib.labels import merge_referring_masks, save_palette_png
 from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
-from carlib.pipeline import LoadedModels, car_from_preset, load_models, segment_vocabulary
+from carlib.evaluation.overlap import AMP_CHOICES, PostProcessPool, autocast_for, default_workers, read_ahead
+from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
 from carlib.presets import Preset, get_preset
 from carlib.files import atomic_write_text
 
@@ -58,6 +59,12 @@ class EvalSummary:
     metrics: dict
     errors: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    model_seconds: float = 0.0  # of ``seconds``, spent in the recurrences (model work)
+
+    @property
+    def model_busy(self) -> float:
+        """The fraction of the wall time the models were working (the rest: reading, CRF, writing not overlapped)."""
+        return self.model_seconds / self.seconds if self.seconds else 0.0
 
 
 def evaluate(
@@ -75,6 +82,8 @@ def evaluate(
     models: Optional[LoadedModels] = None,
     car_options: Optional[dict] = None,
     quick_gelu: Optional[bool] = None,
+    workers: Optional[int] = None,
+    amp: str = "auto",
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
@@ -94,24 +103,38 @@ def evaluate(
         models: already loaded models (skips loading).
         car_options: extra :class:`carlib.car.CaR` keywords (ablations).
         quick_gelu: the activation of real CLIP checkpoints (None: inferred).
+        workers: processes that read samples ahead and run the CRF while the
+            model works (:mod:`carlib.evaluation.overlap`; None: on GPU half
+            the cores, at most 4, on CPU none; 0: all in this process). The
+            metrics do not depend on it.
+        amp: autocast of the model work (:func:`carlib.evaluation.overlap.autocast_for`):
+            ``"auto"`` is fp16/bf16 on GPU and off on CPU.
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
     """
     preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"unknown amp {amp!r}; choose one of {AMP_CHOICES}")
     dataset = open_benchmark(preset, data_root, split, without_background=without_background)
     distributed = Distributed.from_environment()
     try:
         models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu)
         changes = {**(car_options or {}), **({"post": post} if post else {})}
         car = car_from_preset(preset, models, **changes)
+        autocast_for(models.proposal.device, amp)  # fp16 asked for on CPU fails before any work
+        workers = default_workers(models.proposal.device) if workers is None else workers
         predictions = Path(out_dir) / PREDICTIONS
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         if preset.settings.mode == "referring":
-            local, errors, count = _run_referring(car, dataset, predictions, distributed, limit, progress)
+            local, errors, count, model_seconds = _run_referring(car, dataset, predictions, distributed, limit, progress,
+                                                  workers, models.proposal.device, amp)
         else:
-            local, errors, count = _run_semantic(car, preset, dataset, predictions, distributed, limit, progress)
+            local, errors, count, model_seconds = _run_semantic(car, preset, dataset, predictions, distributed, limit, progress,
+                                                 workers, models.proposal.device, amp)
         merged = distributed.sum_array(local)
         count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
         errors = distributed.gather(errors)
@@ -126,6 +149,7 @@ def evaluate(
             metrics=metrics,
             errors=errors,
             seconds=time.perf_counter() - start,
+            model_seconds=model_seconds,
         )
         _write_reports(Path(out_dir), summary, preset, dataset, models, without_background)
         return summary
@@ -175,26 +199,20 @@ def to_car_labels(truth: np.ndarray, dataset) -> np.ndarray:
 
 
 def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: Distributed,
-                  limit: Optional[int], progress: bool):
+                  limit: Optional[int], progress: bool, workers: int, device, amp: str):
     from carlib.datasets import SampleReadError
 
     matrix = ConfusionMatrix(len(car_label_names(dataset)), dataset.ignore_label)
     errors: list[dict] = []
     ids = distributed.shard(_sample_ids(dataset, limit))
-    for sample_id in tqdm(ids, desc=f"eval {preset.name} (rank {distributed.rank})", disable=not progress):
-        try:
-            image, truth = dataset.load(sample_id)
-        except SampleReadError as error:
-            errors.append({"id": sample_id, "error": str(error)})
-            continue
-        label_path = predictions / f"{sample_id}.png"
-        record = _record_path(predictions, sample_id)
-        if record.is_file() and label_path.is_file():
-            labels = np.asarray(Image.open(label_path), dtype=np.int64)
-        else:
-            segmentation = segment_vocabulary(car, preset, image)
-            labels = segmentation.label_map
-            save_palette_png(labels, label_path)
+    model_seconds = 0.0
+
+    def finished(sample_id, truth, recurrences):
+        def record_it(post_results):
+            results = [car.finish(recurrence, masks, seconds)
+                       for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)]
+            segmentation = vocabulary_segmentation(car, recurrences, results)
+            save_palette_png(segmentation.label_map, predictions / f"{sample_id}.png")
             summary = {
                 name: {
                     "kept": [int(i) for i in np.flatnonzero(result.kept)],
@@ -204,12 +222,33 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
                 }
                 for name, result in segmentation.passes.items()
             }
-            atomic_write_text(json.dumps(summary), record)
-        matrix.update(labels, to_car_labels(truth, dataset))
-    return matrix.matrix.astype(np.float64), errors, len(ids)
+            atomic_write_text(json.dumps(summary), _record_path(predictions, sample_id))
+            matrix.update(segmentation.label_map, to_car_labels(truth, dataset))
+        return record_it
+
+    samples = read_ahead(dataset.load, ids, SampleReadError, workers)
+    with PostProcessPool(workers, car.sam_source) as pool:
+        for sample_id, sample, error in tqdm(samples, total=len(ids), desc=f"eval {preset.name} (rank {distributed.rank})",
+                                             disable=not progress):
+            if error is not None:
+                errors.append({"id": sample_id, "error": error})
+                continue
+            image, truth = sample
+            label_path = predictions / f"{sample_id}.png"
+            if _record_path(predictions, sample_id).is_file() and label_path.is_file():
+                matrix.update(np.asarray(Image.open(label_path), dtype=np.int64), to_car_labels(truth, dataset))
+                continue
+            started = time.perf_counter()
+            with autocast_for(device, amp):
+                recurrences = vocabulary_recurrences(car, preset, image)
+            model_seconds += time.perf_counter() - started
+            pool.submit([recurrence.post_job() for _, recurrence in recurrences],
+                        finished(sample_id, truth, recurrences))
+    return matrix.matrix.astype(np.float64), errors, len(ids), model_seconds
 
 
-def _run_referring(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool):
+def _run_referring(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool,
+                   workers: int, device, amp: str):
     from carlib.datasets import SampleReadError
 
     metrics = ReferringMetrics()
@@ -217,23 +256,36 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
     objects = list(dataset.objects())
     objects = objects[:limit] if limit is not None else objects
     objects = distributed.shard(objects)
-    for obj in tqdm(objects, desc=f"eval referring (rank {distributed.rank})", disable=not progress):
-        try:
-            image, truth = dataset.load(obj)
-        except SampleReadError as error:
-            errors.append({"id": obj.id, "error": str(error)})
-            continue
-        mask_path = predictions / f"{obj.id}.png"
-        record = _record_path(predictions, obj.id)
-        if record.is_file() and mask_path.is_file():
-            merged = np.asarray(Image.open(mask_path)) > 0
-        else:
-            result = car.segment(image, list(dict.fromkeys(obj.sentences)))
+    model_seconds = 0.0
+
+    def finished(obj, truth, recurrence):
+        def record_it(post_results):
+            (masks, seconds), = post_results
+            result = car.finish(recurrence, masks, seconds)
             merged = merge_referring_masks(result.masks, result.scores)
-            save_palette_png(merged.astype(np.int32), mask_path)
+            save_palette_png(merged.astype(np.int32), predictions / f"{obj.id}.png")
             payload = {"scores": [round(float(s), 6) for s in result.scores], "steps": result.num_steps}
-            atomic_write_text(json.dumps(payload), record)
-        metrics.update(merged, truth)
+            atomic_write_text(json.dumps(payload), _record_path(predictions, obj.id))
+            metrics.update(merged, truth)
+        return record_it
+
+    samples = read_ahead(dataset.load, objects, SampleReadError, workers)
+    with PostProcessPool(workers, car.sam_source) as pool:
+        for obj, sample, error in tqdm(samples, total=len(objects), desc=f"eval referring (rank {distributed.rank})",
+                                       disable=not progress):
+            if error is not None:
+                errors.append({"id": obj.id, "error": error})
+                continue
+            image, truth = sample
+            mask_path = predictions / f"{obj.id}.png"
+            if _record_path(predictions, obj.id).is_file() and mask_path.is_file():
+                metrics.update(np.asarray(Image.open(mask_path)) > 0, truth)
+                continue
+            started = time.perf_counter()
+            with autocast_for(device, amp):
+                recurrence = car.recur(image, list(dict.fromkeys(obj.sentences)))
+            model_seconds += time.perf_counter() - started
+            pool.submit([recurrence.post_job()], finished(obj, truth, recurrence))
     ious = np.asarray(metrics.ious, dtype=np.float64)
     # Packed as [sum of IoU, count, intersection, union, count above each threshold...] so ranks can add them.
     thresholds = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -241,7 +293,7 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
         [ious.sum(), ious.size, metrics.intersection, metrics.union] + [(ious > t).sum() for t in thresholds],
         dtype=np.float64,
     )
-    return packed, errors, len(objects)
+    return packed, errors, len(objects), model_seconds
 
 
 def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bool) -> dict:
@@ -291,6 +343,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "images": summary.images,
         "errors": summary.errors,
         "seconds": round(summary.seconds, 2),
+        "model_busy": round(summary.model_busy, 3),  # rank 0: share of its wall time in model work
         "models": models.description,
         "paper_mIoU": paper,
         **summary.metrics,

@@ -1,0 +1,171 @@
+"""Keeping the model busy in ``carlib eval``: samples read ahead by DataLoader workers, CRF run in worker processes.
+
+The recurrence needs the model; reading and decoding the next images and the
+dense CRF of the previous ones do not. :func:`read_ahead` yields samples that
+``workers`` processes have read while the model worked, and
+:class:`PostProcessPool` runs :func:`carlib.car.post_process` jobs in other
+processes while the main one starts the next image. Results come back in
+submission order, so the output does not depend on the number of workers.
+With ``workers=0`` everything runs inline, as a plain loop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import nullcontext
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+
+from carlib.car import PostJob, post_process
+
+AMP_CHOICES = ("auto", "off", "fp16", "bf16")
+
+
+def default_workers(device: torch.device | str) -> int:
+    """Worker processes for reading and CRF: on GPU half the cores, at most 4; on CPU none.
+
+    On CPU the models already keep every core busy, so workers only compete
+    with them: on 2 cores, 60 ShapesWorld scenes took 14.4 s in one process and
+    22.5 s with one worker (docs/benchmarks.md).
+    """
+    if torch.device(device).type == "cpu":
+        return 0
+    return min(4, (os.cpu_count() or 1) // 2)
+
+
+class _Reads(torch.utils.data.Dataset):
+    """The samples of ``ids`` as ``(item, loaded, error)``: a read failure is a value, not a crashed worker."""
+
+    def __init__(self, load: Callable[[Any], Any], items: Sequence[Any], error_type: type):
+        self.load, self.items, self.error_type = load, list(items), error_type
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        try:
+            return item, self.load(item), None
+        except self.error_type as error:
+            return item, None, str(error)
+
+
+def _as_is(sample):
+    return sample
+
+
+def read_ahead(load: Callable[[Any], Any], items: Sequence[Any], error_type: type, workers: int) -> Iterator:
+    """``(item, load(item), None)`` or ``(item, None, message)`` for each item in order, read by ``workers`` processes.
+
+    Arguments:
+        load: reads one item (a dataset's ``load``); must be picklable with its object.
+        items: what to read, in order.
+        error_type: the exception a bad sample raises (reported, not raised).
+        workers: DataLoader worker processes (0: read in this process).
+    """
+    loader = torch.utils.data.DataLoader(
+        _Reads(load, items, error_type), batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
+        prefetch_factor=2 if workers else None, persistent_workers=False,
+    )
+    yield from loader
+
+
+def _post_process_all(jobs: list[PostJob]) -> list[Any]:
+    results = []
+    for job in jobs:
+        start = time.perf_counter()
+        masks = post_process(job)
+        results.append((masks, time.perf_counter() - start))
+    return results
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+class PostProcessPool:
+    """Runs post-processing jobs (the CRF) in ``workers`` processes, handing results back in submission order.
+
+    Use as a context manager. :meth:`submit` queues the jobs of one sample
+    with a callback to run on their masks; at most ``2 x workers`` samples are
+    in flight (the oldest is completed first), so memory stays bounded.
+    With ``workers=0``, or for SAM (its model lives in this process), jobs run
+    inline at submission.
+
+    Arguments:
+        workers: worker processes (0: inline).
+        sam_source: the SAM mask source, for ``post="sam"`` jobs.
+    """
+
+    def __init__(self, workers: int, sam_source=None) -> None:
+        self.workers, self.sam_source = workers, sam_source
+        self._executor: Optional[ProcessPoolExecutor] = None
+        self._pending: deque[tuple[Future, Callable]] = deque()
+
+    def __enter__(self) -> "PostProcessPool":
+        if self.workers:
+            # spawn, not fork: a forked copy of a process that has run OpenMP kernels can hang in them.
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_one_thread)
+        return self
+
+    def submit(self, jobs: list[PostJob], then: Callable[[list[tuple[Any, float]]], None]) -> None:
+        """Post-process ``jobs`` (one sample's); call ``then([(masks, seconds), ...])`` when done, in order."""
+        inline = self._executor is None or any(job.settings.post == "sam" for job in jobs)
+        if inline:
+            self.drain()
+            results = []
+            for job in jobs:
+                start = time.perf_counter()
+                results.append((post_process(job, self.sam_source), time.perf_counter() - start))
+            then(results)
+            return
+        self._pending.append((self._executor.submit(_post_process_all, jobs), then))
+        while len(self._pending) > 2 * self.workers:
+            self._complete_oldest()
+
+    def drain(self) -> None:
+        """Complete every job in flight."""
+        while self._pending:
+            self._complete_oldest()
+
+    def _complete_oldest(self) -> None:
+        future, then = self._pending.popleft()
+        then(future.result())
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if error is None:
+                self.drain()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def autocast_for(device: torch.device | str, amp: str = "auto"):
+    """The autocast context of the model work: fp16/bf16 on GPU where supported, nothing on CPU unless asked.
+
+    Arguments:
+        device: the models' device.
+        amp: ``"auto"`` (bf16 on a GPU that supports it, else fp16; off on
+            CPU, where this machine's bf16 is slow and fp32 is the reference),
+            ``"off"``, ``"fp16"`` (CUDA only) or ``"bf16"``.
+
+    Raises:
+        ValueError: an unknown choice, or fp16 asked for on CPU.
+    """
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"unknown amp {amp!r}; choose one of {AMP_CHOICES}")
+    kind = torch.device(device).type
+    if amp == "off" or (amp == "auto" and kind != "cuda"):
+        return nullcontext()
+    if amp == "fp16" and kind != "cuda":
+        raise ValueError("amp='fp16' needs a CUDA device; use 'bf16' or 'off' on CPU")
+    if amp == "auto":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return torch.autocast(device_type=kind, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)

@@ -29,6 +29,8 @@ test-slow: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_cam.py
+	$(BIN)/python benchmarks/bench_car.py --grid
+	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_photo.py
 
 lock: install

@@ -105,21 +105,55 @@ def merge_referring_masks(
 
 
 def voc_palette(num_colours: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map: num_colours x 3 uint8, label 0 black, 255 near white.
+    """The PASCAL VOC colour map: num_colours x 3 uint8, label 0 black, 255 near white (:func:`label_colours`)."""
+    return label_colours(np.arange(num_colours))
+
+
+def label_colours(labels: np.ndarray) -> np.ndarray:
+    """The VOC colour of each label (any shape of non-negative ints): ... x 3 uint8.
 
     Each label's bits are spread over the three channels from the most
     significant bit down, which keeps neighbouring labels visually distinct.
+    Labels 0..255 get PASCAL VOC's own colours; the rule goes on past 255
+    (ADE-847's labels, 300 queries), each label up to 2^24 its own colour.
     """
-    palette = np.zeros((num_colours, 3), dtype=np.uint8)
-    for label in range(num_colours):
-        value, red, green, blue = label, 0, 0, 0
-        for shift in range(7, -1, -1):
-            red |= (value & 1) << shift
-            green |= ((value >> 1) & 1) << shift
-            blue |= ((value >> 2) & 1) << shift
-            value >>= 3
-        palette[label] = (red, green, blue)
-    return palette
+    value = np.asarray(labels, dtype=np.int64)
+    if value.size and value.min() < 0:
+        raise ValueError(f"labels must be non-negative, got {value.min()}")
+    colours = np.zeros((*value.shape, 3), dtype=np.int64)
+    for shift in range(7, -1, -1):
+        for channel in range(3):
+            colours[..., channel] |= ((value >> channel) & 1) << shift
+        value = value >> 3
+    return colours.astype(np.uint8)
+
+
+LABEL_PNG_FORMATS = ("palette-8bit", "gray-16bit")
+"""How :func:`save_label_png` stores a label map: a VOC palette PNG when every label fits in a byte (what
+benchmark tools read), a 16-bit greyscale PNG otherwise (ADE-847, hundreds of queries)."""
+
+
+def save_label_png(label_map: np.ndarray, path: Path) -> str:
+    """Write an H x W label map losslessly as PNG, atomically; returns the format (:data:`LABEL_PNG_FORMATS`).
+
+    Raises:
+        ValueError: a label outside 0..65535.
+    """
+    label_map = np.asarray(label_map)
+    if label_map.min(initial=0) < 0 or label_map.max(initial=0) > 65535:
+        raise ValueError("a label PNG holds labels 0..65535; got values outside that range")
+    if label_map.max(initial=0) <= 255:
+        save_palette_png(label_map, path)
+        return LABEL_PNG_FORMATS[0]
+    image = Image.fromarray(np.ascontiguousarray(label_map, dtype=np.uint16))
+    atomic_write(lambda target: image.save(target, format="PNG"), Path(path))
+    return LABEL_PNG_FORMATS[1]
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """The label map of a PNG written by :func:`save_label_png` (either format): H x W int64."""
+    with Image.open(path) as image:
+        return np.asarray(image).astype(np.int64)
 
 
 def palette_image(label_map: np.ndarray) -> Image.Image:
@@ -145,7 +179,8 @@ def save_palette_png(label_map: np.ndarray, path: Path) -> Path:
 
 def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = 0.55) -> np.ndarray:
     """Blend label colours over an RGB image (background left as is): HxWx3 uint8."""
-    colours = voc_palette()[np.clip(label_map, 0, 255)]
+    label_map = np.maximum(label_map, 0)
+    colours = voc_palette(max(256, int(label_map.max(initial=0)) + 1))[label_map]
     blended = image.astype(np.float32)
     painted = label_map > 0
     blended[painted] = (1 - alpha) * blended[painted] + alpha * colours[painted]

@@ -270,3 +270,64 @@ def test_demo_draws_the_first_step_and_writes_a_segmentation(tmp_path):
     record = json.loads((out / "segment" / "result.json").read_text())
     assert record["queries"] == ["orange", "starfish", "balloon", "kite"] and record["preset"]["name"] == "shapes"
     assert (out / "segment" / "overlay.png").is_file() and (out / "segment" / "labels.png").is_file()
+
+
+# --- label maps beyond 255 labels ------------------------------------------------------------------------------------
+
+
+def test_three_hundred_queries_write_a_16_bit_label_png_and_a_readable_overlay(tmp_path):
+    import json
+
+    from carlib.labels import read_label_png
+    from carlib.world.classes import CLASS_NAMES
+
+    scene = carlib.__file__.rsplit("/carlib/", 1)[0] + "/data/images/shapes_0_orange_starfish_balloon.png"
+    # 292 words the model was never taught, then its 8 names: whatever survives is a label above 255.
+    queries = [f"thing number {index}" for index in range(300 - len(CLASS_NAMES))] + list(CLASS_NAMES)
+    listing = tmp_path / "queries.txt"
+    listing.write_text("\n".join(queries))
+    out = tmp_path / "out"
+    assert main(["segment", scene, "--queries-file", str(listing), "--preset", "shapes", "--model", "shapes",
+                 "--no-progress", "--out", str(out)]) == 0
+    record = json.loads((out / "result.json").read_text())
+    labels = read_label_png(out / "labels.png")
+    kept = [index + 1 for index, keep in enumerate(record["kept"]) if keep]
+    assert labels.max() > 255 and set(np.unique(labels)) <= {0, *kept}
+    assert record["labels_png"] == "gray-16bit"
+    with Image.open(out / "labels.png") as png:
+        assert png.mode.startswith("I")
+    with Image.open(out / "overlay.png") as overlay:
+        assert overlay.size[0] >= 600
+
+
+def test_label_pngs_hold_any_label_up_to_16_bits(tmp_path):
+    from carlib.labels import label_colours, read_label_png, save_label_png, voc_palette
+
+    small = np.array([[0, 1], [255, 7]])
+    large = np.array([[0, 847], [300, 1]])
+    assert save_label_png(small, tmp_path / "small.png") == "palette-8bit"
+    assert save_label_png(large, tmp_path / "large.png") == "gray-16bit"
+    with Image.open(tmp_path / "small.png") as png:
+        assert png.mode == "P"
+    np.testing.assert_array_equal(read_label_png(tmp_path / "small.png"), small)
+    np.testing.assert_array_equal(read_label_png(tmp_path / "large.png"), large)
+    for bad in (np.array([[70000]]), np.array([[-1]])):
+        with pytest.raises(ValueError, match="0..65535"):
+            save_label_png(bad, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+    # VOC's own colours (person is 15), then the same bit rule: 256 = bit 8 lands in blue's bit 5.
+    assert label_colours(np.array([1, 15, 256])).tolist() == [[128, 0, 0], [192, 128, 128], [0, 0, 32]]
+    assert len({tuple(colour) for colour in voc_palette(1024)}) == 1024
+
+
+def test_a_legend_of_many_labels_shows_the_best_scored_and_counts_the_rest():
+    from carlib.tutorial.figures import LEGEND_ENTRIES, segmentation_figure
+
+    labels = np.arange(1, 41).repeat(10).reshape(20, 20)
+    names = [f"word {index}" for index in range(300)]
+    scores = np.zeros(300)
+    scores[:40] = np.linspace(0.1, 0.9, 40)
+    figure = segmentation_figure(np.zeros((20, 20, 3), np.uint8), labels, names, scores=scores)
+    texts = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert len(texts) == LEGEND_ENTRIES + 1 and texts[-1] == f"+ {40 - LEGEND_ENTRIES} more labels"
+    assert texts[0].startswith(f"word {40 - LEGEND_ENTRIES} ") and texts[-2].startswith("word 39 ")

@@ -24,7 +24,7 @@ from carlib.car import CaR, CarResult
 from carlib.files import atomic_directory, atomic_write_text
 from carlib.evaluation.distributed import Distributed
 from carlib.images import IMAGE_SUFFIXES, load_image
-from carlib.labels import save_palette_png
+from carlib.labels import save_label_png
 
 RUN_FILE = "run.json"
 ERRORS_FILE = "errors.json"
@@ -161,7 +161,7 @@ def segment_folder(
                 continue
             result = car.segment(image, list(queries))
             if labels_only:
-                save_palette_png(result.label_map, done_marker)
+                save_label_png(result.label_map, done_marker)
             else:
                 with atomic_directory(out / item.key, overwrite=True) as staging:
                     write_result(staging, image, result)  # type: ignore[misc]

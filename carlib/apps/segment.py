@@ -29,7 +29,7 @@ from carlib.images import load_image
 from carlib.models import SHAPES_MODEL_NAME
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import get_preset, preset_names
-from carlib.labels import save_palette_png
+from carlib.labels import save_label_png
 from carlib.settings import POST_PROCESSING
 from carlib.text import validate_queries
 from carlib.tutorial.figures import save_overlay_figure
@@ -132,8 +132,9 @@ def _models_record(models: LoadedModels) -> dict:
     }
 
 
-def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str) -> dict:
-    """The JSON record of one segmentation."""
+def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str,
+                   labels_png: str = "palette-8bit") -> dict:
+    """The JSON record of one segmentation (``labels_png``: how labels.png stores the labels)."""
     return {
         "queries": result.queries,
         "kept": [bool(keep) for keep in result.kept],
@@ -146,6 +147,7 @@ def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: 
         "models": _models_record(models),
         "post": post,
         "preset": preset,
+        "labels_png": labels_png,
     }
 
 
@@ -154,8 +156,9 @@ def write_result_files(folder: Path, image, result: CarResult, models: LoadedMod
     title = f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps"
     save_overlay_figure(image, result.label_map, result.queries, folder / "overlay.png", title=title,
                         scores=result.scores.tolist())
-    save_palette_png(result.label_map, folder / "labels.png")
-    (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post), indent=2))
+    labels_png = save_label_png(result.label_map, folder / "labels.png")
+    (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post, labels_png),
+                                                   indent=2))
 
 
 def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:

@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from carlib.evaluation.distributed import Distributed
-from carlib.labels import merge_referring_masks, save_palette_png
+from carlib.labels import merge_referring_masks, read_label_png, save_label_png, save_palette_png
 from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.evaluation.overlap import AMP_CHOICES, PostProcessPool, autocast_for, default_workers, read_ahead
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
@@ -212,7 +212,7 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
             results = [car.finish(recurrence, masks, seconds)
                        for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)]
             segmentation = vocabulary_segmentation(car, recurrences, results)
-            save_palette_png(segmentation.label_map, predictions / f"{sample_id}.png")
+            save_label_png(segmentation.label_map, predictions / f"{sample_id}.png")
             summary = {
                 name: {
                     "kept": [int(i) for i in np.flatnonzero(result.kept)],
@@ -236,7 +236,7 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
             image, truth = sample
             label_path = predictions / f"{sample_id}.png"
             if _record_path(predictions, sample_id).is_file() and label_path.is_file():
-                matrix.update(np.asarray(Image.open(label_path), dtype=np.int64), to_car_labels(truth, dataset))
+                matrix.update(read_label_png(label_path), to_car_labels(truth, dataset))
                 continue
             started = time.perf_counter()
             with autocast_for(device, amp):

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 
 from carlib.files import atomic_write
 from carlib.images import fit_within
-from carlib.labels import overlay, voc_palette
+from carlib.labels import label_colours, overlay
 
 OVERLAY_MAX_SIDE = 1200
 """Pictures are shrunk to this longer side before being drawn into the 600 px overlay figure."""
@@ -94,12 +94,25 @@ def show_heatmaps(
     return show_images(panels, names, cols=cols, panel=panel, suptitle=suptitle)
 
 
+LEGEND_ENTRIES = 24
+"""At most this many labels in a legend (the highest-scoring when scores are given), then "+ N more"."""
+
+
 def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Optional[Sequence[float]]) -> None:
-    palette = voc_palette() / 255.0
+    labels = list(labels)
+    hidden = 0
+    if len(labels) > LEGEND_ENTRIES:
+        if scores is not None:
+            labels = sorted(labels, key=lambda label: -float(scores[label - 1]))
+        hidden = len(labels) - LEGEND_ENTRIES
+        labels = sorted(labels[:LEGEND_ENTRIES])
+    colours = label_colours(np.asarray(labels, dtype=np.int64)) / 255.0
     handles = [
-        Patch(color=palette[label], label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"))
-        for label in labels
+        Patch(color=colour, label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"))
+        for label, colour in zip(labels, colours)
     ] or [Patch(color=(0, 0, 0), label="(nothing found)")]
+    if hidden:
+        handles.append(Patch(color=(1, 1, 1), label=f"+ {hidden} more labels"))
     axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
 
 

@@ -73,9 +73,10 @@ def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def minmax_normalize(maps: torch.Tensor) -> torch.Tensor:
     """Per-map (x - min) / (max - min); a constant map becomes all zeros.
 
-    pytorch-grad-cam and CaR divide by (max + 1e-7) instead; raw CLIP CAMs can
-    be as small as 1e-4, where that epsilon shrinks the whole map by 0.1%, so
-    the exact range is used (the maps' maximum is exactly 1).
+    pytorch-grad-cam divides by (max + 1e-7) instead; raw CLIP CAMs can be as
+    small as 1e-4, where that epsilon shrinks the whole map by 0.1%, so the
+    exact range is used (the maps' maximum is exactly 1). The official CaR
+    code divides by (max + 1e-15), which is the exact range to float precision.
     """
     flat = maps.flatten(1)
     flat = flat - flat.min(dim=1, keepdim=True).values
@@ -246,13 +247,15 @@ class Trunk:
     attention_sum: Optional[torch.Tensor]
 
 
-def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int) -> Trunk:
+def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int, *,
+              fp16_positions: bool = False) -> Trunk:
     """Patch embedding and blocks 1..L-1 without gradients, summing the attention CLIP-ES reads.
 
     Arguments:
         bundle: the proposal CLIP.
         pixels: 1 x 3 x H x W normalised image, sides multiples of the patch size.
         attention_layers: how many final blocks' attention CLIP-ES averages (0: none).
+        fp16_positions: see :func:`carlib.vit.embed_patches`.
 
     Returns:
         a :class:`Trunk`; the last block's own attention is the caller's to add.
@@ -263,7 +266,7 @@ def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int) -
     first_attention_block = len(blocks) - attention_layers
     attention_sum: Optional[torch.Tensor] = None
     with torch.no_grad():
-        tokens, grid = embed_patches(visual, pixels.to(bundle.dtype))
+        tokens, grid = embed_patches(visual, pixels.to(bundle.dtype), fp16_positions)
     with torch.no_grad(), attention_path_for(tokens.shape[1] if tokens.device.type == "cpu" else 0):
         for index, block in enumerate(blocks[:-1]):
             if attention_layers and index >= first_attention_block:

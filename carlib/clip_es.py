@@ -17,17 +17,18 @@ import torch
 from carlib.cam import minmax_normalize, resize_maps
 
 
-def sinkhorn(attention: np.ndarray, rounds: int = 3) -> np.ndarray:
+def sinkhorn(attention: np.ndarray, rounds: int = 3, dtype: type = np.float64) -> np.ndarray:
     """Alternately normalise columns then rows, ``rounds`` times (CLIP-ES uses 3).
 
     Arguments:
         attention: n x n non-negative matrix.
         rounds: number of (column, row) normalisation rounds.
+        dtype: the precision to compute in (float32: the official code's).
 
     Returns:
-        float64 n x n matrix, rows summing to 1 and columns close to 1.
+        ``dtype`` n x n matrix, rows summing to 1 and columns close to 1.
     """
-    matrix = np.asarray(attention, dtype=np.float64)
+    matrix = np.asarray(attention, dtype=dtype)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"attention must be a square n x n matrix, got shape {matrix.shape}")
     if (matrix < 0).any():
@@ -38,18 +39,21 @@ def sinkhorn(attention: np.ndarray, rounds: int = 3) -> np.ndarray:
     return matrix
 
 
-def affinity_from_attention(attention: np.ndarray, sinkhorn_rounds: int = 3, power: int = 1) -> np.ndarray:
+def affinity_from_attention(attention: np.ndarray, sinkhorn_rounds: int = 3, power: int = 1,
+                            dtype: type = np.float64) -> np.ndarray:
     """Symmetric affinity (D + Dᵀ)/2 of the Sinkhorn-normalised attention, squared ``power`` times.
 
     Arguments:
         attention: n x n head-averaged attention without the class token.
         sinkhorn_rounds: see :func:`sinkhorn`.
         power: how many times A is replaced by A·A (CaR: once).
+        dtype: the precision to compute in (float32: the official code's,
+            ``CarSettings.official_numerics``).
 
     Returns:
-        float64 n x n symmetric affinity.
+        ``dtype`` n x n symmetric affinity.
     """
-    doubly_stochastic = sinkhorn(attention, sinkhorn_rounds)
+    doubly_stochastic = sinkhorn(attention, sinkhorn_rounds, dtype)
     affinity = (doubly_stochastic + doubly_stochastic.T) / 2.0
     for _ in range(power):
         affinity = affinity @ affinity
@@ -127,6 +131,7 @@ def clip_es_refine(
     sinkhorn_rounds: int = 3,
     power: int = 1,
     reference_edge_clip: bool = True,
+    dtype: type = np.float64,
 ) -> np.ndarray:
     """Refine patch-grid CAMs with CLIP-ES class-aware attention affinity.
 
@@ -142,12 +147,13 @@ def clip_es_refine(
         output_size: (H, W) to resize to; None keeps the grid.
         sinkhorn_rounds, power: see :func:`affinity_from_attention`.
         reference_edge_clip: see :func:`cam_boxes`.
+        dtype: the precision of the affinity and the refinement (see :func:`affinity_from_attention`).
 
     Returns:
         float32 N x H x W (or N x h x w) refined CAMs in [0, 1].
     """
     cams = _check_cams(cams, attention)
-    affinity = affinity_from_attention(attention, sinkhorn_rounds, power)
+    affinity = affinity_from_attention(attention, sinkhorn_rounds, power, dtype)
     return refine_with_affinity(cams, affinity, threshold=threshold, output_size=output_size,
                                 reference_edge_clip=reference_edge_clip)
 
@@ -174,7 +180,7 @@ def refine_with_affinity(
     for index in range(count):
         boxes, _ = box_mask(cams[index], threshold, reference_edge_clip=reference_edge_clip)
         masked = affinity * boxes.reshape(1, -1)
-        refined[index] = (masked @ cams[index].reshape(-1).astype(np.float64)).reshape(height, width)
+        refined[index] = (masked @ cams[index].reshape(-1).astype(affinity.dtype)).reshape(height, width)
     refined = minmax_normalize(torch.from_numpy(refined)).numpy()
     return refined if output_size is None else resize_maps(refined, output_size)
 

@@ -60,7 +60,8 @@ class ImageWork:
         trunk: the tokens entering the last block, and the summed attention of the blocks before it.
         image_size: (H, W) of the image.
         attention: CLIP-ES's n x n attention, or None when CLIP-ES is off.
-        affinity: Sinkhorn-normalised, symmetrised, squared attention (float64 n x n), or None.
+        affinity: Sinkhorn-normalised, symmetrised, squared attention (float64 n x n; float32 with
+            ``official_numerics``), or None.
         extra: what a stage derives from the trunk on top (MaskCLIP's patch embeddings).
     """
 
@@ -102,19 +103,22 @@ class DenseMapProposals:
         """Unit embeddings of background words (``"a clean origami {}."``), each computed once."""
         return self.texts.embed(words, BACKGROUND_TEMPLATE)
 
-    def image_work(self, image: np.ndarray, attention_layers: int) -> ImageWork:
-        """The query-independent work for ``image`` (H x W x 3 uint8), computed unless it is the last image's."""
+    def image_work(self, image: np.ndarray, attention_layers: int, official_numerics: bool = False) -> ImageWork:
+        """The query-independent work for ``image`` (H x W x 3 uint8), computed unless it is the last image's.
+
+        ``official_numerics``: fp16-rounded positions and a float32 affinity (:class:`CarSettings`).
+        """
         key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape,
-               attention_layers)
+               attention_layers, official_numerics)
         if self._work is None or self._work.key != key:
             bundle = self.bundle
             pixels = proposal_input(image, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
-            trunk = run_trunk(bundle, pixels, attention_layers)
+            trunk = run_trunk(bundle, pixels, attention_layers, fp16_positions=official_numerics)
             self.passes["trunk"] += 1
             attention = trunk_attention(bundle, trunk, attention_layers)
             affinity = None
             if attention is not None:
-                affinity = affinity_from_attention(attention)
+                affinity = affinity_from_attention(attention, dtype=np.float32 if official_numerics else np.float64)
                 self.passes["affinity"] += 1
             self._work = ImageWork(key, trunk, tuple(image.shape[:2]), attention, affinity)  # type: ignore[arg-type]
         return self._work
@@ -122,7 +126,7 @@ class DenseMapProposals:
     def propose(self, image: np.ndarray, texts: Sequence[str], settings: CarSettings) -> ProposalMaps:
         """Maps of every text at the image's size; in referring mode each text competes alone with the background."""
         layers = CLIP_ES_ATTENTION_LAYERS if settings.use_clip_es else 0
-        work = self.image_work(image, layers)
+        work = self.image_work(image, layers, settings.official_numerics)
         background = self.background_embeddings(settings.background)
         embedded = self.texts.embed(texts)  # all texts in one batch, also in referring mode
         groups = [list(range(len(texts)))] if settings.mode == "semantic" else [[k] for k in range(len(texts))]

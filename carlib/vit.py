@@ -47,12 +47,15 @@ def interpolate_positional_embedding(
     return torch.cat([class_entry, resized], dim=0)
 
 
-def embed_patches(visual: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+def embed_patches(visual: torch.nn.Module, pixels: torch.Tensor,
+                  fp16_positions: bool = False) -> tuple[torch.Tensor, tuple[int, int]]:
     """Patch embedding + class token + resized positional embedding + ``ln_pre``.
 
     Arguments:
         visual: an ``open_clip`` ``VisionTransformer``.
         pixels: B x 3 x H x W normalised images, H and W multiples of the patch size.
+        fp16_positions: round the (resized) positional embedding to fp16 first,
+            as the official code does (``CarSettings.official_numerics``).
 
     Returns:
         (tokens B x (1 + h*w) x D batch-first, (h, w) patch grid).
@@ -64,7 +67,10 @@ def embed_patches(visual: torch.nn.Module, pixels: torch.Tensor) -> tuple[torch.
     patches = patches.flatten(2).transpose(1, 2)
     class_token = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
     tokens = torch.cat([class_token, patches], dim=1)
-    tokens = tokens + interpolate_positional_embedding(visual.positional_embedding, grid).to(tokens.dtype)
+    positions = interpolate_positional_embedding(visual.positional_embedding, grid)
+    if fp16_positions:
+        positions = positions.half()
+    tokens = tokens + positions.to(tokens.dtype)
     return visual.ln_pre(tokens), grid
 
 

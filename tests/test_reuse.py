@@ -8,6 +8,8 @@ cache that returned stale or mismatched work would show up as a difference.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -213,3 +215,63 @@ def test_the_attention_path_choice_changes_the_trunk_only_by_rounding(vit_b16):
         for block in list(vit_b16.model.visual.transformer.resblocks)[:-1]:
             tokens = block(tokens)
     np.testing.assert_allclose(chosen.tokens.numpy(), tokens.numpy(), atol=1e-4, rtol=1e-5)
+
+
+def test_official_numerics_change_the_positions_and_clip_es_precision_and_nothing_else(small):
+    from carlib.cam import run_trunk
+    from carlib.clip_es import affinity_from_attention
+    from carlib.images import proposal_input
+    from carlib.vit import interpolate_positional_embedding
+
+    visual = small.model.visual
+    pixels = proposal_input(IMAGE, small.patch_size, small.mean, small.std)
+    plain = run_trunk(small, pixels, 0)
+    rounded = run_trunk(small, pixels, 0, fp16_positions=True)
+    # Reference: the same trunk with the positional embedding replaced by its fp16-rounded copy.
+    original = visual.positional_embedding.data.clone()
+    grid = rounded.grid
+    try:
+        if tuple(grid) == (math.isqrt(original.shape[0] - 1),) * 2:
+            visual.positional_embedding.data = original.half().float()
+            expected = run_trunk(small, pixels, 0)
+        else:
+            resized = interpolate_positional_embedding(original, grid).half().float()
+            expected = _trunk_with_positions(small, pixels, resized)
+    finally:
+        visual.positional_embedding.data = original
+    np.testing.assert_array_equal(rounded.tokens.numpy(), expected.tokens.numpy())
+    assert torch.abs(rounded.tokens - plain.tokens).max() > 0
+
+    attention = np.random.default_rng(0).random((20, 20)).astype(np.float32)
+    single = affinity_from_attention(attention, dtype=np.float32)
+    double = affinity_from_attention(attention)
+    assert single.dtype == np.float32 and double.dtype == np.float64
+    np.testing.assert_allclose(single, double, rtol=1e-5)
+    assert np.abs(single - double).max() > 0
+
+    # Nothing else: same proposals stage output shapes, and the classifier ignores the setting.
+    official = CarSettings(official_numerics=True, templates=("a photo of a {}.",))
+    classifier = MaskClassifier(small)
+    np.testing.assert_array_equal(classifier.classify([IMAGE], QUERIES, official),
+                                  MaskClassifier(small).classify([IMAGE], QUERIES, official.replace(official_numerics=False)))
+    stage = GradCamProposals(small)
+    on = stage.propose(IMAGE, QUERIES[:2], official)
+    off = stage.propose(IMAGE, QUERIES[:2], official.replace(official_numerics=False))
+    assert stage.passes["trunk"] == 2 and on.proposals.shape == off.proposals.shape
+    np.testing.assert_allclose(on.proposals, off.proposals, atol=5e-2)
+
+
+def _trunk_with_positions(bundle, pixels, positions):
+    from carlib.cam import Trunk
+    from carlib.vit import run_block
+
+    visual = bundle.model.visual
+    with torch.no_grad():
+        patches = visual.conv1(pixels)
+        grid = (patches.shape[-2], patches.shape[-1])
+        patches = patches.flatten(2).transpose(1, 2)
+        tokens = torch.cat([visual.class_embedding.expand(1, 1, -1), patches], dim=1) + positions
+        tokens = visual.ln_pre(tokens)
+        for block in list(visual.transformer.resblocks)[:-1]:
+            tokens = run_block(block, tokens, True)
+    return Trunk(tokens, grid, None)

@@ -16,7 +16,8 @@ ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Add --model, --proposal-weights, --classifier-weights, --activation, --proposal-method and --max-side."""
+    """Add --model, --proposal-weights, --classifier-weights, --activation, --proposal-method,
+    --official-numerics and --max-side."""
     parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
                         help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP")
     parser.add_argument("--proposal-weights", type=Path,
@@ -28,6 +29,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proposal-method", choices=PROPOSAL_METHODS, default=None,
                         help="how masks are proposed: gradcam (the paper's, default of every preset) or maskclip "
                         "(dense MaskCLIP maps, no gradients)")
+    parser.add_argument("--official-numerics", action="store_true",
+                        help="the official code's float32 CLIP-ES and fp16-rounded positional embedding, for "
+                        "pixel-identical label maps (off: float64 and full precision)")
     parser.add_argument("--max-side", default=FROM_PRESET, metavar="PIXELS|auto|none",
                         help="shrink larger images to this longer side for the recurrence; masks come back at full "
                         "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)")
@@ -62,6 +66,8 @@ def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Prese
         changes["max_side"] = parse_max_side(args.max_side)
     if args.proposal_method is not None:
         changes["proposal_method"] = args.proposal_method
+    if getattr(args, "official_numerics", False):
+        changes["official_numerics"] = True
     model = args.model
     for role in ("proposal", "classifier"):
         weights: Optional[Path] = getattr(args, f"{role}_weights", None)

@@ -39,3 +39,25 @@ def test_shapes_table_runs_and_prints_markdown(tmp_path, capsys):
 def test_backbones_need_two_models():
     with pytest.raises(ValueError, match="two different CLIPs"):
         run_table("backbones", "shapes", n=1)
+
+
+def test_the_sweep_moves_each_threshold_alone_around_the_preset():
+    voc = get_preset("voc")  # η 0.4, θ 0.6, λ 0.4
+    rows = table_rows("sweep", voc)
+    changes = [row.preset_changes for row in rows]
+    assert changes == [{}, {"mask_threshold": 0.3}, {"mask_threshold": 0.5}, {"confidence_threshold": 0.5},
+                       {"confidence_threshold": 0.7}, {"clipes_threshold": 0.3}, {"clipes_threshold": 0.5}]
+    shapes = get_preset("shapes")  # θ 0.05: 0.05 - 0.1 leaves [0, 1], so θ has one row
+    thetas = [row.preset_changes for row in table_rows("sweep", shapes) if "confidence_threshold" in row.preset_changes]
+    assert thetas == [{"confidence_threshold": 0.15}]
+
+
+def test_the_sweep_runs_on_shapesworld_and_prints_both_spreads(tmp_path):
+    assert main(["ablate", "--table", "sweep", "--n", "2", "--out", str(tmp_path)]) == 0
+    markdown = (tmp_path / "ablation-sweep.md").read_text()
+    values = [float(v) for v in re.findall(r"\| ([0-9.]+) \| — \|", markdown)]
+    assert len(values) == len(table_rows("sweep", get_preset("shapes")))
+    spread = re.search(r"Our spread over these \d+ settings: ([0-9.]+)–([0-9.]+)", markdown)
+    assert spread and float(spread.group(1)) == pytest.approx(min(values), abs=0.051)
+    assert float(spread.group(2)) == pytest.approx(max(values), abs=0.051)
+    assert "voc 67.0–67.6; coco_object 35.4–36.6" in markdown

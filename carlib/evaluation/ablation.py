@@ -1,4 +1,4 @@
-"""`carlib ablate`: the paper's ablation tables (2, 4, 6, and 3 where two models exist).
+"""`carlib ablate`: the paper's ablation tables (2, 4, 5, 6, and 3 where two models exist).
 
 On ShapesWorld (the default) each row is CaR + dense CRF on held-out scenes;
 with ``--data-root`` and real weights, each row is a resumable ``carlib eval``
@@ -16,7 +16,12 @@ from typing import Optional
 from carlib.background import BACKGROUND_SETS
 from carlib.presets import Preset, get_preset
 
-TABLES = ("recurrence", "prompts", "background", "backbones")
+TABLES = ("recurrence", "prompts", "background", "backbones", "sweep")
+
+SWEEP_STEP = 0.1
+"""How far the sweep moves η, θ and λ from the preset's values, one at a time (Table 5)."""
+PAPER_SWEEP_RANGES = {"voc": (67.0, 67.6), "coco_object": (35.4, 36.6)}
+"""The published spread of Table 5's hyper-parameter sweep, mIoU % (paper-numbers.md)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,9 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
 
     Arguments:
         table: ``recurrence`` (Table 2), ``prompts`` (Table 4), ``background``
-            (Table 6) or ``backbones`` (Table 3).
+            (Table 6), ``backbones`` (Table 3) or ``sweep`` (Table 5: η, θ
+            and λ each moved by :data:`SWEEP_STEP` either way from the
+            preset's values, one at a time, values kept in [0, 1]).
         preset: the preset the rows modify.
 
     Returns:
@@ -77,6 +84,16 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
                 {"proposal_model": proposal, "classifier_model": classifier}, {}, paper)
             for proposal, classifier, paper in pairs
         ]
+    if table == "sweep":
+        settings = preset.settings
+        rows = [Row(f"preset (η {settings.mask_threshold:g}, θ {settings.confidence_threshold:g}, "
+                    f"λ {settings.clipes_threshold:g})", {}, {}, None)]
+        for symbol, field_name in (("η", "mask_threshold"), ("θ", "confidence_threshold"), ("λ", "clipes_threshold")):
+            centre = getattr(settings, field_name)
+            for value in (round(centre - SWEEP_STEP, 6), round(centre + SWEEP_STEP, 6)):
+                if 0.0 <= value <= 1.0:
+                    rows.append(Row(f"{symbol} {value:g}", {field_name: value}, {}, None))
+        return rows
     raise ValueError(f"unknown table {table!r}; choose one of {TABLES}")
 
 
@@ -135,6 +152,11 @@ def run_table(
     for row, value in results:
         paper = "—" if row.paper is None else f"{row.paper:.1f}"
         lines.append(f"| {row.name} | {value * 100:.1f} | {paper} |")
+    if table == "sweep":
+        values = [value * 100 for _, value in results]
+        published = "; ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in PAPER_SWEEP_RANGES.items())
+        lines += ["", f"Our spread over these {len(values)} settings: {min(values):.1f}–{max(values):.1f} "
+                      f"({max(values) - min(values):.1f} points). Published spread of Table 5: {published}."]
     return "\n".join(lines) + "\n"
 
 

@@ -445,10 +445,9 @@ def test_sam_source_with_missing_checkpoint_names_it(tmp_path) -> None:
         SamMaskSource(missing, model_type="vit_x")
 
 
-@pytest.mark.slow
 def test_sam_source_runs_with_segment_anything(tmp_path) -> None:
-    """Only where segment_anything is installed: a random-weight ViT-B, saved and reloaded, yields bool masks."""
-    segment_anything = pytest.importorskip("segment_anything")
+    """segment_anything is in the locked environment: a random-weight ViT-B, saved and reloaded, yields bool masks."""
+    import segment_anything
     import torch
 
     torch.manual_seed(0)
@@ -460,3 +459,10 @@ def test_sam_source_runs_with_segment_anything(tmp_path) -> None:
     image = np.random.default_rng(0).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
     masks = source.generate(image)
     assert masks.ndim == 3 and masks.shape[1:] == (32, 48) and masks.dtype == bool
+
+    # The model type is read from the checkpoint; a file that is no SAM checkpoint is named.
+    assert SamMaskSource(checkpoint, device="cpu", settings=SamSettings(points_per_side=2)).model_type == "vit_b"
+    not_sam = tmp_path / "not_sam.pth"
+    torch.save({"weight": torch.zeros(2)}, not_sam)
+    with pytest.raises(RuntimeError, match="not a SAM checkpoint"):
+        SamMaskSource(not_sam)

@@ -331,3 +331,26 @@ def test_a_legend_of_many_labels_shows_the_best_scored_and_counts_the_rest():
     texts = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert len(texts) == LEGEND_ENTRIES + 1 and texts[-1] == f"+ {40 - LEGEND_ENTRIES} more labels"
     assert texts[0].startswith(f"word {40 - LEGEND_ENTRIES} ") and texts[-2].startswith("word 39 ")
+
+
+def test_post_sam_runs_end_to_end_with_a_checkpoint_in_the_official_format(tmp_path):
+    import json
+
+    import segment_anything
+    import torch
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "sam_vit_b_01ec64.pth"  # the official file is a plain state dict, as this one
+    torch.save(segment_anything.sam_model_registry["vit_b"](checkpoint=None).state_dict(), checkpoint)
+    scene = carlib.__file__.rsplit("/carlib/", 1)[0] + "/data/images/shapes_0_orange_starfish_balloon.png"
+    out = tmp_path / "out"
+    assert main(["segment", scene, "--queries", "orange, starfish, kite", "--preset", "shapes", "--model", "shapes",
+                 "--post", "sam", "--sam-checkpoint", str(checkpoint), "--sam-points-per-side", "2",
+                 "--no-progress", "--out", str(out)]) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert record["post"] == "sam" and any(record["kept"])
+    with Image.open(out / "labels.png") as labels:
+        assert labels.size == Image.open(scene).size
+    assert main(["segment", scene, "--queries", "orange", "--post", "sam", "--sam-checkpoint", str(checkpoint),
+                 "--sam-points-per-side", "0", "--preset", "shapes", "--model", "shapes",
+                 "--out", str(tmp_path / "bad")]) == 2

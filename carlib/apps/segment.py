@@ -51,7 +51,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--queries-file", type=Path, help="a file with one query per line")
     parser.add_argument("--preset", default="voc", help=f"settings preset: {', '.join(preset_names())}")
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
-    parser.add_argument("--sam-checkpoint", type=Path, help="SAM checkpoint for --post sam")
+    parser.add_argument("--sam-checkpoint", type=Path,
+                        help="SAM checkpoint for --post sam (an official sam_vit_h/l/b file; the model type is read "
+                        "from it)")
+    parser.add_argument("--sam-points-per-side", type=int, default=None,
+                        help="SAM's automatic generator grid (default: the preset's, 64 as the reference)")
     add_model_options(parser)
     parser.add_argument("--labels-only", action="store_true",
                         help="write only label PNGs (pseudo-labels), DIR/NAME.png, and DIR/classes.txt")
@@ -115,7 +119,12 @@ def _sam_source(post: str, args: argparse.Namespace, models: LoadedModels, prese
     from carlib.postprocess import ColourRegionMaskSource, SamMaskSource
 
     if args.sam_checkpoint is not None:
-        return SamMaskSource(args.sam_checkpoint, device=args.device, settings=preset.settings.sam)
+        settings = preset.settings.sam
+        if args.sam_points_per_side is not None:
+            if args.sam_points_per_side < 1:
+                raise ValueError(f"--sam-points-per-side must be positive, got {args.sam_points_per_side}")
+            settings = settings.replace(points_per_side=args.sam_points_per_side)
+        return SamMaskSource(args.sam_checkpoint, device=args.device, settings=settings)
     if models.proposal.name == SHAPES_MODEL_NAME:
         print("carlib segment: no --sam-checkpoint; ShapesWorld colour regions stand in for SAM", file=sys.stderr)
         return ColourRegionMaskSource()

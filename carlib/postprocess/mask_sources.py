@@ -28,7 +28,8 @@ SAM_CHECKPOINTS: dict[str, tuple[str, str]] = {
 }
 """Official SAM checkpoint file names and download addresses, by ``model_type``."""
 
-_SAM_MODEL_TYPES = ("default", "vit_h", "vit_l", "vit_b")  # keys of segment_anything's sam_model_registry
+_SAM_MODEL_TYPES = ("auto", "default", "vit_h", "vit_l", "vit_b")  # "auto", then sam_model_registry's keys
+_SAM_ENCODER_WIDTHS = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}  # image_encoder.patch_embed output channels
 _SAM_INSTALL_HINT = "pip install 'carlib[sam]'  (or: pip install segment-anything)"
 
 
@@ -67,8 +68,8 @@ class SamMaskSource:
 
     Arguments:
         checkpoint: path to an official SAM checkpoint (e.g. ``sam_vit_h_4b8939.pth``).
-        model_type: ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` (or ``"default"`` = vit_h);
-            must match the checkpoint.
+        model_type: ``"auto"`` (read from the checkpoint: its image encoder's
+            width), ``"vit_h"``, ``"vit_l"``, ``"vit_b"`` (or ``"default"`` = vit_h).
         device: torch device; None picks ``"cuda"`` when available, else ``"cpu"``.
         settings: the generator's ``points_per_side``, ``pred_iou_thresh``,
             ``stability_score_thresh`` and ``box_nms_thresh`` (a preset's
@@ -85,7 +86,7 @@ class SamMaskSource:
     def __init__(
         self,
         checkpoint: Union[str, Path],
-        model_type: str = "vit_h",
+        model_type: str = "auto",
         device: Optional[str] = None,
         settings: Optional[SamSettings] = None,
     ) -> None:
@@ -96,7 +97,7 @@ class SamMaskSource:
         # The checkpoint is checked before the import so that a wrong path is
         # reported the same way whether or not segment_anything is installed.
         if not path.is_file():
-            name, url = SAM_CHECKPOINTS["vit_h" if model_type == "default" else model_type]
+            name, url = SAM_CHECKPOINTS["vit_h" if model_type in ("auto", "default") else model_type]
             raise FileNotFoundError(
                 f"SAM checkpoint not found: {str(path)!r}. Download the official {model_type} weights "
                 f"({name}) from {url} and pass their path."
@@ -105,6 +106,8 @@ class SamMaskSource:
         import torch
 
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        if model_type == "auto":
+            model_type = _sam_model_type(state_dict, path)
         model = segment_anything.sam_model_registry[model_type](checkpoint=None)
         try:
             model.load_state_dict(state_dict)
@@ -238,3 +241,12 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f"image must be H x W x 3 uint8 RGB, got shape {array.shape} dtype {array.dtype}")
     return array
+
+
+def _sam_model_type(state_dict: dict, path: Path) -> str:
+    """vit_b, vit_l or vit_h, from the width of a SAM checkpoint's image encoder."""
+    weight = state_dict.get("image_encoder.patch_embed.proj.weight") if isinstance(state_dict, dict) else None
+    if weight is None or int(weight.shape[0]) not in _SAM_ENCODER_WIDTHS:
+        raise RuntimeError(f"{str(path)!r} is not a SAM checkpoint (no image_encoder.patch_embed.proj.weight of a "
+                           f"known width); pass an official sam_vit_*.pth file")
+    return _SAM_ENCODER_WIDTHS[int(weight.shape[0])]

@@ -35,7 +35,9 @@ from PIL import Image
 
 import carlib
 from carlib.car import CaR
+from carlib.classifier import MaskClassifier
 from carlib.presets import get_preset
+from carlib.proposals import PROPOSAL_STAGES
 from carlib.vocabularies import VOC_CLASSES
 
 
@@ -76,9 +78,8 @@ class CountingClassifier:
 def run(proposal, classifier, image, queries, steps: int, post: str) -> dict:
     """One CaR run with cold caches; per-step passes and seconds."""
     settings = get_preset("voc").settings.replace(confidence_threshold=0.0, post=post, max_steps=steps)
-    car = CaR(proposal, classifier, settings)
-    proposals = CountingProposals(car.proposal_stage())
-    classify = CountingClassifier(car.classifier, drop_last=steps > 2)
+    proposals = CountingProposals(PROPOSAL_STAGES[settings.proposal_method](proposal))
+    classify = CountingClassifier(MaskClassifier(classifier), drop_last=steps > 2)
     car = CaR(proposal, classifier, settings, proposals=proposals, classifier=classify)
     start = time.perf_counter()
     result = car.segment(image, queries)

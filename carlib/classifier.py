@@ -8,7 +8,6 @@ per-template probabilities are summed and softmaxed again.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, OrderedDict
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from carlib.images import pixel_digest
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle
 from carlib.settings import CarSettings, ImageFeature
 from carlib.text import TextEmbeddingCache
@@ -80,8 +80,7 @@ class MaskClassifier:
                 (:func:`classifier_feature_for`).
         """
         feature = classifier_feature_for(self.bundle) if image_feature == "auto" else image_feature
-        keys = [(feature, image.shape, hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest())
-                for image in images]
+        keys = [(feature, pixel_digest(image)) for image in images]
         unseen_keys = [key for key in dict.fromkeys(keys) if key not in self._images]
         first_of = {key: keys.index(key) for key in unseen_keys}
         for start in range(0, len(unseen_keys), self.batch_size):

@@ -9,6 +9,7 @@ are normal input and are bounded later, by the proposal stage's ``max_side``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -171,6 +172,11 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     raise ValueError(
         f"unsupported image dtype {array.dtype}; use uint8 (0..255), uint16 or float in [0, 1]"
     )
+
+
+def pixel_digest(image: np.ndarray) -> tuple:
+    """A key for an image's content (its shape and a 128-bit hash of its pixels), for caches keyed by picture."""
+    return image.shape, hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
 
 
 def patch_aligned_size(height: int, width: int, patch_size: int) -> tuple[int, int]:

@@ -12,7 +12,6 @@ one passed in, so a new proposal method is one class. Two ship:
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence, runtime_checkable
@@ -22,7 +21,7 @@ import torch
 
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, Trunk, gradcam_from_trunk, run_trunk, trunk_attention
 from carlib.clip_es import affinity_from_attention, refine_with_affinity
-from carlib.images import proposal_input
+from carlib.images import pixel_digest, proposal_input
 from carlib.maskclip import dense_probabilities, maskclip_result, patch_embeddings
 from carlib.models import ClipBundle
 from carlib.settings import CarSettings
@@ -108,8 +107,7 @@ class DenseMapProposals:
 
         ``official_numerics``: fp16-rounded positions and a float32 affinity (:class:`CarSettings`).
         """
-        key = (hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest(), image.shape,
-               attention_layers, official_numerics)
+        key = (pixel_digest(image), attention_layers, official_numerics)
         if self._work is None or self._work.key != key:
             bundle = self.bundle
             pixels = proposal_input(image, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)

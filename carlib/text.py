@@ -76,8 +76,7 @@ def encode_texts(
     Returns:
         float32 tensor N x D of unit vectors, on ``bundle.device``.
     """
-    if not templates or any("{}" not in template for template in templates):
-        raise ValueError(f"each template needs one '{{}}' placeholder; got {list(templates)}")
+    _check_templates(templates)
     width = bundle.model.text_projection.shape[-1] if bundle.model.text_projection is not None else None
     if not names:
         return torch.zeros((0, width or 0), device=bundle.device)
@@ -94,6 +93,11 @@ def encode_texts(
     embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
     per_name = embeddings.view(len(names), len(templates), -1).mean(dim=1)
     return torch.nn.functional.normalize(per_name, dim=-1)
+
+
+def _check_templates(templates: Sequence[str]) -> None:
+    if not templates or any("{}" not in template for template in templates):
+        raise ValueError(f"each template needs one '{{}}' placeholder; got {list(templates)}")
 
 
 def _end_positions(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -154,19 +158,13 @@ class TextEmbeddingCache:
 
     def embed(self, names: Sequence[str], template: str = "{}") -> torch.Tensor:
         """Unit embeddings of ``template.format(name)`` for each name: float32 N x D (the missing ones in one batch)."""
-        missing = [name for name in dict.fromkeys(names) if (template, name) not in self._store]
-        if missing:
-            start = time.perf_counter()
-            for name, embedding in zip(missing, encode_texts(self.bundle, missing, (template,))):
-                self._store[template, name] = embedding
-            self.encoded += len(missing)
-            self.seconds += time.perf_counter() - start
         if not names:
             return encode_texts(self.bundle, [], (template,))
-        return torch.stack([self._store[template, name] for name in names])
+        return self.embed_templates(names, (template,))[0]
 
     def embed_templates(self, names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """Unit embeddings of every name under every template, T x N x D; all missing pairs in one batch."""
+        _check_templates(templates)
         missing = [(template, name) for template in templates for name in dict.fromkeys(names)
                    if (template, name) not in self._store]
         if missing:

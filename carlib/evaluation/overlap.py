@@ -75,11 +75,12 @@ def read_ahead(load: Callable[[Any], Any], items: Sequence[Any], error_type: typ
     yield from loader
 
 
-def _post_process_all(jobs: list[PostJob]) -> list[Any]:
+def _post_process_all(jobs: list[PostJob], sam_source=None) -> list[tuple[Any, float]]:
+    """Each job's masks and the seconds its post-processing took."""
     results = []
     for job in jobs:
         start = time.perf_counter()
-        masks = post_process(job)
+        masks = post_process(job, sam_source)
         results.append((masks, time.perf_counter() - start))
     return results
 
@@ -119,11 +120,7 @@ class PostProcessPool:
         inline = self._executor is None or any(job.settings.post == "sam" for job in jobs)
         if inline:
             self.drain()
-            results = []
-            for job in jobs:
-                start = time.perf_counter()
-                results.append((post_process(job, self.sam_source), time.perf_counter() - start))
-            then(results)
+            then(_post_process_all(jobs, self.sam_source))
             return
         self._pending.append((self._executor.submit(_post_process_all, jobs), then))
         while len(self._pending) > 2 * self.workers:

@@ -100,6 +100,29 @@ class Tutorial:
         explanation = SEEDED_NOTE if seeded and not self.uses_shapes else MODEL_NOTES[self.uses_shapes]
         return f"Model: {self.models.description}.\n{explanation}"
 
+    @property
+    def seeded_random(self) -> bool:
+        """True when the "real" CLIP weights on disk are seeded random ones (nothing they show means anything)."""
+        return not self.uses_shapes and (self.models.proposal.seeded_random or self.models.classifier.seeded_random)
+
+    def narrate(self, shapes: str, real: str, seeded: Optional[str] = None):
+        """The notebook's narrative for the model that actually ran, as Markdown (a cell's last value renders it).
+
+        Arguments:
+            shapes: what this cell's outputs show with the ShapesWorld CLIP.
+            real: what they show with real OpenAI CLIP (and how that differs).
+            seeded: what to say when the real-CLIP weights are seeded random ones
+                (default: ``real``, prefixed by a warning that nothing below means anything).
+        """
+        from IPython.display import Markdown
+
+        if self.uses_shapes:
+            return Markdown(shapes)
+        if self.seeded_random:
+            return Markdown(seeded or f"*(Seeded random weights: the outputs below mean nothing; with the real "
+                                      f"weights:)* {real}")
+        return Markdown(real)
+
     def load(self, image: Optional[str | Path | np.ndarray] = None) -> np.ndarray:
         """A picture as H x W x 3 uint8 RGB: a bundled name, a file path, an array, or None (the first one)."""
         if image is None or (isinstance(image, str) and image == ""):

@@ -25,27 +25,36 @@ def explorer(session):
     return explorer
 
 
-def _panel_pixels(figure, index):
-    return figure.axes[index].images[0].get_array()
+def _panels(figure, role):
+    """The figure's axes of one role (step_figure labels them): "image", "labels", "heat" (one per proposal)."""
+    return [axis for axis in figure.axes if axis.get_label() == role]
+
+
+def _panel_pixels(axis):
+    return np.asarray(axis.images[0].get_array())
 
 
 def test_the_figure_shows_the_last_steps_proposals(explorer):
     result = explorer.result
     last = result.steps[-1]
     assert explorer.step.max == result.num_steps == explorer.step.value
-    assert len(explorer.figure.axes) == 1 + len(last.alive)
-    for k in range(len(last.alive)):
-        expected = heat_overlay(explorer.picture, last.proposals[k])
-        assert np.array_equal(np.asarray(_panel_pixels(explorer.figure, 1 + k)), expected)
+    heat = _panels(explorer.figure, "heat")
+    assert len(heat) == len(last.alive)
+    for k, axis in enumerate(heat):
+        assert np.array_equal(_panel_pixels(axis), heat_overlay(explorer.picture, last.proposals[k]))
+    # the input picture beside the final segmentation
+    inputs = _panels(explorer.figure, "image")
+    assert len(inputs) == 1 and np.array_equal(_panel_pixels(inputs[0]), explorer.picture)
+    assert len(_panels(explorer.figure, "labels")) == 1
     assert explorer.output.outputs and "image/png" in explorer.output.outputs[0]["data"]
 
 
 def test_step_slider_scrubs_back_to_the_first_step(explorer):
     explorer.step.value = 1
     first = explorer.result.steps[0]
-    assert len(explorer.figure.axes) == 1 + len(first.alive) == 1 + 5
+    assert len(_panels(explorer.figure, "heat")) == len(first.alive) == 5
     assert explorer.figure._suptitle.get_text().startswith("step 1 of")
-    titles = [axis.get_title() for axis in explorer.figure.axes[1:]]
+    titles = [axis.get_title() for axis in _panels(explorer.figure, "heat")]
     assert titles == [f"{explorer.result.queries[i]}: {s:.2f}" for i, s in zip(first.alive, first.scores)]
 
 

@@ -4,15 +4,45 @@ Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot, so nothing is shown twice in a notebook and nothing changes the
 session's backend; display it (a notebook does so when it is the cell's last
 value) or ``figure.savefig(path)``.
+
+Readability rules, shared by every figure (they are what the tests check):
+
+- drawn at :data:`NOTEBOOK_DPI` with fonts of at least :data:`SMALL_FONT` pt
+  (13 px at that resolution); a panel is never smaller than
+  :data:`MIN_PANEL` inches and a row of panels is kept within
+  :data:`MAX_WIDTH` where the minimum allows;
+- heat maps (CAMs, proposals, affinities, scores) carry a colourbar:
+  :func:`heat_overlay` marks its picture as a :class:`HeatOverlay`, so
+  :func:`show_images` adds the colourbar by itself;
+- a label map is always drawn beside the input picture, in
+  :data:`LABEL_PALETTE` over a grey copy of the picture with each region
+  outlined (:func:`label_picture`). ShapesWorld's objects and backgrounds
+  between them use nearly every hue (orange, lemon yellow, pink, magenta,
+  brown, purple, white, black, green, two blues, sand), so no palette can
+  avoid them all: taking the colour out of the picture under the labels is what
+  makes a colour in that panel mean a label, and only a label; the outlines
+  separate neighbouring regions whose colours are close. Pure red is left out
+  of the palette, as it is the colour CaR draws its visual prompts with;
+- legends sit outside the axes they describe;
+- small pictures are enlarged without smoothing, so a one-pixel prompt line
+  stays a solid line; :func:`outline_thickness` gives the line width (in
+  image pixels) that shows at least :data:`OUTLINE_PIXELS` screen pixels.
+
+Stored notebooks hold their figures as PNG (:func:`figure_png`, RGB).
 """
 
 from __future__ import annotations
 
+import math
+from io import BytesIO
 from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -23,18 +53,162 @@ from carlib.labels import label_colours, overlay
 OVERLAY_MAX_SIDE = 1200
 """Pictures are shrunk to this longer side before being drawn into the 600 px overlay figure."""
 
-NOTEBOOK_DPI = 60
-"""Figures in stored notebooks are drawn at this resolution to keep the repository small."""
+NOTEBOOK_DPI = 110
+"""Figures in notebooks are drawn at this resolution: 1 pt of font is 1.5 px."""
+
+TITLE_FONT = 11
+"""Point size of titles (17 px at :data:`NOTEBOOK_DPI`)."""
+
+FONT = 10
+"""Point size of axis labels and captions."""
+
+SMALL_FONT = 9
+"""Point size of tick labels, legends and numbers in cells: the smallest text drawn (13.75 px)."""
+
+MIN_PANEL = 2.3
+"""Inches per picture panel at least (253 px at :data:`NOTEBOOK_DPI`, over 200 px of picture under its title)."""
+
+MAX_WIDTH = 10.0
+"""Rows of panels are shrunk towards this width (1100 px), never below :data:`MIN_PANEL` per panel."""
+
+OUTLINE_PIXELS = 3
+"""Screen pixels a prompt or region outline should be at least, at the displayed size."""
 
 HEATMAP = "jet"
 
+LEGEND_ENTRIES = 24
+"""At most this many labels in a legend (the highest-scoring when scores are given), then "+ N more"."""
 
-def _grid(rows: int, cols: int, panel: float, extra_width: float = 0.0) -> tuple[Figure, np.ndarray]:
-    figure = Figure(figsize=(cols * panel + extra_width, rows * panel), dpi=NOTEBOOK_DPI, layout="constrained")
+LABEL_PALETTE = np.array(
+    [
+        (31, 119, 180), (44, 160, 44), (23, 190, 207), (148, 103, 189), (188, 189, 34), (255, 127, 14),
+        (227, 119, 194), (140, 86, 75), (174, 199, 232), (152, 223, 138), (158, 218, 229), (197, 176, 213),
+        (219, 219, 141), (255, 187, 120), (247, 182, 210), (196, 156, 148),
+    ],
+    dtype=np.uint8,
+)
+"""Colours of labels 1..16 in the tutorial's figures: matplotlib's tab10 and tab20 without red and grey.
+
+The first three (blue, green, cyan) are hues no ShapesWorld object has (only
+backgrounds have them, and backgrounds are never drawn as labels).
+
+Red is the visual prompts' colour; grey is the picture under the labels. Labels
+past 16 take :func:`carlib.labels.label_colours` (the VOC rule), so hundreds of
+queries still get distinct colours.
+"""
+
+GREY_LIGHTEN = 0.35
+"""The grey picture under a label map is pulled this far towards white, so the labels' colours stand out."""
+
+LABEL_ALPHA = 0.65
+"""Opacity of a label's colour over the grey picture."""
+
+
+class HeatOverlay(np.ndarray):
+    """An RGB picture (H x W x 3 uint8) whose colours are :data:`HEATMAP` on [0, 1]: :func:`show_images` adds its
+    colourbar.
+
+    A plain ndarray otherwise (a view: no copy, equal to the array it wraps).
+    """
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> HeatOverlay:
+    """A [0, 1] map drawn with the jet colour map over an RGB image: H x W x 3 uint8, marked as a heat map."""
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"heat map {heat.shape} and image {image.shape[:2]} differ in size")
+    colours = colormaps[HEATMAP](np.clip(heat, 0, 1))[..., :3] * 255.0
+    blended = ((1 - alpha) * image.astype(np.float32) + alpha * colours).round().astype(np.uint8)
+    return blended.view(HeatOverlay)
+
+
+def tutorial_label_colours(labels: np.ndarray) -> np.ndarray:
+    """The tutorial's colour of each label (any shape of non-negative ints): ... x 3 uint8; 0 is black.
+
+    Labels 1..16 take :data:`LABEL_PALETTE`, later ones the VOC rule.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    colours = label_colours(labels)
+    listed = (labels >= 1) & (labels <= len(LABEL_PALETTE))
+    colours[listed] = LABEL_PALETTE[labels[listed] - 1]
+    return colours
+
+
+def outline_thickness(image: np.ndarray, panel: float = MIN_PANEL, *, dpi: float = NOTEBOOK_DPI,
+                      pixels: int = OUTLINE_PIXELS) -> int:
+    """Line thickness in image pixels that shows at least ``pixels`` screen pixels once the picture is drawn.
+
+    For :func:`carlib.apply_visual_prompts`'s ``thickness`` when illustrating
+    prompts (say so in the text: the classifier's own prompts are drawn with
+    the preset's thickness), and for region outlines. A picture drawn in a panel
+    of ``panel`` inches at ``dpi`` is about ``0.85 * panel * dpi`` pixels along its
+    longer side (the rest is the panel's title).
+
+    Arguments:
+        image: the picture (H x W [x 3]); only its size is used.
+        panel: inches of the panel it is drawn in.
+        dpi: the figure's resolution.
+        pixels: the wanted screen thickness.
+    """
+    if panel <= 0 or dpi <= 0 or pixels <= 0:
+        raise ValueError(f"panel ({panel}), dpi ({dpi}) and pixels ({pixels}) must be positive")
+    shown = 0.85 * panel * dpi
+    return max(1, math.ceil(pixels * max(np.shape(image)[:2]) / shown))
+
+
+def label_picture(image: np.ndarray, label_map: np.ndarray, *, thickness: int = 1) -> np.ndarray:
+    """A label map drawn over a grey copy of the picture, each region outlined: H x W x 3 uint8.
+
+    Background (0) shows the grey picture; label ``l`` is blended in
+    :func:`tutorial_label_colours` at :data:`LABEL_ALPHA`; pixels where the label
+    changes are drawn black, ``thickness`` image pixels wide (:func:`outline_thickness`).
+    """
+    label_map = np.asarray(label_map)
+    if label_map.shape != image.shape[:2]:
+        raise ValueError(f"label map {label_map.shape} and image {image.shape[:2]} differ in size")
+    grey = cv2.cvtColor(np.ascontiguousarray(image[..., :3], dtype=np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = grey + GREY_LIGHTEN * (255.0 - grey)
+    drawn = np.repeat(grey[..., None], 3, axis=2)
+    painted = label_map > 0
+    colours = tutorial_label_colours(np.maximum(label_map, 0)).astype(np.float32)
+    drawn[painted] = (1 - LABEL_ALPHA) * drawn[painted] + LABEL_ALPHA * colours[painted]
+    edges = np.zeros(label_map.shape, dtype=bool)
+    edges[:, 1:] |= label_map[:, 1:] != label_map[:, :-1]
+    edges[1:, :] |= label_map[1:, :] != label_map[:-1, :]
+    if thickness > 1:
+        edges = cv2.dilate(edges.astype(np.uint8), np.ones((thickness, thickness), np.uint8)).astype(bool)
+    drawn[edges] = 0.0
+    return drawn.round().astype(np.uint8)
+
+
+def _panel_inches(panel: float, cols: int) -> float:
+    """``panel`` raised to :data:`MIN_PANEL`, and shrunk so ``cols`` panels fit :data:`MAX_WIDTH` where that allows."""
+    return max(MIN_PANEL, min(panel, MAX_WIDTH / max(cols, 1)))
+
+
+def _grid(rows: int, cols: int, panel: float, extra_width: float = 0.0, *, count: Optional[int] = None,
+          dpi: float = NOTEBOOK_DPI, extra_height: float = 0.0) -> tuple[Figure, np.ndarray]:
+    """A rows x cols grid of bare axes; with ``count``, the axes past it are removed from the figure."""
+    figure = Figure(figsize=(cols * panel + extra_width, rows * panel + extra_height), dpi=dpi, layout="constrained")
     axes = np.atleast_2d(figure.subplots(rows, cols, squeeze=False))
-    for axis in axes.flat:
+    for index, axis in enumerate(axes.flat):
         axis.set_axis_off()
+        if count is not None and index >= count:
+            axis.remove()
     return figure, axes
+
+
+def _interpolation(image: np.ndarray, panel: float, dpi: float) -> str:
+    """Enlarge without smoothing (lines stay solid, pixels honest); shrink with antialiasing."""
+    return "nearest" if max(np.shape(image)[:2]) <= panel * dpi else "antialiased"
+
+
+def _colourbar(figure: Figure, axes: Sequence, label: str, *, cmap: str = HEATMAP, vmin: float = 0.0,
+               vmax: float = 1.0) -> None:
+    bar = figure.colorbar(ScalarMappable(Normalize(vmin, vmax), colormaps[cmap]), ax=list(axes), shrink=0.9,
+                          aspect=15, pad=0.02)
+    bar.set_label(label, fontsize=FONT)
+    bar.ax.tick_params(labelsize=SMALL_FONT)
+    bar.ax.set_label("colourbar")
 
 
 def show_images(
@@ -47,32 +221,52 @@ def show_images(
     vmin: Optional[float] = None,
     vmax: Optional[float] = None,
     suptitle: str = "",
+    colourbar: Optional[bool] = None,
+    colourbar_label: str = "map value",
+    dpi: float = NOTEBOOK_DPI,
 ) -> Figure:
-    """Pictures (RGB, or 2-D maps drawn with ``cmap``) in a grid with titles."""
+    """Pictures (RGB, or 2-D maps drawn with ``cmap``) in a grid with titles.
+
+    Arguments:
+        images: the pictures; :class:`HeatOverlay` ones (from :func:`heat_overlay`) are heat maps.
+        titles: one per picture.
+        cols: panels per row (default: all, up to 5).
+        panel: inches per panel (raised to :data:`MIN_PANEL`; shrunk towards :data:`MAX_WIDTH` per row).
+        cmap, vmin, vmax: how 2-D maps are drawn.
+        suptitle: the figure's title.
+        colourbar: None (default) adds a :data:`HEATMAP` colourbar on [0, 1] when any picture is a
+            :class:`HeatOverlay`; True adds one anyway (for 2-D maps: ``cmap`` on ``vmin``..``vmax``,
+            default [0, 1]); False never.
+        colourbar_label: what the colourbar measures.
+        dpi: the figure's resolution.
+    """
     count = len(images)
     if count == 0:
         raise ValueError("show_images needs at least one image")
-    cols = cols or min(count, 5)
+    if titles is not None and len(titles) != count:
+        raise ValueError(f"show_images got {count} images but {len(titles)} titles")
+    cols = min(cols or min(count, 5), count)
     rows = -(-count // cols)
-    figure, axes = _grid(rows, cols, panel)
+    panel = _panel_inches(panel, cols)
+    figure, axes = _grid(rows, cols, panel, count=count, dpi=dpi)
     for index, image in enumerate(images):
         axis = axes.flat[index]
-        axis.imshow(image, cmap=cmap if np.ndim(image) == 2 else None, vmin=vmin, vmax=vmax)
+        axis.set_label("heat" if isinstance(image, HeatOverlay) else "image")
+        axis.imshow(np.asarray(image), cmap=cmap if np.ndim(image) == 2 else None, vmin=vmin, vmax=vmax,
+                    interpolation=_interpolation(image, panel, dpi))
         if titles is not None:
-            axis.set_title(titles[index], fontsize=9)
+            axis.set_title(titles[index], fontsize=FONT)
+    heat = any(isinstance(image, HeatOverlay) for image in images)
+    if colourbar or (colourbar is None and heat):
+        shown = list(axes.flat[:count])
+        if heat:
+            _colourbar(figure, shown, colourbar_label)
+        else:
+            _colourbar(figure, shown, colourbar_label, cmap=cmap or "viridis",
+                       vmin=0.0 if vmin is None else vmin, vmax=1.0 if vmax is None else vmax)
     if suptitle:
-        figure.suptitle(suptitle, fontsize=10)
+        figure.suptitle(suptitle, fontsize=TITLE_FONT)
     return figure
-
-
-def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """A [0, 1] map drawn with the jet colour map over an RGB image: H x W x 3 uint8."""
-    from matplotlib import colormaps
-
-    if heat.shape != image.shape[:2]:
-        raise ValueError(f"heat map {heat.shape} and image {image.shape[:2]} differ in size")
-    colours = colormaps[HEATMAP](np.clip(heat, 0, 1))[..., :3] * 255.0
-    return ((1 - alpha) * image.astype(np.float32) + alpha * colours).round().astype(np.uint8)
 
 
 def show_heatmaps(
@@ -84,21 +278,19 @@ def show_heatmaps(
     panel: float = 2.2,
     suptitle: str = "",
     with_image: bool = True,
+    colourbar_label: str = "map value",
 ) -> Figure:
-    """The image, then each N x H x W map in [0, 1] over it."""
+    """The image, then each N x H x W map in [0, 1] over it, with a colourbar."""
     panels = [heat_overlay(image, m) for m in maps]
     names = list(titles)
     if with_image:
         panels.insert(0, image)
         names.insert(0, "image")
-    return show_images(panels, names, cols=cols, panel=panel, suptitle=suptitle)
+    return show_images(panels, names, cols=cols, panel=panel, suptitle=suptitle, colourbar_label=colourbar_label)
 
 
-LEGEND_ENTRIES = 24
-"""At most this many labels in a legend (the highest-scoring when scores are given), then "+ N more"."""
-
-
-def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Optional[Sequence[float]]) -> None:
+def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Optional[Sequence[float]],
+                    palette: str) -> list[Patch]:
     labels = list(labels)
     hidden = 0
     if len(labels) > LEGEND_ENTRIES:
@@ -106,14 +298,44 @@ def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Optional[
             labels = sorted(labels, key=lambda label: -float(scores[label - 1]))
         hidden = len(labels) - LEGEND_ENTRIES
         labels = sorted(labels[:LEGEND_ENTRIES])
-    colours = label_colours(np.asarray(labels, dtype=np.int64)) / 255.0
+    chosen = np.asarray(labels, dtype=np.int64)
+    colours = (tutorial_label_colours(chosen) if palette == "tutorial" else label_colours(chosen)) / 255.0
     handles = [
-        Patch(color=colour, label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"))
+        Patch(facecolor=colour, edgecolor="black", linewidth=0.8,
+              label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"))
         for label, colour in zip(labels, colours)
     ] or [Patch(color=(0, 0, 0), label="(nothing found)")]
     if hidden:
         handles.append(Patch(color=(1, 1, 1), label=f"+ {hidden} more labels"))
-    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    return handles
+
+
+def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Optional[Sequence[float]],
+            palette: str = "tutorial") -> None:
+    """The labels' legend to the right of ``axis``, outside it."""
+    axis.legend(handles=_legend_handles(names, labels, scores, palette), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                borderaxespad=0.0, fontsize=SMALL_FONT, frameon=False)
+
+
+def _figure_legend(figure: Figure, handles: list[Patch]) -> None:
+    """A legend under the whole figure, outside every axes."""
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=SMALL_FONT,
+                  frameon=False)
+
+
+def _check_palette(palette: str) -> None:
+    if palette not in ("tutorial", "voc"):
+        raise ValueError(f"palette must be 'tutorial' or 'voc', got {palette!r}")
+
+
+def _draw_labels(axis, image: np.ndarray, label_map: np.ndarray, panel: float, dpi: float, palette: str) -> None:
+    if palette == "voc":
+        axis.imshow(overlay(image, label_map), interpolation=_interpolation(image, panel, dpi))
+    else:
+        thickness = outline_thickness(image, panel, dpi=dpi, pixels=2)
+        axis.imshow(label_picture(image, label_map, thickness=thickness),
+                    interpolation=_interpolation(image, panel, dpi))
+    axis.set_label("labels")
 
 
 def segmentation_figure(
@@ -123,19 +345,46 @@ def segmentation_figure(
     *,
     title: str = "",
     scores: Optional[Sequence[float]] = None,
-    size: float = 4.0,
-    dpi: int = NOTEBOOK_DPI,
+    size: float = 3.0,
+    dpi: float = NOTEBOOK_DPI,
+    with_image: bool = True,
+    palette: str = "tutorial",
 ) -> Figure:
-    """The label map (0 = background, i + 1 = ``names[i]``) over the image, with a legend."""
+    """The input picture, then its label map (0 = background, i + 1 = ``names[i]``) with a legend beside it.
+
+    Arguments:
+        image: H x W x 3 uint8.
+        label_map: H x W int.
+        names: the query names.
+        title: written over the label map.
+        scores: per-name scores shown in the legend (the best are listed when there are many labels).
+        size: inches of each picture's longer side.
+        dpi: the figure's resolution.
+        with_image: draw the input picture to the left of the label map.
+        palette: "tutorial" (:func:`label_picture`) or "voc" (VOC colours blended over the colour picture,
+            the colours of the label PNG that ``carlib segment`` writes).
+
+    The label map's axes is ``figure.axes[0]`` and holds the legend.
+    """
+    _check_palette(palette)
     height, width = label_map.shape
-    figure = Figure(figsize=(size * width / max(height, width) + 2.0, size * height / max(height, width)), dpi=dpi,
+    panel_width = size * width / max(height, width)
+    columns = 2 if with_image else 1
+    figure = Figure(figsize=(columns * panel_width + 2.0, size * height / max(height, width) + 0.3), dpi=dpi,
                     layout="constrained")
-    axis = figure.subplots()
-    axis.imshow(overlay(image, label_map))
+    grid = figure.add_gridspec(1, columns)
+    axis = figure.add_subplot(grid[0, columns - 1])
+    _draw_labels(axis, image, label_map, size, dpi, palette)
     axis.set_axis_off()
-    _legend(axis, names, [int(v) for v in np.unique(label_map) if v > 0], scores)
+    _legend(axis, names, [int(v) for v in np.unique(label_map) if v > 0], scores, palette)
     if title:
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title, fontsize=FONT)
+    if with_image:
+        picture = figure.add_subplot(grid[0, 0])
+        picture.imshow(image, interpolation=_interpolation(image, size, dpi))
+        picture.set_axis_off()
+        picture.set_label("image")
+        picture.set_title("image", fontsize=FONT)
     return figure
 
 
@@ -146,20 +395,33 @@ def compare_segmentations(
     names: Sequence[str],
     *,
     panel: float = 2.6,
+    cols: Optional[int] = None,
 ) -> Figure:
-    """Several label maps of one image side by side, one shared legend."""
-    figure, axes = _grid(1, len(label_maps), panel, extra_width=1.6)
-    for axis, labels, title in zip(axes.flat, label_maps, titles):
-        axis.imshow(overlay(image, labels))
-        axis.set_title(title, fontsize=9)
+    """The input picture, then several label maps of it, one shared legend under them.
+
+    ``cols`` panels per row (default: all in one row up to 4 panels, else two rows).
+    """
+    if len(label_maps) != len(titles):
+        raise ValueError(f"compare_segmentations got {len(label_maps)} label maps but {len(titles)} titles")
+    count = 1 + len(label_maps)
+    cols = min(cols or (count if count <= 4 else -(-count // 2)), count)
+    rows = -(-count // cols)
+    panel = _panel_inches(panel, cols)
+    figure, axes = _grid(rows, cols, panel, count=count, extra_height=0.4)
+    axes.flat[0].imshow(image, interpolation=_interpolation(image, panel, NOTEBOOK_DPI))
+    axes.flat[0].set_title("image", fontsize=FONT)
+    axes.flat[0].set_label("image")
+    for axis, labels, title in zip(axes.flat[1:], label_maps, titles):
+        _draw_labels(axis, image, labels, panel, NOTEBOOK_DPI, "tutorial")
+        axis.set_title(title, fontsize=FONT)
     present = sorted({int(v) for labels in label_maps for v in np.unique(labels) if v > 0})
-    _legend(axes.flat[-1], names, present, None)
+    _figure_legend(figure, _legend_handles(names, present, None, "tutorial"))
     return figure
 
 
 def trace_figure(image: np.ndarray, result, *, threshold: Optional[float] = None, panel: float = 1.8,
                  upto_step: Optional[int] = None) -> Figure:
-    """The recurrence step by step: one row per step, one column per query.
+    """The recurrence step by step: one row per step, one column per query, a colourbar for the proposals.
 
     Each panel shows that step's proposal for the query over the image, and
     its classifier score; queries dropped at that step are titled in red,
@@ -169,59 +431,92 @@ def trace_figure(image: np.ndarray, result, *, threshold: Optional[float] = None
         image: the segmented image (H x W x 3 uint8).
         result: a :class:`carlib.CarResult`.
         threshold: θ, written in the title when given.
-        panel: inches per panel.
+        panel: inches per panel (at least :data:`MIN_PANEL`).
         upto_step: draw only the first ``upto_step`` steps (the explorer's step slider).
     """
     steps = result.steps if upto_step is None else result.steps[: max(1, upto_step)]
-    figure, axes = _grid(len(steps), len(result.queries), panel)
+    cols = len(result.queries)
+    panel = _panel_inches(panel, cols)
+    figure, axes = _grid(len(steps), cols, panel, extra_width=1.1)
     for row, trace in enumerate(steps):
         for k, index in enumerate(trace.alive):
             axis = axes[row, index]
-            axis.imshow(heat_overlay(image, trace.proposals[k]))
+            axis.set_label("heat")
+            axis.imshow(heat_overlay(image, trace.proposals[k]),
+                        interpolation=_interpolation(image, panel, NOTEBOOK_DPI))
             dropped = index not in trace.kept
-            axis.set_title(f"{result.queries[index]}: {trace.scores[k]:.2f}", fontsize=8,
-                           color="red" if dropped else "black")
-        axes[row, 0].text(-0.08, 0.5, f"step {trace.step}", transform=axes[row, 0].transAxes, rotation=90,
-                          va="center", ha="right", fontsize=9)
+            axis.set_title(f"{result.queries[index]}: {trace.scores[k]:.2f}", fontsize=FONT,
+                           color="red" if dropped else "black", fontweight="bold" if dropped else "normal")
+        axes[row, 0].text(-0.06, 0.5, f"step {trace.step}", transform=axes[row, 0].transAxes, rotation=90,
+                          va="center", ha="right", fontsize=FONT)
+    _colourbar(figure, list(axes.flat), "proposal value")
     caption = "proposal per step, classifier score in the title (red: dropped)"
     if threshold is not None:
         caption += f"; θ = {threshold:g}"
-    figure.suptitle(caption, fontsize=9)
+    figure.suptitle(caption, fontsize=TITLE_FONT)
     return figure
 
 
 def step_figure(image: np.ndarray, result, step: int, *, threshold: Optional[float] = None,
-                panel: float = 2.0) -> Figure:
-    """One step of the recurrence: the final segmentation, then that step's proposals and scores.
+                panel: float = 2.0, cols: int = 4) -> Figure:
+    """One step of the recurrence: the input, the final segmentation, then that step's proposals and scores.
 
     Arguments:
         image: the segmented image (H x W x 3 uint8).
         result: a :class:`carlib.CarResult`.
         step: 1-based step number (clamped to the steps that ran).
         threshold: θ, written in the title when given.
-        panel: inches per panel.
+        panel: inches per panel (at least :data:`MIN_PANEL`).
+        cols: panels per row.
+
+    Axes are labelled by role (``axis.get_label()``): "image", "labels", "heat" (one per proposal,
+    in the order of ``trace.alive``), "colourbar".
     """
     trace = result.steps[min(max(step, 1), len(result.steps)) - 1]
-    figure, axes = _grid(1, 1 + len(trace.alive), panel, extra_width=1.6)
-    axes[0, 0].imshow(overlay(image, result.label_map))
-    axes[0, 0].set_title("final segmentation", fontsize=9)
-    _legend(axes[0, -1], result.queries, [int(v) for v in np.unique(result.label_map) if v > 0], None)
+    count = 2 + len(trace.alive)
+    cols = min(cols, count)
+    rows = -(-count // cols)
+    panel = _panel_inches(panel, cols)
+    figure, axes = _grid(rows, cols, panel, count=count, extra_width=1.1, extra_height=0.4)
+    shown = list(axes.flat[:count])
+    interpolation = _interpolation(image, panel, NOTEBOOK_DPI)
+    shown[0].imshow(image, interpolation=interpolation)
+    shown[0].set_title("image", fontsize=FONT)
+    shown[0].set_label("image")
+    _draw_labels(shown[1], image, result.label_map, panel, NOTEBOOK_DPI, "tutorial")
+    shown[1].set_title("final segmentation", fontsize=FONT)
     for k, index in enumerate(trace.alive):
-        axis = axes[0, 1 + k]
-        axis.imshow(heat_overlay(image, trace.proposals[k]))
-        axis.set_title(f"{result.queries[index]}: {trace.scores[k]:.2f}", fontsize=9,
-                       color="black" if index in trace.kept else "red")
+        axis = shown[2 + k]
+        axis.set_label("heat")
+        axis.imshow(heat_overlay(image, trace.proposals[k]), interpolation=interpolation)
+        dropped = index not in trace.kept
+        axis.set_title(f"{result.queries[index]}: {trace.scores[k]:.2f}", fontsize=FONT,
+                       color="red" if dropped else "black", fontweight="bold" if dropped else "normal")
+    _colourbar(figure, shown, "proposal value")
+    _figure_legend(figure, _legend_handles(result.queries, [int(v) for v in np.unique(result.label_map) if v > 0],
+                                           None, "tutorial"))
     caption = f"step {trace.step} of {len(result.steps)}: proposals and scores (red: dropped)"
     if threshold is not None:
         caption += f", θ = {threshold:.2f}"
-    figure.suptitle(caption, fontsize=9)
+    figure.suptitle(caption, fontsize=TITLE_FONT)
     return figure
 
 
-def scores_figure(result, threshold: float, *, width: float = 6.0) -> Figure:
-    """Classifier scores of every query at every step, against θ (dropped queries fall below the line)."""
-    figure = Figure(figsize=(width, 2.6), dpi=NOTEBOOK_DPI, layout="constrained")
+def _chart(width: float, height: float = 3.0) -> tuple[Figure, object]:
+    figure = Figure(figsize=(width, height), dpi=NOTEBOOK_DPI, layout="constrained")
     axis = figure.subplots()
+    axis.tick_params(labelsize=SMALL_FONT)
+    return figure, axis
+
+
+def _outside_legend(axis) -> None:
+    """The axis' legend to its right, outside the plotting area (never over bars or lines)."""
+    axis.legend(fontsize=SMALL_FONT, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def scores_figure(result, threshold: float, *, width: float = 6.5) -> Figure:
+    """Classifier scores of every query at every step, against θ (dropped queries fall below the line)."""
+    figure, axis = _chart(width, 3.2)
     count = len(result.queries)
     bar = 0.8 / max(1, len(result.steps))
     for row, trace in enumerate(result.steps):
@@ -229,42 +524,54 @@ def scores_figure(result, threshold: float, *, width: float = 6.0) -> Figure:
         for k, index in enumerate(trace.alive):
             values[index] = trace.scores[k]
         axis.bar(np.arange(count) + row * bar, values, width=bar, label=f"step {trace.step}")
-    axis.axhline(threshold, color="red", linestyle="--", linewidth=1, label=f"θ = {threshold:g}")
-    axis.set_xticks(np.arange(count) + 0.4 - bar / 2, result.queries, rotation=30, ha="right", fontsize=8)
-    axis.set_ylabel("score")
+    axis.axhline(threshold, color="red", linestyle="--", linewidth=1.5, label=f"θ = {threshold:g}")
+    axis.set_xticks(np.arange(count) + 0.4 - bar / 2, result.queries, rotation=30, ha="right", fontsize=SMALL_FONT)
+    axis.set_ylabel("classifier score", fontsize=FONT)
     axis.set_ylim(0, 1)
-    axis.legend(fontsize=8, frameon=False, loc="upper right")
+    _outside_legend(axis)
     return figure
 
 
-def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "", width: float = 5.0,
+def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "", width: float = 5.5,
                reference: Optional[dict[str, float]] = None) -> Figure:
     """A labelled bar chart (e.g. mIoU per setting), with optional reference bars beside them."""
-    figure = Figure(figsize=(width, 2.6), dpi=NOTEBOOK_DPI, layout="constrained")
-    axis = figure.subplots()
+    figure, axis = _chart(width)
     names = list(values)
     positions = np.arange(len(names))
     offset = 0.2 if reference else 0.0
     axis.bar(positions - offset, [values[n] for n in names], width=0.4 if reference else 0.6, label="ours")
     if reference:
         axis.bar(positions + offset, [reference.get(n, np.nan) for n in names], width=0.4, label="paper")
-        axis.legend(fontsize=8, frameon=False)
+        _outside_legend(axis)
     for x, name in zip(positions, names):
-        axis.text(x - offset, values[name], f"{values[name]:.2f}", ha="center", va="bottom", fontsize=8)
-    axis.set_xticks(positions, names, rotation=20, ha="right", fontsize=8)
-    axis.set_ylabel(ylabel)
+        axis.text(x - offset, values[name], f"{values[name]:.2f}", ha="center", va="bottom", fontsize=SMALL_FONT)
+    shown = [v for v in list(values.values()) + list((reference or {}).values()) if np.isfinite(v)]
+    if shown and max(shown) > 0:
+        axis.set_ylim(0, max(shown) * 1.15)  # room for the value written over the tallest bar
+    axis.set_xticks(positions, names, rotation=20, ha="right", fontsize=SMALL_FONT)
+    axis.set_ylabel(ylabel, fontsize=FONT)
     if title:
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title, fontsize=TITLE_FONT)
     return figure
 
 
 def figure_png(figure: Figure) -> bytes:
-    """A figure as PNG bytes, at the figure's own resolution."""
-    from io import BytesIO
+    """A figure as PNG bytes, at the figure's own resolution, without the alpha channel (figures are opaque).
+
+    A notebook stores every figure it shows. A 256-colour palette would halve
+    the bytes, but it bands the colourbars and shifts the heat maps' colours away
+    from them, so the figures stay full colour (the notebooks stay within their
+    budget: small pictures enlarged without smoothing compress well).
+    """
+    from PIL import Image
 
     buffer = BytesIO()
     figure.savefig(buffer, format="png", dpi=figure.dpi)
-    return buffer.getvalue()
+    with Image.open(BytesIO(buffer.getvalue())) as rendered:
+        rgb = rendered.convert("RGB")
+    out = BytesIO()
+    rgb.save(out, format="PNG", optimize=True, dpi=(figure.dpi, figure.dpi))
+    return out.getvalue()
 
 
 def enable_notebook_display() -> bool:
@@ -295,37 +602,47 @@ def matrix_figure(
     ylabel: str = "",
     vmin: Optional[float] = 0.0,
     vmax: Optional[float] = 1.0,
-    cell: float = 0.5,
+    cell: float = 0.55,
     cmap: str = "viridis",
+    colourbar_label: str = "",
 ) -> Figure:
-    """A labelled R x C matrix as a heat map with each value written in its cell (2 decimals).
+    """A labelled R x C matrix as a heat map with each value written in its cell (2 decimals), and a colourbar.
 
     For small tables of numbers such as CaR's classifier matrix (prompted image
     x query, :attr:`carlib.StepTrace.classifier`) or a score per setting and query.
-    ``cell`` is inches per cell; NaN cells are left blank.
+    ``cell`` is inches per cell (at least 0.5, so a value fits); NaN cells are left blank.
     """
     values = np.asarray(matrix, dtype=float)
     if values.ndim != 2 or values.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"matrix {values.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels")
+    cell = max(cell, 0.5)
     rows, cols = values.shape
-    label_width = 0.4 + 0.075 * max((len(str(label)) for label in row_labels), default=0)  # y tick labels
-    width = max(cols * cell + label_width + 0.6, 0.075 * len(title) + label_width)  # room for the title
-    figure = Figure(figsize=(width, rows * cell + 1.0), dpi=NOTEBOOK_DPI, layout="constrained")
+    character = SMALL_FONT * 0.6 / 72  # inches per character of tick label, roughly
+    label_width = 0.5 + character * max((len(str(label)) for label in row_labels), default=0)
+    label_height = 0.5 + 0.7 * character * max((len(str(label)) for label in col_labels), default=0)  # rotated 30°
+    bar_width = 1.1
+    width = max(cols * cell + label_width + bar_width, TITLE_FONT * 0.55 / 72 * len(title) + 0.4)
+    figure = Figure(figsize=(width, rows * cell + label_height + 0.5), dpi=NOTEBOOK_DPI, layout="constrained")
     axis = figure.subplots()
-    axis.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    image = axis.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    bar = figure.colorbar(image, ax=axis, pad=0.02, aspect=max(10, 12 * rows * cell / 3))
+    bar.ax.tick_params(labelsize=SMALL_FONT)
+    bar.ax.set_label("colourbar")
+    if colourbar_label:
+        bar.set_label(colourbar_label, fontsize=FONT)
     low = np.nanmin(values) if vmin is None else vmin
     high = np.nanmax(values) if vmax is None else vmax
     middle = (low + high) / 2
     for (row, col), value in np.ndenumerate(values):
         if np.isfinite(value):
-            axis.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
+            axis.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=SMALL_FONT,
                       color="black" if value > middle else "white")
-    axis.set_xticks(np.arange(cols), list(col_labels), rotation=30, ha="right", fontsize=8)
-    axis.set_yticks(np.arange(rows), list(row_labels), fontsize=8)
-    axis.set_xlabel(xlabel, fontsize=9)
-    axis.set_ylabel(ylabel, fontsize=9)
+    axis.set_xticks(np.arange(cols), list(col_labels), rotation=30, ha="right", fontsize=SMALL_FONT)
+    axis.set_yticks(np.arange(rows), list(row_labels), fontsize=SMALL_FONT)
+    axis.set_xlabel(xlabel, fontsize=FONT)
+    axis.set_ylabel(ylabel, fontsize=FONT)
     if title:
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title, fontsize=TITLE_FONT)
     return figure
 
 
@@ -337,28 +654,27 @@ def line_figure(
     ylabel: str = "",
     title: str = "",
     log_y: bool = False,
-    width: float = 4.0,
+    width: float = 5.0,
 ) -> Figure:
     """Curves over a shared x axis, one labelled line per entry of ``series`` (e.g. an error per iteration).
 
     ``x`` defaults to 0, 1, 2...; ``log_y`` draws the y axis on a log scale
-    (values that are not positive are left out there).
+    (values that are not positive are left out there). The legend is outside, to the right.
     """
-    figure = Figure(figsize=(width, 2.6), dpi=NOTEBOOK_DPI, layout="constrained")
-    axis = figure.subplots()
+    figure, axis = _chart(width)
     for label, values in series.items():
         values = np.asarray(values, dtype=float)
         positions = np.arange(len(values)) if x is None else np.asarray(x, dtype=float)
         if log_y:
             values = np.where(values > 0, values, np.nan)
-        axis.plot(positions, values, marker="o", markersize=3, label=label)
+        axis.plot(positions, values, marker="o", markersize=4, linewidth=1.8, label=label)
     if log_y:
         axis.set_yscale("log")
-    axis.set_xlabel(xlabel, fontsize=9)
-    axis.set_ylabel(ylabel, fontsize=9)
-    axis.legend(fontsize=8, frameon=False)
+    axis.set_xlabel(xlabel, fontsize=FONT)
+    axis.set_ylabel(ylabel, fontsize=FONT)
+    _outside_legend(axis)
     if title:
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title, fontsize=TITLE_FONT)
     return figure
 
 
@@ -371,7 +687,10 @@ def save_overlay_figure(
     title: str = "",
     scores: Sequence[float] | None = None,
 ) -> Path:
-    """Save the image with its label map and a legend of the labels present.
+    """Save the image with its label map and a legend of the labels present (``carlib segment``'s overlay.png).
+
+    Drawn in the VOC colours of the label PNG written beside it, so the two
+    pictures agree.
 
     Arguments:
         image: HxWx3 uint8 RGB.
@@ -388,5 +707,6 @@ def save_overlay_figure(
     shown = fit_within(np.asarray(image), OVERLAY_MAX_SIDE)
     if shown.shape[:2] != label_map.shape:
         label_map = cv2.resize(label_map.astype(np.int32), shown.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-    figure = segmentation_figure(shown, label_map, names, title=title, scores=scores, size=6.0, dpi=100)
+    figure = segmentation_figure(shown, label_map, names, title=title, scores=scores, size=6.0, dpi=100,
+                                 with_image=False, palette="voc")
     return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))

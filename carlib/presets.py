@@ -31,6 +31,12 @@ from carlib.vocabularies import (
     ADE_150,
     ADE_150_STUFF_IDS,
     ADE_150_THING_IDS,
+    ADE_847,
+    ADE_847_STUFF_IDS,
+    ADE_847_THING_IDS,
+    CONTEXT_459,
+    CONTEXT_459_STUFF_IDS,
+    CONTEXT_459_THING_IDS,
     CONTEXT_59,
     CONTEXT_59_STUFF_IDS,
     CONTEXT_59_THING_IDS,
@@ -450,6 +456,64 @@ def _ade150() -> Preset:
     )
 
 
+def _ade847() -> Preset:
+    return Preset(
+        name="ade847",
+        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.6, confidence_threshold=0.25, clipes_threshold=0.7,
+                                           prompt_kinds=("gray", "blur"), sam=SamSettings(iom_threshold=0.6),
+                                           max_side=ADE_MAX_SIDE),
+        vocabulary=ADE_847,
+        things_stuff=ThingsStuff(
+            thing_ids=ADE_847_THING_IDS,
+            stuff_ids=ADE_847_STUFF_IDS,
+            stuff_prompt_kinds=("gray", "blur"),
+        ),
+        ignore_background=True,
+        source=_CFG + "ade_847.yaml",
+        paper_values=dict(_PAPER_SAM),
+        notes=(
+            "evaluate.py runs ADE-847 in two passes (ADE_847_THING_CLASS / ADE_847_STUFF_CLASS: 818 things, "
+            "29 stuff) with the same prompts in both",
+            _THINGS_STUFF_NOTE,
+            "ade_847.yaml sets n_class 847 for labels 0..847, so the reference never scores ground-truth class "
+            "847 (adding machine) and counts a prediction of it as the next class predicted 0; carlib scores all 847 classes "
+            "(an 848 x 848 matrix, row and column 0 dropped as ignore_background)",
+            "ignore_background drops row and column 0 of the confusion matrix, so pixels predicted as "
+            "label 0 are never counted as errors",
+            f"the detectron2 images are at most 512 px on the short side; max_side is the ADE-150 "
+            f"{ADE_MAX_SIDE} px (set None for exactly the reference)",
+            _SAM_NOTE,
+        ),
+    )
+
+
+def _context459() -> Preset:
+    return Preset(
+        name="context459",
+        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.4, confidence_threshold=0.25, clipes_threshold=0.7,
+                                           prompt_kinds=("gray", "blur"), sam=SamSettings(iom_threshold=0.6)),
+        vocabulary=CONTEXT_459,
+        things_stuff=ThingsStuff(
+            thing_ids=CONTEXT_459_THING_IDS,
+            stuff_ids=CONTEXT_459_STUFF_IDS,
+            stuff_prompt_kinds=("gray", "blur"),
+        ),
+        ignore_background=True,
+        source=_CFG + "pascal_context_459.yaml",
+        paper_values=dict(_PAPER_SAM),
+        notes=(
+            "pascal_context_459.yaml comments '# 0.2' after confidence_threshold: 0.25",
+            "evaluate.py runs Context-459 in two passes (PASCAL_459_THING_CLASS / PASCAL_459_STUFF_CLASS: "
+            "433 things, 26 stuff) with the same prompts in both",
+            _THINGS_STUFF_NOTE,
+            "'unknown' (class 431) is a things-pass query like any other, as in the reference",
+            "ignore_background (n_class 460): no ground-truth pixel is label 0 (unlabelled pixels are ignored), "
+            "and pixels predicted as label 0 are never counted as errors",
+            _SAM_NOTE,
+        ),
+    )
+
+
 _REFERRING_NOTES = (
     "no SAM for referring segmentation (supplementary section 6); one CRF per mask",
     "classifier texts are 'a clean origami {sentence}.' in one softmax (no semantic_templates configured)",
@@ -496,6 +560,24 @@ def _refcocog() -> Preset:
     )
 
 
+def _gres() -> Preset:
+    return _referring(
+        "gres", 0.5, 0.0, 0.3, ("circle",),
+        source=_CFG + "gres.yaml",
+        notes=(
+            "gres.yaml sets confidence_threshold 0, so no expression is ever rejected: a no-target "
+            "expression is predicted empty only when its post-processed mask is empty",
+            "the classifier is ViT-L/14 (gres.yaml semantic_clip_model_name), not the ViT-B/16 of the "
+            "RefCOCO configs",
+            "one sample per sentence, scored against the union of its referred objects as the GRES benchmark "
+            "does (ReLA); the official data/gres.py scores against the first object's mask only",
+            "the official evaluate.py scores GRES with its RefCOCO loop (mean IoU, 0 when prediction and ground "
+            "truth are both empty); metrics.json reports that as mIoU_reference_loop beside cIoU and gIoU",
+        )
+        + _REFERRING_NOTES,
+    ).replace(classifier_model="ViT-L-14")
+
+
 def _shapes() -> Preset:
     return Preset(
         name="shapes",
@@ -525,9 +607,12 @@ _BUILDERS: dict[str, Callable[[], Preset]] = {
     "coco_object": _coco_object,
     "context": _context,
     "ade150": _ade150,
+    "ade847": _ade847,
+    "context459": _context459,
     "refcoco": _refcoco,
     "refcoco+": _refcoco_plus,
     "refcocog": _refcocog,
+    "gres": _gres,
     "shapes": _shapes,
 }
 
@@ -562,7 +647,7 @@ class _PresetTable(Mapping[str, Preset]):
 
 
 PRESETS: Mapping[str, Preset] = _PresetTable(_BUILDERS)
-"""Every preset by name: voc, coco_object, context, ade150, refcoco, refcoco+, refcocog, shapes."""
+"""Every preset by name: voc, coco_object, context, ade150, ade847, context459, refcoco, refcoco+, refcocog, shapes."""
 
 
 def preset_names() -> tuple[str, ...]:
@@ -575,7 +660,7 @@ def get_preset(name: str) -> Preset:
 
     Arguments:
         name: one of :func:`preset_names` (``"voc"``, ``"coco_object"``,
-            ``"context"``, ``"ade150"``, ``"refcoco"``, ``"refcoco+"``,
+            ``"context"``, ``"ade150"``, ``"ade847"``, ``"context459"``, ``"refcoco"``, ``"refcoco+"``,
             ``"refcocog"``, ``"shapes"``).
 
     Returns:

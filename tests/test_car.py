@@ -329,7 +329,7 @@ def test_max_side_auto_follows_the_model_family(small):
     for name in carlib.PRESETS:
         preset = carlib.get_preset(name)
         models = carlib.pipeline.LoadedModels(small, small, "test")
-        expected = 2048 if name == "ade150" else REAL_CLIP_MAX_SIDE
+        expected = 2048 if name in ("ade150", "ade847") else REAL_CLIP_MAX_SIDE
         assert carlib.car_from_preset(preset, models).max_side == expected, name
     with pytest.raises(ValueError, match="max_side"):
         carlib.get_preset("voc").replace(max_side=0)

@@ -511,3 +511,150 @@ def test_cli_convert_coco_object(tmp_path, capsys):
                      "--out", str(tmp_path / "out")]) == 0
     assert "wrote 1" in capsys.readouterr().out
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out/1_instanceTrainIds.png")), [[1, 0]])
+
+
+# --- ADE-847 and Context-459: 16-bit TIFF ground truth (issue 16) ---------------------------------------------
+
+
+def write_tiff16(path: Path, labels: np.ndarray) -> None:
+    """A 16-bit TIFF as the detectron2 converters write it (``Image.fromarray(uint16).save(...tif)``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint16)).save(path)
+
+
+def wide_labels(classes: tuple[int, ...]) -> np.ndarray:
+    """Row 0 unlabelled (65535); one pixel of each of ``classes`` in row 2; class ``classes[0]`` elsewhere."""
+    labels = np.full((H, W), classes[0], dtype=np.uint16)
+    labels[0, :] = 65535
+    labels[2, : len(classes)] = classes
+    return labels
+
+
+ADE_CLASSES_WRITTEN = (0, 255, 300, 846)  # wall, pier (= the 8-bit ignore value), a label > 255, the last class
+CONTEXT_CLASSES_WRITTEN = (0, 283, 430, 458)  # accordion, person, unknown, wool
+
+
+@pytest.fixture()
+def ade847_root(tmp_path: Path) -> Path:
+    root = tmp_path / "ADE20K_2021_17_01"
+    for name in ("ADE_val_00000002", "ADE_val_00000001"):
+        write_jpg(root / "images_detectron2/validation" / f"{name}.jpg")
+        write_tiff16(root / "annotations_detectron2/validation" / f"{name}.tif", wide_labels(ADE_CLASSES_WRITTEN))
+    return tmp_path
+
+
+@pytest.fixture()
+def context459_root(tmp_path: Path) -> Path:
+    root = tmp_path / "pascal_ctx_d2"
+    for name in ("2008_000002", "2008_000001"):
+        write_jpg(root / "images/validation" / f"{name}.jpg")
+        write_tiff16(root / "annotations_ctx459/validation" / f"{name}.tif", wide_labels(CONTEXT_CLASSES_WRITTEN))
+    return tmp_path
+
+
+def test_ade847_reads_16_bit_labels_as_class_indices(ade847_root):
+    dataset = open_dataset("ade847", ade847_root)
+    assert dataset.name == "ade847" and dataset.preset == "ade847"
+    assert dataset.num_classes == 847 and not dataset.has_background and dataset.ignore_label == 65535
+    assert dataset.ids() == ["ADE_val_00000001", "ADE_val_00000002"]
+    image, labels = dataset.load("ADE_val_00000001")
+    assert image.shape == (H, W, 3) and labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, wide_labels(ADE_CLASSES_WRITTEN).astype(np.int64))
+    assert int((labels == 65535).sum()) == W and int((labels == 255).sum()) == 1
+    names = dataset.class_names
+    assert (names[0], names[255], names[846]) == ("wall", "pier", "adding machine")
+    assert dataset.image_dir == ade847_root / "ADE20K_2021_17_01/images_detectron2/validation"
+
+
+def test_context459_reads_16_bit_labels_as_class_indices(context459_root):
+    dataset = open_dataset("context459", context459_root)
+    assert dataset.name == "context459" and dataset.num_classes == 459 and dataset.ignore_label == 65535
+    _, labels = dataset.load("2008_000002")
+    np.testing.assert_array_equal(labels, wide_labels(CONTEXT_CLASSES_WRITTEN).astype(np.int64))
+    names = dataset.class_names
+    assert (names[0], names[283], names[430], names[458]) == ("accordion", "person", "unknown", "wool")
+
+
+def test_full_label_sets_accept_two_root_levels_and_the_detectron2_split_names(ade847_root, context459_root):
+    for preset, root, folder in (("ade847", ade847_root, "ADE20K_2021_17_01"),
+                                 ("context459", context459_root, "pascal_ctx_d2")):
+        a = open_dataset(preset, root, "val")
+        b = open_dataset(preset, root / folder, "validation")
+        assert a.ids() == b.ids() and a.label_dir == b.label_dir and len(a) == 2
+        with pytest.raises(FileNotFoundError, match="training"):
+            open_dataset(preset, root, "train")
+        with pytest.raises(ValueError, match="unknown split 'test'"):
+            open_dataset(preset, root, "test")
+
+
+def test_a_16_bit_tiff_written_by_opencv_reads_the_same(ade847_root):
+    import cv2
+
+    labels = wide_labels(ADE_CLASSES_WRITTEN)
+    path = ade847_root / "ADE20K_2021_17_01/annotations_detectron2/validation/ADE_val_00000002.tif"
+    assert cv2.imwrite(str(path), labels)
+    _, read = open_dataset("ade847", ade847_root).load("ADE_val_00000002")
+    np.testing.assert_array_equal(read, labels.astype(np.int64))
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # PIL on the deliberately broken TIFF
+def test_full_label_set_corrupt_samples_are_sample_errors(ade847_root, context459_root):
+    folder = ade847_root / "ADE20K_2021_17_01/annotations_detectron2/validation"
+    dataset = open_dataset("ade847", ade847_root)
+    labels = wide_labels(ADE_CLASSES_WRITTEN)
+    labels[4, 4] = 847  # one past the last class, and not the ignore value
+    write_tiff16(folder / "ADE_val_00000001.tif", labels)
+    with pytest.raises(SampleReadError, match="label value 847 outside 0..846 and not 65535"):
+        dataset.load("ADE_val_00000001")
+    # An 8-bit conversion cannot hold these labels: refused, not read as classes 0..255.
+    Image.fromarray(np.zeros((H, W), dtype=np.uint8)).save(folder / "ADE_val_00000001.tif")
+    with pytest.raises(SampleReadError, match="8 bits per pixel") as caught:
+        dataset.load("ADE_val_00000001")
+    assert caught.value.path == folder / "ADE_val_00000001.tif"
+    (folder / "ADE_val_00000001.tif").write_bytes(b"II*\x00 not a tiff body")
+    with pytest.raises(SampleReadError, match="cannot read ground truth"):
+        dataset.load("ADE_val_00000001")
+    write_tiff16(folder / "ADE_val_00000001.tif", np.zeros((H + 1, W), dtype=np.uint16))
+    with pytest.raises(SampleReadError, match="8x7 but the image is 8x6"):
+        dataset.load("ADE_val_00000001")
+    (folder / "ADE_val_00000001.tif").unlink()
+    with pytest.raises(SampleReadError, match="ground-truth file missing"):
+        dataset.load("ADE_val_00000001")
+    dataset.load("ADE_val_00000002")  # the other sample still reads
+    context = context459_root / "pascal_ctx_d2/annotations_ctx459/validation/2008_000001.tif"
+    write_tiff16(context, np.full((H, W), 459, dtype=np.uint16))
+    with pytest.raises(SampleReadError, match="label value 459 outside 0..458"):
+        open_dataset("context459", context459_root).load("2008_000001")
+
+
+def test_check_dataset_lists_what_the_full_label_sets_miss(ade847_root, context459_root, tmp_path):
+    assert check_dataset("ade847", ade847_root) == [] and check_dataset("context459", context459_root) == []
+    root = ade847_root / "ADE20K_2021_17_01"
+    (root / "annotations_detectron2/validation/ADE_val_00000002.tif").unlink()
+    (root / "images_detectron2/validation/ADE_val_00000001.jpg").unlink()
+    assert check_dataset("ade847", ade847_root) == [
+        f"1 of 1 ground-truth files missing from {root / 'annotations_detectron2/validation'}: ADE_val_00000002.tif"
+    ]  # ids come from the image folder, as in the reference loader: the image-less sample is not listed
+    context = context459_root / "pascal_ctx_d2/annotations_ctx459/validation"
+    for path in context.iterdir():
+        path.unlink()
+    context.rmdir()
+    (problem,) = check_dataset("context459", context459_root)
+    assert problem.startswith(f"missing ground truth folder {context}") and "prepare_pascal_ctx_full_sem_seg.py" in problem
+    with pytest.raises(FileNotFoundError, match="prepare_pascal_ctx_full_sem_seg.py") as caught:
+        open_dataset("context459", context459_root)
+    assert "annotations_ctx459/validation/<id>.tif" in str(caught.value)
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    (problem,) = check_dataset("ade847", empty)
+    assert problem.startswith("no ADE20K-full (847 classes) folder") and "images_detectron2" in problem
+
+
+def test_cli_data_check_full_label_sets(ade847_root, context459_root, capsys):
+    assert _run_cli(["data", "check", "--preset", "ade847", "--data-root", str(ade847_root)]) == 0
+    assert capsys.readouterr().out.startswith("OK: ade847 (val)")
+    assert _run_cli(["data", "check", "--preset", "context459", "--data-root", str(context459_root)]) == 0
+    (context459_root / "pascal_ctx_d2/annotations_ctx459/validation/2008_000001.tif").unlink()
+    assert _run_cli(["data", "check", "--preset", "context459", "--data-root", str(context459_root)]) == 1
+    out = capsys.readouterr().out
+    assert "1 problem(s)" in out and "1 of 2 ground-truth files missing" in out and "2008_000001.tif" in out

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -249,3 +250,106 @@ def test_workers_default_to_none_on_cpu_and_autocast_only_where_asked():
     assert isinstance(autocast_for("cpu", "bf16"), torch.autocast)
     with pytest.raises(ValueError, match="unknown amp"):
         autocast_for("cpu", "fp8")
+
+
+# --- 848 labels: ADE-847 predictions as 16-bit PNGs (issue 16) -------------------------------------------------
+
+
+def _write_ade847(root: Path, truths: dict, images: Optional[dict] = None) -> Path:
+    """An ADE20K-full detectron2 layout: a jpg (given, or noise) and a 16-bit TIFF (0..846, 65535 unlabelled) per sample."""
+    folder = root / "ADE20K_2021_17_01"
+    for sample_id, truth in truths.items():
+        (folder / "images_detectron2/validation").mkdir(parents=True, exist_ok=True)
+        (folder / "annotations_detectron2/validation").mkdir(parents=True, exist_ok=True)
+        image = (images or {}).get(sample_id)
+        if image is None:
+            image = np.random.default_rng(0).integers(0, 256, (*truth.shape, 3), dtype=np.uint8)
+        Image.fromarray(image).save(folder / "images_detectron2/validation" / f"{sample_id}.jpg", quality=95)
+        Image.fromarray(truth.astype(np.uint16)).save(folder / "annotations_detectron2/validation" / f"{sample_id}.tif")
+    return root
+
+
+def test_eval_scores_848_labels_read_back_from_16_bit_predictions(tmp_path):
+    from carlib.labels import save_label_png
+
+    ignored = 65535
+    # Stored ground truth is the class index (CaR label - 1): 0 wall, 255 pier, 300, 846 adding machine.
+    truths = {
+        "ADE_val_00000001": np.array([[ignored] * 4, [0, 0, 255, 255], [300, 300, 846, 846], [300, 300, 846, 846]]),
+        "ADE_val_00000002": np.array([[846] * 4, [846] * 4, [846] * 4, [255] * 4]),
+    }
+    # CaR labels (class index + 1). Row 0 of the first image is unlabelled: whatever is predicted there is not scored.
+    predictions = {
+        "ADE_val_00000001": np.array([[847, 847, 0, 5], [1, 1, 256, 0], [301, 301, 847, 847], [301, 256, 847, 847]]),
+        "ADE_val_00000002": np.array([[847] * 4, [847] * 4, [847] * 4, [256, 256, 1, 0]]),
+    }
+    data = _write_ade847(tmp_path / "data", truths)
+    out = tmp_path / "run"
+    folder = out / "predictions"
+    folder.mkdir(parents=True)
+    for sample_id, labels in predictions.items():  # a finished run: the harness reads these back instead of running CaR
+        assert save_label_png(labels, folder / f"{sample_id}.png") == "gray-16bit"
+        (folder / f"{sample_id}.json").write_text("{}")
+    assert main(["eval", "--preset", "ade847", "--data-root", str(data), "--out", str(out), "--model", "shapes",
+                 "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 2 and metrics["errors"] == []
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (848, 848)
+    assert not matrix[0].any() and not matrix[:, 0].any()  # ignore_background: label 0 is never scored
+    # By hand (pixels predicted 0 drop out): wall 2 right, 1 pier pixel taken for wall -> IoU 2/3;
+    # pier 3 right, 1 called wall, 1 label-301 pixel called pier -> 3/5; label 301: 3 of 4 -> 3/4; 847: 16 of 16.
+    assert (matrix[1, 1], matrix[256, 256], matrix[256, 1], matrix[301, 301], matrix[301, 256], matrix[847, 847]) == (
+        2, 3, 1, 3, 1, 16)
+    assert matrix.sum() == 26
+    iou = metrics["per_class_iou"]
+    assert len(iou) == 848
+    assert iou["wall"] == pytest.approx(2 / 3) and iou["pier"] == pytest.approx(3 / 5)
+    assert iou["adding machine"] == pytest.approx(1.0)
+    assert metrics["present_in_ground_truth"] == ["wall", "pier", open_dataset("ade847", data).class_names[300],
+                                                  "adding machine"]
+    assert metrics["mIoU"] == pytest.approx((2 / 3 + 3 / 5 + 3 / 4 + 1) / 4)
+    assert metrics["pixel_accuracy"] == pytest.approx(24 / 26)
+    assert "| pier | 60.00 |" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow  # about 80 s on 2 CPU cores: 264 queries through the recurrence
+def test_eval_runs_car_with_labels_above_255_and_resumes_from_its_16_bit_predictions(tmp_path):
+    from carlib.evaluation.benchmark import evaluate
+    from carlib.presets import get_preset
+    from carlib.vocabularies import ClassVocabulary
+
+    scenes = export_voc(tmp_path / "scene", split="test", n=1, seed=5)
+    names = (scenes / "class_names.txt").read_text().splitlines()[1:]  # the scene's K classes, background dropped
+    (sample_id,) = (scenes / "ImageSets/Segmentation/val.txt").read_text().split()
+    voc_truth = np.asarray(Image.open(scenes / "SegmentationClass" / f"{sample_id}.png")).astype(np.int64)
+    # ShapesWorld class k becomes ADE-847 class index 255 + k (CaR label 256 + k); its surfaces are unlabelled.
+    truth = np.where((voc_truth == 0) | (voc_truth == 255), 65535, 255 + voc_truth)
+    image = np.asarray(Image.open(scenes / "JPEGImages" / f"{sample_id}.jpg").convert("RGB"))
+    data = _write_ade847(tmp_path / "data", {sample_id: truth}, {sample_id: image})
+    # 256 words the model never saw, then its own class names: what it finds gets labels above 256.
+    queries = tuple(f"thing number {index}" for index in range(256)) + tuple(names)
+    shapes = get_preset("shapes").settings
+    preset = get_preset("ade847").replace(
+        vocabulary=ClassVocabulary("ade847_shapes", queries, queries, "test"), things_stuff=None,
+        settings=shapes.replace(templates=shapes.templates[:1], background=("grass", "sky", "water", "sand")),
+    )
+    out = tmp_path / "run"
+    first = evaluate(preset, data, out, model="shapes", progress=False)
+    predicted = np.asarray(Image.open(out / "predictions" / f"{sample_id}.png")).astype(np.int64)
+    with Image.open(out / "predictions" / f"{sample_id}.png") as png:
+        assert png.mode.startswith("I;16")
+    kept = {index + 1 for index in json.loads((out / "predictions" / f"{sample_id}.json").read_text())["all"]["kept"]}
+    assert predicted.max() > 256 and set(np.unique(predicted)) <= {0} | kept
+    assert len(first.metrics["confusion_matrix"]) == 848
+    # Recomputed from the written label map and the TIFF, outside the harness.
+    scored = truth != 65535
+    matrix = ConfusionMatrix(848)
+    matrix.update(predicted[scored], truth[scored] + 1)
+    matrix.matrix[0, :] = 0
+    matrix.matrix[:, 0] = 0
+    assert first.metrics["mIoU"] == pytest.approx(matrix.miou())
+    assert first.metrics["mIoU"] > 0.3  # a trained model finding its classes among 264 words
+    resumed = evaluate(preset, data, out, model="shapes", progress=False)  # reads the 16-bit PNG back, runs nothing
+    assert resumed.metrics["confusion_matrix"] == first.metrics["confusion_matrix"]
+    assert resumed.model_seconds == 0.0

@@ -31,7 +31,10 @@ from carlib.vocabularies import (
     VOC_CLASSES,
 )
 
-ALL_NAMES = ("voc", "coco_object", "context", "ade150", "refcoco", "refcoco+", "refcocog", "shapes")
+ALL_NAMES = (
+    "voc", "coco_object", "context", "ade150", "ade847", "context459", "refcoco", "refcoco+", "refcocog", "gres",
+    "shapes",
+)
 
 # Spec section 8: name -> (η, θ, λ, visual prompts, classifier). θ and the
 # RefCOCO prompts are the code's values (the paper's are in paper_values).
@@ -43,6 +46,7 @@ SECTION_8 = {
     "refcoco": (0.5, 0.3, 0.5, {"circle"}, "ViT-B-16"),
     "refcoco+": (0.2, 0.1, 0.5, {"circle", "blur"}, "ViT-B-16"),
     "refcocog": (0.5, 0.1, 0.6, {"circle", "blur"}, "ViT-B-16"),
+    "gres": (0.5, 0.0, 0.3, {"circle"}, "ViT-L-14"),  # gres.yaml: its classifier is ViT-L/14
 }
 
 BENCHMARKS = tuple(SECTION_8)
@@ -322,3 +326,96 @@ def test_presets_import_without_carlib_world(monkeypatch):
     assert "shapes" in fresh.preset_names()
     with pytest.raises(ImportError):
         fresh.get_preset("shapes")
+
+
+# --- ADE-847 and Context-459 (issue 16) -------------------------------------------------------------------------
+
+# The official configs ade_847.yaml and pascal_context_459.yaml, read by hand:
+# (η, θ, λ, things prompts, stuff prompts, SAM iom_thres, config file).
+FULL_LABEL_SETS = {
+    "ade847": (0.6, 0.25, 0.7, ("gray", "blur"), ("gray", "blur"), 0.6, "ade_847.yaml"),
+    "context459": (0.4, 0.25, 0.7, ("gray", "blur"), ("gray", "blur"), 0.6, "pascal_context_459.yaml"),
+}
+
+
+@pytest.mark.parametrize("name", FULL_LABEL_SETS)
+def test_full_label_set_presets_hold_their_configs_values(name):
+    eta, theta, lam, prompts, stuff_prompts, iom, config = FULL_LABEL_SETS[name]
+    preset = get_preset(name)
+    settings = preset.settings
+    assert (settings.mask_threshold, settings.confidence_threshold, settings.clipes_threshold) == (eta, theta, lam)
+    assert settings.prompt_kinds == prompts and preset.things_stuff.stuff_prompt_kinds == stuff_prompts
+    assert settings.sam.iom_threshold == iom and preset.paper_values["sam.iom_threshold"] == 0.7
+    assert preset.things_stuff.stuff_bg_factor == 1.0 and settings.crf.bg_factor == 1.0  # bg_factor, stuff_bg_factor: 1
+    assert settings.templates == SEMANTIC_TEMPLATES and settings.background == BACKGROUND_SETS["default"]
+    assert preset.ignore_background is True  # test.ignore_background: True
+    assert (preset.proposal_model, preset.classifier_model) == ("ViT-B-16", "ViT-L-14")
+    assert preset.source.endswith("clip_as_rnn/configs/" + config)
+    assert settings.mode == "semantic" and settings.post == "crf"
+
+
+def test_full_label_set_vocabularies_count_and_are_distinct():
+    from carlib.vocabularies import ADE_847, CONTEXT_459
+
+    assert (len(ADE_847), len(CONTEXT_459)) == (847, 459)
+    assert [len(get_preset(name).class_names) for name in ("ade847", "context459")] == [847, 459]
+    for vocabulary in (ADE_847, CONTEXT_459):
+        assert len(set(vocabulary.queries)) == len(vocabulary)
+        # per-class tables are keyed by display name: none may be shared
+        assert len(set(vocabulary.display_names)) == len(vocabulary)
+        assert "data/" in vocabulary.source and vocabulary.source.startswith("google-research/google-research")
+    assert ADE_847.display_names[1] == "building" and ADE_847.display_names[130] == "pot, flowerpot"
+
+
+def test_ade847_names_agree_with_the_ground_truth_converter():
+    # Second source: MaskFormer datasets/prepare_ade20k_full_sem_seg.py ADE20K_SEM_SEG_FULL_CATEGORIES,
+    # "name" at "trainId" (the value its TIFFs store), read by hand at a spread of ids.
+    from carlib.vocabularies import ADE_847_CLASSES
+
+    by_train_id = {
+        0: "wall", 11: "person, individual, someone, somebody, mortal, soul", 111: "pond",
+        118: "land, ground, soil", 255: "pier", 259: "dog, domestic dog, canis familiaris", 267: "cockpit",
+        543: "hotplate", 546: "stream", 574: "spectacles, specs, eyeglasses, glasses", 600: "centerpiece",
+        624: "shore", 650: "chess", 700: "plant pots", 750: "flip flop",
+        768: "control panel, instrument panel, control board, board, panel",
+        782: "central processing unit, cpu, c p u , central processor, processor, mainframe", 800: "dog dish",
+        846: "adding machine, totalizer, totaliser",
+    }
+    assert {train_id: ADE_847_CLASSES[train_id] for train_id in by_train_id} == by_train_id
+
+
+def test_context459_names_agree_with_labels_txt_order():
+    # Second source: FC-CLIP pascal_ctx_459_with_prompt_eng.txt ("id:name", 1-based like labels.txt),
+    # entries whose first name is not prompt-engineered.
+    from carlib.vocabularies import CONTEXT_459_CLASSES
+
+    by_label = {1: "accordion", 2: "aeroplane", 68: "ceiling", 158: "floor", 284: "person", 308: "pottedplant",
+                427: "tvmonitor", 431: "unknown", 440: "wall", 459: "wool"}
+    assert {label: CONTEXT_459_CLASSES[label - 1] for label in by_label} == by_label
+
+
+def test_full_label_set_stuff_groups_are_the_references():
+    # The reference lists each group twice, as names (ADE_847_STUFF_CLASS, PASCAL_459_STUFF_CLASS) and as ids;
+    # the names, typed here, must sit at the ids the presets use, in the same order.
+    ade_stuff = [
+        "wall", "sky", "tree", "road, route", "floor, flooring", "sidewalk, pavement", "earth, ground", "grass",
+        "mountain, mount", "plant, flora, plant life", "sea", "water", "rock, stone", "snow", "sand", "island",
+        "field", "forest", "land, ground, soil", "lake", "ice, water ice", "cliff, drop, drop-off", "dirt track",
+        "hill", "valley, vale", "stream", "shore", "pond", "iceberg",
+    ]
+    context_stuff = [
+        "atrium", "ceiling", "concrete", "coral", "court", "dock", "floor", "foam", "grass", "ground", "ice",
+        "leaves", "mountain", "parterre", "patio", "road", "rock", "rug", "sand", "sky", "snow", "stone", "sun",
+        "wall", "water", "wood",
+    ]
+    for name, stuff, n_things in (("ade847", ade_stuff, 818), ("context459", context_stuff, 433)):
+        preset = get_preset(name)
+        stuff_pass, things_pass = preset.semantic_passes()
+        assert list(stuff_pass.queries) == stuff
+        assert len(things_pass.queries) == n_things
+        assert list(preset.things_stuff.thing_ids) == sorted(preset.things_stuff.thing_ids)
+        assert sorted(preset.things_stuff.thing_ids + preset.things_stuff.stuff_ids) == list(range(len(preset.class_names)))
+        assert stuff_pass.settings.background == things_pass.queries  # mutual background
+        assert things_pass.settings.background == BACKGROUND_SETS["default"]
+    assert "river" in get_preset("ade847").semantic_passes()[1].queries  # the reference files river under things
+    assert "unknown" in get_preset("context459").semantic_passes()[1].queries

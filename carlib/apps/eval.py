@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from carlib.apps.options import add_model_options, announce_models, preset_from_options, quick_gelu_option
-from carlib.evaluation.benchmark import evaluate, open_benchmark
+from carlib.evaluation.benchmark import evaluate, headline_metric, open_benchmark
 from carlib.evaluation.overlap import AMP_CHOICES
 from carlib.pipeline import load_models
 from carlib.presets import get_preset, preset_names
@@ -58,6 +58,8 @@ def _eval_command(args) -> int:
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
-        print(f"mIoU {summary.metrics['mIoU'] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
-              + f" on {summary.images} images, {len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
+        headline = headline_metric(summary.preset)
+        print(f"{headline} {summary.metrics[headline] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
+              + f" on {summary.images} {'expressions' if headline == 'gIoU' else 'images'}, "
+              f"{len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
     return 0

@@ -18,18 +18,29 @@ from carlib.datasets.core import (
     read_label_png,
     segmentation_mask,
 )
+from carlib.datasets.gres import GresDataset, GresExpression
 from carlib.datasets.referring import load_refs
 from carlib.datasets.registry import DATASET_PRESETS, check_dataset, open_dataset
-from carlib.datasets.semantic import COCO_THING_CATEGORY_IDS, coco_object_lut, convert_coco_object
+from carlib.datasets.semantic import (
+    COCO_THING_CATEGORY_IDS,
+    WIDE_IGNORE_LABEL,
+    FullLabelSetDataset,
+    coco_object_lut,
+    convert_coco_object,
+)
 
 __all__ = [
     "COCO_THING_CATEGORY_IDS",
     "DATASET_PRESETS",
+    "FullLabelSetDataset",
+    "GresDataset",
+    "GresExpression",
     "IGNORE_LABEL",
     "ReferringDataset",
     "ReferringObject",
     "SampleReadError",
     "SemanticDataset",
+    "WIDE_IGNORE_LABEL",
     "check_dataset",
     "coco_object_lut",
     "convert_coco_object",

@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Optional, Union
 
 from carlib.datasets.core import ReferringDataset, SemanticDataset
+from carlib.datasets.gres import GRES_NAME, GresDataset, check_gres, open_gres
 from carlib.datasets.referring import REFERRING_NAMES, SentenceField, check_referring, open_referring
 from carlib.datasets.semantic import SEMANTIC_LAYOUTS, check_semantic, open_semantic
 
 PathLike = Union[str, Path]
 
-DATASET_PRESETS: tuple[str, ...] = (*SEMANTIC_LAYOUTS, *REFERRING_NAMES)
-"""The preset names with a dataset reader: voc, shapes, context, coco_object, ade150, refcoco, refcoco+, refcocog."""
+DATASET_PRESETS: tuple[str, ...] = (*SEMANTIC_LAYOUTS, *REFERRING_NAMES, GRES_NAME)
+"""The preset names with a dataset reader: voc, shapes, context, coco_object, ade150, ade847, context459,
+refcoco, refcoco+, refcocog, gres."""
 
 
 def _known(preset_name: str) -> None:
@@ -29,7 +31,7 @@ def open_dataset(
     split_by: Optional[str] = None,
     image_dir: Optional[PathLike] = None,
     sentence_field: SentenceField = "raw",
-) -> Union[SemanticDataset, ReferringDataset]:
+) -> Union[SemanticDataset, ReferringDataset, GresDataset]:
     """Open the benchmark that preset ``preset_name`` is evaluated on.
 
     Checks the layout (folders, split file) but reads no sample; samples are
@@ -38,14 +40,18 @@ def open_dataset(
     Arguments:
         preset_name: ``"voc"`` (PASCAL VOC 2012), ``"shapes"`` (a ShapesWorld
             VOC export), ``"context"`` (PASCAL Context), ``"coco_object"``,
-            ``"ade150"``, ``"refcoco"``, ``"refcoco+"``, ``"refcocog"``.
+            ``"ade150"``, ``"ade847"`` (ADE20K-full), ``"context459"`` (PASCAL
+            Context, full label set), ``"refcoco"``, ``"refcoco+"``, ``"refcocog"``,
+            ``"gres"`` (gRefCOCO: one sample per expression, a :class:`GresDataset`).
         data_root: the folder holding the dataset (see docs/datasets.md for
             which levels are accepted).
-        split: default ``"val"`` (ADE's ``"validation"`` and COCO's
-            ``"val2017"`` folders are what ``"val"`` means there).
+        split: default ``"val"`` (ADE's and the detectron2 layouts'
+            ``"validation"`` and COCO's ``"val2017"`` folders are what
+            ``"val"`` means there).
         without_background: semantic only. Background (label 0) becomes 255
             and labels shift down by one: VOC-20 and Context-59 instead of
-            VOC-21 and Context-60. ADE-150 always drops its label 0 ("other").
+            VOC-21 and Context-60. ADE-150 always drops its label 0 ("other");
+            ADE-847 and Context-459 have no background label (it has no effect).
         split_by: referring only: ``"unc"``, ``"umd"`` or ``"google"``
             (default: unc for RefCOCO/RefCOCO+, umd for RefCOCOg).
         image_dir: referring only: the COCO train2014 image folder, when it is
@@ -62,6 +68,10 @@ def open_dataset(
         ValueError: unknown preset, split or option for this dataset.
     """
     _known(preset_name)
+    if preset_name == GRES_NAME:  # gRefCOCO: one sample per expression, which may refer to several objects or none
+        if without_background:
+            raise ValueError("without_background applies to semantic datasets, not gres")
+        return open_gres(data_root, split, split_by=split_by, image_dir=image_dir, sentence_field=sentence_field)
     if preset_name in REFERRING_NAMES:
         if without_background:
             raise ValueError(f"without_background applies to semantic datasets, not {preset_name}")
@@ -95,6 +105,8 @@ def check_dataset(
         ValueError: unknown preset.
     """
     _known(preset_name)
+    if preset_name == GRES_NAME:
+        return check_gres(data_root, split, split_by=split_by)
     if preset_name in REFERRING_NAMES:
         return check_referring(preset_name, data_root, split, split_by=split_by)
     if split_by is not None:

@@ -16,6 +16,18 @@ Each layout follows the loader of the official CaR code
   conversion of COCO-Stuff; 0 background, 1..80.
 - ADE20K-150 (``ade.py``): ``ADEChallengeData2016/images/validation/<id>.jpg``
   and ``annotations/validation/<id>.png``; 0 "other", 1..150.
+- ADE20K-full, 847 classes (``ade847.py``): ``ADE20K_2021_17_01/images_detectron2/validation/<id>.jpg``
+  and ``annotations_detectron2/validation/<id>.tif`` as MaskFormer's / FC-CLIP's
+  ``datasets/prepare_ade20k_full_sem_seg.py`` writes them: 16-bit TIFFs,
+  0..846 = class index, 65535 unlabelled.
+- PASCAL Context, 459 classes (``pascal459.py``): ``pascal_ctx_d2/images/validation/<id>.jpg``
+  and ``annotations_ctx459/validation/<id>.tif`` as FC-CLIP's / ODISE's
+  ``datasets/prepare_pascal_ctx_full_sem_seg.py`` writes them: 16-bit TIFFs,
+  ``LabelMap - 1`` (0..458 = class index), 65535 unlabelled.
+
+The two full label sets need more than 8 bits, so their ignore value is
+65535, not 255 (255 is ADE-847's "pier"), and a label file of 8 bits per
+pixel is refused rather than read as classes 0..255.
 """
 
 from __future__ import annotations
@@ -26,8 +38,10 @@ from typing import Optional, Union
 
 import numpy as np
 
-from carlib.datasets.core import SemanticDataset, layout_error
-from carlib.vocabularies import ADE_150, COCO_OBJECT, CONTEXT_59, VOC
+from PIL import Image, UnidentifiedImageError
+
+from carlib.datasets.core import IGNORE_LABEL, SampleReadError, SemanticDataset, layout_error
+from carlib.vocabularies import ADE_150, ADE_847, COCO_OBJECT, CONTEXT_59, CONTEXT_459, VOC
 
 PathLike = Union[str, Path]
 
@@ -57,6 +71,10 @@ class SemanticLayout:
             list ``image_dir`` instead (as the reference does for COCO and ADE).
         split_folders: user split name -> folder name (None: the name itself).
         conversion_hint: what to run when the ground-truth folder is missing.
+        ignore_label: the stored value of unscored pixels.
+        full_label_set: stored label k is class index k (no background, nothing
+            dropped) and the files are 16-bit: the detectron2 TIFFs of ADE-847
+            and Context-459.
     """
 
     key: str
@@ -72,6 +90,8 @@ class SemanticLayout:
     split_file: Optional[str]
     split_folders: Optional[dict[str, str]] = None
     conversion_hint: str = ""
+    ignore_label: int = IGNORE_LABEL
+    full_label_set: bool = False
 
     def split_folder(self, split: str) -> str:
         if self.split_folders is None:
@@ -172,12 +192,71 @@ ADE_LAYOUT = SemanticLayout(
     split_folders={"val": "validation", "validation": "validation", "train": "training", "training": "training"},
 )
 
+WIDE_IGNORE_LABEL = 65535
+"""Unlabelled pixels in the 16-bit ground truth of ADE-847 and Context-459 (detectron2 ``ignore_label``)."""
+
+_DETECTRON2_SPLITS = {"val": "validation", "validation": "validation", "train": "training", "training": "training"}
+
+ADE_847_LAYOUT = SemanticLayout(
+    key="ade847",
+    title="ADE20K-full (847 classes)",
+    docs_section="ADE20K-847",
+    tree=(
+        "DATA_ROOT/                       (or DATA_ROOT = ADE20K_2021_17_01/)\n"
+        "  ADE20K_2021_17_01/\n"
+        "    images_detectron2/validation/<id>.jpg\n"
+        "    annotations_detectron2/validation/<id>.tif   (16-bit: 0..846 classes, 65535 unlabelled)\n"
+    ),
+    candidates=("", "ADE20K_2021_17_01"),
+    marker="images_detectron2",
+    image_dir="images_detectron2/{split}",
+    label_dir="annotations_detectron2/{split}",
+    image_suffix=".jpg",
+    label_suffix=".tif",
+    split_file=None,
+    split_folders=_DETECTRON2_SPLITS,
+    conversion_hint=(
+        "images_detectron2/ and annotations_detectron2/ are written by prepare_ade20k_full_sem_seg.py "
+        "(MaskFormer / FC-CLIP datasets/) from ADE20K_2021_17_01/index_ade20k.pkl"
+    ),
+    ignore_label=WIDE_IGNORE_LABEL,
+    full_label_set=True,
+)
+
+CONTEXT_459_LAYOUT = SemanticLayout(
+    key="context459",
+    title="PASCAL Context (459 classes)",
+    docs_section="PASCAL Context-459",
+    tree=(
+        "DATA_ROOT/                       (or DATA_ROOT = pascal_ctx_d2/)\n"
+        "  pascal_ctx_d2/\n"
+        "    images/validation/<id>.jpg\n"
+        "    annotations_ctx459/validation/<id>.tif   (16-bit: 0..458 classes, 65535 unlabelled)\n"
+    ),
+    candidates=("", "pascal_ctx_d2"),
+    marker="images",
+    image_dir="images/{split}",
+    label_dir="annotations_ctx459/{split}",
+    image_suffix=".jpg",
+    label_suffix=".tif",
+    split_file=None,
+    split_folders=_DETECTRON2_SPLITS,
+    conversion_hint=(
+        "annotations_ctx459/ is written by prepare_pascal_ctx_full_sem_seg.py (FC-CLIP / ODISE datasets/) "
+        "from the PASCAL-Context trainval/*.mat files; images/ by prepare_pascal_ctx_sem_seg.py"
+    ),
+    ignore_label=WIDE_IGNORE_LABEL,
+    full_label_set=True,
+)
+
 SEMANTIC_LAYOUTS: dict[str, SemanticLayout] = {
     "voc": VOC_LAYOUT,
     "shapes": VOC_LAYOUT,
     "context": CONTEXT_LAYOUT,
     "coco_object": COCO_OBJECT_LAYOUT,
     "ade150": ADE_LAYOUT,
+    "ade847": ADE_847_LAYOUT,
+    "context459": CONTEXT_459_LAYOUT,
 }
 """Preset name -> layout (ShapesWorld's VOC export uses the VOC layout)."""
 
@@ -284,6 +363,10 @@ def _class_names(preset: str, root: Path) -> tuple[tuple[str, ...], bool]:
         return ("background", *COCO_OBJECT.display_names), False
     if preset == "ade150":
         return ("other", *ADE_150.display_names), False
+    if preset == "ade847":
+        return ADE_847.display_names, False
+    if preset == "context459":
+        return CONTEXT_459.display_names, False
     raise ValueError(f"no semantic dataset for preset {preset!r}")
 
 
@@ -304,6 +387,14 @@ def open_semantic(
     resolved = resolve(layout, data_root, split or "val")
     _require(resolved)
     names, from_file = _class_names(preset, resolved.root)
+    if layout.full_label_set:
+        # Every stored label is a class; there is no background to keep or drop.
+        return FullLabelSetDataset(
+            name=preset, preset=preset, split=resolved.split, root=resolved.root, class_names=tuple(names),
+            has_background=False, image_dir=resolved.image_dir, label_dir=resolved.label_dir,
+            image_suffix=layout.image_suffix, label_suffix=layout.label_suffix,
+            sample_ids=tuple(split_ids(resolved)), reduce_zero=False, ignore_label=layout.ignore_label,
+        )
     if preset == "ade150":
         # ADE's 0 is "other", never a class: always reduce_zero_label (reference: ignore_background).
         reduce_zero, has_background, names = True, False, names[1:]
@@ -338,6 +429,41 @@ def open_semantic(
         sample_ids=tuple(split_ids(resolved)),
         reduce_zero=reduce_zero,
     )
+
+
+_NARROW_MODES = ("1", "L", "P")
+
+
+@dataclass(frozen=True)
+class FullLabelSetDataset(SemanticDataset):
+    """A benchmark whose ground truth is 16-bit: ADE-847, Context-459 (stored label = class index, 65535 ignored).
+
+    Reads like :class:`carlib.datasets.SemanticDataset`, but first refuses a
+    label file of 8 bits per pixel: in it 255 could not be told from a class
+    (ADE-847's class 255 is "pier") and labels above 255 would be lost, so it
+    is a sign of a conversion other than the 16-bit one this layout expects.
+    """
+
+    def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """Read one sample (see :meth:`carlib.datasets.SemanticDataset.load`).
+
+        Raises:
+            SampleReadError: as :meth:`carlib.datasets.SemanticDataset.load`, and
+                for a ground-truth file with 8 bits per pixel.
+        """
+        path = self.label_path(sample_id)
+        try:
+            with Image.open(path) as opened:
+                mode = opened.mode
+        except (UnidentifiedImageError, OSError, SyntaxError):
+            mode = None  # the base reader reports missing and unreadable files
+        if mode in _NARROW_MODES:
+            raise SampleReadError(
+                sample_id, path,
+                f"ground truth has 8 bits per pixel (mode {mode}); {self.num_classes} classes and the ignore value "
+                f"{self.ignore_label} need the 16-bit TIFFs of the detectron2 conversion (see docs/datasets.md)",
+            )
+        return super().load(sample_id)
 
 
 def _first(names: list[str], limit: int = 3) -> str:

@@ -5,6 +5,10 @@ record that marks it finished), so a run killed at any point resumes where it
 stopped and ends with the same metrics. Under ``torchrun`` the images are
 sharded across ranks (gloo on CPU, nccl on GPU) and rank 0 merges the
 confusion matrices and writes ``metrics.json`` and ``report.md``.
+
+gRefCOCO (preset ``gres``) runs CaR once per expression and scores it with
+the GRES benchmark's metrics (:mod:`carlib.evaluation.gres_metrics`); its
+headline is gIoU (:data:`HEADLINE_METRIC`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from carlib.evaluation.distributed import Distributed
+from carlib.evaluation.gres_metrics import GresMetrics, gres_summary
 from carlib.labels import merge_referring_masks, read_label_png, save_label_png, save_palette_png
 from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.evaluation.overlap import AMP_CHOICES, PostProcessPool, autocast_for, default_workers, read_ahead
@@ -46,7 +51,11 @@ PAPER_MIOU = {
     "refcoco+/testB": 31.02,
     "refcocog/val": 36.67,
     "refcocog/test": 36.57,
+    "gres/val": 16.8,  # Table 7 names no metric; compare with gIoU and cIoU (metrics.json has both)
 }
+
+HEADLINE_METRIC = {"gres": "gIoU"}
+"""The metric ``carlib eval`` prints and ``report.md`` leads with, where it is not mIoU."""
 
 
 @dataclass
@@ -88,7 +97,7 @@ def evaluate(
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
     Arguments:
-        preset_name: a preset name (``voc``, ``context``, ``refcoco``, ``shapes``...)
+        preset_name: a preset name (``voc``, ``context``, ``refcoco``, ``gres``, ``shapes``...)
             or a :class:`Preset` (e.g. a modified one, for ablations).
         data_root: the dataset folder (see docs/datasets.md).
         out_dir: run folder; predictions go to ``out_dir/predictions``.
@@ -129,7 +138,10 @@ def evaluate(
         predictions = Path(out_dir) / PREDICTIONS
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        if preset.settings.mode == "referring":
+        if _is_gres(dataset):
+            local, errors, count, model_seconds = _run_gres(car, dataset, predictions, distributed, limit, progress,
+                                                            workers, models.proposal.device, amp)
+        elif preset.settings.mode == "referring":
             local, errors, count, model_seconds = _run_referring(car, dataset, predictions, distributed, limit, progress,
                                                   workers, models.proposal.device, amp)
         else:
@@ -296,7 +308,59 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
     return packed, errors, len(objects), model_seconds
 
 
+def _is_gres(dataset) -> bool:
+    from carlib.datasets.gres import GresDataset
+
+    return isinstance(dataset, GresDataset)
+
+
+def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool,
+              workers: int, device, amp: str):
+    """gRefCOCO: one CaR run per expression (its only query); an empty prediction means "no target"."""
+    from carlib.datasets import SampleReadError
+
+    metrics = GresMetrics()
+    errors: list[dict] = []
+    expressions = list(dataset.objects())
+    expressions = distributed.shard(expressions[:limit] if limit is not None else expressions)
+    model_seconds = 0.0
+
+    def finished(expression, truth, recurrence):
+        def record_it(post_results):
+            (masks, seconds), = post_results
+            result = car.finish(recurrence, masks, seconds)
+            # post_process leaves a dropped query's mask empty, so a rejected expression predicts "no target".
+            predicted = result.masks[0]
+            save_palette_png(predicted.astype(np.int32), predictions / f"{expression.id}.png")
+            payload = {"score": round(float(result.scores[0]), 6), "steps": result.num_steps,
+                       "no_target": expression.no_target, "predicted_empty": not predicted.any()}
+            atomic_write_text(json.dumps(payload), _record_path(predictions, expression.id))
+            metrics.update(predicted, truth, expression.no_target)
+        return record_it
+
+    samples = read_ahead(dataset.load, expressions, SampleReadError, workers)
+    with PostProcessPool(workers, car.sam_source) as pool:
+        for expression, sample, error in tqdm(samples, total=len(expressions),
+                                              desc=f"eval gres (rank {distributed.rank})", disable=not progress):
+            if error is not None:
+                errors.append({"id": expression.id, "error": error})
+                continue
+            image, truth = sample
+            mask_path = predictions / f"{expression.id}.png"
+            if _record_path(predictions, expression.id).is_file() and mask_path.is_file():
+                metrics.update(np.asarray(Image.open(mask_path)) > 0, truth, expression.no_target)
+                continue
+            started = time.perf_counter()
+            with autocast_for(device, amp):
+                recurrence = car.recur(image, [expression.sentence])
+            model_seconds += time.perf_counter() - started
+            pool.submit([recurrence.post_job()], finished(expression, truth, recurrence))
+    return metrics.packed(), errors, len(expressions), model_seconds
+
+
 def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bool) -> dict:
+    if _is_gres(dataset):
+        return gres_summary(merged)
     if preset.settings.mode == "referring":
         total, count, intersection, union = merged[:4]
         result = {
@@ -334,6 +398,11 @@ def _paper_key(preset: Preset, split: str, without_background: bool) -> str:
     return suffix or preset.name
 
 
+def headline_metric(preset_name: str) -> str:
+    """The metric a run of ``preset_name`` is summed up by (:data:`HEADLINE_METRIC`, else mIoU)."""
+    return HEADLINE_METRIC.get(preset_name, "mIoU")
+
+
 def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
                    without_background: bool) -> None:
     paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background))
@@ -345,22 +414,24 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "seconds": round(summary.seconds, 2),
         "model_busy": round(summary.model_busy, 3),  # rank 0: share of its wall time in model work
         "models": models.description,
+        "headline": headline_metric(summary.preset),  # the metric paper_mIoU is compared with
         "paper_mIoU": paper,
         **summary.metrics,
     }
     atomic_write_text(json.dumps(payload, indent=2), out_dir / "metrics.json")
-    ours = summary.metrics["mIoU"] * 100
+    headline = headline_metric(summary.preset)
+    ours = summary.metrics[headline] * 100
     lines = [
         f"# CaR on {summary.preset} ({summary.split})",
         "",
         f"- models: {models.description}",
-        f"- images: {summary.images}; unreadable: {len(summary.errors)}",
-        f"- **mIoU: {ours:.2f}%**" + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
+        f"- {'expressions' if _is_gres(dataset) else 'images'}: {summary.images}; unreadable: {len(summary.errors)}",
+        f"- **{headline}: {ours:.2f}%**" + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
         "",
     ]
     if preset.settings.mode == "referring":
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {key} | {value:.4f} |" for key, value in summary.metrics.items() if key != "count"]
+        lines += [f"| {key} | {value:.4f} |" for key, value in summary.metrics.items() if not key.endswith("count")]
     else:
         lines += ["| class | IoU % |", "|---|---|"]
         for name, value in summary.metrics["per_class_iou"].items():

@@ -423,13 +423,20 @@ def test_sam_refine_checks_the_source_output(shapes_scene) -> None:
 
 
 def test_sam_source_without_segment_anything_says_how_to_install(monkeypatch, tmp_path) -> None:
-    checkpoint = tmp_path / "sam_vit_h_4b8939.pth"
-    checkpoint.write_bytes(b"not read: the import fails first")
+    import torch
+
+    # The checkpoint is read first (its keys say SAM or HQ-SAM): here a plain SAM ViT-B's encoder entry.
+    checkpoint = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 16, 16)}, checkpoint)
     # A None entry in sys.modules makes `import segment_anything` raise ImportError,
     # whether or not the package is installed.
     monkeypatch.setitem(sys.modules, "segment_anything", None)
     with pytest.raises(ImportError, match=r"pip install 'carlib\[sam\]'.*segment-anything"):
         SamMaskSource(checkpoint)
+    garbage = tmp_path / "sam_vit_h_4b8939.pth"
+    garbage.write_bytes(b"not a torch file")
+    with pytest.raises(RuntimeError, match=r"cannot read .* as a SAM checkpoint"):
+        SamMaskSource(garbage)
 
 
 def test_sam_source_with_missing_checkpoint_names_it(tmp_path) -> None:
@@ -466,3 +473,81 @@ def test_sam_source_runs_with_segment_anything(tmp_path) -> None:
     torch.save({"weight": torch.zeros(2)}, not_sam)
     with pytest.raises(RuntimeError, match="not a SAM checkpoint"):
         SamMaskSource(not_sam)
+
+
+# --------------------------------------------------------------------------- HQ-SAM
+
+
+def _seeded_hq_sam_checkpoint(path, model_type: str = "vit_tiny"):
+    """A seeded HQ-SAM checkpoint in the official file format: the model's state dict, torch.save'd."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # segment_anything_hq's TinyViT re-registers timm names on import
+        import segment_anything_hq
+    torch.manual_seed(0)
+    state_dict = segment_anything_hq.sam_model_registry[model_type](checkpoint=None).state_dict()
+    torch.save(state_dict, path)
+    return state_dict
+
+
+def test_hq_sam_checkpoint_builds_hq_sam_with_the_reference_generator_settings(tmp_path) -> None:
+    """An official-format HQ-SAM checkpoint (here the small vit_tiny, seeded) is read with weights_only and
+    built with segment_anything_hq; the masks come from its HQ decoder."""
+    import torch
+
+    checkpoint = tmp_path / "sam_hq_vit_tiny.pth"
+    saved = _seeded_hq_sam_checkpoint(checkpoint)  # imports segment_anything_hq quietly first
+    import segment_anything_hq
+    from segment_anything_hq.modeling import MaskDecoderHQ
+
+    source = SamMaskSource(checkpoint, device="cpu",
+                           settings=SamSettings(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0))
+    assert source.hq and source.model_type == "vit_tiny"
+    assert isinstance(source.model.mask_decoder, MaskDecoderHQ)
+    assert isinstance(source.generator, segment_anything_hq.SamAutomaticMaskGenerator)
+    assert source.generator.predictor.model is source.model
+    loaded = source.model.state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[key], saved[key]) for key in saved)
+    assert "HQ-SAM vit_tiny (segment_anything_hq)" in source.description
+
+    image = np.random.default_rng(0).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
+    masks = source.generate(image)
+    assert masks.ndim == 3 and masks.shape[1:] == (32, 48) and masks.dtype == bool and len(masks) >= 1
+
+    # The reference's settings (configs/voc.yaml sam section) by default.
+    default = SamMaskSource(checkpoint, device="cpu").generator
+    assert len(default.point_grids[0]) == 64 * 64
+    assert (default.pred_iou_thresh, default.stability_score_thresh, default.box_nms_thresh) == (0.88, 0.95, 0.7)
+    assert (default.crop_n_layers, default.crop_n_points_downscale_factor, default.min_mask_region_area) == (0, 1, 0)
+
+
+def test_hq_sam_name_with_plain_sam_weights_and_other_mismatches_are_refused(tmp_path, monkeypatch) -> None:
+    import segment_anything
+    import torch
+
+    plain = tmp_path / "sam_hq_vit_b.pth"
+    torch.manual_seed(0)
+    torch.save(segment_anything.sam_model_registry["vit_b"](checkpoint=None).state_dict(), plain)
+    with pytest.raises(RuntimeError, match=r"named like an HQ-SAM checkpoint but holds plain SAM weights"):
+        SamMaskSource(plain, device="cpu")
+
+    tiny = tmp_path / "sam_hq_vit_tiny.pth"
+    _seeded_hq_sam_checkpoint(tiny)
+    with pytest.raises(RuntimeError, match=r"does not fit HQ-SAM 'vit_b'"):
+        SamMaskSource(tiny, model_type="vit_b", device="cpu")
+
+    with pytest.raises(FileNotFoundError, match=r"sam_hq_vit_h\.pth.*huggingface\.co/lkeab/hq-sam"):
+        SamMaskSource(tmp_path / "sam_hq_vit_h.pth")
+
+    monkeypatch.setitem(sys.modules, "segment_anything_hq", None)  # the package is missing
+    with pytest.raises(ImportError, match=r"HQ-SAM checkpoint.*segment-anything-hq"):
+        SamMaskSource(tiny, device="cpu")
+
+
+def test_sam_settings_check_min_mask_region_area() -> None:
+    assert SamSettings().min_mask_region_area == 0
+    with pytest.raises(ValueError, match="min_mask_region_area"):
+        SamSettings(min_mask_region_area=-1)

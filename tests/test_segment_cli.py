@@ -354,3 +354,39 @@ def test_post_sam_runs_end_to_end_with_a_checkpoint_in_the_official_format(tmp_p
     assert main(["segment", scene, "--queries", "orange", "--post", "sam", "--sam-checkpoint", str(checkpoint),
                  "--sam-points-per-side", "0", "--preset", "shapes", "--model", "shapes",
                  "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_post_sam_runs_hq_sam_from_a_checkpoint_named_as_the_official_one(tmp_path, caplog):
+    import json
+    import logging
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # segment_anything_hq's TinyViT re-registers timm names on import
+        import segment_anything_hq
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "sam_hq_vit_tiny.pth"  # HQ-SAM's official file: a plain state dict, as this one
+    torch.save(segment_anything_hq.sam_model_registry["vit_tiny"](checkpoint=None).state_dict(), checkpoint)
+    scene = carlib.__file__.rsplit("/carlib/", 1)[0] + "/data/images/shapes_0_orange_starfish_balloon.png"
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="carlib"):
+        assert main(["segment", scene, "--queries", "orange, starfish", "--preset", "shapes", "--model", "shapes",
+                     "--post", "sam", "--sam-checkpoint", str(checkpoint), "--sam-points-per-side", "2",
+                     "--no-progress", "--out", str(out)]) == 0
+    assert "SAM post-processing: HQ-SAM vit_tiny (segment_anything_hq) from sam_hq_vit_tiny.pth" in caplog.text
+    record = json.loads((out / "result.json").read_text())
+    assert record["post"] == "sam" and any(record["kept"])
+    with Image.open(out / "labels.png") as labels:
+        assert labels.size == Image.open(scene).size
+
+    # The HQ name on plain SAM weights: one line, exit code 2, nothing written.
+    import segment_anything
+
+    misnamed = tmp_path / "sam_hq_vit_b.pth"
+    torch.save(segment_anything.sam_model_registry["vit_b"](checkpoint=None).state_dict(), misnamed)
+    assert main(["segment", scene, "--queries", "orange", "--preset", "shapes", "--model", "shapes",
+                 "--post", "sam", "--sam-checkpoint", str(misnamed), "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

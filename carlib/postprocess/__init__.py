@@ -6,7 +6,8 @@
 - :func:`match_masks_to_regions` — replace CaR masks by unions of automatic
   regions they match (IoM / IoU rule); :func:`match_regions` keeps the trace of one mask.
 - :class:`MaskSource` — where regions come from: :class:`SamMaskSource`
-  (``segment_anything``, optional) or :class:`ColourRegionMaskSource` (no model).
+  (``segment_anything`` or, for HQ-SAM checkpoints, ``segment_anything_hq``; optional) or
+  :class:`ColourRegionMaskSource` (no model).
 - :func:`sam_refine` — ``source.generate(image)`` then the matching.
 """
 
@@ -17,7 +18,13 @@ from carlib.postprocess.crf import (
     dense_crf_per_mask,
     reference_bilateral_image,
 )
-from carlib.postprocess.mask_sources import SAM_CHECKPOINTS, ColourRegionMaskSource, MaskSource, SamMaskSource
+from carlib.postprocess.mask_sources import (
+    HQ_SAM_CHECKPOINTS,
+    SAM_CHECKPOINTS,
+    ColourRegionMaskSource,
+    MaskSource,
+    SamMaskSource,
+)
 from carlib.postprocess.sam import (
     DEFAULT_MIN_PRED_THRESHOLD,
     RegionMatch,
@@ -30,6 +37,7 @@ from carlib.postprocess.sam import (
 
 __all__ = [
     "DEFAULT_MIN_PRED_THRESHOLD",
+    "HQ_SAM_CHECKPOINTS",
     "REFERENCE_MEAN_BGR",
     "SAM_CHECKPOINTS",
     "ColourRegionMaskSource",

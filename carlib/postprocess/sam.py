@@ -61,6 +61,8 @@ class SamSettings:
         pred_iou_thresh: generator quality filter.
         stability_score_thresh: generator stability filter.
         box_nms_thresh: generator box non-maximum suppression.
+        min_mask_region_area: generator's removal of small holes and islands, in
+            pixels (0, the generator default the reference keeps: off).
     """
 
     iom_threshold: float = 0.7
@@ -71,6 +73,7 @@ class SamSettings:
     pred_iou_thresh: float = 0.88
     stability_score_thresh: float = 0.95
     box_nms_thresh: float = 0.7
+    min_mask_region_area: int = 0
 
     def __post_init__(self) -> None:
         for name in ("iom_threshold", "iou_threshold", "min_pred_threshold", "pred_iou_thresh",
@@ -82,6 +85,8 @@ class SamSettings:
                 raise ValueError(f"SAM {name} must lie in [0, 1], got {value}")
         if int(self.points_per_side) != self.points_per_side or self.points_per_side < 1:
             raise ValueError(f"SAM points_per_side must be a positive integer, got {self.points_per_side}")
+        if int(self.min_mask_region_area) != self.min_mask_region_area or self.min_mask_region_area < 0:
+            raise ValueError(f"SAM min_mask_region_area must be a non-negative integer, got {self.min_mask_region_area}")
 
     def replace(self, **changes) -> "SamSettings":
         """A validated copy with some fields changed."""

@@ -1,0 +1,148 @@
+"""Documented figures of ``03_visual_prompts``: how each visual prompt changes the classifier's answer.
+
+Every scene is asked about all eight class names (as CaR's ShapesWorld
+evaluation does). For each present object, its ground-truth mask and CaR's own
+first-step proposal (:class:`carlib.proposals.GradCamProposals`, cut at η) are
+drawn with each prompt and classified; the figures are the mean probability
+of the object's own word and how often it is the top word. The first
+verification step (every query's proposal, the preset's prompt, keep
+P[i, i] > θ) is measured too. The notebook runs :func:`measure_prompts` on its
+bundled scenes and prints the result beside these figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from carlib.classifier import MaskClassifier
+from carlib.models import ClipBundle
+from carlib.prompts import REFERENCE_BLUR_KERNEL, apply_visual_prompts
+from carlib.proposals import GradCamProposals
+from carlib.settings import CarSettings
+from carlib.tutorial.documented import Figure
+from carlib.world.classes import CLASS_NAMES
+from carlib.world.scene import Scene, split_scene
+
+NOTEBOOK = "03_visual_prompts"
+
+PROMPTS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "blur": ("blur",),
+    "gray": ("gray",),
+    "black": ("black",),
+    "circle": ("circle",),
+    "rectangle": ("rectangle",),
+    "contour": ("contour",),
+    "circle+blur": ("circle", "blur"),
+    "blur+gray": ("blur", "gray"),
+}
+"""The prompts measured: name -> kinds (``none`` is the unprompted image)."""
+
+BLUR_KERNELS: tuple[int, ...] = (3, REFERENCE_BLUR_KERNEL, 27, 41)
+"""Blur kernel sides compared on the ground-truth mask (15 is the reference's, 27 the ``shapes`` preset's)."""
+
+MASKS = ("truth", "proposal")
+
+
+@dataclass
+class PromptMeasures:
+    """What :func:`measure_prompts` saw.
+
+    Attributes:
+        target_probability: (mask, prompt) -> P(object's own word), one per (scene, present class).
+        target_top: (mask, prompt) -> whether the own word was the most probable.
+        blur_probability: kernel -> P(own word) with ``blur`` on the ground-truth mask.
+        step_kept_present, step_dropped_absent: first verification step, one bool per present / absent query.
+        step_kept_not_top: one bool per kept query: was another word more probable on its prompt?
+    """
+
+    target_probability: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    target_top: dict[tuple[str, str], list[bool]] = field(default_factory=dict)
+    blur_probability: dict[int, list[float]] = field(default_factory=dict)
+    step_kept_present: list[bool] = field(default_factory=list)
+    step_dropped_absent: list[bool] = field(default_factory=list)
+    step_kept_not_top: list[bool] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        """Figures keyed ``p_<mask>_<prompt>``, ``top_<mask>_<prompt>``, ``p_blur_<kernel>``, ``step_*``."""
+        figures = {}
+        for (mask, prompt), values in self.target_probability.items():
+            figures[f"p_{mask}_{prompt}"] = float(np.mean(values))
+            figures[f"top_{mask}_{prompt}"] = float(np.mean(self.target_top[(mask, prompt)]))
+        for kernel, values in self.blur_probability.items():
+            figures[f"p_blur_{kernel}"] = float(np.mean(values))
+        figures["step_present_kept"] = float(np.mean(self.step_kept_present))
+        figures["step_absent_dropped"] = float(np.mean(self.step_dropped_absent))
+        figures["step_kept_not_top"] = float(np.mean(self.step_kept_not_top)) if self.step_kept_not_top else 0.0
+        return figures
+
+
+def measure_prompts(proposal: ClipBundle, classifier: ClipBundle, scenes: Sequence[Scene],
+                    settings: CarSettings) -> PromptMeasures:
+    """Classify every present object under every prompt of :data:`PROMPTS`, and run one verification step.
+
+    Arguments:
+        proposal, classifier: the two CLIPs (the same model for ShapesWorld).
+        scenes: ShapesWorld scenes with ground truth; each is asked about every class name.
+        settings: η, θ, the preset's prompt kinds, blur kernel, templates and classifier feature.
+
+    Returns:
+        a :class:`PromptMeasures`.
+    """
+    names = list(CLASS_NAMES)
+    stage = GradCamProposals(proposal)
+    judge = MaskClassifier(classifier)
+    measures = PromptMeasures()
+    blur = settings.blur_kernel
+    for scene in scenes:
+        proposals = stage.propose(scene.image, names, settings).proposals > settings.mask_threshold
+        present = scene.class_names_present
+        for name in present:
+            k = names.index(name)
+            regions = {"truth": scene.class_mask(name), "proposal": proposals[k]}
+            for mask, region in regions.items():
+                images = [apply_visual_prompts(scene.image, region, kinds, blur_kernel=blur)
+                          for kinds in PROMPTS.values()]
+                scores = judge.classify(images, names, settings)
+                for prompt, row in zip(PROMPTS, scores):
+                    measures.target_probability.setdefault((mask, prompt), []).append(float(row[k]))
+                    measures.target_top.setdefault((mask, prompt), []).append(bool(np.argmax(row) == k))
+            blurred = [apply_visual_prompts(scene.image, regions["truth"], ("blur",), blur_kernel=kernel)
+                       for kernel in BLUR_KERNELS]
+            for kernel, row in zip(BLUR_KERNELS, judge.classify(blurred, names, settings)):
+                measures.blur_probability.setdefault(kernel, []).append(float(row[k]))
+        step = judge.classify([apply_visual_prompts(scene.image, region, settings.prompt_kinds, blur_kernel=blur)
+                               for region in proposals], names, settings)
+        for k, name in enumerate(names):
+            kept = bool(step[k, k] > settings.confidence_threshold)
+            (measures.step_kept_present if name in present else measures.step_dropped_absent).append(
+                kept if name in present else not kept)
+            if kept:
+                measures.step_kept_not_top.append(bool(np.argmax(step[k]) != k))
+    return measures
+
+
+def compute(n: int, seed: int) -> dict[str, Figure]:
+    from carlib.pipeline import load_models
+    from carlib.presets import get_preset
+
+    preset = get_preset("shapes")
+    models = load_models(preset, "shapes", device="cpu")
+    scenes = [split_scene("test", index, seed) for index in range(n)]
+    values = measure_prompts(models.proposal, models.classifier, scenes, preset.settings).summary()
+    mask_words = {"truth": "ground-truth mask", "proposal": "CaR's first-step proposal"}
+    described = {}
+    for mask, words in mask_words.items():
+        for prompt in PROMPTS:
+            described[f"p_{mask}_{prompt}"] = f"mean P(own word), prompt {prompt}, {words}"
+            described[f"top_{mask}_{prompt}"] = f"share with the own word on top, prompt {prompt}, {words}"
+    for kernel in BLUR_KERNELS:
+        described[f"p_blur_{kernel}"] = f"mean P(own word), blur {kernel} x {kernel}, ground-truth mask"
+    theta = preset.settings.confidence_threshold
+    described["step_present_kept"] = f"first step: share of present queries with P[i, i] > θ = {theta}"
+    described["step_absent_dropped"] = f"first step: share of absent queries with P[i, i] <= θ = {theta}"
+    described["step_kept_not_top"] = "first step: share of kept queries whose prompt another word wins"
+    return {key: Figure(value, described[key]) for key, value in values.items()}

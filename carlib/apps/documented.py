@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -15,9 +16,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     refresh.add_argument("notebooks", nargs="*", help="notebook stems, e.g. 04_recurrence (default: all)")
     refresh.add_argument("--n", type=int, default=None, help="test scenes (default 200)")
     refresh.add_argument("--seed", type=int, default=None, help="base seed of the scenes (default 0)")
+    refresh.add_argument("--directory", type=Path, default=None,
+                         help="where to write the files (default data/documented_figures)")
     refresh.set_defaults(handler=_refresh)
     show = actions.add_parser("show", help="print the stored figures")
     show.add_argument("notebooks", nargs="*", help="notebook stems (default: all)")
+    show.add_argument("--directory", type=Path, default=None,
+                      help="where the files are (default data/documented_figures)")
     show.set_defaults(handler=_show)
 
 
@@ -37,18 +42,29 @@ def _refresh(args: argparse.Namespace) -> int:
     n = DOCUMENTED_SCENES if args.n is None else args.n
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
-    for notebook in _chosen(args.notebooks):
-        path = refresh(notebook, n=n, seed=DOCUMENTED_SEED if args.seed is None else args.seed)
+    notebooks = _chosen(args.notebooks)
+    import torch
+
+    # As in the notebooks (tutorial.setup): one thread is faster for the small CLIP's tiny matrices on a
+    # shared machine, and the figures of a notebook's live sample then match the first scenes measured here.
+    torch.set_num_threads(1)
+    for notebook in notebooks:
+        path = refresh(notebook, n=n, seed=DOCUMENTED_SEED if args.seed is None else args.seed,
+                       out_dir=args.directory)
         print(f"wrote {path}", flush=True)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from carlib.tutorial.documented import documented
+    from carlib.tutorial.documented import documented, shapes_model_digest
 
+    shipped = shapes_model_digest()
     for notebook in _chosen(args.notebooks):
-        stored = documented(notebook, check_model=False)
+        stored = documented(notebook, check_model=False, directory=args.directory)
         print(f"{notebook}: {stored.source}")
+        if stored.model_digest != shipped:
+            print(f"  STALE: measured with other ShapesWorld weights (digest {stored.model_digest}, shipped "
+                  f"{shipped}); run `carlib documented refresh {notebook}`")
         for name, figure in stored.figures.items():
-            print(f"  {name:<28} {figure.value:8.4f}  {figure.what}")
+            print(f"  {name:<36} {figure.value:8.4f}  {figure.what}")
     return 0

@@ -116,28 +116,41 @@ def modules() -> dict[str, Any]:
     return dict(sorted(found.items()))
 
 
-def path_for(notebook: str) -> Path:
-    return documented_dir() / f"{notebook}.json"
+def path_for(notebook: str, directory: Optional[Path] = None) -> Path:
+    """The file of ``notebook``'s figures in ``directory`` (default :func:`documented_dir`)."""
+    return Path(directory or documented_dir()) / f"{notebook}.json"
 
 
-def documented(notebook: str, *, check_model: bool = True) -> DocumentedFigures:
+def documented(notebook: str, *, check_model: bool = True, directory: Optional[Path] = None) -> DocumentedFigures:
     """Read the stored figures of ``notebook``.
+
+    Arguments:
+        notebook: the notebook's stem, e.g. ``"04_recurrence"``.
+        check_model: refuse a file measured with other ShapesWorld weights than the shipped ones.
+        directory: where the files are (default ``data/documented_figures``).
 
     Raises:
         FileNotFoundError: no stored file (run ``carlib documented refresh NOTEBOOK``).
         ValueError: the file was measured with other ShapesWorld weights (``check_model``), or is not one of ours.
     """
-    path = path_for(notebook)
+    path = path_for(notebook, directory)
     if not path.is_file():
         raise FileNotFoundError(f"no documented figures for {notebook} at {path}; "
                                 f"run `carlib documented refresh {notebook}`")
     try:
-        record = json.loads(path.read_text())
+        # UnicodeDecodeError is a ValueError too, but without the fix in its message.
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record["format"] != FORMAT_VERSION:
+            raise ValueError(f"format {record['format']!r}, this carlib reads format {FORMAT_VERSION}")
         figures = {name: Figure(**entry) for name, entry in record["figures"].items()}
+        for name, figure in figures.items():
+            # bool is an int subclass, and a string value would only fail later, in a notebook's format().
+            if isinstance(figure.value, bool) or not isinstance(figure.value, (int, float)):
+                raise TypeError(f"figure {name!r} has the value {figure.value!r}, not a number")
         stored = DocumentedFigures(notebook=record["notebook"], figures=figures, scenes=record["scenes"],
                                    seed=record["seed"], split=record["split"], model_digest=record["model_digest"],
                                    command=record["command"], seconds=record["seconds"])
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path} is not a documented-figures file ({error}); "
                          f"rewrite it with `carlib documented refresh {notebook}`") from error
     if check_model and stored.model_digest != shapes_model_digest():
@@ -152,6 +165,8 @@ def refresh(notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED
     known = modules()
     if notebook not in known:
         raise ValueError(f"no documented figures are defined for {notebook!r}; known: {list(known)}")
+    if n < 1:
+        raise ValueError(f"documented figures need at least 1 scene, got n={n}")
     start = time.perf_counter()
     figures: Mapping[str, Figure] = known[notebook].compute(n, seed)
     seconds = time.perf_counter() - start

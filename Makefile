@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OUT ?= outputs
 MODEL ?= auto
+LAB_PORT ?= 8888
+LAB_BROWSER ?= no
 
-.PHONY: install demo test test-slow bench lock weights weights-random clean
+.PHONY: install demo lab test test-slow bench lock weights weights-random clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +21,15 @@ install: $(STAMP)
 # The main job: execute every tutorial notebook headless and publish outputs/index.html.
 demo: install
 	$(BIN)/python -m carlib gallery --out $(OUT) --model $(MODEL)
+
+# JupyterLab on notebooks/, opened on the explorer (08), offline; `make lab LAB_BROWSER=yes` opens a browser.
+# The kernel is this virtualenv's python3 (ipykernel's spec in .venv/share/jupyter, preferred over the user's).
+lab: install
+	@echo "JupyterLab on notebooks/ (the explorer: 08_explorer.ipynb, then Run > Run All Cells). Open the URL printed below."
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.port=$(LAB_PORT) \
+	  --LabApp.default_url=/lab/tree/08_explorer.ipynb $(if $(filter yes,$(LAB_BROWSER)),,--no-browser) \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None \
+	  --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The whole suite: unit tests, then nbval over every notebook (stored outputs must reproduce).
 test: install

@@ -66,3 +66,41 @@ def torchrun_carlib():
         return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
 
     return run
+
+
+BROWSER_NOT_RUN = "browser tests not run"
+"""Starts the skip reason of every browser test on a machine without Chromium, so the summary can count them."""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of a Chromium binary and its chromedriver (``$CARLIB_CHROMIUM``/``$CARLIB_CHROMEDRIVER`` or PATH).
+
+    Missing, the browser tests fail under CI (``CI`` set, as ``.ci/run`` has them installed) and are
+    skipped elsewhere, with a banner in the terminal summary saying they did not run.
+    """
+    import shutil
+
+    browser = os.environ.get("CARLIB_CHROMIUM") or next(
+        (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+    driver = os.environ.get("CARLIB_CHROMEDRIVER") or shutil.which("chromedriver")
+    if browser and driver:
+        return browser, driver
+    missing = " and ".join(name for name, path in (("chromium", browser), ("chromedriver", driver)) if not path)
+    message = (f"{BROWSER_NOT_RUN}: no {missing} on this machine. Install the Debian packages "
+               f"(`apt-get install -y chromium chromium-driver`) or point $CARLIB_CHROMIUM and "
+               f"$CARLIB_CHROMEDRIVER at them")
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(message + " (CI is set, where they must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say loudly when the browser tests were skipped for want of a browser: a skip is easy to miss."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if BROWSER_NOT_RUN in str(getattr(report, "longrepr", ""))]
+    if skipped:
+        terminalreporter.section("BROWSER TESTS NOT RUN", sep="!", red=True, bold=True)
+        reason = str(skipped[0].longrepr[-1]) if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
+        terminalreporter.write_line(f"{len(skipped)} browser test(s) skipped -- {reason.removeprefix('Skipped: ')}",
+                                    red=True, bold=True)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from carlib import tutorial
-from carlib.tutorial.explorer import UPLOADED, Explorer
+from carlib.tutorial.explorer import CSS_CLASSES, UPLOADED, Explorer, bundled_scene_figures
 from carlib.tutorial.figures import heat_overlay
 
 
@@ -107,3 +107,34 @@ def test_uploading_a_picture_segments_it(explorer, session):
     assert explorer.result is not None
     explorer.load_upload(b"not an image")
     assert "could not read" in explorer.status.value
+
+
+def test_every_control_has_its_stable_css_class(explorer):
+    for attribute, css_class in CSS_CLASSES.items():
+        assert css_class in getattr(explorer, attribute)._dom_classes, attribute
+    assert len(set(CSS_CLASSES.values())) == len(CSS_CLASSES)
+
+
+def test_bundled_scene_figures_match_a_hand_count(session):
+    from carlib.world.classes import CLASS_NAMES
+
+    figures = bundled_scene_figures(session)
+    car = session.car(post="crf")
+    intersections = np.zeros(len(CLASS_NAMES) + 1)
+    unions = np.zeros(len(CLASS_NAMES) + 1)
+    in_truth = np.zeros(len(CLASS_NAMES) + 1, dtype=bool)
+    kept_present, present = 0, 0
+    for name in session.images:
+        scene = tutorial.shapes_scene(name)
+        result = car.segment(scene.image, list(CLASS_NAMES))
+        for label in range(len(CLASS_NAMES) + 1):
+            predicted, truth = result.label_map == label, scene.class_map == label
+            intersections[label] += np.sum(predicted & truth)
+            unions[label] += np.sum(predicted | truth)
+            in_truth[label] |= truth.any()
+        for query, keep in zip(CLASS_NAMES, result.kept):
+            if query in scene.class_names_present:
+                present, kept_present = present + 1, kept_present + bool(keep)
+    assert figures["car_crf_miou"] == pytest.approx(np.mean(intersections[in_truth] / unions[in_truth]))
+    assert figures["present_kept"] == pytest.approx(kept_present / present)
+    assert figures["car_crf_miou"] > figures["single_pass_crf_miou"]

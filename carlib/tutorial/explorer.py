@@ -23,6 +23,13 @@ from carlib.tutorial import Tutorial
 
 UPLOADED = "(uploaded picture)"
 
+CSS_CLASSES = {"widget": "carlib-explorer", "image": "carlib-picture", "upload": "carlib-upload",
+               "queries": "carlib-words", "eta": "carlib-eta", "theta": "carlib-theta", "lam": "carlib-lambda",
+               "prompts": "carlib-prompts", "centred_cam": "carlib-centred-cam", "post": "carlib-post",
+               "auto_run": "carlib-auto-run", "run_button": "carlib-run", "step": "carlib-step",
+               "status": "carlib-status", "output": "carlib-figure"}
+"""The CSS class of each control, keyed by its attribute: stable names for selecting them in a page."""
+
 
 class Explorer:
     """Widgets around one :class:`carlib.tutorial.Tutorial` session.
@@ -87,6 +94,12 @@ class Explorer:
             self.status,
             self.output,
         ])
+        self._name_controls()
+
+    def _name_controls(self) -> None:
+        """Give every control a stable CSS class (``carlib-words``...), which browser tests select by."""
+        for name, control in CSS_CLASSES.items():
+            getattr(self, name).add_class(control)
 
     def _sam(self):
         if self.sam_source is not None:
@@ -163,9 +176,58 @@ class Explorer:
         """Redraw the figure for the step slider's step."""
         if self.result is None:
             return
-        self.figure = step_figure(self._segmented, self.result, self.step.value, threshold=self.theta.value, panel=3.0)
+        self.figure = explorer_figure(self._segmented, self.result, self.step.value, self.theta.value)
         # Set the Output widget's content directly rather than display() inside it: the
         # picture then lands in the widget only, whether or not a front end is listening.
         png = base64.b64encode(figure_png(self.figure)).decode("ascii")
         self.output.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {"image/png": png, "text/plain": repr(self.figure)}},)
+
+
+def explorer_figure(picture: np.ndarray, result: CarResult, step: int, theta: float):
+    """What the explorer draws for ``step`` of ``result``: the final segmentation and that step's proposals.
+
+    Arguments:
+        picture: the segmented picture (H x W x 3 uint8).
+        result: CaR's result on it.
+        step: 1-based step of the recurrence.
+        theta: θ, written in the caption.
+    """
+    return step_figure(picture, result, step, threshold=theta, panel=3.0)
+
+
+def bundled_scene_figures(session: Tutorial) -> dict[str, float]:
+    """The documented CaR figures (``04_recurrence``'s) measured on the bundled ShapesWorld pictures.
+
+    Measured as the documented ones are: every class name queried, the session's preset, mIoU over
+    background and every class present in the ground truth; the single pass keeps every query
+    (the no-recurrence baseline). Only for the ShapesWorld CLIP, whose pictures have ground truth.
+    """
+    from carlib.evaluation.metrics import ConfusionMatrix
+    from carlib.tutorial.session import shapes_scene
+    from carlib.world.classes import CLASS_NAMES
+
+    if not session.uses_shapes:
+        raise ValueError("the bundled pictures with ground truth are ShapesWorld scenes; use the ShapesWorld CLIP")
+    queries = list(CLASS_NAMES)
+    cars = {"car_crf_miou": session.car(post="crf"), "single_pass_crf_miou": session.car(post="crf", recurrent=False)}
+    matrices = {name: ConfusionMatrix(len(queries) + 1) for name in cars}
+    kept_present = present_total = dropped_absent = absent_total = 0
+    steps = []
+    for name in session.images:
+        scene = shapes_scene(name)
+        present = set(scene.class_names_present)
+        for figure, car in cars.items():
+            result = car.segment(scene.image, queries)
+            matrices[figure].update(result.label_map, scene.class_map)
+            if figure == "car_crf_miou":
+                steps.append(result.num_steps)
+                for query, keep in zip(queries, result.kept):
+                    if query in present:
+                        present_total, kept_present = present_total + 1, kept_present + bool(keep)
+                    else:
+                        absent_total, dropped_absent = absent_total + 1, dropped_absent + (not keep)
+    return {**{name: matrix.miou() for name, matrix in matrices.items()},
+            "present_kept": kept_present / max(present_total, 1),
+            "absent_dropped": dropped_absent / max(absent_total, 1),
+            "mean_steps": float(np.mean(steps))}

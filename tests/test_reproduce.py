@@ -1,0 +1,333 @@
+"""`carlib reproduce`: the paper's tables as data, their commands, and the report beside the published numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from carlib.apps.cli import build_parser, main
+from carlib.evaluation.ablation import table_rows
+from carlib.evaluation.reproduce import DATASET_DOCS, TABLE_NUMBERS, fill, get_table, paper_tables
+from carlib.presets import get_preset
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_PAPER_NUMBERS = REPO.parent / "shared" / "reference" / "paper-numbers.md"
+
+# A verbatim copy of the project's reference file, so a fresh clone (where ../shared/ does not exist) parses the
+# same text; test_the_copy_is_the_reference_file keeps it identical wherever the reference file is present.
+PAPER_NUMBERS_MD = """\
+# Published numbers to reproduce (CaR, CVPR 2024, arXiv 2312.07661v3)
+
+All mIoU in %. "CaR" = CRF post-processing unless noted.
+
+## Zero-shot semantic segmentation (Table 1)
+| VOC-20 | VOC-21 | COCO-Object | Context-59 | Context-60 | ADE-150 | ADE-847 | Context-459 |
+|---|---|---|---|---|---|---|---|
+| 91.4 | 67.6 | 36.6 | 39.5 | 30.5 | 17.7 | 8.1 | 13.9 |
+CaR + SAM: VOC-21 70.2, COCO-Object 37.6, Context-60 31.1.
+Reference points in the same table: MaskCLIP VOC-21 38.8, COCO-Object 20.6,
+Context-60 23.6.
+
+## Ablations (VOC-21 unless noted)
+- Recurrence / proposal method (Table 2): no recurrence 15.2; recurrence +
+  Grad-CAM 41.1; recurrence + CLIP-ES 67.6.
+- Proposal / classifier backbones (Table 3), VOC / COCO-Object:
+  B/16-B/16 54.1 / 15.9; B/16-L/14 67.6 / 36.6; L/14-B/16 50.6 / 14.1;
+  L/14-L/14 57.6 / 32.5.
+- Visual prompts (Table 4): circle 66.9, contour 66.0, blur 66.4, gray 66.1,
+  mask (black) 61.8, circle+blur 67.6.
+- Background words (Table 6): none 64.3; all groups 67.6.
+- Hyper-parameter sweep (Table 5): VOC 67.0–67.6, COCO 35.4–36.6.
+
+## Without background (supplementary Table B)
+VOC-20 91.4, Context-59 39.5 (GroupViT 79.7/23.4, PACL 72.3/50.1,
+TCL 77.5/30.3, MaskCLIP 74.9/26.4, ReCo 57.5/22.3).
+
+## Referring segmentation, mIoU (Table 7 and supplementary Table A)
+| | RefCOCO val | testA | testB | RefCOCO+ val | testA | testB | RefCOCOg val | test(U) | val(G) |
+|---|---|---|---|---|---|---|---|---|---|
+| CaR | 33.57 | 35.36 | 30.51 | 34.22 | 36.03 | 31.02 | 36.67 | 36.57 | 36.63 |
+| OVSeg | 22.58 | 19.38 | 25.63 | 19.13 | 15.74 | 25.30 | 27.87 | 29.09 | 28.31 |
+GRES: 16.8. Ref-DAVIS17: J&F 30.34 (J 28.15, F 32.53).
+
+## Cost
+950 ms per 500×500 image on one V100 (of which dense CRF on the CPU 200 ms),
+3.6 GB of GPU memory, fp16 CLIP.
+"""
+
+# How the paper's phrases name the rows of `carlib ablate` (the only knowledge this test shares with the code).
+ABLATION_NAMES = {"no recurrence": "no recurrence (one pass, all queries kept)", "mask (black)": "black"}
+BACKBONE_NAMES = {"B/16": "ViT-B-16", "L/14": "ViT-L-14"}
+
+
+def _section(text: str, title_start: str) -> str:
+    match = re.search(rf"^## {re.escape(title_start)}.*?$(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"paper-numbers.md has no section starting {title_start!r}"
+    return match.group(1)
+
+
+def _markdown_rows(section: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("|") and not line.startswith("|---")]
+
+
+def parse_paper_numbers(text: str) -> dict[tuple[str, str], object]:
+    """Every published number as {(table, row label): value}, read from paper-numbers.md alone."""
+    numbers: dict[tuple[str, str], object] = {}
+    table1 = _section(text, "Zero-shot")
+    header, values = _markdown_rows(table1)
+    numbers.update({("1", name): float(value) for name, value in zip(header, values)})
+    sam = re.search(r"CaR \+ SAM: (.*?)\.\n", table1).group(1)
+    for name, value in re.findall(r"([\w-]+) (\d+\.\d+)", sam):
+        numbers[("1", f"{name}, CaR + SAM")] = float(value)
+    maskclip = re.search(r"MaskCLIP (.*?)\.\n", table1, re.S).group(1)
+    for name, value in re.findall(r"([\w-]+) (\d+\.\d+)", maskclip):
+        numbers[("1", f"{name}, MaskCLIP (reference point)")] = float(value)
+
+    ablations = " ".join(_section(text, "Ablations").split())
+    for number in ("2", "4", "6"):
+        body = re.search(rf"\(Table {number}\): (.*?)\.(?: -|$)", ablations).group(1)
+        for name, value in re.findall(r"([A-Za-z][\w+()\- ]*?) (\d+\.\d+)", body.replace("; ", ", ")):
+            name = name.strip(" ,")
+            numbers[(number, ABLATION_NAMES.get(name, name))] = float(value)
+    backbones = re.search(r"\(Table 3\), VOC / COCO-Object: (.*?)\.(?: -|$)", ablations).group(1)
+    for proposal, classifier, voc, coco in re.findall(r"(\S+)-(\S+) (\d+\.\d+) / (\d+\.\d+)", backbones):
+        pair = f"{BACKBONE_NAMES[proposal]} proposals, {BACKBONE_NAMES[classifier]} classifier"
+        numbers[("3", f"VOC-21: {pair}")] = float(voc)
+        numbers[("3", f"COCO-Object: {pair}")] = float(coco)
+    sweep = re.search(r"\(Table 5\): VOC (\d+\.\d+)–(\d+\.\d+), COCO (\d+\.\d+)–(\d+\.\d+)", ablations).groups()
+    numbers[("5", "VOC-21: spread of the η/θ/λ sweep")] = (float(sweep[0]), float(sweep[1]))
+    numbers[("5", "COCO-Object: spread of the η/θ/λ sweep")] = (float(sweep[2]), float(sweep[3]))
+
+    referring = _section(text, "Referring")
+    header, *rows = _markdown_rows(referring)
+    columns, dataset = [], ""
+    for cell in header[1:]:
+        if " " in cell:
+            dataset, cell = cell.split(" ", 1)
+        columns.append(f"{dataset} {cell}")
+    for method, *values in rows:
+        suffix = "" if method == "CaR" else f", {method} (reference point)"
+        numbers.update({("7", column + suffix): float(value) for column, value in zip(columns, values)})
+    numbers[("7", "GRES (gRefCOCO)")] = float(re.search(r"GRES: (\d+\.\d+)", referring).group(1))
+    numbers[("7", "Ref-DAVIS17 J&F")] = float(re.search(r"J&F (\d+\.\d+)", referring).group(1))
+    return numbers
+
+
+def _reference_text() -> str:
+    return SHARED_PAPER_NUMBERS.read_text() if SHARED_PAPER_NUMBERS.is_file() else PAPER_NUMBERS_MD
+
+
+def test_the_copy_is_the_reference_file():
+    if SHARED_PAPER_NUMBERS.is_file():
+        assert SHARED_PAPER_NUMBERS.read_text() == PAPER_NUMBERS_MD
+    # The parse is not empty and is what the file says in two hand-read places.
+    parsed = parse_paper_numbers(PAPER_NUMBERS_MD)
+    assert parsed[("1", "ADE-847")] == 8.1 and parsed[("7", "RefCOCOg val(G)")] == 36.63
+    assert parsed[("3", "COCO-Object: ViT-L-14 proposals, ViT-B-16 classifier")] == 14.1
+
+
+def test_every_published_number_is_in_the_registry_and_matches_the_paper():
+    paper = parse_paper_numbers(_reference_text())
+    registry = {(table.number, row.label): row.published for table in paper_tables().values() for row in table.rows
+                if row.published is not None}
+    assert registry == paper
+    # Supplementary Table B repeats two Table 1 columns; they agree.
+    table_b = _section(_reference_text(), "Without background")
+    assert float(re.search(r"VOC-20 (\d+\.\d+)", table_b).group(1)) == registry[("1", "VOC-20")]
+    assert float(re.search(r"Context-59 (\d+\.\d+)", table_b).group(1)) == registry[("1", "Context-59")]
+
+
+def test_ablation_rows_carry_the_same_published_numbers():
+    """`carlib ablate` prints the paper's VOC number beside each row; it must be the registry's."""
+    for number, name in (("2", "recurrence"), ("4", "prompts"), ("6", "background")):
+        registry = {row.label: row.published for row in get_table(number).rows}
+        for row in table_rows(name, get_preset("voc")):
+            assert row.paper == registry[row.name], (number, row.name)
+
+
+@pytest.mark.parametrize("number", TABLE_NUMBERS)
+def test_every_listed_command_parses_with_carlibs_own_parser(number):
+    parser = build_parser()
+    commands = get_table(number).commands()
+    assert commands
+    for command in commands:
+        argv = fill(command, data_root="/data", out="/runs")
+        assert not any("{" in part for part in argv), argv
+        args = parser.parse_args(argv)
+        assert args.command == argv[0] and str(args.data_root) == "/data"
+        assert str(args.out).startswith("/runs/table")
+
+
+def test_each_command_writes_where_the_report_reads():
+    """eval writes OUT/metrics.json; ablate writes row i to OUT/<table>-<i>/metrics.json (ablation.run_table)."""
+    for table in paper_tables().values():
+        for row in table.rows:
+            if row.command is None:
+                assert row.metrics is None and row.note
+                continue
+            out = row.command[row.command.index("--out") + 1].replace("{out}/", "")
+            if row.command[0] == "eval":
+                assert row.metrics == f"{out}/metrics.json"
+            else:
+                ablation = row.command[row.command.index("--table") + 1]
+                preset = get_preset(row.command[row.command.index("--preset") + 1])
+                names = [r.name for r in table_rows(ablation, preset)]
+                if "*" in row.metrics:
+                    assert row.metrics == f"{out}/{ablation}-*/metrics.json"
+                else:
+                    index = names.index(row.label.split(": ", 1)[-1])
+                    assert row.metrics == f"{out}/{ablation}-{index}/metrics.json"
+
+
+def test_new_presets_are_referenced_by_name_and_exist():
+    presets = {name for table in paper_tables().values() for name in table.presets}
+    assert {"ade847", "context459", "gres"} <= presets
+    for name in presets:
+        assert get_preset(name).name == name
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_dataset_pointers_name_existing_sections_of_docs_datasets():
+    anchors = _anchors((REPO / "docs" / "datasets.md").read_text())
+    for table in paper_tables().values():
+        for name in table.presets:
+            page, anchor = DATASET_DOCS[name].split("#")
+            assert page == "docs/datasets.md" and anchor in anchors, (name, anchor)
+
+
+def test_list_prints_commands_and_runs_nothing(tmp_path, capsys):
+    assert main(["reproduce", "--table", "1", "--list", "--data-root", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "runs")]) == 0
+    printed = capsys.readouterr().out
+    assert f"carlib eval --preset ade847 --data-root {tmp_path / 'data'} --out {tmp_path / 'runs'}/table1/ade847" \
+        in printed
+    assert "docs/datasets.md#pascal-context-459" in printed and "--post sam --sam-checkpoint" in printed
+    assert not (tmp_path / "runs").exists()
+    assert main(["reproduce", "--dry-run"]) == 0  # every table
+    printed = capsys.readouterr().out
+    assert all(f"### Table {number}:" in printed for number in TABLE_NUMBERS)
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    assert main(["reproduce"]) == 2
+    assert "--table N is required" in capsys.readouterr().err
+    assert main(["reproduce", "--table", "4", "--data-root", str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["reproduce", "--table", "9"])
+    with pytest.raises(ValueError, match="choose one of"):
+        get_table(9)
+
+
+def _report_rows(markdown: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in markdown.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 4 and cells[0] != "row":
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_real_data_report_reads_the_runs_metrics(tmp_path, capsys):
+    """Fake runs under --out: each row's mIoU comes from its own file; a sweep is reported as its spread."""
+    runs = tmp_path / "runs"
+    fake = {"circle": 0.651, "blur": 0.6625, "circle+blur": 0.676}  # contour, gray, black: not run yet
+    names = [row.name for row in table_rows("prompts", get_preset("voc"))]
+    for name, miou in fake.items():
+        folder = runs / "table4" / f"prompts-{names.index(name)}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"preset": "voc", "mIoU": miou, "paper_mIoU": 67.6}))
+    assert main(["reproduce", "--table", "4", "--report-only", "--out", str(runs)]) == 0
+    rows = _report_rows(capsys.readouterr().out)
+    assert rows["circle"][:2] == ["66.9", "65.1"] and rows["blur"][:2] == ["66.4", "66.2"]
+    assert rows["circle+blur"][:2] == ["67.6", "67.6"]
+    assert rows["contour"][:2] == ["66.0", "—"] and "no table4/prompts-1/metrics.json yet" in rows["contour"][2]
+    saved = json.loads((runs / "reproduce-table4.json").read_text())
+    assert {row["label"]: row["ours"] for row in saved["rows"]}["circle"] == pytest.approx(65.1)
+
+    for index, miou in enumerate((0.671, 0.668, 0.6755)):
+        folder = runs / "table5" / "voc" / f"sweep-{index}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"mIoU": miou}))
+    # With --data-root, commands whose metrics exist are not run again (running them here would fail: no data).
+    (tmp_path / "data").mkdir()
+    assert main(["reproduce", "--table", "5", "--data-root", str(tmp_path / "data"), "--out", str(runs)]) != 0
+    rows = _report_rows(capsys.readouterr().out)
+    assert rows["VOC-21: spread of the η/θ/λ sweep"][:2] == ["67.0–67.6", "66.8–67.5"]
+    assert rows["COCO-Object: spread of the η/θ/λ sweep"][1] == "—"  # its command ran and failed: no dataset
+
+
+def test_referring_report_reads_gres_giou_when_no_miou(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (runs / "table7" / "gres").mkdir(parents=True)
+    (runs / "table7" / "gres" / "metrics.json").write_text(json.dumps({"gIoU": 0.171, "cIoU": 0.2}))
+    (runs / "table7" / "refcoco_testA").mkdir(parents=True)
+    (runs / "table7" / "refcoco_testA" / "metrics.json").write_text(json.dumps({"mIoU": 0.3412, "oIoU": 0.3}))
+    assert main(["reproduce", "--table", "7", "--report-only", "--out", str(runs)]) == 0
+    rows = _report_rows(capsys.readouterr().out)
+    assert rows["GRES (gRefCOCO)"][:2] == ["16.8", "17.1"] and "gIoU" in rows["GRES (gRefCOCO)"][2]
+    assert rows["RefCOCO testA"][:2] == ["35.36", "34.1"]
+    assert rows["RefCOCO testB"][1] == "—"
+
+
+def test_shapesworld_run_puts_ours_beside_the_published_number(tmp_path, capsys):
+    """Table 4 on one scene; the 'black' row must be exactly CaR + CRF with black prompts on that scene."""
+    from carlib.evaluation.shapesworld import evaluate_car_on_world
+
+    assert main(["reproduce", "--table", "4", "--n", "1", "--out", str(tmp_path)]) == 0
+    rows = _report_rows(capsys.readouterr().out)
+    expected = evaluate_car_on_world(1, preset=get_preset("shapes").replace(prompt_kinds=("black",)),
+                                     variants=("car_crf",), progress=False).miou["car_crf"]
+    assert rows["black"][:2] == ["61.8", f"{expected * 100:.1f}"]
+    saved = json.loads((tmp_path / "reproduce-table4.json").read_text())
+    assert len(saved["rows"]) == 6
+    assert all(row["published"] is not None and row["ours"] is not None for row in saved["rows"])
+    assert "ShapesWorld analogue, 1 held-out test scenes" in saved["source"]
+    assert (tmp_path / "reproduce-table4.md").read_text().count("| ShapesWorld") == 6
+
+
+def test_rows_with_the_same_settings_share_one_run():
+    from carlib.evaluation.reproduce import WorldRuns
+
+    runs = WorldRuns(1)  # loads nothing until a run needs the model
+    shapes = get_preset("shapes")
+    by_name = {(table, row.name): row for table in ("recurrence", "prompts", "background")
+               for row in table_rows(table, shapes)}
+    preset_rows = [("recurrence", "recurrence + CLIP-ES"), ("prompts", "blur"), ("background", "all groups")]
+    assert len({runs._key(by_name[name]) for name in preset_rows}) == 1
+    others = [name for name in by_name if name not in preset_rows]
+    assert len({runs._key(by_name[name]) for name in others} | {runs._key(by_name[preset_rows[0]])}) == \
+        len(others) + 1
+    assert runs._models is None
+
+
+def test_prefetch_in_worker_processes_gives_the_numbers_of_a_plain_run():
+    from carlib.evaluation.reproduce import WorldRuns
+
+    black = [row for row in table_rows("prompts", get_preset("shapes")) if row.name == "black"]
+    fetched = WorldRuns(1, variants=("car_crf",))
+    fetched.prefetch(black, workers=2)
+    plain = WorldRuns(1, variants=("car_crf",))
+    assert fetched.row(black[0]) == plain.row(black[0])
+    assert fetched.headline().miou["car_crf"] == plain.headline().miou["car_crf"]
+
+
+def test_rankings_are_printed_from_the_numbers():
+    from carlib.tutorial.paper_tables import best, paper_rankings, ranking_text
+
+    assert ranking_text({"a": 0.5, "b": 0.62, "c": 0.6201, "d": 0.1}) == "c (62.0) = b (62.0) > a (50.0) > d (10.0)"
+    assert best({"a": 0.5, "b": 0.62, "c": 0.6201}) == ["c", "b"]
+    assert ranking_text({"x": 61.8, "y": 67.6}, percent=True) == "y (67.6) > x (61.8)"
+    paper = parse_paper_numbers(_reference_text())
+    table4 = paper_rankings(("4",))
+    assert table4.startswith("- Table 4") and table4.index("circle+blur (67.6)") < table4.index("black (61.8)")
+    assert f"black ({paper[('4', 'black')]:.1f})" in table4

@@ -7,7 +7,7 @@ change it waits until the page shows what :class:`carlib.CaR`, run in this test'
 with the same settings, says it should: the kept words in the status line and, pixel for
 pixel, the figure for that step. The gallery test builds ``index.html`` as ``make demo`` does
 (on two notebooks, to stay quick) and checks that every linked page loads with its figures
-decoded.
+decoded and its LaTeX typeset by the gallery's own copy of MathJax (the browser has no internet).
 
 Without Chromium these tests are skipped with a banner in the summary, and fail under CI
 (see the ``chromium`` fixture in ``conftest.py``).
@@ -43,6 +43,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPLORER_NOTEBOOK = "08_explorer.ipynb"
 GALLERY_NOTEBOOKS = ("00_quickstart", "08_explorer")
 
+MATHJAX_SECONDS = 60
 LAB_START_SECONDS = 120
 KERNEL_SECONDS = 240  # Run All: starting the kernel, importing torch and the first CaR run, on a busy 2-core machine
 CHANGE_SECONDS = 120  # one widget change: a CaR run per queued change, and the figure back to the page
@@ -308,6 +309,51 @@ def test_explorer_in_jupyterlab_shows_what_car_computes(jupyterlab, browser, ses
     print(f"explorer in JupyterLab: {time.perf_counter() - started:.1f} s")
 
 
+def _maths_in_markdown(notebook) -> int:
+    """How many $...$ and $$...$$ the markdown cells hold (tex2jax's delimiters; ``\\$`` is a dollar sign)."""
+    text = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown").replace("\\$", "")
+    display = re.findall(r"\$\$.+?\$\$", text, flags=re.S)
+    inline = re.findall(r"\$[^$]+?\$", re.sub(r"\$\$.+?\$\$", " ", text, flags=re.S))
+    return len(display) + len(inline)
+
+
+# JavaScript: MathJax's rendering of the markdown cells. HTML-CSS writes each typeset formula as a
+# span.MathJax with an id ending in -Frame (the fast preview's spans have other classes).
+_TYPESET_STATE = """
+const cells = Array.from(document.querySelectorAll('.jp-MarkdownCell'));
+return {typeset: cells.reduce((n, c) => n + c.querySelectorAll('span.MathJax[id$="-Frame"]').length, 0),
+        errors: document.querySelectorAll('.MathJax_Error, .merror').length,
+        empty: cells.reduce((n, c) => n + Array.from(c.querySelectorAll('span.MathJax[id$="-Frame"]'))
+                            .filter(e => e.getBoundingClientRect().width === 0).length, 0),
+        fonts: Array.from(document.fonts).filter(f => f.status === 'loaded').map(f => f.family),
+        text: cells.map(c => c.innerText).join('\\n'),
+        idle: !!(window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0)};
+"""
+
+
+def _check_maths_typeset(driver, page: str, expected: int) -> None:
+    """Wait until MathJax has typeset all ``expected`` formulas of the page's markdown; no raw TeX left."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    state: dict = {}
+
+    def typeset(_driver) -> bool:
+        state.update(driver.execute_script(_TYPESET_STATE))
+        return state["idle"] and state["typeset"] >= expected
+
+    try:
+        WebDriverWait(driver, MATHJAX_SECONDS, poll_frequency=0.25).until(typeset)
+    except TimeoutException as timeout:
+        raise AssertionError(f"{page}: MathJax typeset {state.get('typeset')} of {expected} formulas in "
+                             f"{MATHJAX_SECONDS} s (MathJax idle: {state.get('idle')})") from timeout
+    assert state["typeset"] == expected, f"{page}: {state['typeset']} typeset formulas for {expected} in the source"
+    assert state["errors"] == 0 and state["empty"] == 0, f"{page}: MathJax errors or empty formulas: {state}"
+    assert "$" not in state["text"], f"{page}: raw TeX left in the markdown: {state['text'][:2000]}"
+    assert any(family.startswith("STIXMathJax_") for family in state["fonts"]), (
+        f"{page}: MathJax's web fonts did not load (loaded: {state['fonts']})")
+
+
 @pytest.mark.browser
 def test_gallery_pages_load_with_their_figures(browser, tmp_path):
     from selenium.common.exceptions import TimeoutException
@@ -344,6 +390,9 @@ def test_gallery_pages_load_with_their_figures(browser, tmp_path):
             raise AssertionError(f"{page}: {len(decoded)} <img> for {figures} figures, "
                                  f"decoded (ok, naturalWidth): {decoded}") from timeout
         assert browser.title == Path(page).stem
+        maths = _maths_in_markdown(executed)
+        assert maths >= 1, f"{page}: the notebook has no maths to check"
+        _check_maths_typeset(browser, page, maths)
     print(f"gallery: built in {built - started:.1f} s, checked in {time.perf_counter() - built:.1f} s")
 
 

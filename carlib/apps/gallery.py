@@ -6,6 +6,10 @@
 ``outputs/index.html`` links them with their titles, timings and status.
 A notebook that fails is reported (its partial HTML still shows where) and
 the command exits non-zero after the others have run.
+
+The pages typeset their LaTeX with MathJax 2.7 from ``outputs/mathjax/``, a
+small copy of what they use from the ``jupyter-server-mathjax`` package, so
+the gallery shows its maths offline (nbconvert would load MathJax from a CDN).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +59,98 @@ def _title(path: Path) -> str:
     return path.stem
 
 
-def render_html(executed: Path, target: Path) -> None:
-    """Render an executed notebook to a standalone HTML page."""
+MATHJAX_FOLDER = "mathjax"
+#: The files of jupyter-server-mathjax's MathJax 2.7 that the pages load (found by listing
+#: ``MathJax.Ajax.loaded`` and ``document.fonts`` in Chromium): 170 files, 1.8 MB of its 596 files, 9.5 MB. The combined
+#: config bundles the TeX and MathML input, HTML-CSS output and most extensions; what it fetches on demand
+#: is the rest: TeX extensions that macros such as ``\boldsymbol`` autoload, operator tables, HTML-CSS
+#: table/menclose code, and the STIX-Web fonts (all of them, as which ones a page needs depends on its glyphs).
+MATHJAX_FILES = (
+    "LICENSE", "MathJax.js", "config/TeX-AMS-MML_HTMLorMML-full.js", "config/Safe.js", "extensions/Safe.js",
+    "extensions/MathMenu.js", "extensions/MathZoom.js", "extensions/a11y/accessibility-menu.js",
+    "extensions/TeX/*.js", "jax/element/mml/optable/*.js", "jax/output/HTML-CSS/autoload/*.js",
+    "jax/output/HTML-CSS/fonts/STIX-Web/**/*.js", "fonts/HTML-CSS/STIX-Web/woff/*.woff",
+)
+#: The package ships STIX-Web as its only web font, so HTML-CSS must not look for the default TeX fonts.
+MATHJAX_LOCAL_CONFIG = (
+    'MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", '
+    "imageFont: null}});\n"
+    'MathJax.Ajax.loadComplete("[MathJax]/config/local/carlib.js");\n'
+)
+#: Relative to a page in the gallery folder. ``Safe`` as in nbconvert's default URL: no scripts from markdown maths.
+MATHJAX_URL = f"{MATHJAX_FOLDER}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,local/carlib"
+
+#: nbconvert's lab template, less the require.js it loads from a CDN in <head>: only saved widget
+#: state and ``application/javascript`` outputs use it, and behind a firewall that drops packets a
+#: blocking <script> from the internet holds the page blank until it times out.
+_TEMPLATE_WITHOUT_REQUIREJS = (
+    "{%- extends 'index.html.j2' -%}\n"
+    "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n"
+)
+
+
+def mathjax_source() -> Path:
+    """The MathJax 2.7 folder that the ``jupyter-server-mathjax`` package ships."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError as missing:
+        raise ImportError("the gallery needs the jupyter-server-mathjax package for its maths: "
+                          "run `make install` or `pip install -e '.[tutorial]'`") from missing
+    return Path(jupyter_server_mathjax.__file__).resolve().parent / "static"
+
+
+def copy_mathjax(out_dir: Path) -> Path:
+    """Copy :data:`MATHJAX_FILES` into ``out_dir/mathjax`` (replacing an older copy); return that folder.
+
+    Written to a temporary folder beside it and renamed, so an interrupted copy leaves no half folder.
+    """
+    source = mathjax_source()
+    files = []
+    for pattern in MATHJAX_FILES:
+        found = sorted(path for path in source.glob(pattern) if path.is_file())
+        if not found:
+            raise FileNotFoundError(f"{source} has no {pattern}: jupyter-server-mathjax changed its layout; "
+                                    "install the version in requirements.lock")
+        files += found
+    target = out_dir / MATHJAX_FOLDER
+    staging = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=out_dir))
+    try:
+        for path in files:
+            copy = staging / path.relative_to(source)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, copy)
+        (staging / "config" / "local").mkdir(parents=True, exist_ok=True)
+        (staging / "config" / "local" / "carlib.js").write_text(MATHJAX_LOCAL_CONFIG)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _needs_requirejs(notebook) -> bool:
+    return "widgets" in notebook.metadata or any(
+        "application/javascript" in output.get("data", {})
+        for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", []))
+
+
+def render_html(executed: Path, target: Path, mathjax_url: str = MATHJAX_URL) -> None:
+    """Render an executed notebook to a standalone HTML page, its maths typeset by MathJax from ``mathjax_url``.
+
+    The default URL is the gallery's own copy (:func:`copy_mathjax` into the page's folder).
+    """
+    import nbformat
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_filename(str(executed))
+    notebook = nbformat.read(executed, as_version=4)
+    options = {} if _needs_requirejs(notebook) else dict(
+        extra_loaders=[DictLoader({"carlib_gallery.html.j2": _TEMPLATE_WITHOUT_REQUIREJS})],
+        template_file="carlib_gallery.html.j2")
+    body, _ = HTMLExporter(mathjax_url=mathjax_url, **options).from_notebook_node(
+        notebook, resources={"metadata": {"name": executed.stem}})
     atomic_write_text(body, target)
 
 
@@ -122,6 +215,7 @@ def build_gallery(out_dir: str | os.PathLike, *, model: str = "auto", notebooks:
     sources = sorted(notebooks) if notebooks else sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
     if not sources:
         raise FileNotFoundError(f"no notebooks found in {notebooks_dir()}")
+    copy_mathjax(out_dir)
     runs = []
     bar = tqdm(sources, desc="notebooks", unit="nb", disable=not progress)
     for source in bar:

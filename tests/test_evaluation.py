@@ -353,3 +353,72 @@ def test_eval_runs_car_with_labels_above_255_and_resumes_from_its_16_bit_predict
     resumed = evaluate(preset, data, out, model="shapes", progress=False)  # reads the 16-bit PNG back, runs nothing
     assert resumed.metrics["confusion_matrix"] == first.metrics["confusion_matrix"]
     assert resumed.model_seconds == 0.0
+
+
+def test_paper_miou_matches_the_published_table_1():
+    """The eval report's 'paper' column equals Table 1 as paper-numbers.md transcribes it (parsed here, not copied)."""
+    from carlib.evaluation import PAPER_MIOU
+
+    text = (Path(__file__).resolve().parent / "paper-numbers.md").read_text()  # the reference's verbatim copy
+    lines = text.split("## Zero-shot semantic segmentation (Table 1)")[1].strip().splitlines()
+    headers = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    values = [float(cell) for cell in lines[2].strip("|").split("|")]
+    table = dict(zip(headers, values))
+    keys = {"VOC-20": "voc20", "VOC-21": "voc", "COCO-Object": "coco_object", "Context-59": "context59",
+            "Context-60": "context", "ADE-150": "ade150", "ADE-847": "ade847", "Context-459": "context459"}
+    assert len(table) == 8
+    for column, key in keys.items():
+        assert PAPER_MIOU[key] == table[column], column
+    sam_line = next(line for line in lines if line.startswith("CaR + SAM:"))
+    sam = {name.strip(): float(value) for name, value in
+           (part.rsplit(" ", 1) for part in sam_line.removeprefix("CaR + SAM:").rstrip(".").split(","))}
+    assert sam == {"VOC-21": PAPER_MIOU["voc+sam"], "COCO-Object": PAPER_MIOU["coco_object+sam"],
+                   "Context-60": PAPER_MIOU["context+sam"]}
+
+
+def test_eval_with_sam_post_processing_equals_car_with_the_same_regions(shapes_voc, tmp_path, capsys):
+    """`carlib eval --post sam`: every prediction is what CaR with the same region source paints, and the run says so."""
+    from carlib.pipeline import car_from_preset, load_models
+    from carlib.postprocess import ColourRegionMaskSource
+    from carlib.presets import get_preset
+
+    out = tmp_path / "run"
+    assert main(_eval_command(shapes_voc, out) + ["--post", "sam", "--limit", "3"]) == 0
+    assert "colour regions stand in for SAM" in capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["post"] == "sam" and metrics["images"] == 3
+    preset = get_preset("shapes")
+    car = car_from_preset(preset, load_models(preset, "shapes"), post="sam", sam_source=ColourRegionMaskSource())
+    crf = car_from_preset(preset, load_models(preset, "shapes"), post="crf")
+    dataset = open_dataset("shapes", shapes_voc)
+    differs = False
+    for sample_id in dataset.ids()[:3]:
+        image, _ = dataset.load(sample_id)
+        expected = car.segment(image, list(dataset.class_names[1:])).label_map
+        predicted = np.asarray(Image.open(out / "predictions" / f"{sample_id}.png"))
+        np.testing.assert_array_equal(predicted, expected)
+        differs |= not np.array_equal(expected, crf.segment(image, list(dataset.class_names[1:])).label_map)
+    assert differs  # the region snapping changed something: the test would notice the CRF running instead
+
+
+def test_sam_runs_are_compared_with_the_sam_rows_of_table_1():
+    from carlib.evaluation.benchmark import PAPER_MIOU, _paper_key
+    from carlib.presets import get_preset
+
+    assert PAPER_MIOU[_paper_key(get_preset("voc"), "val", False, "sam")] == 70.2
+    assert PAPER_MIOU[_paper_key(get_preset("voc"), "val", False, "crf")] == 67.6
+    assert PAPER_MIOU[_paper_key(get_preset("context"), "val", False, "sam")] == 31.1
+
+
+def test_post_sam_with_real_clip_and_no_checkpoint_names_the_flag():
+    import argparse
+    from types import SimpleNamespace
+
+    from carlib.apps.options import sam_source_from_options
+    from carlib.presets import get_preset
+
+    args = argparse.Namespace(sam_checkpoint=None, sam_points_per_side=None, device=None)
+    real_clip = SimpleNamespace(proposal=SimpleNamespace(name="ViT-B-16"))
+    with pytest.raises(ValueError, match="--sam-checkpoint"):
+        sam_source_from_options("eval", "sam", args, real_clip, get_preset("voc"))
+    assert sam_source_from_options("eval", "crf", args, real_clip, get_preset("voc")) is None

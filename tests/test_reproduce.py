@@ -16,47 +16,9 @@ from carlib.presets import get_preset
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PAPER_NUMBERS = REPO.parent / "shared" / "reference" / "paper-numbers.md"
 
-# A verbatim copy of the project's reference file, so a fresh clone (where ../shared/ does not exist) parses the
-# same text; test_the_copy_is_the_reference_file keeps it identical wherever the reference file is present.
-PAPER_NUMBERS_MD = """\
-# Published numbers to reproduce (CaR, CVPR 2024, arXiv 2312.07661v3)
-
-All mIoU in %. "CaR" = CRF post-processing unless noted.
-
-## Zero-shot semantic segmentation (Table 1)
-| VOC-20 | VOC-21 | COCO-Object | Context-59 | Context-60 | ADE-150 | ADE-847 | Context-459 |
-|---|---|---|---|---|---|---|---|
-| 91.4 | 67.6 | 36.6 | 39.5 | 30.5 | 17.7 | 8.1 | 13.9 |
-CaR + SAM: VOC-21 70.2, COCO-Object 37.6, Context-60 31.1.
-Reference points in the same table: MaskCLIP VOC-21 38.8, COCO-Object 20.6,
-Context-60 23.6.
-
-## Ablations (VOC-21 unless noted)
-- Recurrence / proposal method (Table 2): no recurrence 15.2; recurrence +
-  Grad-CAM 41.1; recurrence + CLIP-ES 67.6.
-- Proposal / classifier backbones (Table 3), VOC / COCO-Object:
-  B/16-B/16 54.1 / 15.9; B/16-L/14 67.6 / 36.6; L/14-B/16 50.6 / 14.1;
-  L/14-L/14 57.6 / 32.5.
-- Visual prompts (Table 4): circle 66.9, contour 66.0, blur 66.4, gray 66.1,
-  mask (black) 61.8, circle+blur 67.6.
-- Background words (Table 6): none 64.3; all groups 67.6.
-- Hyper-parameter sweep (Table 5): VOC 67.0–67.6, COCO 35.4–36.6.
-
-## Without background (supplementary Table B)
-VOC-20 91.4, Context-59 39.5 (GroupViT 79.7/23.4, PACL 72.3/50.1,
-TCL 77.5/30.3, MaskCLIP 74.9/26.4, ReCo 57.5/22.3).
-
-## Referring segmentation, mIoU (Table 7 and supplementary Table A)
-| | RefCOCO val | testA | testB | RefCOCO+ val | testA | testB | RefCOCOg val | test(U) | val(G) |
-|---|---|---|---|---|---|---|---|---|---|
-| CaR | 33.57 | 35.36 | 30.51 | 34.22 | 36.03 | 31.02 | 36.67 | 36.57 | 36.63 |
-| OVSeg | 22.58 | 19.38 | 25.63 | 19.13 | 15.74 | 25.30 | 27.87 | 29.09 | 28.31 |
-GRES: 16.8. Ref-DAVIS17: J&F 30.34 (J 28.15, F 32.53).
-
-## Cost
-950 ms per 500×500 image on one V100 (of which dense CRF on the CPU 200 ms),
-3.6 GB of GPU memory, fp16 CLIP.
-"""
+# A verbatim copy of the project's reference file (tests/paper-numbers.md), so a fresh clone (where ../shared/ does
+# not exist) parses the same text; test_the_copy_is_the_reference_file keeps it identical wherever the reference is.
+PAPER_NUMBERS_MD = (REPO / "tests" / "paper-numbers.md").read_text()
 
 # How the paper's phrases name the rows of `carlib ablate` (the only knowledge this test shares with the code).
 ABLATION_NAMES = {"no recurrence": "no recurrence (one pass, all queries kept)", "mask (black)": "black"}

@@ -6,7 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from carlib.apps.options import add_model_options, announce_models, preset_from_options, quick_gelu_option
+from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
+                                 quick_gelu_option, sam_source_from_options)
 from carlib.evaluation.benchmark import evaluate, headline_metric, open_benchmark
 from carlib.evaluation.overlap import AMP_CHOICES
 from carlib.pipeline import load_models
@@ -23,6 +24,7 @@ def register(commands) -> None:
     parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
+    add_sam_options(parser)
     add_model_options(parser)
     parser.add_argument("--device", default=None)
     parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
@@ -41,6 +43,7 @@ def _eval_command(args) -> int:
     models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args))
     if int(os.environ.get("RANK", "0")) == 0:
         announce_models("eval", models)
+    sam_source = sam_source_from_options("eval", args.post or preset.settings.post, args, models, preset)
     summary = evaluate(
         preset,
         args.data_root,
@@ -55,6 +58,7 @@ def _eval_command(args) -> int:
         models=models,
         workers=args.workers,
         amp=args.amp,
+        sam_source=sam_source,
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")

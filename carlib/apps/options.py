@@ -37,6 +37,42 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)")
 
 
+def add_sam_options(parser: argparse.ArgumentParser) -> None:
+    """Add --sam-checkpoint and --sam-points-per-side (used with --post sam)."""
+    parser.add_argument("--sam-checkpoint", type=Path,
+                        help="SAM checkpoint for --post sam: an official sam_vit_h/l/b file or HQ-SAM's "
+                        "sam_hq_vit_h/l/b/tiny.pth (the model type and family are read from it)")
+    parser.add_argument("--sam-points-per-side", type=int, default=None,
+                        help="SAM's automatic generator grid (default: the preset's, 64 as the reference)")
+
+
+def sam_source_from_options(command: str, post: str, args: argparse.Namespace, models: LoadedModels,
+                            preset: Preset):
+    """The SAM mask source ``--post sam`` asks for, or None for other post-processing.
+
+    With the ShapesWorld CLIP and no checkpoint, ShapesWorld's colour regions stand in for SAM (said on stderr).
+
+    Raises:
+        ValueError: ``--post sam`` with real CLIP and no ``--sam-checkpoint``, or a grid below 1.
+    """
+    if post != "sam":
+        return None
+    from carlib.models import SHAPES_MODEL_NAME
+    from carlib.postprocess import ColourRegionMaskSource, SamMaskSource
+
+    if args.sam_checkpoint is not None:
+        settings = preset.settings.sam
+        if args.sam_points_per_side is not None:
+            if args.sam_points_per_side < 1:
+                raise ValueError(f"--sam-points-per-side must be positive, got {args.sam_points_per_side}")
+            settings = settings.replace(points_per_side=args.sam_points_per_side)
+        return SamMaskSource(args.sam_checkpoint, device=args.device, settings=settings)
+    if models.proposal.name == SHAPES_MODEL_NAME:
+        print(f"carlib {command}: no --sam-checkpoint; ShapesWorld colour regions stand in for SAM", file=sys.stderr)
+        return ColourRegionMaskSource()
+    raise ValueError("--post sam needs --sam-checkpoint PATH (e.g. sam_hq_vit_h.pth or sam_vit_h_4b8939.pth)")
+
+
 def parse_max_side(text: str) -> MaxSide:
     """``--max-side`` as :class:`carlib.car.CaR` takes it: a positive int, ``"auto"`` or None (``"none"``).
 

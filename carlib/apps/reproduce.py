@@ -36,6 +36,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None, help="ShapesWorld scene seed (default: the test split's)")
     parser.add_argument("--model", default=None, choices=MODEL_CHOICES, help="real data: passed to every command")
     parser.add_argument("--limit", type=int, default=None, help="real data: only the first N images per command")
+    parser.add_argument("--sam-checkpoint", type=Path, default=None,
+                        help="real data: the SAM checkpoint of Table 1's CaR + SAM rows (default sam_hq_vit_h.pth)")
     parser.set_defaults(handler=_reproduce_command)
 
 
@@ -48,7 +50,8 @@ def _reproduce_command(args: argparse.Namespace) -> int:
     tables = [get_table(number) for number in numbers]
     real = args.data_root is not None or args.report_only
     out = args.out if args.out is not None or not real else DEFAULT_RUNS
-    values = {"data_root": str(args.data_root) if args.data_root else None, "out": str(out) if out else None}
+    values = {"data_root": str(args.data_root) if args.data_root else None, "out": str(out) if out else None,
+              "sam_checkpoint": str(args.sam_checkpoint) if args.sam_checkpoint else None}
     if args.list_only:
         print("\n".join(listing(table, **values) for table in tables))
         return 0

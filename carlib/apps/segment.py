@@ -24,9 +24,9 @@ from carlib.apps.folder_segmentation import (
     is_image_collection,
     segment_folder,
 )
-from carlib.apps.options import add_model_options, announce_models, preset_from_options, quick_gelu_option
+from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
+                                 quick_gelu_option, sam_source_from_options)
 from carlib.images import load_image
-from carlib.models import SHAPES_MODEL_NAME
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import get_preset, preset_names
 from carlib.labels import save_label_png
@@ -51,11 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--queries-file", type=Path, help="a file with one query per line")
     parser.add_argument("--preset", default="voc", help=f"settings preset: {', '.join(preset_names())}")
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
-    parser.add_argument("--sam-checkpoint", type=Path,
-                        help="SAM checkpoint for --post sam (an official sam_vit_h/l/b file; the model type is read "
-                        "from it)")
-    parser.add_argument("--sam-points-per-side", type=int, default=None,
-                        help="SAM's automatic generator grid (default: the preset's, 64 as the reference)")
+    add_sam_options(parser)
     add_model_options(parser)
     parser.add_argument("--labels-only", action="store_true",
                         help="write only label PNGs (pseudo-labels), DIR/NAME.png, and DIR/classes.txt")
@@ -85,7 +81,7 @@ def _segment_command(args: argparse.Namespace) -> int:
 
     models = load_models(preset, model_choice, device=args.device, quick_gelu=quick_gelu_option(args))
     announce_models("segment", models)
-    car = car_from_preset(preset, models, post=post, sam_source=_sam_source(post, args, models, preset))
+    car = car_from_preset(preset, models, post=post, sam_source=sam_source_from_options("segment", post, args, models, preset))
     if not folder_mode:
         result = car.segment(image, queries)
         write_outputs(args.out, image, result, models, preset_record, post)
@@ -111,24 +107,6 @@ def _read_queries_file(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"queries file not found: {path}")
     return path.read_text(encoding="utf-8").splitlines()
-
-
-def _sam_source(post: str, args: argparse.Namespace, models: LoadedModels, preset):
-    if post != "sam":
-        return None
-    from carlib.postprocess import ColourRegionMaskSource, SamMaskSource
-
-    if args.sam_checkpoint is not None:
-        settings = preset.settings.sam
-        if args.sam_points_per_side is not None:
-            if args.sam_points_per_side < 1:
-                raise ValueError(f"--sam-points-per-side must be positive, got {args.sam_points_per_side}")
-            settings = settings.replace(points_per_side=args.sam_points_per_side)
-        return SamMaskSource(args.sam_checkpoint, device=args.device, settings=settings)
-    if models.proposal.name == SHAPES_MODEL_NAME:
-        print("carlib segment: no --sam-checkpoint; ShapesWorld colour regions stand in for SAM", file=sys.stderr)
-        return ColourRegionMaskSource()
-    raise ValueError("--post sam needs --sam-checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
 
 
 def _models_record(models: LoadedModels) -> dict:

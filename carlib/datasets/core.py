@@ -89,7 +89,7 @@ def read_label_png(path: Path, sample_id: str) -> np.ndarray:
             if mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
                 raise SampleReadError(
                     sample_id, path,
-                    f"ground truth must be a single-channel (palette or grey) PNG of label ids, got mode {mode}",
+                    f"ground truth must be a single-channel (palette or grey) PNG or TIFF of label ids, got mode {mode}",
                 )
             labels = np.asarray(opened)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:

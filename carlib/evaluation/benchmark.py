@@ -43,6 +43,11 @@ PAPER_MIOU = {
     "context": 30.5,
     "context59": 39.5,
     "ade150": 17.7,
+    "ade847": 8.1,
+    "context459": 13.9,
+    "voc+sam": 70.2,  # Table 1's CaR + SAM rows (HQ-SAM ViT-H)
+    "coco_object+sam": 37.6,
+    "context+sam": 31.1,
     "refcoco/val": 33.57,
     "refcoco/testA": 35.36,
     "refcoco/testB": 30.51,
@@ -93,6 +98,7 @@ def evaluate(
     quick_gelu: Optional[bool] = None,
     workers: Optional[int] = None,
     amp: str = "auto",
+    sam_source=None,
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
@@ -118,6 +124,8 @@ def evaluate(
             metrics do not depend on it.
         amp: autocast of the model work (:func:`carlib.evaluation.overlap.autocast_for`):
             ``"auto"`` is fp16/bf16 on GPU and off on CPU.
+        sam_source: the SAM regions of ``post="sam"`` (:class:`carlib.postprocess.SamMaskSource`, or
+            :class:`carlib.postprocess.ColourRegionMaskSource` on ShapesWorld); SAM runs in this process.
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
@@ -132,7 +140,7 @@ def evaluate(
     try:
         models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu)
         changes = {**(car_options or {}), **({"post": post} if post else {})}
-        car = car_from_preset(preset, models, **changes)
+        car = car_from_preset(preset, models, sam_source=sam_source, **changes)
         autocast_for(models.proposal.device, amp)  # fp16 asked for on CPU fails before any work
         workers = default_workers(models.proposal.device) if workers is None else workers
         predictions = Path(out_dir) / PREDICTIONS
@@ -163,7 +171,7 @@ def evaluate(
             seconds=time.perf_counter() - start,
             model_seconds=model_seconds,
         )
-        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background)
+        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background, car.settings.post)
         return summary
     finally:
         distributed.close()
@@ -391,11 +399,12 @@ def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bo
     }
 
 
-def _paper_key(preset: Preset, split: str, without_background: bool) -> str:
+def _paper_key(preset: Preset, split: str, without_background: bool, post: str = "crf") -> str:
     if preset.settings.mode == "referring":
         return f"{preset.name}/{split}"
     suffix = {"voc": "voc20", "context": "context59"}.get(preset.name) if without_background else None
-    return suffix or preset.name
+    key = suffix or preset.name
+    return f"{key}+sam" if post == "sam" else key
 
 
 def headline_metric(preset_name: str) -> str:
@@ -404,8 +413,8 @@ def headline_metric(preset_name: str) -> str:
 
 
 def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
-                   without_background: bool) -> None:
-    paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background))
+                   without_background: bool, post: str) -> None:
+    paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background, post))
     payload = {
         "preset": summary.preset,
         "split": summary.split,
@@ -414,6 +423,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "seconds": round(summary.seconds, 2),
         "model_busy": round(summary.model_busy, 3),  # rank 0: share of its wall time in model work
         "models": models.description,
+        "post": post,
         "headline": headline_metric(summary.preset),  # the metric paper_mIoU is compared with
         "paper_mIoU": paper,
         **summary.metrics,

@@ -28,8 +28,8 @@ from carlib.presets import get_preset
 Published = Union[float, tuple[float, float]]
 """A published mIoU %, or the (low, high) spread of a sweep."""
 
-PLACEHOLDERS = {"data_root": "DATA_ROOT", "out": "runs/reproduce"}
-"""What ``{data_root}`` and ``{out}`` in a command stand for when nothing is given."""
+PLACEHOLDERS = {"data_root": "DATA_ROOT", "out": "runs/reproduce", "sam_checkpoint": "sam_hq_vit_h.pth"}
+"""What ``{data_root}``, ``{out}`` and ``{sam_checkpoint}`` in a command stand for when nothing is given."""
 
 DATASET_DOCS = {
     "voc": "docs/datasets.md#pascal-voc-2012",
@@ -157,9 +157,10 @@ def _table1() -> PaperTable:
             for label, value, preset, out, extra in columns]
     sam = [("VOC-21", 70.2, "voc", "voc21_sam"), ("COCO-Object", 37.6, "coco_object", "coco_object_sam"),
            ("Context-60", 31.1, "context", "context60_sam")]
-    rows += [PaperRow(f"{label}, CaR + SAM", value, world=WorldAnalogue("headline", "car_sam") if label == "VOC-21"
-                      else None, note=f"`carlib eval` takes no SAM checkpoint yet; per image: `carlib segment IMAGE "
-                                      f"--preset {preset} --post sam --sam-checkpoint sam_hq_vit_h.pth`")
+    rows += [PaperRow(f"{label}, CaR + SAM", value,
+                      _eval(preset, f"table1/{out}", "--post", "sam", "--sam-checkpoint", "{sam_checkpoint}"),
+                      f"table1/{out}/metrics.json",
+                      WorldAnalogue("headline", "car_sam") if label == "VOC-21" else None)
              for label, value, preset, out in sam]
     rows += [PaperRow(f"{label}, MaskCLIP (reference point)", value, method="MaskCLIP",
                       note="another method's number; `--proposal-method maskclip` keeps CaR's recurrence, "

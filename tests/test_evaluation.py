@@ -110,8 +110,8 @@ def test_missing_dataset_lists_the_expected_layout(tmp_path, capsys):
     assert "JPEGImages" in error and "docs/datasets.md" in error
 
 
-def _shapes_refcoco(data: Path, scenes: int = 3) -> Path:
-    """A RefCOCO-format folder (refs(unc).p + instances.json + train2014 JPEGs) built from ShapesWorld scenes."""
+def _shapes_refcoco(data: Path, scenes: int = 3, name: str = "refcoco", split_by: str = "unc") -> Path:
+    """A RefCOCO-format folder (refs(<split_by>).p + instances.json + train2014 JPEGs) built from ShapesWorld scenes."""
     import pickle
 
     from pycocotools import mask as coco_mask
@@ -119,7 +119,7 @@ def _shapes_refcoco(data: Path, scenes: int = 3) -> Path:
     from carlib.world.captions import referring_expressions
     from carlib.world.scene import split_scene
 
-    folder = data / "refcoco"
+    folder = data / name
     image_dir = data / "images" / "train2014"
     folder.mkdir(parents=True)
     image_dir.mkdir(parents=True)
@@ -140,7 +140,7 @@ def _shapes_refcoco(data: Path, scenes: int = 3) -> Path:
                              "category_id": 1, "sentences": []})
             ref = next(r for r in refs if r["ann_id"] == ann_id)
             ref["sentences"].append({"raw": text, "sent": text, "sent_id": len(ref["sentences"])})
-    with open(folder / "refs(unc).p", "wb") as handle:
+    with open(folder / f"refs({split_by}).p", "wb") as handle:
         pickle.dump(refs, handle)
     (folder / "instances.json").write_text(json.dumps(
         {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}
@@ -167,6 +167,22 @@ def test_referring_evaluation_end_to_end(tmp_path):
         ious.append(np.logical_and(predicted, truth).sum() / union if union else 1.0)
     assert metrics["mIoU"] == pytest.approx(float(np.mean(ious)))
     assert set(metrics) >= {"oIoU", "P@0.5", "P@0.9"}
+
+
+def test_refcocog_google_split_is_evaluated_and_compared_with_val_g(tmp_path, capsys):
+    data = _shapes_refcoco(tmp_path / "refer", scenes=2, name="refcocog", split_by="google")
+    out = tmp_path / "run"
+    command = ["eval", "--preset", "refcocog", "--data-root", str(data), "--out", str(out), "--model", "shapes",
+               "--no-progress", "--split", "val"]
+    assert main(command) == 2  # the default umd split's file is not there
+    assert "refs(umd).p" in capsys.readouterr().err
+    assert main(command + ["--split-by", "google"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split_by"] == "google" and metrics["paper_mIoU"] == 36.63
+    assert metrics["count"] == len(open_dataset("refcocog", data, "val", split_by="google").objects()) >= 2
+    assert main(["eval", "--preset", "shapes", "--data-root", str(data), "--out", str(tmp_path / "x"),
+                 "--split-by", "google"]) == 2
+    assert "referring presets" in capsys.readouterr().err
 
 
 def test_read_ahead_workers_and_crf_processes_leave_the_metrics_unchanged(shapes_voc, tmp_path):

@@ -22,6 +22,9 @@ def register(commands) -> None:
     parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
     parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
+    parser.add_argument("--split-by", default=None, choices=("unc", "umd", "google"),
+                        help="referring only: whose split of the refs (RefCOCOg: umd by default, google for the "
+                        "paper's val(G))")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
     add_sam_options(parser)
@@ -39,7 +42,8 @@ def register(commands) -> None:
 
 def _eval_command(args) -> int:
     preset, model = preset_from_options(get_preset(args.preset), args)
-    open_benchmark(preset, args.data_root, args.split, without_background=args.without_background)  # fails fast
+    open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
+                   split_by=args.split_by)  # fails fast
     models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args))
     if int(os.environ.get("RANK", "0")) == 0:
         announce_models("eval", models)
@@ -59,6 +63,7 @@ def _eval_command(args) -> int:
         workers=args.workers,
         amp=args.amp,
         sam_source=sam_source,
+        split_by=args.split_by,
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")

@@ -56,6 +56,7 @@ PAPER_MIOU = {
     "refcoco+/testB": 31.02,
     "refcocog/val": 36.67,
     "refcocog/test": 36.57,
+    "refcocog/val(G)": 36.63,  # the google split (split_by="google")
     "gres/val": 16.8,  # Table 7 names no metric; compare with gIoU and cIoU (metrics.json has both)
 }
 
@@ -99,6 +100,7 @@ def evaluate(
     workers: Optional[int] = None,
     amp: str = "auto",
     sam_source=None,
+    split_by: Optional[str] = None,
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
@@ -126,6 +128,8 @@ def evaluate(
             ``"auto"`` is fp16/bf16 on GPU and off on CPU.
         sam_source: the SAM regions of ``post="sam"`` (:class:`carlib.postprocess.SamMaskSource`, or
             :class:`carlib.postprocess.ColourRegionMaskSource` on ShapesWorld); SAM runs in this process.
+        split_by: referring only: whose split of the refs (``"umd"``, RefCOCOg's default, or ``"google"``
+            for the paper's RefCOCOg val(G)); see :func:`carlib.datasets.open_dataset`.
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
@@ -135,7 +139,7 @@ def evaluate(
         raise ValueError(f"workers must be 0 or more, got {workers}")
     if amp not in AMP_CHOICES:
         raise ValueError(f"unknown amp {amp!r}; choose one of {AMP_CHOICES}")
-    dataset = open_benchmark(preset, data_root, split, without_background=without_background)
+    dataset = open_benchmark(preset, data_root, split, without_background=without_background, split_by=split_by)
     distributed = Distributed.from_environment()
     try:
         models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu)
@@ -171,23 +175,29 @@ def evaluate(
             seconds=time.perf_counter() - start,
             model_seconds=model_seconds,
         )
-        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background, car.settings.post)
+        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background, car.settings.post,
+                       split_by)
         return summary
     finally:
         distributed.close()
 
 
-def open_benchmark(preset: Preset, data_root: Path, split: Optional[str] = None, *, without_background: bool = False):
-    """The dataset a preset is evaluated on (``without_background`` applies to semantic ones).
+def open_benchmark(preset: Preset, data_root: Path, split: Optional[str] = None, *, without_background: bool = False,
+                   split_by: Optional[str] = None):
+    """The dataset a preset is evaluated on (``without_background`` applies to semantic ones, ``split_by``
+    to referring ones).
 
     Raises:
         FileNotFoundError: the folder does not hold the expected layout (the message lists it).
+        ValueError: ``split_by`` for a semantic preset, or one the dataset does not have.
     """
     from carlib.datasets import open_dataset
 
     if preset.settings.mode == "semantic":
+        if split_by is not None:
+            raise ValueError(f"--split-by applies to referring presets, not {preset.name}")
         return open_dataset(preset.name, data_root, split, without_background=without_background)
-    return open_dataset(preset.name, data_root, split)
+    return open_dataset(preset.name, data_root, split, split_by=split_by)
 
 
 def _sample_ids(dataset, limit: Optional[int]) -> list[str]:
@@ -399,9 +409,10 @@ def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bo
     }
 
 
-def _paper_key(preset: Preset, split: str, without_background: bool, post: str = "crf") -> str:
+def _paper_key(preset: Preset, split: str, without_background: bool, post: str = "crf",
+               split_by: Optional[str] = None) -> str:
     if preset.settings.mode == "referring":
-        return f"{preset.name}/{split}"
+        return f"{preset.name}/{split}" + ("(G)" if split_by == "google" else "")
     suffix = {"voc": "voc20", "context": "context59"}.get(preset.name) if without_background else None
     key = suffix or preset.name
     return f"{key}+sam" if post == "sam" else key
@@ -413,8 +424,8 @@ def headline_metric(preset_name: str) -> str:
 
 
 def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
-                   without_background: bool, post: str) -> None:
-    paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background, post))
+                   without_background: bool, post: str, split_by: Optional[str]) -> None:
+    paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background, post, split_by))
     payload = {
         "preset": summary.preset,
         "split": summary.split,
@@ -424,6 +435,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "model_busy": round(summary.model_busy, 3),  # rank 0: share of its wall time in model work
         "models": models.description,
         "post": post,
+        "split_by": split_by,
         "headline": headline_metric(summary.preset),  # the metric paper_mIoU is compared with
         "paper_mIoU": paper,
         **summary.metrics,

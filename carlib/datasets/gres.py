@@ -34,7 +34,7 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 
 from carlib.datasets.core import SampleReadError, first_existing, layout_error, read_image, segmentation_mask
-from carlib.datasets.referring import SentenceField, load_refs
+from carlib.datasets.referring import SentenceField, load_refs, read_instances
 
 PathLike = Union[str, Path]
 
@@ -253,20 +253,8 @@ def open_gres(
 
     refs = sorted((ref for ref in all_refs if str(ref["split"]) == split), key=lambda ref: int(ref["ref_id"]))
     targets = {int(ref["ref_id"]): _ann_ids(ref, refs_path) for ref in refs}
-    instances = json.loads(instances_path.read_text())
-    wanted_annotations = {ann_id for ids in targets.values() for ann_id in ids}
-    wanted_images = {int(ref["image_id"]) for ref in refs}
-    annotations = {int(a["id"]): a for a in instances.get("annotations", []) if int(a["id"]) in wanted_annotations}
-    images = {int(i["id"]): i for i in instances.get("images", []) if int(i["id"]) in wanted_images}
-    missing = sorted(wanted_annotations - annotations.keys())
-    if missing:
-        raise ValueError(
-            f"{instances_path} lacks {len(missing)} annotation(s) the gRefCOCO {split} refs refer to "
-            f"(first: {missing[:3]}); refs file and instances.json do not belong together"
-        )
-    missing = sorted(wanted_images - images.keys())
-    if missing:
-        raise ValueError(f"{instances_path} lacks {len(missing)} image(s) the refs refer to (first: {missing[:3]})")
+    annotations, images = read_instances(instances_path, {ann_id for ids in targets.values() for ann_id in ids},
+                                         {int(ref["image_id"]) for ref in refs}, f"the gRefCOCO {split} refs")
 
     expressions = []
     for ref in refs:

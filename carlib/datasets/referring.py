@@ -67,6 +67,28 @@ class _PlainDataUnpickler(pickle.Unpickler):
         )
 
 
+def read_instances(instances_path: Path, wanted_annotations: set[int], wanted_images: set[int],
+                   refs_named: str) -> tuple[dict[int, dict], dict[int, dict]]:
+    """The COCO annotations and images (by id) that a refs file refers to, from ``instances.json``.
+
+    Raises:
+        ValueError: an annotation or image the refs name is not in the file (``refs_named`` says whose refs).
+    """
+    instances = json.loads(Path(instances_path).read_text())
+    annotations = {int(a["id"]): a for a in instances.get("annotations", []) if int(a["id"]) in wanted_annotations}
+    images = {int(i["id"]): i for i in instances.get("images", []) if int(i["id"]) in wanted_images}
+    missing = sorted(wanted_annotations - annotations.keys())
+    if missing:
+        raise ValueError(
+            f"{instances_path} lacks {len(missing)} annotation(s) {refs_named} refer to "
+            f"(first: {missing[:3]}); refs file and instances.json do not belong together"
+        )
+    missing = sorted(wanted_images - images.keys())
+    if missing:
+        raise ValueError(f"{instances_path} lacks {len(missing)} image(s) the refs refer to (first: {missing[:3]})")
+    return annotations, images
+
+
 def load_refs(path: Path) -> list[dict[str, Any]]:
     """Read a refer ``refs(*).p`` pickle from exactly ``path``, refusing anything but plain data.
 
@@ -187,21 +209,8 @@ def open_referring(
         raise layout_error(name, f"image folder {looked}", tree, DOCS_SECTION)
 
     refs = [ref for ref in load_refs(refs_path) if _in_split(str(ref["split"]), split)]
-    with open(instances_path) as handle:
-        instances = json.load(handle)
-    wanted_annotations = {int(ref["ann_id"]) for ref in refs}
-    wanted_images = {int(ref["image_id"]) for ref in refs}
-    annotations = {int(a["id"]): a for a in instances.get("annotations", []) if int(a["id"]) in wanted_annotations}
-    images = {int(i["id"]): i for i in instances.get("images", []) if int(i["id"]) in wanted_images}
-    missing = sorted(wanted_annotations - annotations.keys())
-    if missing:
-        raise ValueError(
-            f"{instances_path} lacks {len(missing)} annotation(s) the refs of {name} {split} refer to "
-            f"(first: {missing[:3]}); refs file and instances.json do not belong together"
-        )
-    missing = sorted(wanted_images - images.keys())
-    if missing:
-        raise ValueError(f"{instances_path} lacks {len(missing)} image(s) the refs refer to (first: {missing[:3]})")
+    annotations, images = read_instances(instances_path, {int(ref["ann_id"]) for ref in refs},
+                                         {int(ref["image_id"]) for ref in refs}, f"the refs of {name} {split}")
 
     objects = tuple(
         ReferringObject(

@@ -6,6 +6,13 @@ for query c is s_c, the softmax over [queries; background words] of
 ``logit_scale.exp() * cos(image, text)``, where the image embedding is the
 mean of the patch tokens after ``ln_post`` and the projection.
 
+Every family of vision tower is read through its adapter (:mod:`carlib.towers`):
+for towers with a class token and a projection the definition above holds
+exactly; a tower without a class token (SigLIP) is explained through its own
+pooling, and a convolutional one through its last feature map
+(:attr:`carlib.towers.VisionTower.default_cam_target`). Sigmoid-trained models
+can score with a sigmoid instead of the softmax (:mod:`carlib.scores`).
+
 All queries share one forward pass. Blocks 1..L-1 run without gradients, and
 the gradients for every query come from one batched backward pass through the
 last block only (``torch.autograd.grad(..., is_grads_batched=True)``).
@@ -14,7 +21,7 @@ last block only (``torch.autograd.grad(..., is_grads_batched=True)``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -22,11 +29,10 @@ import torch
 
 from carlib.images import ImageInput, load_image, proposal_input
 from carlib.models import ClipBundle
+from carlib.scores import ScoreKind, scaled_logits, scores_from_logits
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
-from carlib.vit import attention_path_for, attention_weights, embed_patches, replace_output, run_block
+from carlib.towers import CAM_TARGETS, CamForward, CamTarget, Trunk
 
-CamTarget = Literal["patch_mean", "class_token"]
-CAM_TARGETS = ("patch_mean", "class_token")
 CLIP_ES_ATTENTION_LAYERS = 8
 
 
@@ -93,11 +99,12 @@ def compute_cams(
     *,
     query_templates: Sequence[str] = ("{}",),
     background_templates: Sequence[str] = (BACKGROUND_TEMPLATE,),
-    target: CamTarget = "patch_mean",
+    target: Optional[CamTarget] = None,
     attention_layers: int = CLIP_ES_ATTENTION_LAYERS,
     query_embeddings: Optional[torch.Tensor] = None,
     background_embeddings: Optional[torch.Tensor] = None,
     center_features: bool = False,
+    score_kind: ScoreKind = "softmax",
 ) -> CamResult:
     """Grad-CAM for every query at patch-grid resolution, plus CLIP-ES attention.
 
@@ -109,9 +116,14 @@ def compute_cams(
         query_templates: templates for query embeddings; CaR uses the raw name
             (``("{}",)``) in its first step.
         background_templates: templates for background words (``"a clean origami {}."``).
-        target: ``"patch_mean"`` (CaR: mean of patch tokens) or ``"class_token"``.
+        target: ``"patch_mean"`` (CaR: mean of patch tokens), ``"class_token"``,
+            ``"pooled"`` (the tower's own pooling, e.g. SigLIP's attention
+            pool), or None: the tower's default
+            (:attr:`carlib.towers.VisionTower.default_cam_target`:
+            ``"patch_mean"`` for every tower with a class token).
         attention_layers: how many final blocks' attention to average for
-            CLIP-ES (8 in CaR); 0 skips the attention.
+            CLIP-ES (8 in CaR); 0 skips the attention (and is the only choice
+            for convolutional towers).
         query_embeddings, background_embeddings: precomputed unit text
             embeddings (N x D, M x D) to reuse across calls; they override the
             names and templates for embedding but ``queries`` still sets N.
@@ -123,11 +135,13 @@ def compute_cams(
             large common component, so that constant can be big enough to
             light up, or black out, the whole grid. The default, False, is
             the reference's Grad-CAM.
+        score_kind: ``"softmax"`` over [queries; background] (CaR) or ``"sigmoid"``
+            of each query alone with the model's logit bias (:mod:`carlib.scores`).
 
     Returns:
         a :class:`CamResult`.
     """
-    if target not in CAM_TARGETS:
+    if target is not None and target not in CAM_TARGETS:
         raise ValueError(f"unknown CAM target {target!r}; choose one of {CAM_TARGETS}")
     inputs = prepare_inputs(bundle, image, queries, background, query_templates=query_templates,
                             background_templates=background_templates, query_embeddings=query_embeddings,
@@ -141,6 +155,7 @@ def compute_cams(
         attention_layers=attention_layers,
         image_size=inputs.image_size,
         center_features=center_features,
+        score_kind=score_kind,
     )
 
 
@@ -219,34 +234,6 @@ def gradcam(
     return compute_cams(bundle, image, queries, background, **options).upsampled()
 
 
-def _image_embedding(visual: torch.nn.Module, tokens: torch.Tensor, target: CamTarget) -> torch.Tensor:
-    """The image embedding the CAM explains: ln_post, pool, project (B x E)."""
-    if getattr(visual, "final_ln_after_pool", False):
-        pooled = tokens[:, 1:].mean(dim=1) if target == "patch_mean" else tokens[:, 0]
-        pooled = visual.ln_post(pooled)
-    else:
-        normed = visual.ln_post(tokens)
-        pooled = normed[:, 1:].mean(dim=1) if target == "patch_mean" else normed[:, 0]
-    return pooled @ visual.proj if visual.proj is not None else pooled
-
-
-@dataclass
-class Trunk:
-    """What the query-independent part of a ViT pass gives: the last block's input and the attention.
-
-    Attributes:
-        tokens: 1 x (1 + n) x D batch-first tokens entering the last block.
-        grid: (h, w) patch grid, n = h * w.
-        attention_sum: 1 x (1 + n) x (1 + n), the summed head-averaged attention
-            of the blocks before the last among the final ``attention_layers``
-            (None when that is no block).
-    """
-
-    tokens: torch.Tensor
-    grid: tuple[int, int]
-    attention_sum: Optional[torch.Tensor]
-
-
 def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int, *,
               fp16_positions: bool = False) -> Trunk:
     """Patch embedding and blocks 1..L-1 without gradients, summing the attention CLIP-ES reads.
@@ -255,40 +242,31 @@ def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int, *
         bundle: the proposal CLIP.
         pixels: 1 x 3 x H x W normalised image, sides multiples of the patch size.
         attention_layers: how many final blocks' attention CLIP-ES averages (0: none).
-        fp16_positions: see :func:`carlib.vit.embed_patches`.
+        fp16_positions: round the resized positional embedding to fp16 (``official_numerics``).
 
     Returns:
-        a :class:`Trunk`; the last block's own attention is the caller's to add.
+        a :class:`carlib.towers.Trunk`; the last block's own attention is the caller's to add.
+
+    Raises:
+        carlib.towers.CapabilityError: attention asked of a convolutional tower.
     """
-    visual = bundle.model.visual
-    blocks = list(visual.transformer.resblocks)
-    batch_first = getattr(visual.transformer, "batch_first", True)
-    first_attention_block = len(blocks) - attention_layers
-    attention_sum: Optional[torch.Tensor] = None
-    with torch.no_grad():
-        tokens, grid = embed_patches(visual, pixels.to(bundle.dtype), fp16_positions)
-    with torch.no_grad(), attention_path_for(tokens.shape[1] if tokens.device.type == "cpu" else 0):
-        for index, block in enumerate(blocks[:-1]):
-            if attention_layers and index >= first_attention_block:
-                attention = attention_weights(block, block.ln_1(tokens))
-                attention_sum = attention if attention_sum is None else attention_sum + attention
-            tokens = run_block(block, tokens, batch_first)
-    return Trunk(tokens, grid, attention_sum)
+    return bundle.tower.trunk(pixels.to(bundle.dtype), attention_layers, fp16_positions=fp16_positions)
 
 
-def mean_attention(trunk: Trunk, last_attention: torch.Tensor, attention_layers: int) -> np.ndarray:
-    """The head-averaged attention of the last ``attention_layers`` blocks, class token dropped: n x n float32."""
+def mean_attention(trunk: Trunk, last_attention: torch.Tensor, attention_layers: int,
+                   num_prefix_tokens: int = 1) -> np.ndarray:
+    """The head-averaged attention of the last ``attention_layers`` blocks, prefix tokens dropped: n x n float32."""
     total = last_attention if trunk.attention_sum is None else trunk.attention_sum + last_attention
-    return (total[0, 1:, 1:] / attention_layers).float().cpu().numpy().astype(np.float32)
+    p = num_prefix_tokens
+    return (total[0, p:, p:] / attention_layers).float().cpu().numpy().astype(np.float32)
 
 
 def trunk_attention(bundle: ClipBundle, trunk: Trunk, attention_layers: int) -> Optional[np.ndarray]:
-    """CLIP-ES's attention: the trunk's blocks plus the last one's, read from its ``ln_1`` (n x n float32), or None."""
+    """CLIP-ES's attention: the trunk's blocks plus the last one's, read from its first norm (n x n float32), or None."""
     if not attention_layers:
         return None
-    last = list(bundle.model.visual.transformer.resblocks)[-1]
-    with torch.no_grad():
-        return mean_attention(trunk, attention_weights(last, last.ln_1(trunk.tokens)), attention_layers)
+    tower = bundle.tower
+    return mean_attention(trunk, tower.last_attention(trunk), attention_layers, tower.num_prefix_tokens)
 
 
 def gradcam_from_trunk(
@@ -297,12 +275,13 @@ def gradcam_from_trunk(
     query_embeddings: torch.Tensor,
     background_embeddings: torch.Tensor,
     *,
-    target: CamTarget,
+    target: Optional[CamTarget],
     image_size: tuple[int, int],
     center_features: bool = False,
     attention: Optional[np.ndarray] = None,
+    score_kind: ScoreKind = "softmax",
 ) -> CamResult:
-    """Grad-CAMs of the queries from a :class:`Trunk`: the last block forward, one batched backward.
+    """Grad-CAMs of the queries from a :class:`carlib.towers.Trunk`: the last block forward, one batched backward.
 
     This is the only part of :func:`compute_cams` that depends on the texts, so
     the trunk (and its attention) can be computed once per image and reused for
@@ -312,38 +291,28 @@ def gradcam_from_trunk(
         bundle: the proposal CLIP.
         trunk: from :func:`run_trunk` on the image.
         query_embeddings, background_embeddings: float32 unit text embeddings on the model's device.
-        target, center_features: see :func:`compute_cams`.
+        target, center_features, score_kind: see :func:`compute_cams` (target None: the tower's default).
         image_size: (H, W) of the original image.
         attention: stored in the result as is (from :func:`trunk_attention`).
 
     Returns:
         a :class:`CamResult`.
     """
-    visual = bundle.model.visual
-    batch_first = getattr(visual.transformer, "batch_first", True)
-    last = list(visual.transformer.resblocks)[-1]
-    store: dict = {}
-    with torch.enable_grad(), replace_output(last.ln_1, store):
-        output = run_block(last, trunk.tokens, batch_first)
-        feature = store["output"] if batch_first else store["output"].transpose(0, 1)
-        embedding = torch.nn.functional.normalize(_image_embedding(visual, output, target).float(), dim=-1)
+    tower = bundle.tower
+    forward = tower.cam_forward(trunk, tower.default_cam_target if target is None else target)
+    with torch.enable_grad():
+        embedding = torch.nn.functional.normalize(forward.embedding.float(), dim=-1)
         texts = torch.cat([query_embeddings, background_embeddings])
-        logits = bundle.model.logit_scale.exp().float() * embedding @ texts.T
-        cams, scores = _batched_cams(
-            logits[0], feature, store["output"], len(query_embeddings), batch_first, center_features
-        )
+        logits = scaled_logits(embedding, texts, bundle.logit_scale.float())[0]
+        count = len(query_embeddings)
+        cams, scores = _batched_cams(scores_from_logits(logits, bundle.logit_bias, score_kind, count), forward,
+                                     center_features)
         used_fallback = cams.flatten(1).amax(dim=1) <= 0
-        if used_fallback.any() and len(background_embeddings):
+        if used_fallback.any() and len(background_embeddings) and score_kind == "softmax":
             # An all-zero CAM carries no location; the reference retries without background words.
-            retry, _ = _batched_cams(
-                logits[0, : len(query_embeddings)],
-                feature,
-                store["output"],
-                len(query_embeddings),
-                batch_first,
-                center_features,
-            )
-            cams[used_fallback] = retry[used_fallback]
+            retry = scores_from_logits(logits[:count], bundle.logit_bias, score_kind, count)
+            cams_retry, _ = _batched_cams(retry, forward, center_features)
+            cams[used_fallback] = cams_retry[used_fallback]
         else:
             used_fallback = torch.zeros_like(used_fallback)
     raw = cams.view(-1, *trunk.grid)
@@ -364,48 +333,42 @@ def _gradcam_on_grid(
     query_embeddings: torch.Tensor,
     background_embeddings: torch.Tensor,
     *,
-    target: CamTarget,
+    target: Optional[CamTarget],
     attention_layers: int,
     image_size: tuple[int, int],
     center_features: bool = False,
+    score_kind: ScoreKind = "softmax",
 ) -> CamResult:
     trunk = run_trunk(bundle, pixels, attention_layers)
     return gradcam_from_trunk(bundle, trunk, query_embeddings, background_embeddings, target=target,
                               image_size=image_size, center_features=center_features,
-                              attention=trunk_attention(bundle, trunk, attention_layers))
+                              attention=trunk_attention(bundle, trunk, attention_layers), score_kind=score_kind)
 
 
 def _batched_cams(
-    logits: torch.Tensor,
-    feature: torch.Tensor,
-    leaf: torch.Tensor,
-    num_queries: int,
-    batch_first: bool,
+    scores: torch.Tensor,
+    forward: CamForward,
     center_features: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM for the first ``num_queries`` softmax entries in one batched backward.
+    """Grad-CAM for every score in one batched backward.
 
     Arguments:
-        logits: K scaled similarities (queries first, then background words).
-        feature: 1 x L x D batch-first view of the ``ln_1`` output.
-        leaf: the tensor gradients are taken against (``feature`` or its transpose).
+        scores: N query scores (the Grad-CAM targets), differentiable with respect to ``forward.leaf``.
+        forward: the tower's :class:`carlib.towers.CamForward` (leaf, and how to read its patch rows).
         center_features: subtract each channel's mean over the patches (see
             :func:`compute_cams`).
 
     Returns:
-        (ReLU'd CAMs num_queries x n over the n patch tokens, scores num_queries).
+        (ReLU'd CAMs N x n over the n patch positions, scores N).
     """
-    scores = logits.softmax(dim=-1)
-    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)[:num_queries]
+    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)
     (gradients,) = torch.autograd.grad(
-        scores, leaf, grad_outputs=selector, is_grads_batched=True, retain_graph=True
+        scores, forward.leaf, grad_outputs=selector, is_grads_batched=True, retain_graph=True
     )
-    if not batch_first:
-        gradients = gradients.transpose(1, 2)
-    patch_gradients = gradients[:, 0, 1:, :].float()  # num_queries x n x D
-    patch_features = feature[0, 1:, :].detach().float()  # n x D
+    patch_gradients = forward.rows(gradients).float()  # N x n x D
+    patch_features = forward.rows(forward.leaf.detach()).float()  # n x D
     if center_features:
         patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
     channel_weights = patch_gradients.mean(dim=1)  # alpha_k: spatial mean of the gradient
     cams = torch.relu(channel_weights @ patch_features.T)
-    return cams, scores[:num_queries].detach()
+    return cams, scores.detach()

@@ -18,28 +18,23 @@ from carlib.cam import resize_maps
 from carlib.classifier import ClassifierStage, MaskClassifier
 from carlib.images import ImageInput, fit_within, load_image
 from carlib.labels import paint_label_map, resize_masks
-from carlib.models import SHAPES_MODEL_NAME, ClipBundle
+from carlib.models import REAL_CLIP_MAX_SIDE, ClipBundle
 from carlib.postprocess import dense_crf, dense_crf_per_mask, sam_refine
 from carlib.prompts import apply_visual_prompts
 from carlib.proposals import PROPOSAL_STAGES, ProposalStage
 from carlib.settings import CarSettings, MaxSide
 from carlib.text import BACKGROUND_TEMPLATE, validate_queries
 
-REAL_CLIP_MAX_SIDE = 640
-"""The proposal-stage bound for real CLIP (``max_side="auto"``): every benchmark image but ADE's
-fits (VOC and Pascal Context are at most 500 px, COCO and RefCOCO 640 px), so benchmarks run at
-their native size as in the paper, while a 12 MP photo's proposals run on 640 x 480 instead of
-~47,000 ViT-B/16 patch tokens."""
 SHAPES_CLIP_MAX_SIDE = 96
-"""The bound for the ShapesWorld CLIP (``max_side="auto"``): the size of the scenes it was trained on."""
+"""The bound for the ShapesWorld models (``max_side="auto"``): the size of the scenes they were trained on
+(each bundle says it: :attr:`carlib.models.ClipBundle.default_max_side`)."""
 
 
 def resolve_max_side(max_side: MaxSide, proposal_model: Optional[ClipBundle]) -> Optional[int]:
-    """The bound in pixels: ``"auto"`` follows the proposal model's family (real CLIP without one), None means none."""
+    """The bound in pixels: ``"auto"`` is the proposal model's own default (real CLIP's 640 without one); None: none."""
     if max_side != "auto":
         return max_side  # type: ignore[return-value]
-    shapes = proposal_model is not None and proposal_model.name == SHAPES_MODEL_NAME
-    return SHAPES_CLIP_MAX_SIDE if shapes else REAL_CLIP_MAX_SIDE
+    return REAL_CLIP_MAX_SIDE if proposal_model is None else proposal_model.default_max_side
 
 
 @dataclass

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from carlib.images import pixel_digest
-from carlib.models import SHAPES_MODEL_NAME, ClipBundle
+from carlib.models import ClipBundle
+from carlib.scores import scaled_logits, scores_from_logits
 from carlib.settings import CarSettings, ImageFeature
 from carlib.text import TextEmbeddingCache
-from carlib.vit import embed_patches, run_block
 
 
 @runtime_checkable
@@ -34,10 +34,12 @@ class ClassifierStage(Protocol):
 def classifier_feature_for(bundle: ClipBundle) -> str:
     """The image embedding ``classifier_feature="auto"`` means for a model.
 
-    ``"penultimate_class_token"`` (the reference's quirk) for real CLIP; ``"final"``
-    for the ShapesWorld CLIP, which is trained on its final embedding.
+    ``"penultimate_class_token"`` (the reference's quirk) for open_clip ViTs
+    (OpenAI, LAION, MetaCLIP, DFN weights); ``"final"`` for every other family
+    and for the ShapesWorld models, which are trained on their final embedding
+    (:attr:`carlib.models.ClipBundle.default_classifier_feature`).
     """
-    return "final" if bundle.name == SHAPES_MODEL_NAME else "penultimate_class_token"
+    return bundle.default_classifier_feature
 
 
 class MaskClassifier:
@@ -98,16 +100,8 @@ class MaskClassifier:
         return result
 
     def _encode(self, pixels: torch.Tensor, feature: str) -> torch.Tensor:
-        model = self.bundle.model
-        if feature == "final":
-            return model.encode_image(pixels)
-        visual = model.visual
-        tokens, _ = embed_patches(visual, pixels)
-        batch_first = getattr(visual.transformer, "batch_first", True)
-        for block in list(visual.transformer.resblocks)[:-1]:
-            tokens = run_block(block, tokens, batch_first)
-        pooled = visual.ln_post(tokens[:, 0])
-        return pooled @ visual.proj if visual.proj is not None else pooled
+        tower = self.bundle.tower
+        return tower.encode(pixels) if feature == "final" else tower.penultimate_class_token(pixels)
 
     def classify(
         self, images: Sequence[np.ndarray], queries: Sequence[str], settings: CarSettings = CarSettings()
@@ -122,20 +116,36 @@ class MaskClassifier:
                 semantic path: softmax over the queries per template, summed,
                 softmaxed again) or ``"softmax"`` (its referring path: one
                 softmax over the mean-template embeddings, so a single template
-                is softmaxed once, not twice).
+                is softmaxed once, not twice); and ``score_kind``:
+                ``"sigmoid"`` replaces every softmax by SigLIP's per-pair
+                sigmoid with the model's logit bias (per template, then averaged;
+                or once, over the mean-template embeddings).
 
         Returns:
-            float32 M x N matrix; each row sums to 1.
+            float32 M x N matrix; each row sums to 1 (with ``"sigmoid"`` scores: each entry on its own in [0, 1]).
         """
         if not images or not queries:
             return np.zeros((len(images), len(queries)), dtype=np.float32)
         image_embeddings = self.image_embeddings(images, settings.classifier_feature)  # M x D
         texts = self.text_embeddings(queries, settings.templates)  # T x N x D
-        scale = self.bundle.model.logit_scale.exp().float()
-        if settings.classifier_aggregation == "softmax":
+        scale = self.bundle.logit_scale.float()
+        if settings.score_kind == "sigmoid":
+            probabilities = self._sigmoid_scores(image_embeddings, texts, scale, settings)
+        elif settings.classifier_aggregation == "softmax":
             mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
             probabilities = (scale * image_embeddings @ mean_texts.T).softmax(dim=-1)
         else:
             per_template = (scale * torch.einsum("md,tnd->tmn", image_embeddings, texts)).softmax(dim=-1)
             probabilities = per_template.sum(dim=0).softmax(dim=-1)
         return probabilities.float().cpu().numpy().astype(np.float32)
+
+    def _sigmoid_scores(self, image_embeddings: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor,
+                        settings: CarSettings) -> torch.Tensor:
+        count = texts.shape[1]
+        if settings.classifier_aggregation == "softmax":
+            mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
+            return scores_from_logits(scaled_logits(image_embeddings, mean_texts, scale), self.bundle.logit_bias,
+                                      "sigmoid", count)
+        per_template = [scores_from_logits(scaled_logits(image_embeddings, template, scale), self.bundle.logit_bias,
+                                           "sigmoid", count) for template in texts]
+        return torch.stack(per_template).mean(dim=0)

@@ -3,10 +3,13 @@
 MaskCLIP (Zhou et al., ECCV 2022) is the paper's Table B baseline and a
 second way to propose masks. The last block is read with its query-key
 attention replaced by the identity: every patch token entering it goes
-through ``ln_1``, the value projection and the attention's output projection
-(:func:`carlib.vit.value_path`), then ``ln_post`` and the image projection,
-which puts each patch in the space of the text embeddings. The residual and
-the MLP of the last block are skipped. Each patch then gets a softmax over
+through ``ln_1``, the value projection and the attention's output projection,
+then ``ln_post`` and the image projection, which puts each patch in the space
+of the text embeddings. The residual and the MLP of the last block are
+skipped. The tower's adapter does the reading
+(:meth:`carlib.towers.VisionTower.dense_embeddings`), so every ViT-like family
+works; for an attention-pooled tower (SigLIP) each patch then goes through the
+pool with its attention replaced by the identity. Each patch then gets a softmax over
 [queries; background words] of ``logit_scale.exp() · cos``, the same
 competition Grad-CAM's target uses, and each query's map is min-max
 normalised like a CAM. One forward pass, no backward.
@@ -22,44 +25,28 @@ import torch
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, minmax_normalize, prepare_inputs, run_trunk, trunk_attention
 from carlib.images import ImageInput
 from carlib.models import ClipBundle
+from carlib.scores import ScoreKind, scaled_logits, scores_from_logits
 from carlib.text import BACKGROUND_TEMPLATE
-from carlib.vit import value_path
-
-
-def patch_embeddings(visual: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Unit text-space embeddings of the patches, read through the last block's value path.
-
-    Arguments:
-        visual: an open_clip ``VisionTransformer``.
-        tokens: 1 x (1 + n) x D batch-first tokens entering the last block.
-
-    Returns:
-        float32 n x E unit vectors, one per patch (the class token dropped).
-    """
-    last = list(visual.transformer.resblocks)[-1]
-    dense = value_path(last.attn, last.ln_1(tokens))[0, 1:]
-    dense = visual.ln_post(dense)
-    if visual.proj is not None:
-        dense = dense @ visual.proj
-    return torch.nn.functional.normalize(dense.float(), dim=-1)
 
 
 def dense_probabilities(
-    patches: torch.Tensor, texts: torch.Tensor, num_queries: int, logit_scale: float
+    patches: torch.Tensor, texts: torch.Tensor, num_queries: int, logit_scale: float,
+    logit_bias: torch.Tensor | None = None, score_kind: ScoreKind = "softmax",
 ) -> torch.Tensor:
-    """Each patch's softmax over the texts; the first ``num_queries`` rows are returned.
+    """Each patch's score for each query: its softmax over the texts (or SigLIP's sigmoid, :mod:`carlib.scores`).
 
     Arguments:
         patches: n x E unit patch embeddings.
         texts: K x E unit text embeddings, queries first, then background words.
         num_queries: how many of the texts are queries.
         logit_scale: the temperature's inverse, CLIP's ``logit_scale.exp()``.
+        logit_bias, score_kind: see :func:`carlib.scores.scores_from_logits`.
 
     Returns:
-        float32 num_queries x n probabilities (each column sums to at most 1).
+        float32 num_queries x n probabilities (with the softmax each column sums to at most 1).
     """
-    logits = logit_scale * patches @ texts.T  # n x K
-    return logits.softmax(dim=-1)[:, :num_queries].T.contiguous()
+    logits = scaled_logits(patches, texts, logit_scale)  # n x K
+    return scores_from_logits(logits, logit_bias, score_kind, num_queries).T.contiguous()
 
 
 @torch.no_grad()
@@ -74,11 +61,15 @@ def compute_maskclip(
     attention_layers: int = CLIP_ES_ATTENTION_LAYERS,
     query_embeddings: torch.Tensor | None = None,
     background_embeddings: torch.Tensor | None = None,
+    score_kind: ScoreKind = "softmax",
 ) -> CamResult:
     """MaskCLIP maps of every query at patch-grid resolution, plus the attention CLIP-ES reads.
 
     Takes the arguments of :func:`carlib.cam.compute_cams` (no ``target`` or
-    centring: there is no gradient). The image is fed as Grad-CAM's is
+    centring: there is no gradient).
+
+    Raises:
+        carlib.towers.CapabilityError: a convolutional tower (no value path to read). The image is fed as Grad-CAM's is
     (patch-aligned, no crop).
 
     Returns:
@@ -91,10 +82,10 @@ def compute_maskclip(
                             background_templates=background_templates, query_embeddings=query_embeddings,
                             background_embeddings=background_embeddings)
     trunk = run_trunk(bundle, inputs.pixels, attention_layers)
-    visual = bundle.model.visual
-    patches = patch_embeddings(visual, trunk.tokens)
+    patches = bundle.tower.dense_embeddings(trunk)
     texts = torch.cat([inputs.query_embeddings, inputs.background_embeddings])
-    probabilities = dense_probabilities(patches, texts, len(inputs.queries), float(bundle.model.logit_scale.exp()))
+    probabilities = dense_probabilities(patches, texts, len(inputs.queries), float(bundle.logit_scale),
+                                        bundle.logit_bias, score_kind)
     return maskclip_result(probabilities, trunk.grid, inputs.image_size, trunk_attention(bundle, trunk, attention_layers))
 
 

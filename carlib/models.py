@@ -29,12 +29,21 @@ import torch
 from carlib.checkpoints import CheckpointError, open_checkpoint
 from carlib.files import atomic_write
 from carlib.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from carlib.towers import VisionTower, tower_for
 
 logger = logging.getLogger("carlib")
 
+REAL_CLIP_MAX_SIDE = 640
+"""The proposal-stage bound for real CLIP (``max_side="auto"``): every benchmark image but ADE's
+fits (VOC and Pascal Context are at most 500 px, COCO and RefCOCO 640 px), so benchmarks run at
+their native size as in the paper, while a 12 MP photo's proposals run on 640 x 480 instead of
+~47,000 ViT-B/16 patch tokens."""
 WEIGHTS_DIR_ENV = "CARLIB_WEIGHTS_DIR"
 DATA_DIR_ENV = "CARLIB_DATA_DIR"
 SHAPES_MODEL_NAME = "shapes"
+SHAPES_MODELS: dict[str, str] = {SHAPES_MODEL_NAME: "shapes_clip", "shapes-siglip": "shapes_siglip"}
+"""The ShapesWorld models this project trains and ships: name -> folder under ``data/``
+(``shapes``: contrastive, open_clip ViT; ``shapes-siglip``: sigmoid loss, timm ViT with a MAP head)."""
 PRECISIONS = ("fp32", "fp16", "bf16")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 SEEDED_WEIGHTS_KEY = "carlib_seeded_random_weights"
@@ -58,7 +67,7 @@ class ClipBundle:
         preprocess: the model's standard classification transform
             (PIL image -> 3xSxS float tensor; resize shortest side, centre crop).
         mean, std: per-channel normalisation in [0, 1] units.
-        patch_size: ViT patch size in pixels.
+        patch_size: pixels per cell of the tower's feature grid (the ViT patch size).
         device: where the model lives.
         dtype: the model's parameter dtype.
         activation: ``"QuickGELU"`` or ``"GELU"``, the MLP activation the model was built with.
@@ -66,6 +75,13 @@ class ClipBundle:
             that activation was chosen (also logged by :func:`load_clip`).
         seeded_random: True for random weights, including files written by
             :func:`write_seeded_weights`: the model computes nothing meaningful.
+        tower: the vision tower's adapter (:mod:`carlib.towers`), which every stage reads it through.
+        embed_dim: width E of the shared image-text embedding.
+        default_max_side: what ``max_side="auto"`` means with this model as the proposal model:
+            640 px for real CLIP, the training size for the ShapesWorld models.
+        default_classifier_feature: what ``classifier_feature="auto"`` means for this model:
+            the reference's penultimate class token for open_clip ViTs, the final embedding for
+            every other family and for the ShapesWorld models (trained on their final embedding).
     """
 
     name: str
@@ -81,11 +97,42 @@ class ClipBundle:
     activation: str = "GELU"
     weights_note: str = ""
     seeded_random: bool = False
+    tower: VisionTower = None  # type: ignore[assignment]
+    embed_dim: int = 0
+    default_max_side: int = REAL_CLIP_MAX_SIDE
+    default_classifier_feature: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tower is None:
+            self.tower = tower_for(self.model.visual)
+        if not self.default_classifier_feature:
+            supported = self.tower.supports_penultimate_class_token
+            self.default_classifier_feature = "penultimate_class_token" if supported else "final"
 
     @property
     def num_layers(self) -> int:
-        """Number of residual blocks in the vision transformer."""
-        return len(self.model.visual.transformer.resblocks)
+        """Number of residual blocks (stages, for a convolutional tower) in the vision tower."""
+        return self.tower.num_blocks
+
+    @property
+    def family(self) -> str:
+        """The vision tower's family, e.g. ``"open_clip ViT"`` (:data:`carlib.towers.FAMILIES`)."""
+        return self.tower.family
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """The model's inverse temperature, ``logit_scale.exp()`` (a 0-d tensor in the model's dtype)."""
+        return self.model.logit_scale.exp()
+
+    @property
+    def logit_bias(self) -> Optional[torch.Tensor]:
+        """The sigmoid loss's logit bias (SigLIP), or None for contrastively trained models."""
+        return getattr(self.model, "logit_bias", None)
+
+    @property
+    def training_loss(self) -> str:
+        """``"sigmoid"`` for models trained with SigLIP's loss (they have a logit bias), else ``"softmax"``."""
+        return "sigmoid" if self.logit_bias is not None else "softmax"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -127,6 +174,7 @@ def load_clip(
     *,
     seed: int = 0,
     quick_gelu: Optional[bool] = None,
+    tokenizer: Optional[str | os.PathLike] = None,
 ) -> ClipBundle:
     """Build a CLIP model by open_clip name, with pretrained or seeded random weights.
 
@@ -145,6 +193,9 @@ def load_clip(
             with). ``None`` infers it from the tag or the checkpoint file
             (:func:`infer_activation`); the choice and its reason are logged and
             kept in :attr:`ClipBundle.weights_note`.
+        tokenizer: a folder holding a Hugging Face tokenizer, for models whose
+            tokenizer is not open_clip's own (SigLIP, SigLIP 2); None uses the
+            Hugging Face cache, or downloads when online.
 
     Returns:
         a :class:`ClipBundle` in eval mode with gradients disabled on parameters.
@@ -157,10 +208,10 @@ def load_clip(
     """
     resolved_device = resolve_device(device)
     dtype = check_precision(precision, resolved_device)
-    if name == SHAPES_MODEL_NAME:
-        bundle = _load_shapes_clip(pretrained)
+    if name in SHAPES_MODELS:
+        bundle = _load_shapes_clip(name, pretrained)
     else:
-        bundle = _load_open_clip(name, pretrained, seed=seed, quick_gelu=quick_gelu)
+        bundle = _load_open_clip(name, pretrained, seed=seed, quick_gelu=quick_gelu, tokenizer=tokenizer)
     bundle.model.eval().requires_grad_(False)
     bundle.model.to(device=resolved_device, dtype=dtype)
     bundle.device = resolved_device
@@ -271,13 +322,10 @@ def _tag_of_location(name: str, checkpoint: Path) -> Optional[str]:
 
 
 def _load_open_clip(
-    name: str, pretrained: Optional[str], *, seed: int, quick_gelu: Optional[bool]
+    name: str, pretrained: Optional[str], *, seed: int, quick_gelu: Optional[bool],
+    tokenizer: Optional[str | os.PathLike] = None,
 ) -> ClipBundle:
-    if name not in open_clip.list_models():
-        raise ValueError(
-            f"unknown model name {name!r}; use 'shapes' or an open_clip name such as "
-            "'ViT-B-16' or 'ViT-L-14' (see open_clip.list_models())"
-        )
+    _check_model_name(name)
     path: Optional[Path] = None
     tag_cfg: Optional[dict] = None
     if pretrained is not None:
@@ -303,9 +351,7 @@ def _load_open_clip(
         openai_metadata=checkpoint.openai_metadata if checkpoint is not None else (),
         quick_gelu=quick_gelu,
     )
-    with torch.random.fork_rng(devices=[]), _quiet_open_clip_logging():
-        torch.manual_seed(seed)
-        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=activation.quick_gelu)
+    model = _build_architecture(name, seed=seed, quick_gelu=activation.quick_gelu)
     seeded = checkpoint is None or SEEDED_WEIGHTS_KEY in checkpoint.metadata
     if checkpoint is not None:
         checkpoint.load_into(model, name)
@@ -315,26 +361,85 @@ def _load_open_clip(
         note += (f"; SEEDED RANDOM weights written by `carlib weights --random-seed` (seed "
                  f"{checkpoint.metadata[SEEDED_WEIGHTS_KEY]}): results mean nothing, delete the file for real ones")
 
-    preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
-    tag_cfg = tag_cfg or {}
-    mean = tuple(tag_cfg.get("mean", preprocess_cfg.get("mean", OPENAI_CLIP_MEAN)))
-    std = tuple(tag_cfg.get("std", preprocess_cfg.get("std", OPENAI_CLIP_STD)))
-    preprocess = open_clip.image_transform(model.visual.image_size, is_train=False, mean=mean, std=std)
+    if not tag_cfg and path is not None:
+        location_tag = _tag_of_location(name, path)
+        tag_cfg = open_clip.get_pretrained_cfg(name, location_tag) if location_tag else None
+    preprocess, mean, std = _preprocessing(model, tag_cfg or {})
+    tower = tower_for(model.visual)
     return ClipBundle(
         name=name,
         pretrained=str(pretrained) if pretrained is not None else None,
         model=model,
-        tokenizer=open_clip.get_tokenizer(name),
+        tokenizer=_tokenizer_for(name, tokenizer),
         preprocess=preprocess,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
-        patch_size=_patch_size(model),
+        mean=mean,
+        std=std,
+        patch_size=tower.patch_size,
         device=torch.device("cpu"),
         dtype=torch.float32,
         activation=activation.name,
         weights_note=note,
         seeded_random=seeded,
+        tower=tower,
+        embed_dim=int(open_clip.get_model_config(name)["embed_dim"]),
     )
+
+
+def _preprocessing(model: torch.nn.Module, tag_cfg: dict) -> tuple[Callable, tuple, tuple]:
+    """The classifier's transform, mean and std: the tag's values (SigLIP squashes, MobileCLIP skips
+    normalising), else the architecture's own, else OpenAI's."""
+    preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    mean = tuple(tag_cfg.get("mean", preprocess_cfg.get("mean", OPENAI_CLIP_MEAN)))
+    std = tuple(tag_cfg.get("std", preprocess_cfg.get("std", OPENAI_CLIP_STD)))
+    preprocess = open_clip.image_transform(
+        model.visual.image_size, is_train=False, mean=mean, std=std,
+        resize_mode=tag_cfg.get("resize_mode", preprocess_cfg.get("resize_mode")),
+        interpolation=tag_cfg.get("interpolation", preprocess_cfg.get("interpolation")),
+    )
+    return preprocess, mean, std
+
+
+HF_TOKENIZER_HINT = (
+    "on a machine with internet run once: python -c \"from transformers import AutoTokenizer; "
+    "AutoTokenizer.from_pretrained('{repo}').save_pretrained('{folder}')\" and pass tokenizer='{folder}' "
+    "(command line: --tokenizer {folder})"
+)
+
+
+def _tokenizer_for(name: str, tokenizer: Optional[str | os.PathLike]) -> Callable[[Sequence[str]], torch.Tensor]:
+    """The model's tokenizer: open_clip's BPE, or (SigLIP) a Hugging Face tokenizer from ``tokenizer`` or the cache.
+
+    Raises:
+        WeightsNotFoundError: a Hugging Face tokenizer that is neither given, cached nor downloadable,
+            or a ``tokenizer`` folder that does not exist; the message says how to get it once.
+    """
+    text_cfg = (open_clip.get_model_config(name) or {}).get("text_cfg", {})
+    repo = text_cfg.get("hf_tokenizer_name")
+    if not repo:
+        if tokenizer is not None:
+            raise ValueError(f"{name} uses open_clip's own BPE tokenizer; tokenizer= is only for models "
+                             "whose tokenizer comes from Hugging Face (SigLIP)")
+        return open_clip.get_tokenizer(name)
+    folder = f"{name.lower()}-tokenizer"
+    options = dict(context_length=text_cfg.get("context_length"), **text_cfg.get("tokenizer_kwargs", {}))
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise WeightsNotFoundError(f"{name}'s tokenizer needs the transformers package: pip install transformers "
+                                   "(or pip install 'carlib[siglip]')") from None
+    if tokenizer is not None:
+        path = Path(tokenizer).expanduser()
+        if not path.is_dir():
+            raise WeightsNotFoundError(f"tokenizer folder not found: {path}; " + HF_TOKENIZER_HINT.format(
+                repo=repo, folder=path))
+        return open_clip.tokenizer.HFTokenizer(str(path), **options)
+    online = not _offline() and _hub_reachable()
+    try:
+        return open_clip.tokenizer.HFTokenizer(repo, local_files_only=not online, **options)
+    except Exception as error:  # transformers raises OSError, ValueError, HF errors...: one message for the user
+        raise WeightsNotFoundError(
+            f"{name}'s tokenizer (Hugging Face '{repo}') is not on this machine ({type(error).__name__}); "
+            + HF_TOKENIZER_HINT.format(repo=repo, folder=folder)) from None
 
 
 def write_seeded_weights(name: str, tag: str = "openai", seed: int = 0) -> Path:
@@ -366,23 +471,42 @@ def write_seeded_weights(name: str, tag: str = "openai", seed: int = 0) -> Path:
         existing = open_checkpoint(target)
         if SEEDED_WEIGHTS_KEY not in existing.metadata:
             raise ValueError(f"{target} holds real weights; carlib never overwrites them with random ones")
-    bundle = _load_open_clip(name, None, seed=seed, quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
+    model = _build_architecture(name, seed=seed, quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
     from safetensors.torch import save_file
 
-    state = {key: value.contiguous() for key, value in bundle.model.state_dict().items()}
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
     metadata = {"format": "pt", SEEDED_WEIGHTS_KEY: str(seed)}
     return atomic_write(lambda temporary: save_file(state, temporary, metadata=metadata), target)
 
 
-def _load_shapes_clip(pretrained: Optional[str]) -> ClipBundle:
-    folder = Path(pretrained).expanduser() if pretrained else data_dir() / "shapes_clip"
+def _check_model_name(name: str) -> None:
+    if name not in open_clip.list_models():
+        raise ValueError(
+            f"unknown model name {name!r}; use 'shapes' or an open_clip name such as "
+            "'ViT-B-16', 'ViT-L-14', 'EVA02-B-16' or 'ViT-B-16-SigLIP2' (see `carlib models` and "
+            "open_clip.list_models())"
+        )
+
+
+def _build_architecture(name: str, *, seed: int, quick_gelu: bool) -> torch.nn.Module:
+    """open_clip's architecture ``name`` with weights drawn from ``seed`` (torch's global RNG left as it was)."""
+    _check_model_name(name)
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip_logging():
+        torch.manual_seed(seed)
+        return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
+
+
+def _load_shapes_clip(name: str, pretrained: Optional[str]) -> ClipBundle:
+    from carlib.world.model import build_shapes_clip
+
+    folder = Path(pretrained).expanduser() if pretrained else data_dir() / SHAPES_MODELS[name]
     config_path = folder / "config.json"
     weights_path = folder / "model.safetensors"
     for required in (config_path, weights_path):
         if not required.is_file():
             raise WeightsNotFoundError(
                 f"the ShapesWorld model is missing {required}; it ships in the repository's "
-                f"data/shapes_clip/ (restore it with `git checkout data/shapes_clip`) or can be "
+                f"data/{SHAPES_MODELS[name]}/ (restore it with `git checkout data/{SHAPES_MODELS[name]}`) or can be "
                 "retrained with `carlib world train`"
             )
     try:
@@ -390,25 +514,35 @@ def _load_shapes_clip(pretrained: Optional[str]) -> ClipBundle:
         model_cfg = config["model_cfg"]
     except (json.JSONDecodeError, KeyError) as error:
         raise CheckpointError(f"{config_path} is not a valid ShapesWorld config: {error}") from error
-    model = open_clip.CLIP(**model_cfg)
-    open_checkpoint(weights_path).load_into(model, SHAPES_MODEL_NAME)
+    family = config.get("family", "clip")
+    expected = "siglip" if name == "shapes-siglip" else "clip"
+    if family != expected:
+        raise CheckpointError(f"{folder} holds a ShapesWorld {family!r} model, but {name!r} is the {expected!r} one; "
+                              f"load it as {'shapes-siglip' if family == 'siglip' else 'shapes'}")
+    model = build_shapes_clip(config)
+    open_checkpoint(weights_path).load_into(model, name)
     mean = tuple(config.get("mean", OPENAI_CLIP_MEAN))
     std = tuple(config.get("std", OPENAI_CLIP_STD))
     image_size = config.get("image_size", model.visual.image_size)
+    tower = tower_for(model.visual)
     return ClipBundle(
-        name=SHAPES_MODEL_NAME,
+        name=name,
         pretrained=str(folder),
         model=model,
         tokenizer=open_clip.tokenizer.SimpleTokenizer(context_length=config["context_length"]),
         preprocess=open_clip.image_transform(image_size, is_train=False, mean=mean, std=std),
         mean=mean,  # type: ignore[arg-type]
         std=std,  # type: ignore[arg-type]
-        patch_size=_patch_size(model),
+        patch_size=tower.patch_size,
         device=torch.device("cpu"),
         dtype=torch.float32,
         activation="QuickGELU" if model_cfg.get("quick_gelu") else "GELU",
-        weights_note=f"the ShapesWorld CLIP from {folder}: {'QuickGELU' if model_cfg.get('quick_gelu') else 'GELU'}, "
-        "as its config.json says it was trained",
+        weights_note=f"the ShapesWorld {'SigLIP-style model' if family == 'siglip' else 'CLIP'} from {folder}: "
+        f"{'QuickGELU' if model_cfg.get('quick_gelu') else 'GELU'}, as its config.json says it was trained",
+        tower=tower,
+        embed_dim=int(model_cfg["embed_dim"]),
+        default_max_side=int(image_size),
+        default_classifier_feature="final",
     )
 
 
@@ -422,14 +556,6 @@ def _quiet_open_clip_logging() -> Iterator[None]:
         yield
     finally:
         root.setLevel(previous)
-
-
-def _patch_size(model: torch.nn.Module) -> int:
-    patch = model.visual.patch_size
-    patch = patch if isinstance(patch, int) else patch[0]
-    if not hasattr(model.visual, "transformer"):
-        raise ValueError("carlib needs a CLIP with a ViT vision tower (ResNet towers have no patch tokens)")
-    return int(patch)
 
 
 def _looks_like_path(value: str) -> bool:

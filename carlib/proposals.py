@@ -19,13 +19,14 @@ from typing import Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
-from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, Trunk, gradcam_from_trunk, run_trunk, trunk_attention
+from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, gradcam_from_trunk, run_trunk, trunk_attention
 from carlib.clip_es import affinity_from_attention, refine_with_affinity
 from carlib.images import pixel_digest, proposal_input
-from carlib.maskclip import dense_probabilities, maskclip_result, patch_embeddings
+from carlib.maskclip import dense_probabilities, maskclip_result
 from carlib.models import ClipBundle
 from carlib.settings import CarSettings
 from carlib.text import BACKGROUND_TEMPLATE, TextEmbeddingCache
+from carlib.towers import Trunk
 
 
 @dataclass
@@ -155,9 +156,10 @@ class GradCamProposals(DenseMapProposals):
 
     def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
              settings: CarSettings) -> CamResult:
-        return gradcam_from_trunk(self.bundle, work.trunk, queries, background, target="patch_mean",
+        target = None if settings.cam_target == "auto" else settings.cam_target
+        return gradcam_from_trunk(self.bundle, work.trunk, queries, background, target=target,
                                   image_size=work.image_size, center_features=settings.center_cam_features,
-                                  attention=work.attention)
+                                  attention=work.attention, score_kind=settings.score_kind)
 
 
 class MaskClipProposals(DenseMapProposals):
@@ -171,10 +173,11 @@ class MaskClipProposals(DenseMapProposals):
              settings: CarSettings) -> CamResult:
         if "patches" not in work.extra:
             with torch.no_grad():
-                work.extra["patches"] = patch_embeddings(self.bundle.model.visual, work.trunk.tokens)
+                work.extra["patches"] = self.bundle.tower.dense_embeddings(work.trunk)
         with torch.no_grad():
             probabilities = dense_probabilities(work.extra["patches"], torch.cat([queries, background]),
-                                                len(queries), float(self.bundle.model.logit_scale.exp()))
+                                                len(queries), float(self.bundle.logit_scale), self.bundle.logit_bias,
+                                                settings.score_kind)
         return maskclip_result(probabilities, work.trunk.grid, work.image_size, work.attention)
 
 

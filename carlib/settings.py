@@ -19,11 +19,13 @@ from typing import Any, Literal, Union, get_args
 from carlib.postprocess.crf import CrfSettings
 from carlib.postprocess.sam import SamSettings
 from carlib.prompts import REFERENCE_BLUR_KERNEL, check_blur_kernel, prompt_kind_names
+from carlib.scores import SCORE_KINDS, ScoreKind
 
 Mode = Literal["semantic", "referring"]
 PostProcessing = Literal["crf", "sam", "none"]
 ProposalMethod = Literal["gradcam", "maskclip"]
 ImageFeature = Literal["auto", "penultimate_class_token", "final"]
+CamTargetChoice = Literal["auto", "patch_mean", "class_token", "pooled"]
 Aggregation = Literal["sum_softmax", "softmax"]
 MaxSide = Union[int, None, Literal["auto"]]
 
@@ -31,6 +33,7 @@ MODES: tuple[str, ...] = get_args(Mode)
 POST_PROCESSING: tuple[str, ...] = get_args(PostProcessing)
 PROPOSAL_METHODS: tuple[str, ...] = get_args(ProposalMethod)
 IMAGE_FEATURES: tuple[str, ...] = get_args(ImageFeature)
+CAM_TARGET_CHOICES: tuple[str, ...] = get_args(CamTargetChoice)
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 
@@ -57,7 +60,19 @@ class CarSettings:
             or ``"maskclip"`` (dense MaskCLIP maps, the paper's Table B
             baseline, :class:`carlib.proposals.MaskClipProposals`).
         use_clip_es: refine the proposals with CLIP-ES attention affinity
-            (False: plain Grad-CAM, the paper's Table 2 middle row).
+            (False: plain Grad-CAM, the paper's Table 2 middle row; the only
+            choice for a convolutional proposal tower, which has no attention).
+        cam_target: the image embedding Grad-CAM explains: ``"patch_mean"``
+            (CaR's: the patch tokens' mean after the final norm, through the
+            projection), ``"class_token"``, ``"pooled"`` (the tower's own
+            pooling, e.g. SigLIP's attention pool, a CNN's average), or
+            ``"auto"``: the tower's default (``"patch_mean"`` for every tower
+            with a class token, ``"pooled"`` otherwise).
+        score_kind: how similarities become scores, in Grad-CAM's target, the
+            classifier's keep rule and MaskCLIP's maps: ``"softmax"`` (CLIP's
+            contrastive softmax at the model's logit scale, the reference's)
+            or ``"sigmoid"`` (SigLIP's per-pair sigmoid with its logit bias;
+            only for models trained that way). See :mod:`carlib.scores`.
         center_cam_features: Grad-CAM weighs each feature's deviation from
             its mean over the patches, so the ReLU cuts at the image's average
             evidence (:func:`carlib.cam.compute_cams`). Not in the reference.
@@ -111,6 +126,8 @@ class CarSettings:
     templates: tuple[str, ...] = ("a photo of a {}.",)
     proposal_method: ProposalMethod = "gradcam"
     use_clip_es: bool = True
+    cam_target: CamTargetChoice = "auto"
+    score_kind: ScoreKind = "softmax"
     center_cam_features: bool = False
     recurrent: bool = True
     max_steps: int = 10
@@ -136,6 +153,8 @@ class CarSettings:
         _choose("post", self.post, POST_PROCESSING)
         _choose("proposal_method", self.proposal_method, PROPOSAL_METHODS)
         _choose("classifier_feature", self.classifier_feature, IMAGE_FEATURES)
+        _choose("cam_target", self.cam_target, CAM_TARGET_CHOICES)
+        _choose("score_kind", self.score_kind, SCORE_KINDS)
         _choose("classifier_aggregation", self.classifier_aggregation, AGGREGATIONS)
         for name in ("mask_threshold", "confidence_threshold", "clipes_threshold"):
             value = getattr(self, name)

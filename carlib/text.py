@@ -77,9 +77,8 @@ def encode_texts(
         float32 tensor N x D of unit vectors, on ``bundle.device``.
     """
     _check_templates(templates)
-    width = bundle.model.text_projection.shape[-1] if bundle.model.text_projection is not None else None
     if not names:
-        return torch.zeros((0, width or 0), device=bundle.device)
+        return torch.zeros((0, bundle.embed_dim), device=bundle.device)
     strings = [template.format(name) for name in names for template in templates]
     tokens = bundle.tokenizer(strings).to(bundle.device)
     order = torch.argsort(_end_positions(bundle.model, tokens), stable=True)

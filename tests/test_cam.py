@@ -16,7 +16,7 @@ import carlib
 from carlib.cam import compute_cams
 from carlib.images import proposal_input
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts
-from carlib.vit import interpolate_positional_embedding
+from carlib.towers.positions import interpolate_positional_embedding
 
 QUERIES = ["a cat", "a dog", "a red car", "the sky"]
 BACKGROUND = ["grass", "wall"]

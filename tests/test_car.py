@@ -284,7 +284,8 @@ def test_car_from_preset_carries_the_preset_prompt_settings(small, name):
 
 # --- bounded proposal resolution ------------------------------------------------------------------------------
 
-from carlib.car import REAL_CLIP_MAX_SIDE, SHAPES_CLIP_MAX_SIDE  # noqa: E402
+from carlib.car import SHAPES_CLIP_MAX_SIDE  # noqa: E402
+from carlib.models import REAL_CLIP_MAX_SIDE  # noqa: E402
 from carlib.images import fit_within  # noqa: E402
 from carlib.labels import resize_masks  # noqa: E402
 

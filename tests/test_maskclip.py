@@ -10,10 +10,11 @@ import torch
 
 import carlib
 from carlib.car import CaR
-from carlib.maskclip import compute_maskclip, dense_probabilities, patch_embeddings
+from carlib.maskclip import compute_maskclip, dense_probabilities
 from carlib.proposals import GradCamProposals, MaskClipProposals, ProposalMaps, ProposalStage
 from carlib.settings import CarSettings
-from carlib.vit import embed_patches, run_block, value_path
+from carlib.towers import Trunk
+from carlib.towers.attention import value_path
 
 IMAGE = np.random.default_rng(2).integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
 
@@ -36,10 +37,7 @@ def test_dense_probabilities_by_hand():
 
 
 def _tokens_before_last_block(bundle: carlib.ClipBundle, pixels: torch.Tensor) -> torch.Tensor:
-    visual = bundle.model.visual
-    tokens, _ = embed_patches(visual, pixels)
-    for block in list(visual.transformer.resblocks)[:-1]:
-        tokens = run_block(block, tokens, getattr(visual.transformer, "batch_first", True))
+    tokens, _ = bundle.tower.run_all(pixels, stop=bundle.num_layers - 1)
     return tokens
 
 
@@ -48,7 +46,7 @@ def test_patch_embeddings_are_the_value_path_then_ln_post_and_projection(small):
     pixels = carlib.images.proposal_input(IMAGE, small.patch_size, small.mean, small.std)
     with torch.no_grad():
         tokens = _tokens_before_last_block(small, pixels)
-        got = patch_embeddings(visual, tokens)
+        got = small.tower.dense_embeddings(Trunk(tokens, (2, 3), None))
         # The same by hand from the parameters: ln_1, value rows of in_proj, out_proj, ln_post, proj.
         last = visual.transformer.resblocks[-1]
         width = last.attn.embed_dim

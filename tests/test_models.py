@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import carlib
 from carlib.models import CheckpointError, WeightsNotFoundError, _hub_reachable, write_seeded_weights
-from carlib.vit import interpolate_positional_embedding
+from carlib.towers.positions import interpolate_positional_embedding
 
 SMALL = "ViT-S-32"  # a real open_clip architecture small enough to save and reload quickly
 

@@ -200,7 +200,7 @@ def test_texts_run_shortest_first_and_come_back_in_their_order(small):
 def test_the_attention_path_choice_changes_the_trunk_only_by_rounding(vit_b16):
     from carlib.cam import run_trunk
     from carlib.images import proposal_input
-    from carlib.vit import LONG_SEQUENCE, attention_path_for, embed_patches
+    from carlib.towers.openclip_vit import LONG_SEQUENCE, attention_path_for
 
     image = np.random.default_rng(2).integers(0, 256, size=(400, 400, 3), dtype=np.uint8)  # 626 tokens
     pixels = proposal_input(image, vit_b16.patch_size, vit_b16.mean, vit_b16.std)
@@ -211,7 +211,7 @@ def test_the_attention_path_choice_changes_the_trunk_only_by_rounding(vit_b16):
         assert not torch.backends.mha.get_fastpath_enabled()
     # Reference: open_clip's own blocks on the default (fused) path.
     with torch.no_grad():
-        tokens, _ = embed_patches(vit_b16.model.visual, pixels)
+        tokens, _ = vit_b16.tower.embed(pixels)
         for block in list(vit_b16.model.visual.transformer.resblocks)[:-1]:
             tokens = block(tokens)
     np.testing.assert_allclose(chosen.tokens.numpy(), tokens.numpy(), atol=1e-4, rtol=1e-5)
@@ -221,7 +221,7 @@ def test_official_numerics_change_the_positions_and_clip_es_precision_and_nothin
     from carlib.cam import run_trunk
     from carlib.clip_es import affinity_from_attention
     from carlib.images import proposal_input
-    from carlib.vit import interpolate_positional_embedding
+    from carlib.towers.positions import interpolate_positional_embedding
 
     visual = small.model.visual
     pixels = proposal_input(IMAGE, small.patch_size, small.mean, small.std)
@@ -262,8 +262,7 @@ def test_official_numerics_change_the_positions_and_clip_es_precision_and_nothin
 
 
 def _trunk_with_positions(bundle, pixels, positions):
-    from carlib.cam import Trunk
-    from carlib.vit import run_block
+    from carlib.towers import Trunk
 
     visual = bundle.model.visual
     with torch.no_grad():
@@ -273,5 +272,5 @@ def _trunk_with_positions(bundle, pixels, positions):
         tokens = torch.cat([visual.class_embedding.expand(1, 1, -1), patches], dim=1) + positions
         tokens = visual.ln_pre(tokens)
         for block in list(visual.transformer.resblocks)[:-1]:
-            tokens = run_block(block, tokens, True)
+            tokens = block(tokens)
     return Trunk(tokens, grid, None)

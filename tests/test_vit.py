@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from open_clip.transformer import Attention
 
 import carlib
-from carlib.vit import attention_weights
+from carlib.towers.attention import attention_weights
 
 WIDTH, HEADS, LENGTH = 64, 4, 11
 

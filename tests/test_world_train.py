@@ -17,10 +17,11 @@ from carlib.world.captions import SINGLE_TEMPLATES
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.model import default_config, load_shapes_checkpoint, tokenizer_for
 from carlib.world.scene import Scene
+from carlib.towers import tower_for
+from carlib.towers.attention import attention_weights
 from carlib.world.train import (DENSE_NAMES, IGNORE_PATCH, RESUME_FILE, TrainSettings, affinity_loss, dense_loss,
                                 forward_losses, jitter_mask, make_batch, make_sample, patch_labels, prompt_class_loss,
-                                recorded_attention, train)
-from carlib.vit import attention_weights, embed_patches
+                                train)
 
 TINY = dict(steps=1, batch_size=6, warmup_steps=1)
 
@@ -135,28 +136,34 @@ def test_affinity_loss_rewards_attention_on_the_same_label():
     assert float(affinity_loss(on_other, torch.full_like(labels, IGNORE_PATCH))) == 0.0
 
 
-def test_recorded_attention_matches_what_clip_es_reads_and_carries_gradients():
+def test_the_training_pass_gives_open_clips_outputs_and_the_attention_clip_es_reads():
     torch.manual_seed(0)
     from carlib.world.model import build_shapes_clip
 
     model = build_shapes_clip(default_config())
     pixels = torch.randn(2, 3, 96, 96)
-    with recorded_attention(model.visual, 2) as maps:
-        model.visual(pixels)
+    outputs = tower_for(model.visual).training_pass(pixels, 2)
+    maps = outputs.attention
     assert len(maps) == 2 and maps[0].shape == (2, 145, 145) and maps[0].requires_grad
-    with torch.no_grad():  # the same maps, recomputed block by block as carlib.cam does
-        tokens, _ = embed_patches(model.visual, pixels)
-        blocks = model.visual.transformer.resblocks
+    with torch.no_grad():  # open_clip's own forward (pooled embedding and ln_post'd tokens), and the maps by hand
+        visual = model.visual
+        visual.output_tokens = True
+        try:
+            pooled, patch_tokens = visual(pixels)
+        finally:
+            visual.output_tokens = False
+        tokens = visual._embeds(pixels)
+        blocks = visual.transformer.resblocks
         expected = []
         for index, block in enumerate(blocks):
             if index >= len(blocks) - 2:
                 expected.append(attention_weights(block, block.ln_1(tokens)))
             tokens = block(tokens)
+    torch.testing.assert_close(outputs.embedding.detach(), pooled, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(outputs.patch_embeddings.detach(), patch_tokens @ visual.proj, atol=1e-5, rtol=1e-5)
     for got, want in zip(maps, expected):
         assert torch.allclose(got.detach(), want, atol=1e-5)
-    with recorded_attention(model.visual, 0) as none:
-        model.visual(pixels)
-    assert none == []
+    assert tower_for(model.visual).training_pass(pixels, 0).attention == []
 
 
 def test_forward_losses_leave_prompted_samples_out_of_the_affinity_loss():
@@ -256,10 +263,11 @@ def test_dense_loss_ignores_prompted_samples_and_prefers_matching_patches():
         right = torch.arange(len(DENSE_NAMES)).unsqueeze(0)
         wrong = right.roll(1, dims=1)
         scale = torch.tensor(50.0)
-        right_loss = dense_loss(model, tokens, text_features, right, scale)
-        assert right_loss < dense_loss(model, tokens, text_features, wrong, scale)
+        projected = tokens @ model.visual.proj
+        right_loss = dense_loss(projected, text_features, right, scale)
+        assert right_loss < dense_loss(projected, text_features, wrong, scale)
         ignored = torch.full_like(right, IGNORE_PATCH)
-        assert float(dense_loss(model, tokens, text_features, ignored, scale)) == 0.0
+        assert float(dense_loss(projected, text_features, ignored, scale)) == 0.0
 
 
 def test_prompted_samples_draw_their_blur_kernel_from_the_settings():

@@ -51,10 +51,9 @@ import platform
 import random
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -65,7 +64,7 @@ from tqdm import tqdm
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS
 from carlib.files import atomic_write
 from carlib.prompts import apply_visual_prompts, check_blur_kernel
-from carlib.vit import attention_weights
+from carlib.towers import tower_for
 from carlib.world.captions import Caption, object_caption, random_caption
 from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
@@ -96,6 +95,10 @@ class TrainSettings:
         empty_probability: chance a sample has no object (caption = background word).
         image_size: scene side in pixels.
         pool_type: vision pooling, ``"avg"`` or ``"tok"`` (see :func:`default_model_cfg`).
+        family: ``"clip"`` (open_clip ViT, contrastive softmax loss: the shipped
+            ``shapes`` model) or ``"siglip"`` (timm ViT without a class token,
+            MAP head, SigLIP's sigmoid loss with a logit bias: ``shapes-siglip``).
+            The dense and prompt-class losses follow the family's loss.
         dense_weight: weight of the per-patch loss (0 turns it off).
         affinity_weight: weight of the attention-affinity loss (0 turns it off).
         prompt_min_objects: fewest objects a prompted sample's scene is drawn with.
@@ -124,6 +127,7 @@ class TrainSettings:
     empty_probability: float = 0.05
     image_size: int = 96
     pool_type: str = "avg"
+    family: str = "clip"
     dense_weight: float = 1.0
     affinity_weight: float = 3.0
     prompt_min_objects: int = 2
@@ -133,6 +137,8 @@ class TrainSettings:
     prompt_blur_kernels: tuple[int, ...] = (15,)
 
     def __post_init__(self) -> None:
+        if self.family not in ("clip", "siglip"):
+            raise ValueError(f"family must be 'clip' or 'siglip', got {self.family!r}")
         object.__setattr__(self, "prompt_blur_kernels", tuple(int(k) for k in self.prompt_blur_kernels))
         if not self.prompt_blur_kernels:
             raise ValueError("prompt_blur_kernels needs at least one kernel size, e.g. (15,)")
@@ -235,28 +241,36 @@ def make_batch(
     return (pixels - mean) / std, tokens, positives, labels, torch.tensor(prompted_classes, dtype=torch.int64)
 
 
-def dense_loss(model, patch_tokens: torch.Tensor, name_features: torch.Tensor, labels: torch.Tensor,
-               scale: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of every patch against the texts of :data:`DENSE_NAMES`.
+def dense_loss(patch_embeddings: torch.Tensor, name_features: torch.Tensor, labels: torch.Tensor,
+               scale: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """How badly every patch matches the text of what covers it, among :data:`DENSE_NAMES`.
+
+    Cross-entropy over the names for a contrastive model; for a sigmoid model
+    (``bias`` given) SigLIP's loss per (patch, name) pair, +1 for the patch's
+    name and -1 for the others, summed over names.
 
     Arguments:
-        model: the CLIP (its ``visual.proj`` projects the patch tokens).
-        patch_tokens: B x P x width tokens after ``ln_post``.
+        patch_embeddings: B x P x E per-patch readouts (:attr:`carlib.towers.TrainingPass.patch_embeddings`).
         name_features: unit text embeddings of :data:`DENSE_NAMES`.
         labels: B x P targets (indices into :data:`DENSE_NAMES`, or :data:`IGNORE_PATCH`).
         scale: the exponentiated logit scale.
+        bias: the logit bias of a sigmoid model, or None.
 
     Returns:
         scalar loss (0 when every patch is ignored).
     """
     if bool((labels == IGNORE_PATCH).all()):
-        return patch_tokens.sum() * 0.0
-    patches = F.normalize(patch_tokens @ model.visual.proj, dim=-1)
+        return patch_embeddings.sum() * 0.0
+    patches = F.normalize(patch_embeddings, dim=-1)
     logits = scale * patches @ name_features.T
-    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_PATCH)
+    if bias is None:
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_PATCH)
+    valid = labels != IGNORE_PATCH
+    signs = 2.0 * F.one_hot(labels[valid], len(name_features)).to(logits.dtype) - 1.0
+    return -F.logsigmoid(signs * (logits[valid] + bias)).sum(dim=-1).mean()
 
 
-def affinity_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def affinity_loss(attention: torch.Tensor, labels: torch.Tensor, num_prefix_tokens: int = 1) -> torch.Tensor:
     """How little of each patch's attention goes to patches with its own label.
 
     ``-log`` of the attention mass a patch query puts on patch keys that share
@@ -266,13 +280,14 @@ def affinity_loss(attention: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     and mass elsewhere spreads it off.
 
     Arguments:
-        attention: B x (1 + P) x (1 + P) attention, class token first, rows sum to 1.
+        attention: B x (p + P) x (p + P) attention, the p prefix tokens first, rows sum to 1.
         labels: B x P patch labels (:data:`IGNORE_PATCH` rows are skipped).
+        num_prefix_tokens: p, 1 for a class token, 0 for a tower without one.
 
     Returns:
         scalar loss (0 when every patch is ignored).
     """
-    patch_attention = attention[:, 1:, 1:]
+    patch_attention = attention[:, num_prefix_tokens:, num_prefix_tokens:]
     same = (labels[:, :, None] == labels[:, None, :]).to(patch_attention.dtype)
     valid = labels != IGNORE_PATCH
     if not bool(valid.any()):
@@ -302,31 +317,6 @@ def prompt_class_loss(image_features: torch.Tensor, class_text_features: torch.T
     return F.cross_entropy(logits, prompted_classes[valid])
 
 
-@contextmanager
-def recorded_attention(visual, layers: int) -> Iterator[list[torch.Tensor]]:
-    """Collect the head-averaged attention of the last ``layers`` vision blocks, with gradients.
-
-    Yields a list that the next forward pass fills with one B x L x L tensor
-    per block (recomputed from each block's ``ln_1`` output, as CLIP-ES reads it).
-    """
-    blocks = list(visual.transformer.resblocks)[-layers:] if layers > 0 else []
-    batch_first = getattr(visual.transformer, "batch_first", True)
-    maps: list[torch.Tensor] = []
-
-    def hook_for(block):
-        def hook(_module, _inputs, output):
-            normed = output if batch_first else output.transpose(0, 1)
-            maps.append(attention_weights(block, normed))
-        return hook
-
-    handles = [block.ln_1.register_forward_hook(hook_for(block)) for block in blocks]
-    try:
-        yield maps
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 class BatchLosses(NamedTuple):
     """The losses of one batch, unweighted."""
 
@@ -343,31 +333,55 @@ class BatchLosses(NamedTuple):
 
 def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, dense_text_tokens,
                    settings: TrainSettings) -> BatchLosses:
-    """The :class:`BatchLosses` of one batch (a :func:`make_batch` tuple); a loss whose weight is 0 is 0."""
-    layers = min(CLIP_ES_ATTENTION_LAYERS, len(model.visual.transformer.resblocks))
-    model.visual.output_tokens = True  # for the dense loss; reset so that encode_image stays standard
-    try:
-        with recorded_attention(model.visual, layers if settings.affinity_weight else 0) as maps:
-            pooled, patch_tokens = model.visual(pixels)
-    finally:
-        model.visual.output_tokens = False
-    image_features = F.normalize(pooled, dim=-1)
+    """The :class:`BatchLosses` of one batch (a :func:`make_batch` tuple); a loss whose weight is 0 is 0.
+
+    The image loss is the contrastive softmax for a ``"clip"`` model and SigLIP's sigmoid loss for a
+    ``"siglip"`` one (the model's logit bias says which). One pass through the tower's adapter gives the
+    image embeddings, the per-patch readouts and the attention maps the affinity loss reads.
+    """
+    tower = tower_for(model.visual)
+    layers = min(CLIP_ES_ATTENTION_LAYERS, tower.num_blocks)
+    outputs = tower.training_pass(pixels, layers if settings.affinity_weight else 0)
+    image_features = F.normalize(outputs.embedding, dim=-1)
     text_features = F.normalize(model.encode_text(tokens), dim=-1)
     scale = model.logit_scale.exp()
-    contrastive = contrastive_loss(image_features, text_features, scale, positives)
+    bias = getattr(model, "logit_bias", None)
+    if bias is None:
+        contrastive = contrastive_loss(image_features, text_features, scale, positives)
+    else:
+        contrastive = sigmoid_loss(image_features, text_features, scale, bias, positives)
     zero = contrastive.new_zeros(())
     # both the dense and the prompt-class loss compare with the names: encode them once per batch
     names = (F.normalize(model.encode_text(dense_text_tokens), dim=-1)
              if settings.dense_weight or settings.prompt_class_weight else None)
-    dense = dense_loss(model, patch_tokens, names, labels, scale) if settings.dense_weight else zero
+    dense = dense_loss(outputs.patch_embeddings, names, labels, scale, bias) if settings.dense_weight else zero
     # the affinity loss wants the scene's own layout: prompted samples' labels are not that
     prompted = prompted_classes != IGNORE_PATCH
     scene_labels = labels.masked_fill(prompted[:, None], IGNORE_PATCH)
-    affinity = affinity_loss(torch.stack(maps).mean(dim=0), scene_labels) if maps else zero
+    affinity = (affinity_loss(torch.stack(outputs.attention).mean(dim=0), scene_labels, tower.num_prefix_tokens)
+                if outputs.attention else zero)
     prompt_class = zero
     if settings.prompt_class_weight:
         prompt_class = prompt_class_loss(image_features, names[: len(CLASS_NAMES)], scale, prompted_classes)
     return BatchLosses(contrastive, dense, affinity, prompt_class)
+
+
+def sigmoid_loss(image_features: torch.Tensor, text_features: torch.Tensor, scale: torch.Tensor,
+                 bias: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """SigLIP's loss: every image-text pair on its own, +1 for captions that say the same, -1 for the rest.
+
+    Arguments:
+        image_features, text_features: B x D unit vectors.
+        scale: the logit scale, already exponentiated.
+        bias: the learned logit bias.
+        positives: B x B 0/1 matrix with ones on the diagonal.
+
+    Returns:
+        scalar loss: the summed -log sigmoid over all B x B pairs, divided by B (as SigLIP's paper).
+    """
+    logits = scale * image_features @ text_features.T + bias
+    signs = 2.0 * positives - 1.0
+    return -F.logsigmoid(signs * logits).sum() / image_features.shape[0]
 
 
 def contrastive_loss(
@@ -391,7 +405,8 @@ def contrastive_loss(
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
-        plain = parameter.ndim < 2 or "embedding" in name or "logit_scale" in name or name.endswith("class_embedding")
+        plain = (parameter.ndim < 2 or "embedding" in name or "logit_scale" in name or "logit_bias" in name
+                 or name.endswith("class_embedding"))
         (no_decay if plain else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
@@ -461,7 +476,7 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _seed_everything(settings.seed)
-    config = default_config(settings.image_size, settings.pool_type)
+    config = default_config(settings.image_size, settings.pool_type, settings.family)
     model = build_shapes_clip(config)
     tokenizer = tokenizer_for(config)
     dense_text_tokens = tokenizer(list(DENSE_NAMES))
@@ -550,6 +565,9 @@ def build_arg_parser(parser: Optional[argparse.ArgumentParser] = None) -> argpar
     parser.add_argument("--prompt-probability", type=float, default=defaults.prompt_probability)
     parser.add_argument("--pool-type", default=defaults.pool_type, choices=("avg", "tok"),
                         help="vision pooling: avg = mean of patch tokens (default), tok = class token")
+    parser.add_argument("--family", default=defaults.family, choices=("clip", "siglip"),
+                        help="clip: open_clip ViT, contrastive loss (the shipped 'shapes'); siglip: timm ViT without "
+                        "a class token, MAP head, sigmoid loss ('shapes-siglip')")
     parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight,
                         help="weight of the per-patch loss (0: contrastive only)")
     parser.add_argument("--affinity-weight", type=float, default=defaults.affinity_weight,
@@ -576,6 +594,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be >= 1 and --batch-size >= 2 (the loss needs negatives)")
     settings = TrainSettings(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                              prompt_probability=args.prompt_probability, pool_type=args.pool_type,
+                             family=args.family,
                              dense_weight=args.dense_weight, affinity_weight=args.affinity_weight,
                              prompt_min_objects=args.prompt_min_objects, prompt_mask_jitter=args.prompt_mask_jitter,
                              prompt_dense=args.prompt_dense, prompt_class_weight=args.prompt_class_weight,

@@ -1,84 +1,21 @@
-"""Running an open_clip vision transformer at any input size, exposing its inner parts.
+"""Reading attention modules: per-head queries and keys, attention weights, and the value path.
 
-CaR feeds the proposal CLIP images at about their native resolution, so the
-positional embedding is resized to the input's patch grid. This module also
-recomputes the attention weights that CLIP-ES needs, which open_clip's blocks
-do not return, from any attention module that exposes its query and key
-projections (``nn.MultiheadAttention``, open_clip's own ``Attention``, packed
-``qkv`` or separate ``q_proj``/``k_proj`` layers).
+open_clip's and timm's blocks return no attention weights, so they are
+recomputed from the block's first-norm output and the attention module's own
+projections. The readers here work on any attention module that exposes its
+query and key projections (``nn.MultiheadAttention``, open_clip's own
+``Attention``, timm's packed ``qkv``, or separate ``q_proj``/``k_proj``
+layers); the tower adapters (:mod:`carlib.towers`) call them.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
-
-
-def interpolate_positional_embedding(
-    positional_embedding: torch.Tensor, grid: tuple[int, int]
-) -> torch.Tensor:
-    """Resize a ViT positional embedding to a new patch grid.
-
-    The class token's entry is kept as is; the patch entries are reshaped to
-    their square training grid and bilinearly resized (``align_corners=False``,
-    as CLIP-ES does).
-
-    Arguments:
-        positional_embedding: (1 + g*g) x D, g the training grid side.
-        grid: (rows, cols) of the new patch grid.
-
-    Returns:
-        (1 + rows*cols) x D tensor, same dtype and device.
-    """
-    class_entry, patch_entries = positional_embedding[:1], positional_embedding[1:]
-    side = math.isqrt(patch_entries.shape[0])
-    if side * side != patch_entries.shape[0]:
-        raise ValueError(f"positional embedding has {patch_entries.shape[0]} patch entries, not a square grid")
-    if (side, side) == tuple(grid):
-        return positional_embedding
-    square = patch_entries.reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
-    resized = F.interpolate(square, size=tuple(grid), mode="bilinear", align_corners=False)
-    resized = resized.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(positional_embedding.dtype)
-    return torch.cat([class_entry, resized], dim=0)
-
-
-def embed_patches(visual: torch.nn.Module, pixels: torch.Tensor,
-                  fp16_positions: bool = False) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Patch embedding + class token + resized positional embedding + ``ln_pre``.
-
-    Arguments:
-        visual: an ``open_clip`` ``VisionTransformer``.
-        pixels: B x 3 x H x W normalised images, H and W multiples of the patch size.
-        fp16_positions: round the (resized) positional embedding to fp16 first,
-            as the official code does (``CarSettings.official_numerics``).
-
-    Returns:
-        (tokens B x (1 + h*w) x D batch-first, (h, w) patch grid).
-    """
-    if getattr(visual, "attn_pool", None) is not None:
-        raise NotImplementedError("vision towers with attentional pooling (CoCa) are not supported")
-    patches = visual.conv1(pixels.to(visual.conv1.weight.dtype))
-    grid = (patches.shape[-2], patches.shape[-1])
-    patches = patches.flatten(2).transpose(1, 2)
-    class_token = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
-    tokens = torch.cat([class_token, patches], dim=1)
-    positions = interpolate_positional_embedding(visual.positional_embedding, grid)
-    if fp16_positions:
-        positions = positions.half()
-    tokens = tokens + positions.to(tokens.dtype)
-    return visual.ln_pre(tokens), grid
-
-
-def run_block(block: torch.nn.Module, tokens: torch.Tensor, batch_first: bool) -> torch.Tensor:
-    """Apply one residual block to batch-first tokens, whatever layout the tower uses."""
-    if batch_first:
-        return block(tokens)
-    return block(tokens.transpose(0, 1)).transpose(0, 1)
 
 
 SUPPORTED_ATTENTION = "an attention module exposing in_proj_weight, qkv, or q_proj/k_proj plus num_heads"
@@ -287,46 +224,3 @@ def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
         f"cannot read the value path of {type(attention).__name__}: MaskCLIP needs nn.MultiheadAttention or a "
         "module with in_proj_weight, num_heads and out_proj"
     )
-
-
-LONG_SEQUENCE = 512
-"""From this many tokens on, PyTorch's fused inference attention (the MHA "fast path") is slower on CPU than
-the regular path with scaled_dot_product_attention: 2.95 s against 2.3-2.6 s for ViT-B/16's blocks 1..11 on
-a 500 x 500 image (962 tokens). At ViT-L/14's 257 tokens it is faster (1.4 against 1.9 s per image)."""
-
-
-@contextmanager
-def attention_path_for(tokens: int) -> Iterator[None]:
-    """Inside, ``nn.MultiheadAttention`` skips its fused inference path for long sequences on CPU.
-
-    Both paths compute the same attention (to float rounding; the trunk's
-    tokens agree to 1e-5 in the tests), so this only picks the faster one.
-    """
-    previous = torch.backends.mha.get_fastpath_enabled()
-    if tokens >= LONG_SEQUENCE:
-        torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(previous)
-
-
-@contextmanager
-def replace_output(module: torch.nn.Module, store: dict) -> Iterator[None]:
-    """Swap a module's output for a detached leaf that requires grad, for the duration.
-
-    The leaf is kept in ``store["output"]``, so gradients can be taken with
-    respect to exactly that activation while the module's own forward code
-    runs unchanged. The hook is removed however the block exits.
-    """
-
-    def hook(_module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        leaf = output.detach().requires_grad_(True)
-        store["output"] = leaf
-        return leaf
-
-    handle = module.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()

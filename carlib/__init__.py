@@ -7,6 +7,7 @@ The public names, in the order the algorithm uses them:
 - :func:`gradcam` / :func:`compute_cams` — Grad-CAM of text queries on CLIP.
 - :func:`clip_es_refine` — CLIP-ES attention-affinity refinement of those CAMs.
 - :func:`apply_visual_prompts` — draw a mask as a visual prompt (ellipse, blur...).
+- :func:`image_embeddings` — unit image embeddings of any supported VLM (``carlib models`` lists the families).
 - :class:`CarSettings` — every knob of the recurrence, one frozen object.
 - :class:`CaR` — the recurrence; ``CaR(proposal, classifier, settings).segment(image, queries)`` → :class:`CarResult`.
 - :func:`get_preset`, :func:`load_models`, :func:`car_from_preset` — dataset settings.
@@ -16,6 +17,7 @@ from carlib.background import BACKGROUND_SETS, DEFAULT_BACKGROUND_WORDS, backgro
 from carlib.cam import CamResult, compute_cams, gradcam
 from carlib.car import CaR, CarResult, StepTrace
 from carlib.clip_es import clip_es_refine
+from carlib.embeddings import image_embeddings
 from carlib.images import load_image
 from carlib.models import CheckpointError, ClipBundle, WeightsNotFoundError, load_clip
 from carlib.pipeline import car_from_preset, load_models, segment_vocabulary
@@ -48,6 +50,7 @@ __all__ = [
     "compute_cams",
     "encode_texts",
     "gradcam",
+    "image_embeddings",
     "load_clip",
     "load_image",
 ]

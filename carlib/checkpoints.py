@@ -79,6 +79,12 @@ class Checkpoint:
         targets = model.state_dict()
         missing = sorted(set(targets) - self.keys)
         unexpected = sorted(self.keys - set(targets))
+        held, built = tower_kind(self.keys), tower_kind(targets)
+        if (missing or unexpected) and held != built and "unknown" not in (held, built):
+            raise CheckpointError(
+                f"checkpoint {self.path} holds {held}, but {name!r} is {built}: it is another family's "
+                "checkpoint; pass the model name its weights belong to (`carlib models` lists the families)"
+            )
         if missing or unexpected:
             details = []
             if missing:
@@ -101,6 +107,29 @@ class Checkpoint:
         with torch.no_grad():
             for key, target in targets.items():
                 self._copy_into(key, target)
+
+
+def tower_kind(names) -> str:
+    """The kind of vision tower a state dict's parameter names describe, in words (``"unknown"`` if none fits)."""
+    names = list(names)
+
+    def has(fragment: str) -> bool:
+        return any(fragment in key for key in names)
+
+    if has("visual.transformer.resblocks"):
+        return "an open_clip ViT vision tower (visual.transformer.resblocks)"
+    if has("visual.trunk.blocks") and has(".attn.q_proj.") or has("visual.trunk.rope"):
+        return "a timm Eva vision tower (EVA02/PE-Core: visual.trunk.blocks with q_proj)"
+    if has("visual.trunk.blocks"):
+        parts = [part for part, present in (("a class token", has("visual.trunk.cls_token")),
+                                            ("a MAP attention pool", has("visual.trunk.attn_pool"))) if present]
+        return f"a timm ViT vision tower with {' and '.join(parts) or 'neither class token nor attention pool'}" \
+               " (visual.trunk.blocks)"
+    if has("visual.trunk.stages"):
+        return "a convolutional timm vision tower (visual.trunk.stages)"
+    if has("visual.layer1."):
+        return "an OpenAI ResNet vision tower (visual.layer1)"
+    return "unknown"
 
 
 def open_checkpoint(path: Path) -> Checkpoint:

@@ -221,6 +221,19 @@ def load_clip(
     return bundle
 
 
+def default_tag(name: str) -> str:
+    """The pretrained tag a model name means without one: ``openai`` where it has it, else its first tag.
+
+    Raises:
+        ValueError: an unknown name, or one with no pretrained weights at all.
+    """
+    _check_model_name(name)
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if not tags:
+        raise ValueError(f"{name} has no pretrained weights in open_clip; pass a checkpoint file (NAME:PATH)")
+    return "openai" if "openai" in tags else tags[0]
+
+
 def fetch_weights(name: str, pretrained: str) -> Path:
     """Make sure an open_clip tag's weights are on disk (downloading if needed); returns the file.
 
@@ -370,7 +383,7 @@ def _load_open_clip(
         name=name,
         pretrained=str(pretrained) if pretrained is not None else None,
         model=model,
-        tokenizer=_tokenizer_for(name, tokenizer),
+        tokenizer=_tokenizer_for(name, tokenizer, required=checkpoint is not None),
         preprocess=preprocess,
         mean=mean,
         std=std,
@@ -406,8 +419,28 @@ HF_TOKENIZER_HINT = (
 )
 
 
-def _tokenizer_for(name: str, tokenizer: Optional[str | os.PathLike]) -> Callable[[Sequence[str]], torch.Tensor]:
+class MissingTokenizer:
+    """Stands in for a Hugging Face tokenizer that is not on this machine; calling it raises the instructions.
+
+    Only random-weight models get one (tests and benchmarks of the vision side): with real weights,
+    :func:`load_clip` fails at once instead.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        raise WeightsNotFoundError(self.message)
+
+
+def _tokenizer_for(name: str, tokenizer: Optional[str | os.PathLike],
+                   required: bool = True) -> Callable[[Sequence[str]], torch.Tensor]:
     """The model's tokenizer: open_clip's BPE, or (SigLIP) a Hugging Face tokenizer from ``tokenizer`` or the cache.
+
+    Arguments:
+        name: the open_clip model name.
+        tokenizer: a local tokenizer folder, or None.
+        required: False (random weights) returns a :class:`MissingTokenizer` instead of raising.
 
     Raises:
         WeightsNotFoundError: a Hugging Face tokenizer that is neither given, cached nor downloadable,
@@ -425,8 +458,10 @@ def _tokenizer_for(name: str, tokenizer: Optional[str | os.PathLike]) -> Callabl
     try:
         import transformers  # noqa: F401
     except ImportError:
-        raise WeightsNotFoundError(f"{name}'s tokenizer needs the transformers package: pip install transformers "
-                                   "(or pip install 'carlib[siglip]')") from None
+        message = f"{name}'s tokenizer needs the transformers package: pip install transformers"
+        if not required:
+            return MissingTokenizer(message)
+        raise WeightsNotFoundError(message) from None
     if tokenizer is not None:
         path = Path(tokenizer).expanduser()
         if not path.is_dir():
@@ -437,9 +472,11 @@ def _tokenizer_for(name: str, tokenizer: Optional[str | os.PathLike]) -> Callabl
     try:
         return open_clip.tokenizer.HFTokenizer(repo, local_files_only=not online, **options)
     except Exception as error:  # transformers raises OSError, ValueError, HF errors...: one message for the user
-        raise WeightsNotFoundError(
-            f"{name}'s tokenizer (Hugging Face '{repo}') is not on this machine ({type(error).__name__}); "
-            + HF_TOKENIZER_HINT.format(repo=repo, folder=folder)) from None
+        message = (f"{name}'s tokenizer (Hugging Face '{repo}') is not on this machine ({type(error).__name__}); "
+                   + HF_TOKENIZER_HINT.format(repo=repo, folder=folder))
+        if not required:
+            return MissingTokenizer(message)
+        raise WeightsNotFoundError(message) from None
 
 
 def write_seeded_weights(name: str, tag: str = "openai", seed: int = 0) -> Path:

@@ -16,7 +16,7 @@ from carlib.classifier import ClassifierStage
 from carlib.proposals import ProposalStage
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
-from carlib.models import SHAPES_MODEL_NAME, ClipBundle, WeightsNotFoundError, load_clip
+from carlib.models import SHAPES_MODEL_NAME, SHAPES_MODELS, ClipBundle, WeightsNotFoundError, default_tag, load_clip
 from carlib.presets import Preset, SemanticPass, get_preset
 
 ModelChoice = Literal["auto", "shapes", "openai"]
@@ -38,8 +38,30 @@ class LoadedModels:
         return [bundle.weights_note for bundle in bundles if bundle.weights_note]
 
 
+def parse_model_spec(spec: str) -> tuple[str, Optional[str]]:
+    """``NAME[:TAG|PATH]`` as (name, tag or path or None), e.g. ``"EVA02-B-16:merged2b_s8b_b131k"``.
+
+    The name is an open_clip model name or a ShapesWorld model (``shapes``, ``shapes-siglip``); after the
+    first ``:`` comes a pretrained tag or a checkpoint file (a ShapesWorld model: its folder).
+
+    Raises:
+        ValueError: an empty name, or an unknown one (the message points to ``carlib models``).
+    """
+    import open_clip
+
+    name, _, pretrained = spec.partition(":")
+    name = name.strip()
+    if not name:
+        raise ValueError(f"model {spec!r} has no name; write NAME[:TAG|PATH], e.g. ViT-B-16:openai")
+    if name not in SHAPES_MODELS and name not in open_clip.list_models():
+        raise ValueError(f"unknown model {name!r}; `carlib models` lists the families, open_clip.list_models() "
+                         f"every name, and {', '.join(SHAPES_MODELS)} are the ShapesWorld models")
+    return name, (pretrained.strip() or None)
+
+
 def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[str] = None,
-                quick_gelu: Optional[bool] = None) -> LoadedModels:
+                quick_gelu: Optional[bool] = None, *, proposal: Optional[str] = None,
+                classifier: Optional[str] = None, tokenizer: Optional[str] = None) -> LoadedModels:
     """Load the proposal and classifier CLIPs for a preset.
 
     Arguments:
@@ -51,6 +73,11 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
         device: ``None`` picks CUDA when present.
         quick_gelu: the activation of real CLIP models; None infers it from
             the tag or checkpoint file (:func:`carlib.models.infer_activation`).
+        proposal, classifier: a model for that role instead, ``NAME[:TAG|PATH]``
+            (:func:`parse_model_spec`): any supported family or a ShapesWorld
+            model. It must load (no fallback); the other role follows ``model``.
+            Without a tag, the model's default tag (``openai`` where it has one).
+        tokenizer: a Hugging Face tokenizer folder for a model that needs one (SigLIP).
 
     Returns:
         :class:`LoadedModels`; :attr:`LoadedModels.weights_notes` says which
@@ -58,29 +85,62 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
     """
     if model not in MODEL_CHOICES:
         raise ValueError(f"unknown model choice {model!r}; choose one of {MODEL_CHOICES}")
-    uses_shapes = preset.proposal_model == SHAPES_MODEL_NAME or model == "shapes"
-    if not uses_shapes:
-        try:
-            proposal = load_clip(preset.proposal_model, preset.proposal_pretrained or "openai", device=device,
-                                 quick_gelu=quick_gelu)
-            if (preset.classifier_model, preset.classifier_pretrained) == (preset.proposal_model, preset.proposal_pretrained):
-                classifier = proposal
-            else:
-                classifier = load_clip(preset.classifier_model, preset.classifier_pretrained or "openai", device=device,
-                                       quick_gelu=quick_gelu)
-            seeded = " (SEEDED RANDOM weights: the results mean nothing)" * (proposal.seeded_random or
-                                                                             classifier.seeded_random)
-            return LoadedModels(
-                proposal,
-                classifier,
-                f"OpenAI CLIP: {preset.proposal_model} proposals, {preset.classifier_model} classifier{seeded}",
-            )
-        except WeightsNotFoundError:
-            if model == "openai":
-                raise
-    shapes = load_clip(SHAPES_MODEL_NAME, device=device)
-    note = "" if model == "shapes" or preset.proposal_model == SHAPES_MODEL_NAME else " (OpenAI weights not found)"
-    return LoadedModels(shapes, shapes, f"the ShapesWorld CLIP trained by this project{note}")
+    explicit = {role: parse_model_spec(spec) for role, spec in (("proposal", proposal), ("classifier", classifier))
+                if spec is not None}
+    preset_roles = {"proposal": (preset.proposal_model, preset.proposal_pretrained),
+                    "classifier": (preset.classifier_model, preset.classifier_pretrained)}
+    chosen: dict[str, tuple[str, Optional[str]]] = dict(explicit)
+    description = ""
+    others = [role for role in ("proposal", "classifier") if role not in explicit]
+    if others:
+        uses_shapes = model == "shapes" or any(preset_roles[role][0] in SHAPES_MODELS for role in others)
+        real = {role: preset_roles[role] for role in others}
+        if not uses_shapes:
+            try:
+                loaded = _load_roles(real, device, quick_gelu, tokenizer)
+                chosen.update(real)
+                description = "OpenAI CLIP"
+            except WeightsNotFoundError:
+                if model == "openai":
+                    raise
+                uses_shapes = True
+        if uses_shapes:
+            for role in others:
+                name = preset_roles[role][0]
+                chosen[role] = (name, preset_roles[role][1]) if name in SHAPES_MODELS else (SHAPES_MODEL_NAME, None)
+            fallback = model != "shapes" and not any(preset_roles[role][0] in SHAPES_MODELS for role in others)
+            description = "the ShapesWorld CLIP trained by this project" + " (OpenAI weights not found)" * fallback
+    bundles = _load_roles(chosen, device, quick_gelu, tokenizer)
+    proposal_bundle, classifier_bundle = bundles["proposal"], bundles["classifier"]
+    if explicit or not description:
+        description = f"{_describe(proposal_bundle)} proposals, {_describe(classifier_bundle)} classifier"
+    elif description == "OpenAI CLIP":
+        description = f"OpenAI CLIP: {proposal_bundle.name} proposals, {classifier_bundle.name} classifier"
+    if proposal_bundle.seeded_random or classifier_bundle.seeded_random:
+        description += " (SEEDED RANDOM weights: the results mean nothing)"
+    return LoadedModels(proposal_bundle, classifier_bundle, description)
+
+
+def _load_roles(roles: dict[str, tuple[str, Optional[str]]], device: Optional[str], quick_gelu: Optional[bool],
+                tokenizer: Optional[str]) -> dict[str, ClipBundle]:
+    """Each role's bundle; roles naming the same model and weights share one."""
+    loaded: dict[tuple[str, Optional[str]], ClipBundle] = {}
+    bundles = {}
+    for role, (name, pretrained) in roles.items():
+        if name not in SHAPES_MODELS and pretrained is None:
+            pretrained = default_tag(name)
+        key = (name, pretrained)
+        if key not in loaded:
+            options = {} if name in SHAPES_MODELS else {"quick_gelu": quick_gelu, "tokenizer": tokenizer}
+            loaded[key] = load_clip(name, pretrained, device=device, **options)
+        bundles[role] = loaded[key]
+    return bundles
+
+
+def _describe(bundle: ClipBundle) -> str:
+    if bundle.name in SHAPES_MODELS:
+        return f"ShapesWorld {bundle.name}"
+    return f"{bundle.name} ({bundle.pretrained}, {bundle.family})"
 
 
 def car_from_preset(

@@ -24,6 +24,7 @@ from carlib.clip_es import affinity_from_attention, refine_with_affinity
 from carlib.images import pixel_digest, proposal_input
 from carlib.maskclip import dense_probabilities, maskclip_result
 from carlib.models import ClipBundle
+from carlib.scores import score_kind_for
 from carlib.settings import CarSettings
 from carlib.text import BACKGROUND_TEMPLATE, TextEmbeddingCache
 from carlib.towers import Trunk
@@ -159,7 +160,8 @@ class GradCamProposals(DenseMapProposals):
         target = None if settings.cam_target == "auto" else settings.cam_target
         return gradcam_from_trunk(self.bundle, work.trunk, queries, background, target=target,
                                   image_size=work.image_size, center_features=settings.center_cam_features,
-                                  attention=work.attention, score_kind=settings.score_kind)
+                                  attention=work.attention,
+                                  score_kind=score_kind_for(self.bundle.training_loss, settings.score_rule))
 
 
 class MaskClipProposals(DenseMapProposals):
@@ -177,7 +179,7 @@ class MaskClipProposals(DenseMapProposals):
         with torch.no_grad():
             probabilities = dense_probabilities(work.extra["patches"], torch.cat([queries, background]),
                                                 len(queries), float(self.bundle.logit_scale), self.bundle.logit_bias,
-                                                settings.score_kind)
+                                                score_kind_for(self.bundle.training_loss, settings.score_rule))
         return maskclip_result(probabilities, work.trunk.grid, work.image_size, work.attention)
 
 

@@ -10,9 +10,13 @@ SigLIP was trained with a sigmoid per image-text pair, ``σ(scale · cos + bias)
 with a learned bias (about -10 to -17), so its scores are calibrated one pair
 at a time, not as a distribution over texts. ``"sigmoid"`` uses that instead:
 each query's own probability, no competition (background words play no part
-in Grad-CAM's target). Which serves CaR better is measured on ShapesWorld
-(docs/shapesworld.md); the default stays the softmax for every family, where
-the bias cancels and θ keeps its meaning as a share of one distribution.
+in Grad-CAM's target).
+
+A run chooses with a rule (``CarSettings.score_rule``): ``"softmax"`` scores
+every model with the softmax (the bias cancels in it), ``"as_trained"`` scores
+each model the way it was trained (:func:`score_kind_for`). Which serves CaR
+better with a sigmoid-trained model is measured on ShapesWorld
+(docs/shapesworld.md, ``carlib ablate --table backbones``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,20 @@ import torch
 
 ScoreKind = Literal["softmax", "sigmoid"]
 SCORE_KINDS: tuple[str, ...] = get_args(ScoreKind)
+ScoreRule = Literal["softmax", "as_trained"]
+SCORE_RULES: tuple[str, ...] = get_args(ScoreRule)
+
+
+def score_kind_for(training_loss: str, rule: ScoreRule) -> ScoreKind:
+    """The score a model gets under a rule: the sigmoid only for a sigmoid-trained model under ``"as_trained"``.
+
+    Arguments:
+        training_loss: the model's, ``"softmax"`` or ``"sigmoid"`` (:attr:`carlib.models.ClipBundle.training_loss`).
+        rule: ``"softmax"`` (every model) or ``"as_trained"``.
+    """
+    if rule not in SCORE_RULES:
+        raise ValueError(f"unknown score rule {rule!r}; choose one of {SCORE_RULES}")
+    return "sigmoid" if rule == "as_trained" and training_loss == "sigmoid" else "softmax"
 
 
 def scaled_logits(embeddings: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:

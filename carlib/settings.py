@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args
 from carlib.postprocess.crf import CrfSettings
 from carlib.postprocess.sam import SamSettings
 from carlib.prompts import REFERENCE_BLUR_KERNEL, check_blur_kernel, prompt_kind_names
-from carlib.scores import SCORE_KINDS, ScoreKind
+from carlib.scores import SCORE_RULES, ScoreRule
 
 Mode = Literal["semantic", "referring"]
 PostProcessing = Literal["crf", "sam", "none"]
@@ -68,11 +68,13 @@ class CarSettings:
             pooling, e.g. SigLIP's attention pool, a CNN's average), or
             ``"auto"``: the tower's default (``"patch_mean"`` for every tower
             with a class token, ``"pooled"`` otherwise).
-        score_kind: how similarities become scores, in Grad-CAM's target, the
+        score_rule: how similarities become scores, in Grad-CAM's target, the
             classifier's keep rule and MaskCLIP's maps: ``"softmax"`` (CLIP's
-            contrastive softmax at the model's logit scale, the reference's)
-            or ``"sigmoid"`` (SigLIP's per-pair sigmoid with its logit bias;
-            only for models trained that way). See :mod:`carlib.scores`.
+            contrastive softmax at the model's logit scale, the reference's,
+            for every model) or ``"as_trained"`` (each model as it was
+            trained: a sigmoid-trained model, SigLIP, scores each text with
+            its own sigmoid and logit bias; contrastive models keep the
+            softmax). See :mod:`carlib.scores`.
         center_cam_features: Grad-CAM weighs each feature's deviation from
             its mean over the patches, so the ReLU cuts at the image's average
             evidence (:func:`carlib.cam.compute_cams`). Not in the reference.
@@ -127,7 +129,7 @@ class CarSettings:
     proposal_method: ProposalMethod = "gradcam"
     use_clip_es: bool = True
     cam_target: CamTargetChoice = "auto"
-    score_kind: ScoreKind = "softmax"
+    score_rule: ScoreRule = "softmax"
     center_cam_features: bool = False
     recurrent: bool = True
     max_steps: int = 10
@@ -154,7 +156,7 @@ class CarSettings:
         _choose("proposal_method", self.proposal_method, PROPOSAL_METHODS)
         _choose("classifier_feature", self.classifier_feature, IMAGE_FEATURES)
         _choose("cam_target", self.cam_target, CAM_TARGET_CHOICES)
-        _choose("score_kind", self.score_kind, SCORE_KINDS)
+        _choose("score_rule", self.score_rule, SCORE_RULES)
         _choose("classifier_aggregation", self.classifier_aggregation, AGGREGATIONS)
         for name in ("mask_threshold", "confidence_threshold", "clipes_threshold"):
             value = getattr(self, name)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
-                                 quick_gelu_option, sam_source_from_options)
+                                 model_overrides, quick_gelu_option, sam_source_from_options)
 from carlib.evaluation.benchmark import evaluate, headline_metric, open_benchmark
 from carlib.evaluation.overlap import AMP_CHOICES
 from carlib.pipeline import load_models
@@ -44,7 +44,8 @@ def _eval_command(args) -> int:
     preset, model = preset_from_options(get_preset(args.preset), args)
     open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
                    split_by=args.split_by)  # fails fast
-    models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args))
+    models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args),
+                         **model_overrides(args))
     if int(os.environ.get("RANK", "0")) == 0:
         announce_models("eval", models)
     sam_source = sam_source_from_options("eval", args.post or preset.settings.post, args, models, preset)

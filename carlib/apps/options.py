@@ -7,19 +7,27 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from carlib.pipeline import MODEL_CHOICES, LoadedModels
+from carlib.pipeline import MODEL_CHOICES, LoadedModels, parse_model_spec
 from carlib.presets import Preset
-from carlib.settings import PROPOSAL_METHODS, MaxSide
+from carlib.scores import SCORE_RULES
+from carlib.settings import CAM_TARGET_CHOICES, PROPOSAL_METHODS, MaxSide
 
 FROM_PRESET = "preset"
 ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Add --model, --proposal-weights, --classifier-weights, --activation, --proposal-method,
-    --official-numerics and --max-side."""
+    """Add --model, --proposal-model, --classifier-model, --tokenizer, --proposal-weights, --classifier-weights,
+    --activation, --proposal-method, --cam-target, --score-rule, --no-clip-es, --official-numerics and --max-side."""
     parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
                         help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP")
+    parser.add_argument("--proposal-model", metavar="NAME[:TAG|PATH]", default=None,
+                        help="another VLM for the proposals: any family `carlib models` lists (e.g. EVA02-B-16, "
+                        "ViT-B-16:dfn2b, ViT-B-16-SigLIP2:webli) or shapes-siglip; must load, no fallback")
+    parser.add_argument("--classifier-model", metavar="NAME[:TAG|PATH]", default=None,
+                        help="another VLM for the classifier, as --proposal-model")
+    parser.add_argument("--tokenizer", metavar="DIR", default=None,
+                        help="a Hugging Face tokenizer folder for models whose tokenizer is not open_clip's (SigLIP)")
     parser.add_argument("--proposal-weights", type=Path,
                         help="checkpoint file for the proposal CLIP (the preset's architecture; implies real CLIP)")
     parser.add_argument("--classifier-weights", type=Path, help="checkpoint file for the classifier CLIP")
@@ -29,6 +37,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proposal-method", choices=PROPOSAL_METHODS, default=None,
                         help="how masks are proposed: gradcam (the paper's, default of every preset) or maskclip "
                         "(dense MaskCLIP maps, no gradients)")
+    parser.add_argument("--cam-target", choices=CAM_TARGET_CHOICES, default=None,
+                        help="what Grad-CAM explains: patch_mean (CaR's), class_token, pooled (the tower's own "
+                        "pooling) or auto (the tower's default); default: the preset's (auto)")
+    parser.add_argument("--score-rule", choices=SCORE_RULES, default=None,
+                        help="softmax: every model scores with CLIP's softmax (the reference's, default); as_trained: "
+                        "sigmoid-trained models (SigLIP) score with their sigmoid and logit bias, in Grad-CAM's "
+                        "target and the classifier's keep rule")
+    parser.add_argument("--no-clip-es", action="store_true",
+                        help="plain Grad-CAM proposals, no CLIP-ES refinement (needed for convolutional towers)")
     parser.add_argument("--official-numerics", action="store_true",
                         help="the official code's float32 CLIP-ES and fp16-rounded positional embedding, for "
                         "pixel-identical label maps (off: float64 and full precision)")
@@ -104,11 +121,18 @@ def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Prese
         changes["proposal_method"] = args.proposal_method
     if getattr(args, "official_numerics", False):
         changes["official_numerics"] = True
+    for option, field in (("cam_target", "cam_target"), ("score_rule", "score_rule")):
+        if getattr(args, option, None) is not None:
+            changes[field] = getattr(args, option)
+    if getattr(args, "no_clip_es", False):
+        changes["use_clip_es"] = False
     model = args.model
     for role in ("proposal", "classifier"):
         weights: Optional[Path] = getattr(args, f"{role}_weights", None)
         if weights is None:
             continue
+        if getattr(args, f"{role}_model", None) is not None and weights.is_file():
+            continue  # the role's explicit model takes the file (model_overrides)
         if not weights.is_file():
             raise FileNotFoundError(f"--{role}-weights file not found: {weights}")
         if model == "shapes":
@@ -116,6 +140,29 @@ def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Prese
         changes[f"{role}_pretrained"] = str(weights)
         model = "openai"  # an explicit file must load or fail, never fall back to ShapesWorld
     return (preset.replace(**changes) if changes else preset), model
+
+
+def model_overrides(args: argparse.Namespace) -> dict:
+    """--proposal-model, --classifier-model and --tokenizer as :func:`carlib.pipeline.load_models` keywords.
+
+    A role's ``--X-weights FILE`` joins its ``--X-model NAME`` given without a tag (``NAME:FILE``).
+
+    Raises:
+        ValueError: an unknown model name, or a tag and a weights file for the same role.
+    """
+    overrides: dict = {"tokenizer": getattr(args, "tokenizer", None)}
+    for role in ("proposal", "classifier"):
+        spec = getattr(args, f"{role}_model", None)
+        if spec is None:
+            continue
+        name, pretrained = parse_model_spec(spec)
+        weights = getattr(args, f"{role}_weights", None)
+        if weights is not None:
+            if pretrained is not None:
+                raise ValueError(f"--{role}-model {spec} names its weights already; drop --{role}-weights")
+            pretrained = str(weights)
+        overrides[role] = name if pretrained is None else f"{name}:{pretrained}"
+    return overrides
 
 
 def quick_gelu_option(args: argparse.Namespace) -> Optional[bool]:

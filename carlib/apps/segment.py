@@ -25,7 +25,7 @@ from carlib.apps.folder_segmentation import (
     segment_folder,
 )
 from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
-                                 quick_gelu_option, sam_source_from_options)
+                                 model_overrides, quick_gelu_option, sam_source_from_options)
 from carlib.images import load_image
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import get_preset, preset_names
@@ -74,12 +74,14 @@ def _segment_command(args: argparse.Namespace) -> int:
     post = args.post or preset.settings.post
     preset_record = preset.to_dict()
     folder_mode = image is None or args.labels_only
+    overrides = model_overrides(args)
     settings = {"preset": preset_record, "post": post, "model": {
-        "choice": model_choice, "activation": args.activation, "device": args.device}}
+        "choice": model_choice, "activation": args.activation, "device": args.device,
+        **{role: overrides[role] for role in ("proposal", "classifier") if role in overrides}}}
     if folder_mode:
         claim_run_folder(args.out, settings, queries, args.labels_only, write=False)
 
-    models = load_models(preset, model_choice, device=args.device, quick_gelu=quick_gelu_option(args))
+    models = load_models(preset, model_choice, device=args.device, quick_gelu=quick_gelu_option(args), **overrides)
     announce_models("segment", models)
     car = car_from_preset(preset, models, post=post, sam_source=sam_source_from_options("segment", post, args, models, preset))
     if not folder_mode:
@@ -110,13 +112,10 @@ def _read_queries_file(path: Path) -> list[str]:
 
 
 def _models_record(models: LoadedModels) -> dict:
-    return {
-        "description": models.description,
-        "proposal": {"name": models.proposal.name, "pretrained": models.proposal.pretrained,
-                     "activation": models.proposal.activation},
-        "classifier": {"name": models.classifier.name, "pretrained": models.classifier.pretrained,
-                       "activation": models.classifier.activation},
-    }
+    return {"description": models.description,
+            **{role: {"name": bundle.name, "pretrained": bundle.pretrained, "activation": bundle.activation,
+                      "family": bundle.family}
+               for role, bundle in (("proposal", models.proposal), ("classifier", models.classifier))}}
 
 
 def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str,

@@ -84,7 +84,7 @@ class Family:
         tower: the adapter class.
         examples: open_clip model names of the family (every one builds offline).
         weights: the pretrained tags of those models, in words.
-        score_kind: ``"softmax"`` (contrastive training) or ``"sigmoid"`` (SigLIP's loss, with a logit bias).
+        training_loss: ``"softmax"`` (contrastive) or ``"sigmoid"`` (SigLIP's loss, with a logit bias).
         classifier_feature: what ``classifier_feature="auto"`` means for it.
         note: what differs from the paper's towers.
     """
@@ -93,7 +93,7 @@ class Family:
     tower: type
     examples: tuple[str, ...]
     weights: str
-    score_kind: str
+    training_loss: str
     classifier_feature: str
     note: str
 

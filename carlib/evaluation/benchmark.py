@@ -449,11 +449,13 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
     def png_path(name: str, video: str, frame: str) -> Path:
         return predictions / name / video / f"{frame}.png"
 
-    def finished(video, frame, truth, runs):
+    def finished(video, frame, truth, runs, recurrences):
         def record_it(post_results):
+            done = {queries: car.finish(recurrence, masks, seconds)
+                    for (queries, recurrence), (masks, seconds) in zip(recurrences.items(), post_results)}
             results: dict[str, list] = {name: [] for name in expression_sets}
-            for (name, object_id, recurrence), (masks, seconds) in zip(runs, post_results):
-                results[name].append((object_id, car.finish(recurrence, masks, seconds)))
+            for name, object_id, queries in runs:
+                results[name].append((object_id, done[queries]))
             record = {"sets": list(expression_sets), "objects": {}}
             for name, objects in results.items():
                 weights = [result.scores / max(float(result.scores.sum()), 1e-12) for _, result in objects]
@@ -493,9 +495,10 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
                         queries = dataset.sentences(name, video, object_id)
                         if queries not in recurrences:  # two sets often share an expression: run it once
                             recurrences[queries] = car.recur(image, list(queries))
-                        runs.append((name, object_id, recurrences[queries]))
+                        runs.append((name, object_id, queries))
             model_seconds += time.perf_counter() - started
-            pool.submit([recurrence.post_job() for _, _, recurrence in runs], finished(video, frame, truth, runs))
+            pool.submit([recurrence.post_job() for recurrence in recurrences.values()],
+                        finished(video, frame, truth, runs, recurrences))
     return [score.to_record() for score in scores.values()], errors, len(frames), model_seconds
 
 

@@ -146,7 +146,7 @@ def test_per_object_means_then_the_mean_over_objects_and_j_and_f():
     assert summary["F"] == pytest.approx(((1 + 7 / 12) / 2 + 0.5) / 2)
     assert summary["J&F"] == pytest.approx((summary["J"] + summary["F"]) / 2)
     assert summary["per_object"]["annot1-full-video"]["clip_2"]["J"] == pytest.approx(0.5)
-    assert summary["objects"] == 2 and summary["frames"] == 2
+    assert summary["objects"] == 2 and summary["frames"] == 2 and summary["videos"] == 1
 
 
 def test_the_unsupervised_task_matches_swapped_ids_the_referring_score_does_not():

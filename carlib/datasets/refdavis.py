@@ -102,9 +102,11 @@ class ReferringVideo:
     size: tuple[int, int]
 
     def image_path(self, frame: str) -> Path:
+        """Where frame ``frame`` (``"00000"``) is stored."""
         return self.image_dir / f"{frame}.jpg"
 
     def annotation_path(self, frame: str) -> Path:
+        """Where the annotation of frame ``frame`` is stored."""
         return self.annotation_dir / f"{frame}.png"
 
 
@@ -451,8 +453,8 @@ def _gather(data_root: PathLike, split: Optional[str], annotations: AnnotationCh
     return layout, annotation_name, expressions, sources, videos, problems
 
 
-def open_refdavis(data_root: PathLike, split: Optional[str] = None, *, annotations: AnnotationChoice = "auto",
-                  preset: str = REFDAVIS_NAME) -> RefDavisDataset:
+def open_refdavis(data_root: PathLike, split: Optional[str] = None, *,
+                  annotations: AnnotationChoice = "auto") -> RefDavisDataset:
     """Open Ref-DAVIS17 (see :func:`carlib.datasets.open_dataset`), checking every video of the split.
 
     Arguments:
@@ -464,8 +466,6 @@ def open_refdavis(data_root: PathLike, split: Optional[str] = None, *, annotatio
             (``Annotations/480p``), ``"unsupervised"`` (``Annotations_unsupervised/480p``,
             what ReferFormer's instructions download), or ``"auto"``: the
             first of the two that exists.
-        preset: the preset the dataset is run with (``"refdavis17"``; the
-            moving ShapesWorld uses the same reader).
 
     Returns:
         the :class:`RefDavisDataset`.
@@ -486,9 +486,9 @@ def open_refdavis(data_root: PathLike, split: Optional[str] = None, *, annotatio
     if problems:
         more = len(problems) - 1
         raise ValueError(f"Ref-DAVIS17: {problems[0]}" + (f" (and {more} more; `carlib data check --preset "
-                                                          f"{preset}` lists them)" if more else ""))
+                                                          f"{REFDAVIS_NAME}` lists them)" if more else ""))
     return RefDavisDataset(
-        name=REFDAVIS_NAME, preset=preset, split=_check_split(split), root=layout.root, layout=layout.kind,
+        name=REFDAVIS_NAME, preset=REFDAVIS_NAME, split=_check_split(split), root=layout.root, layout=layout.kind,
         annotations=annotation_name, clips=tuple(sorted(videos, key=lambda clip: clip.name)),
         expressions=expressions, expression_sources=sources,
     )

@@ -96,7 +96,8 @@ def check_dataset(
 
     Looks at the expected tree: folders, split file, and (semantic datasets)
     that each listed sample has its image and ground-truth file, by name.
-    Opens no image and no pickle.
+    Opens no pickle, and no image except for refdavis17, whose check reads
+    the frames' headers (sizes) and each video's first annotation (its objects).
 
     Arguments:
         preset_name: as for :func:`open_dataset`.

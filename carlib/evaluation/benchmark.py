@@ -557,7 +557,7 @@ def count_unit(preset_name: str) -> str:
 def _video_fields(dataset, key: str, expression_sets: Sequence[str]) -> dict:
     """What a Ref-DAVIS17 metrics.json says besides the figures: the data read and the published J, F, J&F."""
     return {
-        "videos": len(dataset), "layout": dataset.layout, "annotations": dataset.annotations,
+        "layout": dataset.layout, "annotations": dataset.annotations,
         "expression_sets": list(expression_sets),
         "frames_scored": "every frame, the first and last included (the toolkit's unsupervised task, as "
                          "ReferFormer scores Ref-DAVIS17); J, F and J&F score each expression against the object it "

@@ -293,7 +293,7 @@ def summarize(videos: Sequence[VideoScores], expression_sets: Optional[Sequence[
         set's J, F, J&F, recalls and decays, object count), ``per_object``
         (set -> object -> J, F, J&F), ``unsupervised_task`` (the same top-level
         figures with the toolkit's Hungarian matching, overall and per set),
-        and ``objects`` / ``frames`` counts.
+        and ``videos`` / ``objects`` / ``frames`` counts.
     """
     order = list(expression_sets) if expression_sets is not None else list(dict.fromkeys(v.expression_set
                                                                                      for v in videos))
@@ -324,6 +324,7 @@ def summarize(videos: Sequence[VideoScores], expression_sets: Optional[Sequence[
         "unsupervised_task": {"J": matched_overall["J"], "F": matched_overall["F"],
                               "J&F": (matched_overall["J"] + matched_overall["F"]) / 2, "per_set": unsupervised},
         "per_object": per_object,
+        "videos": len({video.video for video in videos}),
         "objects": max((per_set[name]["objects"] for name in order), default=0),
         "frames": frames,
     }

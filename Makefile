@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_car.py --grid
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_photo.py
+	$(BIN)/python benchmarks/bench_video.py
 
 lock: install
 	(sed -n '1,3p' requirements.lock; $(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(carlib|pip)==') > requirements.lock.new

@@ -104,6 +104,36 @@ def merge_referring_masks(
     return merged
 
 
+def paint_referred_objects(masks: Sequence[np.ndarray], strengths: Sequence[np.ndarray],
+                           object_ids: Sequence[int]) -> np.ndarray:
+    """One label map of several referred objects, each predicted on its own (a video frame's, in DAVIS's format).
+
+    Where masks overlap, the pixel goes to the object whose strength is
+    highest there (ties: the first object), as ReferFormer's DAVIS inference
+    gives each pixel to the arg-max of its per-object probabilities.
+
+    Arguments:
+        masks: K H x W bool masks, one per object.
+        strengths: K H x W float maps (e.g. CaR's soft masks), compared only where masks overlap.
+        object_ids: the K objects' ids (1..255), painted as the label.
+
+    Returns:
+        H x W uint8 label map: 0 background, ``object_ids[k]`` where object k wins.
+    """
+    if not (len(masks) == len(strengths) == len(object_ids)):
+        raise ValueError(f"need one mask and one strength per object, got {len(masks)}, {len(strengths)} and "
+                         f"{len(object_ids)}")
+    if not len(masks):
+        raise ValueError("need at least one object")
+    ids = np.asarray(object_ids, dtype=np.int64)
+    if ids.min() < 1 or ids.max() > 255:
+        raise ValueError(f"object ids must be 1..255, got {ids.tolist()}")
+    covered = np.stack([np.asarray(mask, dtype=bool) for mask in masks])
+    contest = np.where(covered, np.stack([np.asarray(s, dtype=np.float64) for s in strengths]), -np.inf)
+    winner = np.argmax(contest, axis=0)
+    return np.where(covered.any(axis=0), ids[winner], 0).astype(np.uint8)
+
+
 def voc_palette(num_colours: int = 256) -> np.ndarray:
     """The PASCAL VOC colour map: num_colours x 3 uint8, label 0 black, 255 near white (:func:`label_colours`)."""
     return label_colours(np.arange(num_colours))

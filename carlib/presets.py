@@ -578,6 +578,20 @@ def _gres() -> Preset:
     ).replace(classifier_model="ViT-L-14")
 
 
+def _refdavis17() -> Preset:
+    return _referring(
+        "refdavis17", 0.5, 0.1, 0.6, ("circle", "blur"),
+        source="none: the official code has no video evaluation and the paper gives no video setting; these are "
+               "RefCOCOg's values (" + _CFG + "refcocog.yaml)",
+        notes=(
+            "settings chosen by carlib, not published: RefCOCOg's, whose sentence-long expressions are the most like "
+            "Ref-DAVIS17's (docs/datasets.md, section Ref-DAVIS17)",
+            "every frame is segmented on its own, one CaR run per object and expression set; with one expression "
+            "the classifier's softmax over the surviving sentences is 1, so θ never drops it",
+        ) + _REFERRING_NOTES,
+    )
+
+
 def _shapes() -> Preset:
     return Preset(
         name="shapes",
@@ -613,6 +627,7 @@ _BUILDERS: dict[str, Callable[[], Preset]] = {
     "refcoco+": _refcoco_plus,
     "refcocog": _refcocog,
     "gres": _gres,
+    "refdavis17": _refdavis17,
     "shapes": _shapes,
 }
 
@@ -647,7 +662,8 @@ class _PresetTable(Mapping[str, Preset]):
 
 
 PRESETS: Mapping[str, Preset] = _PresetTable(_BUILDERS)
-"""Every preset by name: voc, coco_object, context, ade150, ade847, context459, refcoco, refcoco+, refcocog, shapes."""
+"""Every preset by name: voc, coco_object, context, ade150, ade847, context459, refcoco, refcoco+, refcocog, gres,
+refdavis17, shapes."""
 
 
 def preset_names() -> tuple[str, ...]:
@@ -661,7 +677,7 @@ def get_preset(name: str) -> Preset:
     Arguments:
         name: one of :func:`preset_names` (``"voc"``, ``"coco_object"``,
             ``"context"``, ``"ade150"``, ``"ade847"``, ``"context459"``, ``"refcoco"``, ``"refcoco+"``,
-            ``"refcocog"``, ``"shapes"``).
+            ``"refcocog"``, ``"gres"``, ``"refdavis17"``, ``"shapes"``).
 
     Returns:
         the :class:`Preset` (frozen; derive variants with :meth:`Preset.replace`).

@@ -33,7 +33,7 @@ from carlib.vocabularies import (
 
 ALL_NAMES = (
     "voc", "coco_object", "context", "ade150", "ade847", "context459", "refcoco", "refcoco+", "refcocog", "gres",
-    "shapes",
+    "refdavis17", "shapes",
 )
 
 # Spec section 8: name -> (η, θ, λ, visual prompts, classifier). θ and the
@@ -139,6 +139,13 @@ def test_referring_classifier_sees_one_origami_template():
         preset = get_preset(name)
         assert preset.settings.templates == ("a clean origami {}.",)
         assert preset.settings.classifier_aggregation == "softmax"
+
+
+def test_refdavis17_runs_refcocogs_settings_and_says_carlib_chose_them():
+    video, refcocog = get_preset("refdavis17"), get_preset("refcocog")
+    assert video.settings == refcocog.settings and video.settings.mode == "referring"
+    assert (video.proposal_model, video.classifier_model) == (refcocog.proposal_model, refcocog.classifier_model)
+    assert "refcocog.yaml" in video.source and any("chosen by carlib" in note for note in video.notes)
 
 
 def test_background_template_is_carlib_texts():

@@ -75,7 +75,9 @@ def parse_paper_numbers(text: str) -> dict[tuple[str, str], object]:
         suffix = "" if method == "CaR" else f", {method} (reference point)"
         numbers.update({("7", column + suffix): float(value) for column, value in zip(columns, values)})
     numbers[("7", "GRES (gRefCOCO)")] = float(re.search(r"GRES: (\d+\.\d+)", referring).group(1))
-    numbers[("7", "Ref-DAVIS17 J&F")] = float(re.search(r"J&F (\d+\.\d+)", referring).group(1))
+    davis = re.search(r"Ref-DAVIS17: J&F (\d+\.\d+) \(J (\d+\.\d+), F (\d+\.\d+)\)", referring)
+    for position, measure in enumerate(("J&F", "J", "F"), start=1):
+        numbers[("7", f"Ref-DAVIS17 {measure}")] = float(davis.group(position))
     return numbers
 
 
@@ -239,6 +241,14 @@ def test_referring_report_reads_gres_giou_when_no_miou(tmp_path, capsys):
     assert rows["GRES (gRefCOCO)"][:2] == ["16.8", "17.1"] and "gIoU" in rows["GRES (gRefCOCO)"][2]
     assert rows["RefCOCO testA"][:2] == ["35.36", "34.1"]
     assert rows["RefCOCO testB"][1] == "—"
+    # Ref-DAVIS17's three rows read their own keys of one run's metrics.json.
+    (runs / "table7" / "refdavis17").mkdir(parents=True)
+    (runs / "table7" / "refdavis17" / "metrics.json").write_text(json.dumps({"J": 0.25, "F": 0.31, "J&F": 0.28,
+                                                                             "paper_mIoU": 30.34}))
+    assert main(["reproduce", "--table", "7", "--report-only", "--out", str(runs)]) == 0
+    rows = _report_rows(capsys.readouterr().out)
+    assert rows["Ref-DAVIS17 J&F"][:2] == ["30.34", "28.0"] and rows["Ref-DAVIS17 J"][:2] == ["28.15", "25.0"]
+    assert rows["Ref-DAVIS17 F"][:2] == ["32.53", "31.0"]
 
 
 def test_shapesworld_run_puts_ours_beside_the_published_number(tmp_path, capsys):

@@ -6,9 +6,10 @@ import json
 import os
 from pathlib import Path
 
+from carlib.datasets.refdavis import RefDavisDataset
 from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
                                  model_overrides, quick_gelu_option, sam_source_from_options)
-from carlib.evaluation.benchmark import evaluate, headline_metric, open_benchmark
+from carlib.evaluation.benchmark import check_expression_sets, count_unit, evaluate, headline_metric, open_benchmark
 from carlib.evaluation.overlap import AMP_CHOICES
 from carlib.pipeline import load_models
 from carlib.presets import get_preset, preset_names
@@ -25,7 +26,11 @@ def register(commands) -> None:
     parser.add_argument("--split-by", default=None, choices=("unc", "umd", "google"),
                         help="referring only: whose split of the refs (RefCOCOg: umd by default, google for the "
                         "paper's val(G))")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images (videos for refdavis17)")
+    parser.add_argument("--expression-sets", default=None, metavar="SET[,SET...]",
+                        help="refdavis17 only: which of its expression sets to run (default the four: "
+                        "annot1-first-frame, annot1-full-video, annot2-first-frame, annot2-full-video; 'all' runs "
+                        "each object's expressions together)")
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
     add_sam_options(parser)
     add_model_options(parser)
@@ -42,8 +47,13 @@ def register(commands) -> None:
 
 def _eval_command(args) -> int:
     preset, model = preset_from_options(get_preset(args.preset), args)
-    open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
-                   split_by=args.split_by)  # fails fast
+    dataset = open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
+                             split_by=args.split_by)  # fails fast
+    expression_sets = None
+    if args.expression_sets is not None:
+        if not isinstance(dataset, RefDavisDataset):
+            raise ValueError(f"--expression-sets applies to refdavis17, not {preset.name}")
+        expression_sets = check_expression_sets([name.strip() for name in args.expression_sets.split(",")])
     models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args),
                          **model_overrides(args))
     if int(os.environ.get("RANK", "0")) == 0:
@@ -65,11 +75,12 @@ def _eval_command(args) -> int:
         amp=args.amp,
         sam_source=sam_source,
         split_by=args.split_by,
+        expression_sets=expression_sets,
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
         headline = headline_metric(summary.preset)
         print(f"{headline} {summary.metrics[headline] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
-              + f" on {summary.images} {'expressions' if headline == 'gIoU' else 'images'}, "
+              + f" on {summary.images} {count_unit(summary.preset)}, "
               f"{len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
     return 0

@@ -21,11 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     sample.set_defaults(handler=_sample)
 
-    export = commands.add_parser("export", help="write scenes as a PASCAL VOC 2012 style dataset")
+    export = commands.add_parser("export", help="write scenes as a PASCAL VOC 2012 style dataset, or moving clips "
+                                 "(--video) in the Ref-DAVIS17 layout")
     export.add_argument("--split", default="test", choices=("train", "val", "test"))
-    export.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
+    export.add_argument("--n", type=int, default=None, help="number of scenes (default 200), or clips with --video "
+                        "(default 20)")
     export.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    export.add_argument("--format", default="voc", help="dataset layout; only 'voc' (default)")
+    export.add_argument("--format", default=None, help="dataset layout: 'voc' (default) for scenes; clips are always "
+                        "written in the Ref-DAVIS17 layout ('refdavis')")
+    export.add_argument("--video", action="store_true",
+                        help="moving ShapesWorld: short clips whose objects move, with referring expressions, in the "
+                        "Ref-DAVIS17 layout (carlib eval --preset refdavis17 reads it)")
+    export.add_argument("--frames", type=int, default=None, help="frames per clip with --video (default 8)")
     export.add_argument("--out", required=True, help="dataset folder (must be new or empty)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     export.set_defaults(handler=_export)
@@ -58,12 +65,25 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from carlib.world.export import EXPORT_FORMATS, export_voc
+    from carlib.world.export import EXPORT_FORMATS, VIDEO_FORMAT, export_refdavis, export_voc
 
-    if args.format not in EXPORT_FORMATS:
-        raise ValueError(f"unknown --format {args.format!r}; supported: {', '.join(EXPORT_FORMATS)}")
-    out = export_voc(args.out, split=args.split, n=args.n, seed=args.seed, overwrite=args.overwrite)
-    print(f"wrote {args.n} {args.split} scenes (seed {args.seed}) in VOC layout to {out}")
+    if args.video:
+        if args.format not in (None, VIDEO_FORMAT):
+            raise ValueError(f"--video writes the Ref-DAVIS17 layout; --format {args.format!r} does not apply")
+        n = 20 if args.n is None else args.n
+        out = export_refdavis(args.out, split=args.split, n=n, seed=args.seed, frames=args.frames,
+                              overwrite=args.overwrite)
+        print(f"wrote {n} moving {args.split} clips (seed {args.seed}) in the Ref-DAVIS17 layout to {out}; "
+              f"evaluate with: carlib eval --preset refdavis17 --model shapes --data-root {out} --out RUN")
+        return 0
+    if args.frames is not None:
+        raise ValueError("--frames applies to --video clips")
+    fmt = args.format or "voc"
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown --format {fmt!r}; supported: {', '.join(EXPORT_FORMATS)} (and --video for clips)")
+    n = 200 if args.n is None else args.n
+    out = export_voc(args.out, split=args.split, n=n, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {n} {args.split} scenes (seed {args.seed}) in VOC layout to {out}")
     return 0
 
 

@@ -20,6 +20,7 @@ from carlib.datasets.core import (
 )
 from carlib.datasets.gres import GresDataset, GresExpression
 from carlib.datasets.referring import load_refs
+from carlib.datasets.refdavis import EXPRESSION_SETS, RefDavisDataset, ReferringVideo
 from carlib.datasets.registry import DATASET_PRESETS, check_dataset, open_dataset
 from carlib.datasets.semantic import (
     COCO_THING_CATEGORY_IDS,
@@ -32,12 +33,15 @@ from carlib.datasets.semantic import (
 __all__ = [
     "COCO_THING_CATEGORY_IDS",
     "DATASET_PRESETS",
+    "EXPRESSION_SETS",
     "FullLabelSetDataset",
     "GresDataset",
     "GresExpression",
     "IGNORE_LABEL",
     "ReferringDataset",
     "ReferringObject",
+    "ReferringVideo",
+    "RefDavisDataset",
     "SampleReadError",
     "SemanticDataset",
     "WIDE_IGNORE_LABEL",

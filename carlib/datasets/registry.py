@@ -8,13 +8,14 @@ from typing import Optional, Union
 from carlib.datasets.core import ReferringDataset, SemanticDataset
 from carlib.datasets.gres import GRES_NAME, GresDataset, check_gres, open_gres
 from carlib.datasets.referring import REFERRING_NAMES, SentenceField, check_referring, open_referring
+from carlib.datasets.refdavis import REFDAVIS_NAME, RefDavisDataset, check_refdavis, open_refdavis
 from carlib.datasets.semantic import SEMANTIC_LAYOUTS, check_semantic, open_semantic
 
 PathLike = Union[str, Path]
 
-DATASET_PRESETS: tuple[str, ...] = (*SEMANTIC_LAYOUTS, *REFERRING_NAMES, GRES_NAME)
+DATASET_PRESETS: tuple[str, ...] = (*SEMANTIC_LAYOUTS, *REFERRING_NAMES, GRES_NAME, REFDAVIS_NAME)
 """The preset names with a dataset reader: voc, shapes, context, coco_object, ade150, ade847, context459,
-refcoco, refcoco+, refcocog, gres."""
+refcoco, refcoco+, refcocog, gres, refdavis17."""
 
 
 def _known(preset_name: str) -> None:
@@ -31,7 +32,7 @@ def open_dataset(
     split_by: Optional[str] = None,
     image_dir: Optional[PathLike] = None,
     sentence_field: SentenceField = "raw",
-) -> Union[SemanticDataset, ReferringDataset, GresDataset]:
+) -> Union[SemanticDataset, ReferringDataset, GresDataset, RefDavisDataset]:
     """Open the benchmark that preset ``preset_name`` is evaluated on.
 
     Checks the layout (folders, split file) but reads no sample; samples are
@@ -42,11 +43,12 @@ def open_dataset(
             VOC export), ``"context"`` (PASCAL Context), ``"coco_object"``,
             ``"ade150"``, ``"ade847"`` (ADE20K-full), ``"context459"`` (PASCAL
             Context, full label set), ``"refcoco"``, ``"refcoco+"``, ``"refcocog"``,
-            ``"gres"`` (gRefCOCO: one sample per expression, a :class:`GresDataset`).
+            ``"gres"`` (gRefCOCO: one sample per expression, a :class:`GresDataset`),
+            ``"refdavis17"`` (Ref-DAVIS17 videos, a :class:`carlib.datasets.refdavis.RefDavisDataset`).
         data_root: the folder holding the dataset (see docs/datasets.md for
             which levels are accepted).
         split: default ``"val"`` (ADE's and the detectron2 layouts'
-            ``"validation"`` and COCO's ``"val2017"`` folders are what
+            ``"validation"``, COCO's ``"val2017"`` and ReferFormer's ``"valid"`` folders are what
             ``"val"`` means there).
         without_background: semantic only. Background (label 0) becomes 255
             and labels shift down by one: VOC-20 and Context-59 instead of
@@ -68,6 +70,10 @@ def open_dataset(
         ValueError: unknown preset, split or option for this dataset.
     """
     _known(preset_name)
+    if preset_name == REFDAVIS_NAME:  # videos: every frame of each, one expression per object and expression set
+        if without_background or split_by is not None or image_dir is not None:
+            raise ValueError("without_background, split_by and image_dir do not apply to refdavis17")
+        return open_refdavis(data_root, split)
     if preset_name == GRES_NAME:  # gRefCOCO: one sample per expression, which may refer to several objects or none
         if without_background:
             raise ValueError("without_background applies to semantic datasets, not gres")
@@ -90,7 +96,8 @@ def check_dataset(
 
     Looks at the expected tree: folders, split file, and (semantic datasets)
     that each listed sample has its image and ground-truth file, by name.
-    Opens no image and no pickle.
+    Opens no pickle, and no image except for refdavis17, whose check reads
+    the frames' headers (sizes) and each video's first annotation (its objects).
 
     Arguments:
         preset_name: as for :func:`open_dataset`.
@@ -105,6 +112,10 @@ def check_dataset(
         ValueError: unknown preset.
     """
     _known(preset_name)
+    if preset_name == REFDAVIS_NAME:
+        if split_by is not None:
+            return [f"split_by applies to RefCOCO-style datasets, not {preset_name}"]
+        return check_refdavis(data_root, split)
     if preset_name == GRES_NAME:
         return check_gres(data_root, split, split_by=split_by)
     if preset_name in REFERRING_NAMES:

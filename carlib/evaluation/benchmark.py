@@ -9,6 +9,14 @@ confusion matrices and writes ``metrics.json`` and ``report.md``.
 gRefCOCO (preset ``gres``) runs CaR once per expression and scores it with
 the GRES benchmark's metrics (:mod:`carlib.evaluation.gres_metrics`); its
 headline is gIoU (:data:`HEADLINE_METRIC`).
+
+Ref-DAVIS17 (preset ``refdavis17``) runs CaR on every frame of each video,
+once per object and expression set, writes each set's frames in DAVIS's
+result layout (``predictions/<set>/<video>/<frame>.png``, object ids as
+palette indices, what the DAVIS 2017 toolkit reads) and scores them with
+the DAVIS measures (:mod:`carlib.evaluation.davis_metrics`); a frame is
+finished when its record ``predictions/records/<video>/<frame>.json`` is
+written, and the videos are sharded over ranks. Its headline is J&F.
 """
 
 from __future__ import annotations
@@ -18,15 +26,17 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from carlib.evaluation.davis_metrics import VideoScores, summarize
 from carlib.evaluation.distributed import Distributed
 from carlib.evaluation.gres_metrics import GresMetrics, gres_summary
-from carlib.labels import merge_referring_masks, read_label_png, save_label_png, save_palette_png
+from carlib.labels import (merge_referring_masks, paint_referred_objects, read_label_png, save_label_png,
+                           save_palette_png)
 from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.evaluation.overlap import AMP_CHOICES, PostProcessPool, autocast_for, default_workers, read_ahead
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
@@ -58,9 +68,13 @@ PAPER_MIOU = {
     "refcocog/test": 36.57,
     "refcocog/val(G)": 36.63,  # the google split (split_by="google")
     "gres/val": 16.8,  # Table 7 names no metric; compare with gIoU and cIoU (metrics.json has both)
+    "refdavis17/val": 30.34,  # J&F; J and F are in PAPER_VIDEO
 }
 
-HEADLINE_METRIC = {"gres": "gIoU"}
+PAPER_VIDEO = {"refdavis17/val": {"J&F": 30.34, "J": 28.15, "F": 32.53}}
+"""Ref-DAVIS17's published figures (%, paper-numbers.md), keyed like :data:`PAPER_MIOU`."""
+
+HEADLINE_METRIC = {"gres": "gIoU", "refdavis17": "J&F"}
 """The metric ``carlib eval`` prints and ``report.md`` leads with, where it is not mIoU."""
 
 
@@ -101,6 +115,7 @@ def evaluate(
     amp: str = "auto",
     sam_source=None,
     split_by: Optional[str] = None,
+    expression_sets: Optional[Sequence[str]] = None,
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
@@ -130,6 +145,9 @@ def evaluate(
             :class:`carlib.postprocess.ColourRegionMaskSource` on ShapesWorld); SAM runs in this process.
         split_by: referring only: whose split of the refs (``"umd"``, RefCOCOg's default, or ``"google"``
             for the paper's RefCOCOg val(G)); see :func:`carlib.datasets.open_dataset`.
+        expression_sets: Ref-DAVIS17 only: which expression sets to run (default: the benchmark's four,
+            :data:`carlib.datasets.refdavis.EXPRESSION_SETS`; ``"all"`` gives each object all its expressions
+            at once). ``limit`` then counts videos.
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
@@ -140,6 +158,10 @@ def evaluate(
     if amp not in AMP_CHOICES:
         raise ValueError(f"unknown amp {amp!r}; choose one of {AMP_CHOICES}")
     dataset = open_benchmark(preset, data_root, split, without_background=without_background, split_by=split_by)
+    video = _is_video(dataset)
+    if not video and expression_sets is not None:
+        raise ValueError(f"expression sets apply to Ref-DAVIS17, not {preset.name}")
+    expression_sets = check_expression_sets(expression_sets) if video else None
     distributed = Distributed.from_environment()
     try:
         models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu)
@@ -150,7 +172,10 @@ def evaluate(
         predictions = Path(out_dir) / PREDICTIONS
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        if _is_gres(dataset):
+        if video:
+            local, errors, count, model_seconds = _run_video(car, dataset, predictions, distributed, limit, progress,
+                                                             workers, models.proposal.device, amp, expression_sets)
+        elif _is_gres(dataset):
             local, errors, count, model_seconds = _run_gres(car, dataset, predictions, distributed, limit, progress,
                                                             workers, models.proposal.device, amp)
         elif preset.settings.mode == "referring":
@@ -159,13 +184,15 @@ def evaluate(
         else:
             local, errors, count, model_seconds = _run_semantic(car, preset, dataset, predictions, distributed, limit, progress,
                                                  workers, models.proposal.device, amp)
-        merged = distributed.sum_array(local)
+        # Video scores are per object and frame, not sums: gathered whole, then summarised on rank 0.
+        merged = distributed.gather(local) if video else distributed.sum_array(local)
         count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
         errors = distributed.gather(errors)
         split_name = split or getattr(dataset, "split", "val")
         if distributed.rank != 0:
             return None
-        metrics = _metrics(preset, dataset, merged, without_background)
+        metrics = (summarize([VideoScores.from_record(record) for record in merged], expression_sets) if video
+                   else _metrics(preset, dataset, merged, without_background))
         summary = EvalSummary(
             preset=preset.name,
             split=split_name,
@@ -176,7 +203,7 @@ def evaluate(
             model_seconds=model_seconds,
         )
         _write_reports(Path(out_dir), summary, preset, dataset, models, without_background, car.settings.post,
-                       split_by)
+                       split_by, expression_sets)
         return summary
     finally:
         distributed.close()
@@ -376,6 +403,105 @@ def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: 
     return metrics.packed(), errors, len(expressions), model_seconds
 
 
+def _is_video(dataset) -> bool:
+    from carlib.datasets.refdavis import RefDavisDataset
+
+    return isinstance(dataset, RefDavisDataset)
+
+
+def check_expression_sets(names: Optional[Sequence[str]]) -> tuple[str, ...]:
+    """The Ref-DAVIS17 expression sets to run: the benchmark's four by default, each name checked.
+
+    Raises:
+        ValueError: an unknown or repeated name, or none.
+    """
+    from carlib.datasets.refdavis import ALL_EXPRESSIONS, EXPRESSION_SETS
+
+    if names is None:
+        return EXPRESSION_SETS
+    names = tuple(names)
+    known = (*EXPRESSION_SETS, ALL_EXPRESSIONS)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"expression sets must be distinct names among {', '.join(known)}; got {list(names)}")
+    return names
+
+
+def _frame_record_path(predictions: Path, video: str, frame: str) -> Path:
+    return predictions / "records" / video / f"{frame}.json"
+
+
+def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool,
+               workers: int, device, amp: str, expression_sets: Sequence[str]):
+    """Ref-DAVIS17: every frame, one CaR run per object and expression set; each set's objects painted in one
+    label map per frame (DAVIS's result format) and scored frame by frame."""
+    from carlib.datasets import SampleReadError
+
+    videos = dataset.videos()
+    videos = distributed.shard(videos[:limit] if limit is not None else videos)
+    by_name = {video.name: video for video in videos}
+    scores = {(name, video.name): VideoScores(name, video.name, video.object_ids)
+              for name in expression_sets for video in videos}
+    frames = [(video.name, frame) for video in videos for frame in video.frames]
+    errors: list[dict] = []
+    model_seconds = 0.0
+
+    def png_path(name: str, video: str, frame: str) -> Path:
+        return predictions / name / video / f"{frame}.png"
+
+    def finished(video, frame, truth, runs, recurrences):
+        def record_it(post_results):
+            done = {queries: car.finish(recurrence, masks, seconds)
+                    for (queries, recurrence), (masks, seconds) in zip(recurrences.items(), post_results)}
+            results: dict[str, list] = {name: [] for name in expression_sets}
+            for name, object_id, queries in runs:
+                results[name].append((object_id, done[queries]))
+            record = {"sets": list(expression_sets), "objects": {}}
+            for name, objects in results.items():
+                weights = [result.scores / max(float(result.scores.sum()), 1e-12) for _, result in objects]
+                label_map = paint_referred_objects(
+                    [merge_referring_masks(result.masks, result.scores) for _, result in objects],
+                    [np.tensordot(weight, result.soft_masks, axes=1) for weight, (_, result) in zip(weights, objects)],
+                    [object_id for object_id, _ in objects])
+                save_palette_png(label_map, png_path(name, video, frame))
+                scores[(name, video)].add_frame(frame, label_map, truth)
+                record["objects"][name] = {
+                    str(object_id): {"queries": result.queries, "scores": [round(float(s), 6) for s in result.scores],
+                                     "steps": result.num_steps}
+                    for object_id, result in objects}
+            atomic_write_text(json.dumps(record), _frame_record_path(predictions, video, frame))
+        return record_it
+
+    samples = read_ahead(dataset.load_frame, frames, SampleReadError, workers)
+    with PostProcessPool(workers, car.sam_source) as pool:
+        for (video, frame), sample, error in tqdm(samples, total=len(frames),
+                                                  desc=f"eval {dataset.name} (rank {distributed.rank})",
+                                                  disable=not progress):
+            if error is not None:
+                errors.append({"id": f"{video}/{frame}", "error": error})
+                continue
+            image, truth = sample
+            record_path = _frame_record_path(predictions, video, frame)
+            if record_path.is_file() and set(expression_sets) <= set(json.loads(record_path.read_text())["sets"]) \
+                    and all(png_path(name, video, frame).is_file() for name in expression_sets):
+                for name in expression_sets:
+                    scores[(name, video)].add_frame(frame, read_label_png(png_path(name, video, frame)), truth)
+                continue
+            started = time.perf_counter()
+            runs, recurrences = [], {}
+            with autocast_for(device, amp):
+                for name in expression_sets:
+                    for object_id in by_name[video].object_ids:
+                        queries = dataset.sentences(name, video, object_id)
+                        if queries not in recurrences:  # two sets often share an expression: run it once
+                            recurrences[queries] = car.recur(image, list(queries))
+                        runs.append((name, object_id, queries))
+            model_seconds += time.perf_counter() - started
+            pool.submit([recurrence.post_job() for recurrence in recurrences.values()],
+                        finished(video, frame, truth, runs, recurrences))
+    return [score.to_record() for score in scores.values()], errors, len(frames), model_seconds
+
+
 def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bool) -> dict:
     if _is_gres(dataset):
         return gres_summary(merged)
@@ -423,9 +549,50 @@ def headline_metric(preset_name: str) -> str:
     return HEADLINE_METRIC.get(preset_name, "mIoU")
 
 
+def count_unit(preset_name: str) -> str:
+    """What ``carlib eval`` counts for a preset: frames (video, headline J&F), expressions (GRES) or images."""
+    return {"J&F": "frames", "gIoU": "expressions"}.get(headline_metric(preset_name), "images")
+
+
+def _video_fields(dataset, key: str, expression_sets: Sequence[str]) -> dict:
+    """What a Ref-DAVIS17 metrics.json says besides the figures: the data read and the published J, F, J&F."""
+    return {
+        "layout": dataset.layout, "annotations": dataset.annotations,
+        "expression_sets": list(expression_sets),
+        "frames_scored": "every frame, the first and last included (the toolkit's unsupervised task, as "
+                         "ReferFormer scores Ref-DAVIS17); J, F and J&F score each expression against the object it "
+                         "names, unsupervised_task after the toolkit's Hungarian matching",
+        "paper": PAPER_VIDEO.get(key),
+    }
+
+
+def _video_report(summary: EvalSummary) -> list[str]:
+    metrics = summary.metrics
+    lines = ["| expression set | J % | F % | J&F % | objects | frames |", "|---|---|---|---|---|---|"]
+    for name, figures in metrics["per_set"].items():
+        lines.append(f"| {name} | {figures['J'] * 100:.2f} | {figures['F'] * 100:.2f} | {figures['J&F'] * 100:.2f} "
+                     f"| {figures['objects']} | {figures['frames']} |")
+    lines.append(f"| **mean** | **{metrics['J'] * 100:.2f}** | **{metrics['F'] * 100:.2f}** | "
+                 f"**{metrics['J&F'] * 100:.2f}** | | |")
+    matched = metrics["unsupervised_task"]
+    lines += ["", f"With the DAVIS toolkit's unsupervised matching: J {matched['J'] * 100:.2f}%, "
+              f"F {matched['F'] * 100:.2f}%, J&F {matched['J&F'] * 100:.2f}%.", "",
+              "| object | " + " | ".join(f"{name} J&F %" for name in metrics["per_object"]) + " |",
+              "|---|" + "---|" * len(metrics["per_object"])]
+    objects = list(dict.fromkeys(obj for by_object in metrics["per_object"].values() for obj in by_object))
+    for obj in objects:
+        cells = [f"{metrics['per_object'][name][obj]['J&F'] * 100:.2f}" if obj in metrics["per_object"][name]
+                 else "—" for name in metrics["per_object"]]
+        lines.append(f"| {obj} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
-                   without_background: bool, post: str, split_by: Optional[str]) -> None:
-    paper = PAPER_MIOU.get(_paper_key(preset, summary.split, without_background, post, split_by))
+                   without_background: bool, post: str, split_by: Optional[str],
+                   expression_sets: Optional[Sequence[str]] = None) -> None:
+    key = _paper_key(preset, summary.split, without_background, post, split_by)
+    paper = PAPER_MIOU.get(key)
+    video = _is_video(dataset)
     payload = {
         "preset": summary.preset,
         "split": summary.split,
@@ -438,6 +605,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "split_by": split_by,
         "headline": headline_metric(summary.preset),  # the metric paper_mIoU is compared with
         "paper_mIoU": paper,
+        **(_video_fields(dataset, key, expression_sets) if video else {}),
         **summary.metrics,
     }
     atomic_write_text(json.dumps(payload, indent=2), out_dir / "metrics.json")
@@ -447,11 +615,13 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         f"# CaR on {summary.preset} ({summary.split})",
         "",
         f"- models: {models.description}",
-        f"- {'expressions' if _is_gres(dataset) else 'images'}: {summary.images}; unreadable: {len(summary.errors)}",
+        f"- {count_unit(summary.preset)}: {summary.images}; unreadable: {len(summary.errors)}",
         f"- **{headline}: {ours:.2f}%**" + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
         "",
     ]
-    if preset.settings.mode == "referring":
+    if video:
+        lines += _video_report(summary)
+    elif preset.settings.mode == "referring":
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {key} | {value:.4f} |" for key, value in summary.metrics.items() if not key.endswith("count")]
     else:

@@ -1,4 +1,4 @@
-"""Writing ShapesWorld scenes to disk: colourised samples and PASCAL VOC 2012 layout.
+"""Writing ShapesWorld to disk: colourised samples, scenes in PASCAL VOC 2012 layout, clips in Ref-DAVIS17's.
 
 Both writers build the whole output in a temporary sibling folder and rename
 it into place at the end, so an error (or Ctrl-C) never leaves a half-written
@@ -22,6 +22,7 @@ from carlib.world.classes import BACKGROUND_KINDS, CLASS_NAMES
 from carlib.world.scene import SPLIT_KEYS, Scene, split_scene
 
 EXPORT_FORMATS = ("voc",)
+VIDEO_FORMAT = "refdavis"
 JPEG_QUALITY = 95
 
 
@@ -140,4 +141,91 @@ def export_voc(
         (staging / f"ImageSets/Segmentation/{split}.txt").write_text(listing)
         (staging / "class_names.txt").write_text("\n".join(["background", *CLASS_NAMES]) + "\n")
         (staging / "annotations.json").write_text(json.dumps({"split": split, "seed": seed, "scenes": records}) + "\n")
+    return Path(out)
+
+
+def clip_name(split: str, seed: int, index: int) -> str:
+    """A clip's video name: ``<split>-<seed>-<index>`` (hyphens, as DAVIS names its videos)."""
+    return f"{split}-{seed}-{index:04d}"
+
+
+def export_refdavis(
+    out: str | os.PathLike,
+    *,
+    split: str = "test",
+    n: int = 20,
+    seed: int = 0,
+    frames: Optional[int] = None,
+    overwrite: bool = False,
+    on_clip: Optional[Callable[[int], None]] = None,
+) -> Path:
+    """Export moving-ShapesWorld clips in the Ref-DAVIS17 layout (:mod:`carlib.world.video`).
+
+    Writes ``DAVIS/JPEGImages/480p/<clip>/<frame>.jpg`` (quality 95),
+    ``DAVIS/Annotations/480p/<clip>/<frame>.png`` (palette PNG of instance
+    ids, exact), ``DAVIS/ImageSets/2017/val.txt`` (the clips),
+    ``davis_text_annotations/Davis17_annot1.txt``, ``..._annot1_full_video.txt``,
+    ``Davis17_annot2.txt``, ``..._annot2_full_video.txt`` (``<clip> <id> "<expression>"``
+    lines, as Khoreva et al.'s) and ``clips.json`` (every object's class, size,
+    motion, per-frame surface and area, and expressions).
+
+    Arguments:
+        out: the dataset folder (written atomically).
+        split: clip split (``"test"`` for evaluation; never overlaps ``"train"``).
+        n: number of clips.
+        seed: base seed.
+        frames: frames per clip (default :data:`carlib.world.video.DEFAULT_FRAMES`).
+        overwrite: replace an existing non-empty ``out``.
+        on_clip: called with each clip index after it is written.
+
+    Returns:
+        the dataset folder.
+    """
+    from carlib.datasets.refdavis import EXPRESSION_FILES, TEXT_FOLDER
+    from carlib.world.video import DEFAULT_FRAMES, clip_expressions, split_clip
+
+    if split not in SPLIT_KEYS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_KEYS)}")
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    frames = DEFAULT_FRAMES if frames is None else frames
+    if frames < 2:
+        raise ValueError(f"--frames must be at least 2, got {frames}")
+    names = [clip_name(split, seed, index) for index in range(n)]
+    lines: dict[str, list[str]] = {name: [] for name in EXPRESSION_FILES}
+    records = []
+    with atomic_directory(out, overwrite) as staging:
+        davis = staging / "DAVIS"
+        for index, name in enumerate(names):
+            clip = split_clip(split, index, seed, num_frames=frames)
+            images, annotations = davis / "JPEGImages/480p" / name, davis / "Annotations/480p" / name
+            images.mkdir(parents=True)
+            annotations.mkdir(parents=True)
+            for frame, (picture, instances) in enumerate(zip(clip.frames, clip.instance_maps)):
+                Image.fromarray(picture).save(images / f"{frame:05d}.jpg", quality=JPEG_QUALITY)
+                palette_image(instances).save(annotations / f"{frame:05d}.png")
+            expressions = clip_expressions(clip)
+            for set_name, by_object in expressions.items():
+                lines[set_name] += [f'{name} {object_id} "{text}"' for object_id, text in sorted(by_object.items())]
+            records.append({
+                "video": name, "seed": clip.seed, "frames": frames,
+                "backgrounds": [BACKGROUND_KINDS[k].name for k in np.unique(clip.background_map)],
+                "objects": [{"instance_id": o.instance_id, "class": o.class_name, "class_id": o.class_id,
+                             "size": o.size, "radius": round(o.radius, 3),
+                             "start_xy": [round(v, 3) for v in o.start],
+                             "velocity_xy_per_frame": [round(v, 3) for v in o.velocity],
+                             "backgrounds": o.backgrounds, "areas": o.areas,
+                             "expressions": {set_name: expressions[set_name][o.instance_id]
+                                             for set_name in expressions}}
+                            for o in clip.objects],
+            })
+            if on_clip is not None:
+                on_clip(index)
+        (davis / "ImageSets/2017").mkdir(parents=True)
+        (davis / "ImageSets/2017/val.txt").write_text("".join(f"{name}\n" for name in names))
+        (staging / TEXT_FOLDER).mkdir()
+        for set_name, file_name in EXPRESSION_FILES.items():
+            (staging / TEXT_FOLDER / file_name).write_text("\n".join(lines[set_name]) + "\n")
+        (staging / "clips.json").write_text(json.dumps({"split": split, "seed": seed, "frames": frames,
+                                                        "clips": records}, indent=1) + "\n")
     return Path(out)

@@ -170,15 +170,7 @@ def generate_scene(
         raise ValueError(f"image_size must be at least 32 pixels, got {size}")
     scale = size / DEFAULT_IMAGE_SIZE
 
-    # Background: one surface, or two split by a wavy horizon.
-    kinds = list(rng.choice(len(BACKGROUND_NAMES), size=2, replace=False))
-    background_map = np.full((size, size), kinds[0], dtype=np.uint8)
-    image = draw_background(int(kinds[0]), size, rng)
-    if rng.uniform() < two_backgrounds_probability:
-        upper = horizon_mask(size, rng)
-        lower_image = draw_background(int(kinds[1]), size, rng)
-        image[~upper] = lower_image[~upper]
-        background_map[~upper] = kinds[1]
+    image, background_map = draw_backdrop(rng, size, two_backgrounds_probability)
 
     if num_objects is None:
         num_objects = int(rng.choice(np.arange(1, max_objects + 1), p=_count_weights(max_objects)))
@@ -246,6 +238,29 @@ def generate_scene(
         )
     remove_prompt_red(image)
     return Scene(image, class_map, instance_map, background_map, objects, seed_text)
+
+
+def draw_backdrop(rng: np.random.Generator, size: int, two_backgrounds_probability: float = 0.5
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The surfaces behind the objects: one, or two split by a wavy horizon.
+
+    Arguments:
+        rng: the scene's random stream (consumed in a fixed order, so a seed always gives the same scene).
+        size: square side in pixels.
+        two_backgrounds_probability: chance of two surfaces.
+
+    Returns:
+        (size x size x 3 uint8 RGB picture, size x size uint8 background ids).
+    """
+    kinds = list(rng.choice(len(BACKGROUND_NAMES), size=2, replace=False))
+    background_map = np.full((size, size), kinds[0], dtype=np.uint8)
+    image = draw_background(int(kinds[0]), size, rng)
+    if rng.uniform() < two_backgrounds_probability:
+        upper = horizon_mask(size, rng)
+        lower_image = draw_background(int(kinds[1]), size, rng)
+        image[~upper] = lower_image[~upper]
+        background_map[~upper] = kinds[1]
+    return image, background_map
 
 
 def _count_weights(max_objects: int) -> np.ndarray:

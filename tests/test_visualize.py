@@ -105,6 +105,10 @@ def _every_figure():
         "bar_figure": figures.bar_figure({"CaR": 0.62, "single pass": 0.5}, reference={"CaR": 0.7}, title="t"),
         "matrix_figure": figures.matrix_figure(np.eye(3), result.queries, result.queries, title="P"),
         "line_figure": figures.line_figure({"rows": [1, 0.1], "columns": [0.5, 0.05]}, xlabel="rounds"),
+        "histogram_figure": figures.histogram_figure([0.4, 0.7, 0.75, 0.9], {"this run": 0.78, "all": 0.62},
+                                                     xlabel="mIoU", title="samples"),
+        "tradeoff_figure": figures.tradeoff_figure({"blur": (0.04, 0.93), "gray": (0.12, 0.91)}, xlabel="absent kept",
+                                                   ylabel="present kept", highlight="blur"),
     }
 
 
@@ -160,6 +164,16 @@ def test_heat_overlay_is_the_same_pixels_as_a_plain_array():
     # inferno(0) = (0.00146, 0.00047, 0.01387) * 255 = (0.37, 0.12, 3.54): nearly black, 88.2 + (0.2, 0.07, 1.9).
     np.testing.assert_array_equal(np.asarray(drawn)[1, 1], [88, 88, 90])
     assert figures.HEATMAP in ("inferno", "magma", "viridis", "cividis", "plasma")  # perceptually uniform
+
+
+def test_difference_overlay_is_white_at_zero_red_above_blue_below():
+    image = np.full((1, 3, 3), 100, dtype=np.uint8)  # grey 100
+    drawn = figures.difference_overlay(image, np.array([[0.0, 1.0, -1.0]]), alpha=0.5).astype(int)
+    # RdBu_r: about (247, 247, 247) at 0, (103, 0, 31) at +1, (5, 48, 97) at -1; half of each over grey 100.
+    np.testing.assert_allclose(drawn[0, 0], [174, 174, 174], atol=1)
+    assert drawn[0, 1, 0] > drawn[0, 1, 2] and drawn[0, 2, 2] > drawn[0, 2, 0]
+    with pytest.raises(ValueError, match="differ in size"):
+        figures.difference_overlay(image, np.zeros((2, 2)))
 
 
 def _shows_exactly(figure, picture):
@@ -343,7 +357,7 @@ def _legends(figure):
 
 def test_legends_cover_no_axes_and_stay_inside_the_figure():
     with_legends = {"segmentation_figure", "compare_segmentations", "step_figure", "scores_figure", "bar_figure",
-                    "line_figure"}
+                    "line_figure", "histogram_figure", "tradeoff_figure"}
     for name, figure in _every_figure().items():
         legends = _legends(_drawn(figure))
         assert bool(legends) == (name in with_legends), name

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import textwrap
 from io import BytesIO
 from pathlib import Path
 from typing import Optional, Sequence
@@ -91,7 +92,7 @@ HEAT_ALPHA = 0.55
 """Opacity of the heat colours over the grey picture (the picture stays readable under a map)."""
 
 DIFFERENCE_MAP = "RdBu_r"
-"""Colour map of signed differences of two maps (white at 0): :func:`difference_figure`."""
+"""Colour map of the signed difference of two maps (white at 0, red above, blue below): :func:`difference_overlay`."""
 
 LEGEND_ENTRIES = 24
 """At most this many labels in a legend (the highest-scoring when scores are given), then "+ N more"."""
@@ -170,6 +171,18 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = HEAT_ALPHA)
     colours = colormaps[HEATMAP](np.clip(heat, 0, 1))[..., :3] * 255.0
     blended = (1 - alpha) * grey_picture(image)[..., None] + alpha * colours
     return blended.round().astype(np.uint8).view(HeatOverlay)
+
+
+def difference_overlay(image: np.ndarray, difference: np.ndarray, alpha: float = HEAT_ALPHA) -> np.ndarray:
+    """A signed map in [-1, 1] (one map minus another) in :data:`DIFFERENCE_MAP` over a grey copy of the picture.
+
+    Draw it with ``show_images(..., colourbar=True, cmap=DIFFERENCE_MAP, vmin=-1, vmax=1)`` so the colourbar
+    gives the scale. Returns H x W x 3 uint8.
+    """
+    if difference.shape != image.shape[:2]:
+        raise ValueError(f"difference map {difference.shape} and image {image.shape[:2]} differ in size")
+    colours = colormaps[DIFFERENCE_MAP]((np.clip(difference, -1, 1) + 1) / 2)[..., :3] * 255.0
+    return ((1 - alpha) * grey_picture(image)[..., None] + alpha * colours).round().astype(np.uint8)
 
 
 def tutorial_label_colours(labels: np.ndarray) -> np.ndarray:
@@ -713,26 +726,100 @@ def scores_figure(result, threshold: float, *, width: float = 6.5) -> Figure:
     return figure
 
 
+BAR_LABEL_CHARACTERS = 16
+"""Bar names of several words longer than this are wrapped onto level lines instead of slanted."""
+
+
 def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "", width: float = 5.5,
-               reference: Optional[dict[str, float]] = None) -> Figure:
-    """A labelled bar chart (e.g. mIoU per setting), with optional reference bars beside them."""
+               reference: Optional[dict[str, float]] = None, label: str = "ours",
+               reference_label: str = "paper", fmt: str = "{:.2f}") -> Figure:
+    """A labelled bar chart (e.g. mIoU per setting), with optional reference bars beside them, each value written
+    over its bar with ``fmt``.
+
+    ``label`` and ``reference_label`` name the two kinds of bars in the legend (shown when there are references).
+    """
     figure, axis = _chart(width)
     names = list(values)
     positions = np.arange(len(names))
     offset = 0.2 if reference else 0.0
-    axis.bar(positions - offset, [values[n] for n in names], width=0.4 if reference else 0.6, label="ours")
+    axis.bar(positions - offset, [values[n] for n in names], width=0.4 if reference else 0.6, label=label)
     if reference:
-        axis.bar(positions + offset, [reference.get(n, np.nan) for n in names], width=0.4, label="paper")
+        axis.bar(positions + offset, [reference.get(n, np.nan) for n in names], width=0.4, label=reference_label)
         _outside_legend(axis)
     for x, name in zip(positions, names):
-        axis.text(x - offset, values[name], f"{values[name]:.2f}", ha="center", va="bottom", fontsize=SMALL_FONT)
+        axis.text(x - offset, values[name], fmt.format(values[name]), ha="center", va="bottom", fontsize=SMALL_FONT)
+        if reference and np.isfinite(reference.get(name, np.nan)):
+            axis.text(x + offset, reference[name], fmt.format(reference[name]), ha="center", va="bottom",
+                      fontsize=SMALL_FONT)
     shown = [v for v in list(values.values()) + list((reference or {}).values()) if np.isfinite(v)]
     if shown and max(shown) > 0:
         axis.set_ylim(0, max(shown) * 1.15)  # room for the value written over the tallest bar
-    axis.set_xticks(positions, names, rotation=20, ha="right", fontsize=SMALL_FONT)
+    wrapped = [textwrap.fill(name, BAR_LABEL_CHARACTERS, break_long_words=False) for name in names]
+    if any("\n" in name for name in wrapped) and all(len(line) <= BAR_LABEL_CHARACTERS for name in wrapped
+                                                      for line in name.splitlines()):
+        axis.set_xticks(positions, wrapped, fontsize=SMALL_FONT)  # long phrases: level lines (slanted, they overflow)
+    else:
+        axis.set_xticks(positions, names, rotation=20, ha="right", fontsize=SMALL_FONT)
     axis.set_ylabel(ylabel, fontsize=FONT)
     if title:
         axis.set_title(title, fontsize=TITLE_FONT)
+    return figure
+
+
+def tradeoff_figure(points: dict[str, tuple[float, float]], *, xlabel: str = "", ylabel: str = "", title: str = "",
+                    highlight: Optional[str] = None, width: float = 6.5) -> Figure:
+    """One marker per named point (x, y), each its own colour and shape, named in a legend outside the axes.
+
+    For a trade-off between two rates (e.g. absent words kept against present
+    words kept, per prompt kind); ``highlight`` draws one point larger, with a
+    black edge (the preset's choice).
+    """
+    figure, axis = _chart(width, 3.6)
+    markers = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "h")
+    colours = colormaps["tab10"](np.arange(10))
+    for index, (name, (x, y)) in enumerate(points.items()):
+        chosen = name == highlight
+        axis.scatter([x], [y], s=140 if chosen else 70, marker=markers[index % len(markers)],
+                     color=colours[index % len(colours)], edgecolors="black" if chosen else "none",
+                     linewidths=1.5, label=f"{name} (preset)" if chosen else name, zorder=3)
+    axis.grid(True, alpha=0.3)
+    axis.set_xlabel(xlabel, fontsize=FONT)
+    axis.set_ylabel(ylabel, fontsize=FONT)
+    _outside_legend(axis)
+    if title:
+        figure.suptitle(title, fontsize=TITLE_FONT)
+    return figure
+
+
+def histogram_figure(values: Sequence[float], marks: dict[str, float], *, xlabel: str = "", title: str = "",
+                     bins: int = 10, width: float = 7.5, label: str = "values") -> Figure:
+    """A histogram of ``values`` with a labelled vertical line per entry of ``marks`` (e.g. a sample beside the whole).
+
+    Arguments:
+        values: the measurements (e.g. one mIoU per sample of scenes).
+        marks: label -> x position of a line drawn across the histogram, each in its own colour and style.
+        xlabel, title: axis label and title.
+        bins: histogram bins over the range of ``values`` and ``marks``.
+        width: inches.
+        label: what one value is, for the legend ("12 samples").
+    """
+    figure, axis = _chart(width, 3.2)
+    values = np.asarray(values, dtype=float)
+    low = min(values.min(), *marks.values()) if marks else values.min()
+    high = max(values.max(), *marks.values()) if marks else values.max()
+    axis.hist(values, bins=np.linspace(low, high, bins + 1), color="#9ecae1", edgecolor="#3182bd",
+              label=f"{len(values)} {label}")
+    styles = ("-", "--", ":", "-.")
+    colours = ("#d62728", "#2ca02c", "#ff7f0e", "#9467bd")  # lines only: no label map is drawn here
+    for index, (label, x) in enumerate(marks.items()):
+        axis.axvline(x, color=colours[index % len(colours)], linestyle=styles[index % len(styles)], linewidth=2.0,
+                     label=f"{label} ({x:.3f})")
+    axis.set_xlabel(xlabel, fontsize=FONT)
+    axis.set_ylabel("count", fontsize=FONT)
+    axis.yaxis.get_major_locator().set_params(integer=True)
+    _outside_legend(axis)
+    if title:
+        figure.suptitle(title, fontsize=TITLE_FONT)  # over the whole figure: the legend makes the axes narrow
     return figure
 
 

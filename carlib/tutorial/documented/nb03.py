@@ -180,3 +180,33 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
     described["step_absent_dropped"] = f"first step: share of absent queries with P[i, i] <= θ = {theta}"
     described["step_kept_not_top"] = "first step: share of kept queries whose prompt another word wins"
     return {key: Figure(value, described[key]) for key, value in values.items()}
+
+
+PROMPT_TABLE_COLUMNS: dict[str, str] = {
+    "p_truth": "P(own word), true mask",
+    "p_proposal": "P(own word), own proposal",
+    "kept_present": "present words kept",
+    "p_absent": "P(absent word), its proposal",
+    "kept_absent": "absent words kept",
+}
+"""The columns of :func:`prompt_table`: figure-name prefix -> header."""
+
+
+def prompt_table(live: dict[str, float], stored, live_scenes: int) -> str:
+    """Markdown: per prompt kind, what it does for present words and for absent ones, live / documented.
+
+    Arguments:
+        live: :meth:`PromptMeasures.summary` of the live scenes.
+        stored: the documented figures of this notebook.
+        live_scenes: how many scenes ``live`` measured.
+    """
+    theta = "θ"
+    headers = " | ".join(PROMPT_TABLE_COLUMNS.values())
+    lines = [f"Each cell: this run ({live_scenes} scenes) / documented ({stored.scenes} held-out scenes); "
+             f"kept means P > {theta}, as in CaR's first step.", "",
+             f"| prompt | {headers} |", "|---|" + "---|" * len(PROMPT_TABLE_COLUMNS)]
+    for prompt in PROMPTS:
+        cells = [f"{live[f'{prefix}_{prompt}']:.2f} / {stored[f'{prefix}_{prompt}']:.2f}"
+                 for prefix in PROMPT_TABLE_COLUMNS]
+        lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -104,6 +104,14 @@ def test_nb03_first_step_matches_car_and_unprompted_scores_match_the_classifier(
     assert measured.target_probability[("truth", "none")] == pytest.approx(expected, abs=1e-6)
     assert measured.target_top[("truth", "none")] == [int(np.argmax(plain)) == names.index(name)
                                                       for name in scene.class_names_present]
+    # An absent word's own proposal under "none" is the plain image too; under the preset's prompt (blur) it is
+    # exactly what CaR's first step classified, so "kept by mistake" is the step's own verdict.
+    absent = [name for name in names if name not in present]
+    assert measured.absent_probability["none"] == pytest.approx([float(plain[names.index(n)]) for n in absent],
+                                                                abs=1e-6)
+    assert settings.prompt_kinds == ("blur",)
+    assert measured.absent_kept["blur"] == [not dropped for dropped in measured.step_dropped_absent]
+    assert measured.present_kept["blur"] == measured.step_kept_present
 
 
 def test_nb00_measure_car_agrees_with_the_evaluation(shapes):
@@ -136,6 +144,7 @@ def keys_read(notebook):
     if notebook == nb03.NOTEBOOK:
         keys |= {f"{kind}_{mask}_{prompt}" for kind in ("p", "top") for mask in nb03.MASKS for prompt in nb03.PROMPTS}
         keys |= {f"p_blur_{kernel}" for kernel in nb03.BLUR_KERNELS}
+        keys |= {f"{kind}_{prompt}" for kind in ("kept_present", "p_absent", "kept_absent") for prompt in nb03.PROMPTS}
         keys |= {"step_present_kept", "step_absent_dropped", "step_kept_not_top"}
     if notebook == nb00.NOTEBOOK:
         keys |= {"car_crf_miou", "single_pass_crf_miou", "present_kept", "absent_dropped"}
@@ -157,3 +166,15 @@ def test_notebook_key_scan_finds_literal_keys():
     # The scanner itself: it must see the literals the notebooks use, or the check above proves nothing.
     assert "present_above_absent" in notebook_literal_keys(nb01.NOTEBOOK)
     assert "clip_es_gain" in notebook_literal_keys(nb02.NOTEBOOK)
+
+
+def test_nb01_gradcam_at_the_last_ln_1_is_compute_cams(shapes):
+    preset, models = shapes
+    scene = scenes(1)[0]
+    names, background = list(CLASS_NAMES), preset.settings.background
+    last = models.proposal.model.visual.transformer.resblocks[-1]
+    plain = carlib.compute_cams(models.proposal, scene.image, names, background, attention_layers=0)
+    by_layer = nb01.gradcam_at_layer(models.proposal, scene.image, names, background, last.ln_1)
+    np.testing.assert_allclose(by_layer, plain.cams, atol=1e-5)
+    final = nb01.gradcam_at_layer(models.proposal, scene.image, names, background, last)
+    assert final.shape == plain.cams.shape and np.abs(final - plain.cams).max() > 0.1  # another layer, other maps

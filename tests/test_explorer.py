@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from carlib import tutorial
-from carlib.tutorial.explorer import CSS_CLASSES, UPLOADED, Explorer, bundled_scene_figures
+from carlib.tutorial.explorer import CSS_CLASSES, UPLOADED, Explorer, answer_table
 from carlib.tutorial.figures import heat_overlay
 
 
@@ -115,26 +115,21 @@ def test_every_control_has_its_stable_css_class(explorer):
     assert len(set(CSS_CLASSES.values())) == len(CSS_CLASSES)
 
 
-def test_bundled_scene_figures_match_a_hand_count(session):
-    from carlib.world.classes import CLASS_NAMES
+def test_the_answer_table_checks_each_word_against_the_truth(session):
+    scene = tutorial.shapes_scene(session.images[0])  # orange, starfish, balloon
+    orange, starfish = scene.class_mask("orange"), scene.class_mask("starfish")
 
-    figures = bundled_scene_figures(session)
-    car = session.car(post="crf")
-    intersections = np.zeros(len(CLASS_NAMES) + 1)
-    unions = np.zeros(len(CLASS_NAMES) + 1)
-    in_truth = np.zeros(len(CLASS_NAMES) + 1, dtype=bool)
-    kept_present, present = 0, 0
-    for name in session.images:
-        scene = tutorial.shapes_scene(name)
-        result = car.segment(scene.image, list(CLASS_NAMES))
-        for label in range(len(CLASS_NAMES) + 1):
-            predicted, truth = result.label_map == label, scene.class_map == label
-            intersections[label] += np.sum(predicted & truth)
-            unions[label] += np.sum(predicted | truth)
-            in_truth[label] |= truth.any()
-        for query, keep in zip(CLASS_NAMES, result.kept):
-            if query in scene.class_names_present:
-                present, kept_present = present + 1, kept_present + bool(keep)
-    assert figures["car_crf_miou"] == pytest.approx(np.mean(intersections[in_truth] / unions[in_truth]))
-    assert figures["present_kept"] == pytest.approx(kept_present / present)
-    assert figures["car_crf_miou"] > figures["single_pass_crf_miou"]
+    class Answer:  # the fields of a CarResult the table reads: orange found, kite wrongly kept, starfish dropped
+        queries = ["orange", "kite", "starfish", "dice"]
+        kept = [True, True, False, False]
+        label_map = np.zeros(orange.shape, dtype=np.int32)
+
+    Answer.label_map[orange] = 1
+    Answer.label_map[:10, :10] = 2  # kite painted on 100 pixels (none of them orange in this scene)
+    assert not (orange[:10, :10]).any()
+    rows = answer_table(Answer, scene).splitlines()[2:]
+    assert rows[0] == "| orange | yes | kept | 1.00 |"
+    share = 100 / orange.size
+    assert rows[1] == f"| kite | no | kept (wrong) | 0.00 ({share:.0%} of the picture painted) |"
+    assert rows[2] == "| starfish | yes | dropped (wrong) | 0.00 |" and starfish.any()
+    assert rows[3] == "| dice | no | dropped | – |"

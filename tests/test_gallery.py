@@ -121,3 +121,29 @@ def test_without_the_mathjax_package_the_error_says_what_to_install(tmp_path, mo
     with pytest.raises(ImportError, match=r"jupyter-server-mathjax.*make install"):
         gallery.copy_mathjax(tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_kernels_run_over_ipc_so_no_tcp_warning_is_printed(tmp_path, capfd, monkeypatch):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_markdown_cell("# 97 · Quiet"),
+                      nbformat.v4.new_code_cell("model = 'auto'", metadata={"tags": ["parameters"]}),
+                      nbformat.v4.new_code_cell("print('ran with', model)")]
+    source = tmp_path / "97_quiet.ipynb"
+    nbformat.write(notebook, source)
+
+    def build(out):
+        _, runs = gallery.build_gallery(out, model="shapes", notebooks=[source], progress=False)
+        assert [run.error for run in runs] == [""]
+        executed = nbformat.read(out / source.name, as_version=4)
+        printed = [output.get("text", "") for cell in executed.cells if cell.cell_type == "code" for output in cell.outputs]
+        assert "ran with shapes\n" in printed
+        captured = capfd.readouterr()
+        return captured.out + captured.err
+
+    assert "without encryption" not in build(tmp_path / "ipc")
+    # the check can fail: the same run over TCP (jupyter's default) prints ipykernel's warning
+    from traitlets.config import Config
+
+    monkeypatch.setattr(gallery, "ipc_kernel_config", lambda directory: Config())
+    assert "without encryption" in build(tmp_path / "tcp")

@@ -36,6 +36,24 @@ def test_committed_notebook_is_clean(name):
     assert problems(NOTEBOOKS / f"{name}.ipynb") == []
 
 
+@pytest.mark.parametrize("name", EXPECTED)
+def test_stored_figures_fit_a_notebook_column(name):
+    """Every stored figure is at most 1100 px wide, so a notebook column (about 900 px) shows it at 80 % or more."""
+    import base64
+    from io import BytesIO
+
+    from PIL import Image
+
+    from carlib.tutorial.figures import MAX_WIDTH, NOTEBOOK_DPI
+
+    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    widths = [Image.open(BytesIO(base64.b64decode(output["data"]["image/png"]))).size[0]
+              for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+              if "image/png" in output.get("data", {})]
+    too_wide = [width for width in widths if width > MAX_WIDTH * NOTEBOOK_DPI]
+    assert not too_wide, f"{name}: figures {too_wide} px wide, more than {MAX_WIDTH * NOTEBOOK_DPI:.0f}"
+
+
 def test_notebooks_together_are_small():
     assert sum(path.stat().st_size for path in _notebooks()) <= MAX_TOTAL_BYTES
 

@@ -65,3 +65,17 @@ def test_queries_and_pictures(session, tmp_path):
 def test_car_accepts_preset_fields_and_car_options(session):
     car = session.car(confidence_threshold=0.42, post="none", use_clip_es=False)
     assert car.settings.confidence_threshold == 0.42 and car.settings.post == "none" and car.settings.use_clip_es is False
+
+
+def test_prompted_images_are_what_the_step_classified(session):
+    from carlib.tutorial.session import prompted_images
+
+    car = session.car()
+    picture = session.load(session.images[0])
+    words = list(tutorial.CLASS_NAMES)
+    result = car.segment(picture, words)
+    for trace in result.steps:
+        pictures = prompted_images(car, picture, trace)
+        assert len(pictures) == len(trace.alive)
+        rescored = car.classifier.classify(pictures, [words[i] for i in trace.alive], car.settings)
+        np.testing.assert_allclose(rescored, trace.classifier, atol=1e-6)

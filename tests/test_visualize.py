@@ -105,6 +105,10 @@ def _every_figure():
         "bar_figure": figures.bar_figure({"CaR": 0.62, "single pass": 0.5}, reference={"CaR": 0.7}, title="t"),
         "matrix_figure": figures.matrix_figure(np.eye(3), result.queries, result.queries, title="P"),
         "line_figure": figures.line_figure({"rows": [1, 0.1], "columns": [0.5, 0.05]}, xlabel="rounds"),
+        "histogram_figure": figures.histogram_figure([0.4, 0.7, 0.75, 0.9], {"this run": 0.78, "all": 0.62},
+                                                     xlabel="mIoU", title="samples"),
+        "tradeoff_figure": figures.tradeoff_figure({"blur": (0.04, 0.93), "gray": (0.12, 0.91)}, xlabel="absent kept",
+                                                   ylabel="present kept", highlight="blur"),
     }
 
 
@@ -152,11 +156,24 @@ def test_heat_overlay_is_the_same_pixels_as_a_plain_array():
     image = _scene()
     heat = np.zeros((48, 48))
     heat[0, 0] = 1.0
-    drawn = figures.heat_overlay(image, heat, alpha=0.5)
+    drawn = figures.heat_overlay(image, heat, alpha=0.55)
     assert isinstance(drawn, figures.HeatOverlay) and drawn.dtype == np.uint8
-    # jet(1.0) is (0.5, 0, 0): halfway from sand (220, 195, 140) to (127.5, 0, 0).
-    np.testing.assert_array_equal(np.asarray(drawn)[0, 0], [174, 98, 70])
-    np.testing.assert_array_equal(np.asarray(drawn)[1, 1], [110, 98, 134])  # jet(0) is (0, 0, 0.5): 70 + 63.75
+    # Sand (220, 195, 140) in grey is 0.299*220 + 0.587*195 + 0.114*140 = 196.2 -> 196; 45% of it is 88.2.
+    # inferno(1.0) = (0.98836, 0.99836, 0.64492) * 255 = (252.0, 254.6, 164.5); 55% of it added: (226.8, 228.2, 178.7).
+    np.testing.assert_array_equal(np.asarray(drawn)[0, 0], [227, 228, 179])
+    # inferno(0) = (0.00146, 0.00047, 0.01387) * 255 = (0.37, 0.12, 3.54): nearly black, 88.2 + (0.2, 0.07, 1.9).
+    np.testing.assert_array_equal(np.asarray(drawn)[1, 1], [88, 88, 90])
+    assert figures.HEATMAP in ("inferno", "magma", "viridis", "cividis", "plasma")  # perceptually uniform
+
+
+def test_difference_overlay_is_white_at_zero_red_above_blue_below():
+    image = np.full((1, 3, 3), 100, dtype=np.uint8)  # grey 100
+    drawn = figures.difference_overlay(image, np.array([[0.0, 1.0, -1.0]]), alpha=0.5).astype(int)
+    # RdBu_r: about (247, 247, 247) at 0, (103, 0, 31) at +1, (5, 48, 97) at -1; half of each over grey 100.
+    np.testing.assert_allclose(drawn[0, 0], [174, 174, 174], atol=1)
+    assert drawn[0, 1, 0] > drawn[0, 1, 2] and drawn[0, 2, 2] > drawn[0, 2, 0]
+    with pytest.raises(ValueError, match="differ in size"):
+        figures.difference_overlay(image, np.zeros((2, 2)))
 
 
 def _shows_exactly(figure, picture):
@@ -169,8 +186,9 @@ def test_every_label_map_figure_shows_the_input_picture_beside_it():
                    figures.compare_segmentations(image, [result.label_map], ["CaR"], result.queries),
                    figures.step_figure(image, result, 1)):
         assert _shows_exactly(figure, image)
-        # and the label map beside it, drawn by label_picture (2 screen pixels of outline)
-        assert _shows_exactly(figure, figures.label_picture(image, result.label_map, thickness=1))
+        # and the label map beside it, drawn by label_picture (2 screen pixels of outline), coloured by class name
+        assert _shows_exactly(figure, figures.label_picture(image, result.label_map, names=result.queries,
+                                                            thickness=1))
     # The CLI keeps its one-panel overlay (VOC colours, as in labels.png): no input picture there.
     cli = figures.segmentation_figure(image, result.label_map, result.queries, with_image=False, palette="voc")
     assert not _shows_exactly(cli, image) and _shows_exactly(cli, overlay(image, result.label_map))
@@ -211,13 +229,135 @@ def test_the_label_palette_keeps_clear_of_the_objects_and_the_prompt_colour():
     np.testing.assert_array_equal(figures.tutorial_label_colours(np.array([0, 17])), label_colours(np.array([0, 17])))
 
 
+def _labelled(queries, side=48):
+    """A fake result over :func:`_scene` whose label map paints the orange square "orange" and the lemon one "lemon"
+    (at their positions in ``queries``), with one step where every query is alive."""
+    ramp = np.linspace(0, 1, side * side).reshape(side, side)
+    result = _Result(side)
+    result.queries = list(queries)
+    alive = list(range(len(queries)))
+    result.steps = [_Trace(1, alive, alive, np.stack([ramp] * len(queries)), np.full(len(queries), 0.5))]
+    result.label_map = np.zeros((side, side), dtype=np.int32)
+    result.label_map[5:20, 5:20] = result.queries.index("orange") + 1
+    result.label_map[25:40, 25:40] = result.queries.index("lemon") + 1
+    return result
+
+
+def _label_panels(figure):
+    return [np.asarray(axis.images[0].get_array()) for axis in figure.axes if axis.get_label() == "labels"]
+
+
+def _legend_colours(figure):
+    colours = {}
+    for legend in _legends(figure):
+        for patch, text in zip(legend.get_patches(), legend.get_texts()):
+            colours[text.get_text().split(" (")[0]] = tuple(np.round(np.asarray(patch.get_facecolor()[:3]) * 255))
+    return colours
+
+
+def test_every_figure_paints_a_class_in_its_one_colour_whatever_the_query_order():
+    # By hand, label_picture's blend: grey (cv2's 0.299 R + 0.587 G + 0.114 B) lightened 35% towards white, then
+    # 65% of the class colour. Orange (250, 140, 20): grey 159 -> 192.6; lemon (245, 225, 40): grey 210 -> 225.75.
+    orange, lemon = figures.CLASS_COLOURS["orange"], figures.CLASS_COLOURS["lemon"]
+    expected = {"orange": np.round(0.35 * 192.6 + 0.65 * np.array(orange)),
+                "lemon": np.round(0.35 * 225.75 + 0.65 * np.array(lemon))}
+    image = _scene()
+    for queries in (["orange", "lemon", "kite"], ["kite", "dice", "lemon", "wheel", "orange"], ["lemon", "orange"]):
+        result = _labelled(queries)
+        drawn = {
+            "segmentation_figure": figures.segmentation_figure(image, result.label_map, queries),
+            "compare_segmentations": figures.compare_segmentations(image, [result.label_map] * 2, ["a", "b"], queries),
+            "step_figure (the explorer's)": figures.step_figure(image, result, 1),
+        }
+        for name, figure in drawn.items():
+            panels = _label_panels(_drawn(figure))
+            assert panels, name
+            for panel in panels:
+                np.testing.assert_array_equal(panel[12, 12], expected["orange"], err_msg=f"{name} {queries}")
+                np.testing.assert_array_equal(panel[32, 32], expected["lemon"], err_msg=f"{name} {queries}")
+            legend = _legend_colours(figure)
+            assert legend["orange"] == tuple(orange) and legend["lemon"] == tuple(lemon), (name, queries)
+        picture = figures.label_picture(image, result.label_map, names=queries)
+        np.testing.assert_array_equal(picture[12, 12], expected["orange"])
+        assert [tuple(c) for c in figures.class_colours(queries)] == [figures.CLASS_COLOURS[q] for q in queries]
+
+
+def test_class_colours_are_distinct_stable_and_keep_clear_of_red():
+    from carlib.world.classes import CLASS_NAMES, OBJECT_CLASSES, PROMPT_RED
+
+    assert set(figures.CLASS_COLOURS) == set(CLASS_NAMES)
+    fixed = np.array(list(figures.CLASS_COLOURS.values()), dtype=int)
+    assert len({tuple(c) for c in fixed}) == len(fixed)
+    assert np.abs(fixed - np.array(PROMPT_RED)).sum(axis=1).min() > 120
+    for spec in OBJECT_CLASSES:  # a labelled object never looks like the unlabelled object
+        assert np.abs(np.array(figures.CLASS_COLOURS[spec.name]) - np.array(spec.color)).sum() > 150, spec.name
+    # Real words: one colour each within a list, and the same colour in another list that does not claim it first.
+    words = ["cat", "dog", "sofa", "table", "person", "flag", "rocket", "cup", "plate", "spoon", "sky", "tree", "car"]
+    colours = figures.class_colours(words)
+    assert len({tuple(c) for c in colours}) == len(words)
+    alone = {word: tuple(figures.class_colours([word])[0]) for word in words}
+    for word in words:  # a word that comes first keeps its own colour, whatever follows it
+        assert tuple(figures.class_colours([word, "orange", "wheel", "dog"])[0]) == alone[word]
+    assert tuple(figures.class_colours(["orange", "cat"])[1]) == alone["cat"]  # ShapesWorld's colours are not taken
+    assert alone["cat"] not in set(figures.CLASS_COLOURS.values())
+    assert len({tuple(c) for c in figures.class_colours([f"word{i}" for i in range(300)])}) == 300
+
+
+def test_every_figure_fits_the_notebook_column():
+    widest = figures.MAX_WIDTH * figures.NOTEBOOK_DPI
+    assert widest <= 1100
+    image = _scene()
+    ramp = np.linspace(0, 1, 48 * 48).reshape(48, 48)
+    eight = _labelled(["orange", "lemon", "starfish", "kite", "tent", "wheel", "balloon", "dice"])
+    drawn = {}
+    for count in range(1, 10):
+        drawn[f"show_images x{count}"] = figures.show_images([image] * count)
+        drawn[f"show_heatmaps x{count}"] = figures.show_heatmaps(image, np.stack([ramp] * count), ["m"] * count)
+        drawn[f"compare_segmentations x{count}"] = figures.compare_segmentations(
+            image, [eight.label_map] * count, ["s"] * count, eight.queries)
+    drawn["trace_figure, 8 queries"] = figures.trace_figure(image, eight, threshold=0.5)
+    drawn["step_figure, 8 queries"] = figures.step_figure(image, eight, 1, panel=3.0)
+    drawn["matrix_figure with pictures"] = figures.matrix_figure(np.eye(8), eight.queries, eight.queries,
+                                                                 row_images=[image] * 8)
+    drawn["segmentation_figure"] = figures.segmentation_figure(image, eight.label_map, eight.queries)
+    from carlib.tutorial.diagram import pipeline_diagram
+
+    drawn["pipeline_diagram"] = pipeline_diagram()
+    for name, figure in drawn.items():
+        width = figure.get_size_inches()[0] * figure.dpi
+        assert width <= widest + 0.5, f"{name}: {width:.0f} px wide"
+    # and the pictures stay readable: at least 200 px a side in the widest wrapped grid
+    figure = _drawn(drawn["show_heatmaps x9"])
+    sides = [min(axis.get_window_extent().size) for axis in figure.axes if axis.get_label() == "heat"]
+    assert min(sides) >= 200, sides
+
+
+def test_matrix_row_pictures_sit_left_of_their_rows():
+    from matplotlib.offsetbox import AnnotationBbox
+
+    image = _scene()
+    figure = _drawn(figures.matrix_figure(np.eye(3), ["a", "b", "c"], ["a", "b", "c"], row_images=[image] * 3))
+    matrix = figure.axes[0]
+    boxes = [artist for artist in matrix.get_children() if isinstance(artist, AnnotationBbox)]
+    assert len(boxes) == 3
+    renderer = figure.canvas.get_renderer()
+    grid = matrix.get_window_extent(renderer)
+    for row, box in enumerate(sorted(boxes, key=lambda b: b.xy[1])):
+        extent = box.get_window_extent(renderer)
+        assert extent.x1 <= grid.x0 and extent.x0 >= 0  # left of the matrix, inside the figure
+        centre_y = matrix.transData.transform((0, row))[1]
+        assert abs((extent.y0 + extent.y1) / 2 - centre_y) < 2  # on its row
+    with pytest.raises(ValueError, match="row images"):
+        figures.matrix_figure(np.eye(2), ["a", "b"], ["a", "b"], row_images=[image])
+
+
 def _legends(figure):
     return [legend for legend in figure.legends] + [axis.get_legend() for axis in figure.axes if axis.get_legend()]
 
 
 def test_legends_cover_no_axes_and_stay_inside_the_figure():
     with_legends = {"segmentation_figure", "compare_segmentations", "step_figure", "scores_figure", "bar_figure",
-                    "line_figure"}
+                    "line_figure", "histogram_figure", "tradeoff_figure"}
     for name, figure in _every_figure().items():
         legends = _legends(_drawn(figure))
         assert bool(legends) == (name in with_legends), name
@@ -228,7 +368,22 @@ def test_legends_cover_no_axes_and_stay_inside_the_figure():
             inside = box.x0 >= whole.x0 - 1 and box.x1 <= whole.x1 + 1 and box.y0 >= whole.y0 - 1
             assert inside and box.y1 <= whole.y1 + 1, f"{name}: legend outside the figure"
             for axis in figure.axes:
+                if axis.get_label() == "legend":  # a spare panel of the grid that holds only the legend
+                    assert not axis.images, name
+                    continue
                 assert not box.overlaps(axis.get_window_extent(renderer)), f"{name}: legend over {axis.get_label()}"
+
+
+def test_a_spare_panel_holds_the_legend_so_no_panel_is_left_blank():
+    image, result = _scene(), _Result()
+    # step 2: the image, the segmentation and two proposals = 4 panels, in one row; step 1: 5 panels, 3 + 2
+    for step, spare in ((1, True), (2, False)):
+        figure = _drawn(figures.step_figure(image, result, step))
+        slots = [axis for axis in figure.axes if axis.get_label() == "legend"]
+        assert len(slots) == int(spare)
+        assert bool(figure.legends) != spare  # the legend is under the figure when no panel is spare
+    figure = _drawn(figures.compare_segmentations(image, [result.label_map] * 4, list("abcd"), result.queries))
+    assert [axis.get_label() for axis in figure.axes].count("legend") == 1
 
 
 def _rectangle_prompt(side: int, thickness: int) -> np.ndarray:

@@ -10,6 +10,11 @@ the command exits non-zero after the others have run.
 The pages typeset their LaTeX with MathJax 2.7 from ``outputs/mathjax/``, a
 small copy of what they use from the ``jupyter-server-mathjax`` package, so
 the gallery shows its maths offline (nbconvert would load MathJax from a CDN).
+
+Kernels talk to papermill over IPC (Unix sockets in a private temporary folder),
+not TCP: ipykernel warns about unencrypted TCP on every start, which a newcomer
+would read once per notebook, and a socket in a 0700 folder is not reachable
+from the network anyway.
 """
 
 from __future__ import annotations
@@ -154,19 +159,36 @@ def render_html(executed: Path, target: Path, mathjax_url: str = MATHJAX_URL) ->
     atomic_write_text(body, target)
 
 
+def ipc_kernel_config(socket_dir: Path):
+    """Jupyter config that starts kernels on IPC sockets under ``socket_dir`` instead of TCP ports.
+
+    ``socket_dir`` must be private (``tempfile.mkdtemp`` makes it 0700) and short enough for a Unix
+    socket path (about 100 characters with the ``kernel-N`` suffix).
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(Path(socket_dir) / "kernel")}})
+
+
 def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str = "python3",
                  timeout: int = 600) -> NotebookRun:
-    """Execute one notebook with papermill and render it; never raises for a failing notebook."""
+    """Execute one notebook with papermill and render it; never raises for a failing notebook.
+
+    The kernel runs over IPC (:func:`ipc_kernel_config`), its sockets in a private temporary folder.
+    """
     import papermill
 
     executed = out_dir / source.name
     started = time.perf_counter()
     error = ""
-    try:
-        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
-                                   progress_bar=False, cwd=str(source.parent), execution_timeout=timeout)
-    except Exception as failure:  # papermill raises PapermillExecutionError with the cell's traceback
-        error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}"
+    with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as private:
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
+                                       progress_bar=False, cwd=str(source.parent), execution_timeout=timeout,
+                                       config=ipc_kernel_config(Path(private)))
+        except Exception as failure:  # papermill raises PapermillExecutionError with the cell's traceback
+            error = (f"{type(failure).__name__}: "
+                     f"{str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}")
     seconds = time.perf_counter() - started
     if executed.exists():
         render_html(executed, executed.with_suffix(".html"))

@@ -196,38 +196,28 @@ def explorer_figure(picture: np.ndarray, result: CarResult, step: int, theta: fl
     return step_figure(picture, result, step, threshold=theta, panel=3.0)
 
 
-def bundled_scene_figures(session: Tutorial) -> dict[str, float]:
-    """The documented CaR figures (``04_recurrence``'s) measured on the bundled ShapesWorld pictures.
+def answer_table(result: CarResult, scene) -> str:
+    """Markdown: each word of ``result`` against the ground truth of ``scene``, the answer the explorer shows.
 
-    Measured as the documented ones are: every class name queried, the session's preset, mIoU over
-    background and every class present in the ground truth; the single pass keeps every query
-    (the no-recurrence baseline). Only for the ShapesWorld CLIP, whose pictures have ground truth.
+    One row per query: whether its class is in the picture, CaR's verdict (and whether it is right), and the
+    IoU of the pixels the label map gives the word with the word's true pixels (a wrongly kept word scores
+    0 wherever it is painted; a word neither kept nor present has nothing to measure).
+
+    Arguments:
+        result: CaR's result on the scene's picture.
+        scene: the :class:`carlib.world.scene.Scene` behind the picture (its ground truth).
     """
-    from carlib.evaluation.metrics import ConfusionMatrix
-    from carlib.tutorial.session import shapes_scene
-    from carlib.world.classes import CLASS_NAMES
+    from carlib.evaluation.metrics import iou
 
-    if not session.uses_shapes:
-        raise ValueError("the bundled pictures with ground truth are ShapesWorld scenes; use the ShapesWorld CLIP")
-    queries = list(CLASS_NAMES)
-    cars = {"car_crf_miou": session.car(post="crf"), "single_pass_crf_miou": session.car(post="crf", recurrent=False)}
-    matrices = {name: ConfusionMatrix(len(queries) + 1) for name in cars}
-    kept_present = present_total = dropped_absent = absent_total = 0
-    steps = []
-    for name in session.images:
-        scene = shapes_scene(name)
-        present = set(scene.class_names_present)
-        for figure, car in cars.items():
-            result = car.segment(scene.image, queries)
-            matrices[figure].update(result.label_map, scene.class_map)
-            if figure == "car_crf_miou":
-                steps.append(result.num_steps)
-                for query, keep in zip(queries, result.kept):
-                    if query in present:
-                        present_total, kept_present = present_total + 1, kept_present + bool(keep)
-                    else:
-                        absent_total, dropped_absent = absent_total + 1, dropped_absent + (not keep)
-    return {**{name: matrix.miou() for name, matrix in matrices.items()},
-            "present_kept": kept_present / max(present_total, 1),
-            "absent_dropped": dropped_absent / max(absent_total, 1),
-            "mean_steps": float(np.mean(steps))}
+    present = set(scene.class_names_present)
+    rows = ["| word | in the picture | CaR | IoU of its pixels with the truth |", "|---|---|---|---|"]
+    for label, (word, kept) in enumerate(zip(result.queries, result.kept), start=1):
+        there = word in present
+        verdict = ("kept" if kept else "dropped") + ("" if bool(kept) == there else " (wrong)")
+        painted = result.label_map == label
+        truth = scene.class_mask(word) if there else np.zeros_like(painted)
+        measured = f"{iou(painted, truth):.2f}" if (kept or there) else "–"
+        if kept and not there:
+            measured += f" ({painted.mean():.0%} of the picture painted)"
+        rows.append(f"| {word} | {'yes' if there else 'no'} | {verdict} | {measured} |")
+    return "\n".join(rows)

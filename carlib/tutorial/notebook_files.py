@@ -113,11 +113,17 @@ def clean_file(path: str | os.PathLike) -> bool:
 
 def refresh(path: str | os.PathLike, kernel_name: str = "python3") -> None:
     """Execute a notebook in place with its default parameters (papermill), then :func:`clean` it."""
+    import tempfile
+
     import papermill
 
+    from carlib.apps.gallery import ipc_kernel_config
+
     path = Path(path)
-    atomic_write(lambda target: papermill.execute_notebook(str(path), target, kernel_name=kernel_name,
-                                                           progress_bar=False, cwd=str(path.parent)), path)
+    with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as sockets:  # IPC, as the gallery runs kernels
+        atomic_write(lambda target: papermill.execute_notebook(str(path), target, kernel_name=kernel_name,
+                                                               progress_bar=False, cwd=str(path.parent),
+                                                               config=ipc_kernel_config(Path(sockets))), path)
     clean_file(path)
 
 

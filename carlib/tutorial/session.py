@@ -212,3 +212,27 @@ def shapes_scene(name: str):
         raise ValueError(f"{name!r} is not a bundled ShapesWorld scene; choose one of {sorted(SHAPES_IMAGES)}")
     split, index = SHAPES_IMAGES[name]
     return split_scene(split, index, SHAPES_IMAGE_SEED)
+
+
+def prompted_images(car: CaR, image: np.ndarray, trace) -> list[np.ndarray]:
+    """The prompted pictures one step of ``car`` classified: row ``k`` of ``trace.classifier`` scores picture ``k``.
+
+    Each is the step's ``k``-th proposal cut at η and drawn with the settings' prompt kinds and blur kernel
+    on the picture as the recurrence saw it (shrunk to ``car.max_side`` when larger), exactly as
+    :class:`carlib.CaR` draws them.
+
+    Arguments:
+        car: the :class:`carlib.CaR` that produced the trace (its settings are used).
+        image: the input picture, H x W x 3 uint8.
+        trace: a :class:`carlib.car.StepTrace` of ``car.segment(image, ...)``.
+
+    Returns:
+        one h x w x 3 uint8 picture per alive query of the step.
+    """
+    from carlib.images import fit_within
+    from carlib.prompts import apply_visual_prompts
+
+    settings = car.settings
+    working = fit_within(np.asarray(image), car.max_side)
+    return [apply_visual_prompts(working, proposal > settings.mask_threshold, settings.prompt_kinds,
+                                 blur_kernel=settings.blur_kernel) for proposal in trace.proposals]

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+import torch
+
 from carlib.cam import compute_cams, resize_maps
 from carlib.evaluation.metrics import iou
 from carlib.models import ClipBundle
@@ -31,6 +33,7 @@ CAM_VARIANTS: dict[str, str] = {
     "class_token": "Grad-CAM explaining the class token",
     "centred": "Grad-CAM with centred features",
     "no_background": "Grad-CAM without background words",
+    "final_tokens": "Grad-CAM read at the last block's output instead of its ln_1",
     "full_image": "baseline: the whole image as the mask",
 }
 """The masks compared with each present object's truth: key -> what it is."""
@@ -67,6 +70,55 @@ class CamMeasures:
         return figures
 
 
+def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[str], background: Sequence[str],
+                     layer: torch.nn.Module) -> np.ndarray:
+    """Grad-CAM of each query read at the output of any module of the vision tower (CaR reads the last ``ln_1``).
+
+    The same target as :func:`carlib.compute_cams` (the softmax over queries and
+    background words of the patch mean's similarity), computed plainly: one
+    forward pass of the whole tower with gradients, one backward pass per query
+    (and without :func:`carlib.compute_cams`'s retry of an all-zero map).
+
+    Arguments:
+        bundle: the proposal CLIP (an open_clip ``VisionTransformer`` tower, batch-first).
+        image: H x W x 3 uint8 RGB.
+        queries: N words; ``background``: the background words.
+        layer: a module of ``bundle.model.visual.transformer`` whose output holds 1 x (1 + n) x K tokens.
+
+    Returns:
+        float32 N x h x w CAMs on the patch grid, min-max normalised to [0, 1].
+    """
+    from carlib.cam import minmax_normalize
+    from carlib.images import proposal_input
+    from carlib.text import BACKGROUND_TEMPLATE, encode_texts
+    from carlib.vit import embed_patches
+
+    visual = bundle.model.visual
+    texts = torch.cat([encode_texts(bundle, list(queries), ("{}",)),
+                       encode_texts(bundle, list(background), (BACKGROUND_TEMPLATE,))]).float()
+    features = {}
+
+    def keep(_module, _inputs, output):
+        features["A"] = output.detach().requires_grad_()
+        return features["A"]
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            tokens, grid = embed_patches(visual, proposal_input(image, bundle.patch_size, bundle.mean, bundle.std))
+            tokens = visual.transformer(tokens)
+            embedding = torch.nn.functional.normalize(visual.ln_post(tokens)[:, 1:].mean(dim=1) @ visual.proj, dim=-1)
+            scores = (bundle.model.logit_scale.exp() * embedding @ texts.T).softmax(dim=-1)[0]
+            cams = []
+            for index in range(len(queries)):
+                (gradient,) = torch.autograd.grad(scores[index], features["A"], retain_graph=True)
+                weights = gradient[0, 1:].mean(dim=0)
+                cams.append(torch.relu(features["A"][0, 1:].detach() @ weights).reshape(grid))
+    finally:
+        handle.remove()
+    return minmax_normalize(torch.stack(cams)).numpy().astype(np.float32)
+
+
 def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequence[str],
                  threshold: float = IOU_THRESHOLD) -> CamMeasures:
     """Grad-CAM and its variants on ``scenes``, each asked about every class name.
@@ -94,6 +146,8 @@ def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequ
             "centred": compute_cams(proposal, scene.image, names, background, center_features=True,
                                     attention_layers=0).upsampled(),
             "no_background": compute_cams(proposal, scene.image, names, (), attention_layers=0).upsampled(),
+            "final_tokens": resize_maps(gradcam_at_layer(proposal, scene.image, names, background,
+                                                         proposal.model.visual.transformer.resblocks[-1]), size),
         }
         raw_peaks = resize_maps(plain.raw_cams, size).reshape(len(names), -1).max(axis=1)
         present = scene.class_names_present

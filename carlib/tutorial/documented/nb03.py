@@ -4,10 +4,14 @@ Every scene is asked about all eight class names (as CaR's ShapesWorld
 evaluation does). For each present object, its ground-truth mask and CaR's own
 first-step proposal (:class:`carlib.proposals.GradCamProposals`, cut at η) are
 drawn with each prompt and classified; the figures are the mean probability
-of the object's own word and how often it is the top word. The first
-verification step (every query's proposal, the preset's prompt, keep
-P[i, i] > θ) is measured too. The notebook runs :func:`measure_prompts` on its
-bundled scenes and prints the result beside these figures.
+of the object's own word and how often it is the top word. A prompt must also
+fail where it should: every *absent* word's own first-step proposal (which
+lies on something else) is drawn with each prompt too, and the figures are the
+mean probability the classifier gives that absent word, and how often it
+clears θ (the word would survive the step). The first verification step
+(every query's proposal, the preset's prompt, keep P[i, i] > θ) is measured
+too. The notebook runs :func:`measure_prompts` on its bundled scenes and
+prints the result beside these figures.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class PromptMeasures:
         target_probability: (mask, prompt) -> P(object's own word), one per (scene, present class).
         target_top: (mask, prompt) -> whether the own word was the most probable.
         blur_probability: kernel -> P(own word) with ``blur`` on the ground-truth mask.
+        present_kept: prompt -> whether P(own word) > θ on the object's own first-step proposal.
+        absent_probability: prompt -> P(absent word), one per (scene, absent class), on that word's own
+            first-step proposal (it should be low).
+        absent_kept: prompt -> whether that probability clears θ (the absent word would survive the step).
         step_kept_present, step_dropped_absent: first verification step, one bool per present / absent query.
         step_kept_not_top: one bool per kept query: was another word more probable on its prompt?
     """
@@ -62,18 +70,27 @@ class PromptMeasures:
     target_probability: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     target_top: dict[tuple[str, str], list[bool]] = field(default_factory=dict)
     blur_probability: dict[int, list[float]] = field(default_factory=dict)
+    present_kept: dict[str, list[bool]] = field(default_factory=dict)
+    absent_probability: dict[str, list[float]] = field(default_factory=dict)
+    absent_kept: dict[str, list[bool]] = field(default_factory=dict)
     step_kept_present: list[bool] = field(default_factory=list)
     step_dropped_absent: list[bool] = field(default_factory=list)
     step_kept_not_top: list[bool] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
-        """Figures keyed ``p_<mask>_<prompt>``, ``top_<mask>_<prompt>``, ``p_blur_<kernel>``, ``step_*``."""
+        """Figures keyed ``p_<mask>_<prompt>``, ``top_<mask>_<prompt>``, ``p_blur_<kernel>``,
+        ``kept_present_<prompt>``, ``p_absent_<prompt>``, ``kept_absent_<prompt>``, ``step_*``."""
         figures = {}
         for (mask, prompt), values in self.target_probability.items():
             figures[f"p_{mask}_{prompt}"] = float(np.mean(values))
             figures[f"top_{mask}_{prompt}"] = float(np.mean(self.target_top[(mask, prompt)]))
         for kernel, values in self.blur_probability.items():
             figures[f"p_blur_{kernel}"] = float(np.mean(values))
+        for prompt, values in self.present_kept.items():
+            figures[f"kept_present_{prompt}"] = float(np.mean(values))
+        for prompt, values in self.absent_probability.items():
+            figures[f"p_absent_{prompt}"] = float(np.mean(values))
+            figures[f"kept_absent_{prompt}"] = float(np.mean(self.absent_kept[prompt]))
         figures["step_present_kept"] = float(np.mean(self.step_kept_present))
         figures["step_absent_dropped"] = float(np.mean(self.step_dropped_absent))
         figures["step_kept_not_top"] = float(np.mean(self.step_kept_not_top)) if self.step_kept_not_top else 0.0
@@ -110,10 +127,21 @@ def measure_prompts(proposal: ClipBundle, classifier: ClipBundle, scenes: Sequen
                 for prompt, row in zip(PROMPTS, scores):
                     measures.target_probability.setdefault((mask, prompt), []).append(float(row[k]))
                     measures.target_top.setdefault((mask, prompt), []).append(bool(np.argmax(row) == k))
+                    if mask == "proposal":
+                        measures.present_kept.setdefault(prompt, []).append(
+                            bool(row[k] > settings.confidence_threshold))
             blurred = [apply_visual_prompts(scene.image, regions["truth"], ("blur",), blur_kernel=kernel)
                        for kernel in BLUR_KERNELS]
             for kernel, row in zip(BLUR_KERNELS, judge.classify(blurred, names, settings)):
                 measures.blur_probability.setdefault(kernel, []).append(float(row[k]))
+        for k, name in enumerate(names):
+            if name in present:
+                continue
+            images = [apply_visual_prompts(scene.image, proposals[k], kinds, blur_kernel=blur)
+                      for kinds in PROMPTS.values()]
+            for prompt, row in zip(PROMPTS, judge.classify(images, names, settings)):
+                measures.absent_probability.setdefault(prompt, []).append(float(row[k]))
+                measures.absent_kept.setdefault(prompt, []).append(bool(row[k] > settings.confidence_threshold))
         step = judge.classify([apply_visual_prompts(scene.image, region, settings.prompt_kinds, blur_kernel=blur)
                                for region in proposals], names, settings)
         for k, name in enumerate(names):
@@ -142,7 +170,43 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
     for kernel in BLUR_KERNELS:
         described[f"p_blur_{kernel}"] = f"mean P(own word), blur {kernel} x {kernel}, ground-truth mask"
     theta = preset.settings.confidence_threshold
+    for prompt in PROMPTS:
+        described[f"kept_present_{prompt}"] = (f"share of present words with P(own word) > θ = {theta}, prompt "
+                                               f"{prompt}, CaR's first-step proposal")
+        described[f"p_absent_{prompt}"] = f"mean P(absent word), prompt {prompt}, that word's first-step proposal"
+        described[f"kept_absent_{prompt}"] = (f"share of absent words with P(word) > θ = {theta} (kept by mistake), "
+                                              f"prompt {prompt}, that word's first-step proposal")
     described["step_present_kept"] = f"first step: share of present queries with P[i, i] > θ = {theta}"
     described["step_absent_dropped"] = f"first step: share of absent queries with P[i, i] <= θ = {theta}"
     described["step_kept_not_top"] = "first step: share of kept queries whose prompt another word wins"
     return {key: Figure(value, described[key]) for key, value in values.items()}
+
+
+PROMPT_TABLE_COLUMNS: dict[str, str] = {
+    "p_truth": "P(own word), true mask",
+    "p_proposal": "P(own word), own proposal",
+    "kept_present": "present words kept",
+    "p_absent": "P(absent word), its proposal",
+    "kept_absent": "absent words kept",
+}
+"""The columns of :func:`prompt_table`: figure-name prefix -> header."""
+
+
+def prompt_table(live: dict[str, float], stored, live_scenes: int) -> str:
+    """Markdown: per prompt kind, what it does for present words and for absent ones, live / documented.
+
+    Arguments:
+        live: :meth:`PromptMeasures.summary` of the live scenes.
+        stored: the documented figures of this notebook.
+        live_scenes: how many scenes ``live`` measured.
+    """
+    theta = "θ"
+    headers = " | ".join(PROMPT_TABLE_COLUMNS.values())
+    lines = [f"Each cell: this run ({live_scenes} scenes) / documented ({stored.scenes} held-out scenes); "
+             f"kept means P > {theta}, as in CaR's first step.", "",
+             f"| prompt | {headers} |", "|---|" + "---|" * len(PROMPT_TABLE_COLUMNS)]
+    for prompt in PROMPTS:
+        cells = [f"{live[f'{prefix}_{prompt}']:.2f} / {stored[f'{prefix}_{prompt}']:.2f}"
+                 for prefix in PROMPT_TABLE_COLUMNS]
+        lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

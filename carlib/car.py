@@ -189,6 +189,7 @@ class CaR:
         self.proposal_model = proposal_model
         self.sam_source = sam_source
         self._check_sam(self.settings)
+        self._check_proposal_tower(self.settings, proposals)
         self._given_proposals = proposals
         self._built_proposals: dict[str, ProposalStage] = {}
         self.classifier: ClassifierStage = classifier or MaskClassifier(classifier_model)  # type: ignore[arg-type]
@@ -229,6 +230,7 @@ class CaR:
         """
         settings = settings or self.settings
         self._check_sam(settings)
+        self._check_proposal_tower(settings, self._given_proposals)
         queries = validate_queries(queries)
         original = load_image(image)
         rgb = fit_within(original, resolve_max_side(settings.max_side, self.proposal_model))
@@ -282,6 +284,16 @@ class CaR:
             seconds=seconds,
             working_size=tuple(recurrence.working_image.shape[:2]),  # type: ignore[arg-type]
         )
+
+    def _check_proposal_tower(self, settings: CarSettings, proposals: Optional[ProposalStage]) -> None:
+        """Refuse, before any work, what the proposal tower cannot do (CLIP-ES or dense maps on a CNN)."""
+        if proposals is not None or self.proposal_model is None:
+            return
+        tower = self.proposal_model.tower
+        if settings.use_clip_es:
+            tower.require_attention("CLIP-ES")
+        if settings.proposal_method != "gradcam":
+            tower.require_attention(f"the {settings.proposal_method} proposal method")
 
     def _check_sam(self, settings: CarSettings) -> None:
         if settings.post == "sam" and self.sam_source is None:

@@ -339,6 +339,8 @@ def _load_open_clip(
     tokenizer: Optional[str | os.PathLike] = None,
 ) -> ClipBundle:
     _check_model_name(name)
+    # The tokenizer first: a missing one is a one-line error before any weights are read.
+    text_tokenizer = _tokenizer_for(name, tokenizer, required=pretrained is not None)
     path: Optional[Path] = None
     tag_cfg: Optional[dict] = None
     if pretrained is not None:
@@ -383,7 +385,7 @@ def _load_open_clip(
         name=name,
         pretrained=str(pretrained) if pretrained is not None else None,
         model=model,
-        tokenizer=_tokenizer_for(name, tokenizer, required=checkpoint is not None),
+        tokenizer=text_tokenizer,
         preprocess=preprocess,
         mean=mean,
         std=std,
@@ -417,6 +419,11 @@ HF_TOKENIZER_HINT = (
     "AutoTokenizer.from_pretrained('{repo}').save_pretrained('{folder}')\" and pass tokenizer='{folder}' "
     "(command line: --tokenizer {folder})"
 )
+
+
+def needs_hf_tokenizer(name: str) -> bool:
+    """Whether an open_clip model's tokenizer comes from Hugging Face (SigLIP) rather than open_clip's own BPE."""
+    return bool((open_clip.get_model_config(name) or {}).get("text_cfg", {}).get("hf_tokenizer_name"))
 
 
 class MissingTokenizer:

@@ -16,7 +16,8 @@ from carlib.classifier import ClassifierStage
 from carlib.proposals import ProposalStage
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
-from carlib.models import SHAPES_MODEL_NAME, SHAPES_MODELS, ClipBundle, WeightsNotFoundError, default_tag, load_clip
+from carlib.models import (SHAPES_MODEL_NAME, SHAPES_MODELS, ClipBundle, WeightsNotFoundError, default_tag, load_clip,
+                           needs_hf_tokenizer)
 from carlib.presets import Preset, SemanticPass, get_preset
 
 ModelChoice = Literal["auto", "shapes", "openai"]
@@ -131,7 +132,9 @@ def _load_roles(roles: dict[str, tuple[str, Optional[str]]], device: Optional[st
             pretrained = default_tag(name)
         key = (name, pretrained)
         if key not in loaded:
-            options = {} if name in SHAPES_MODELS else {"quick_gelu": quick_gelu, "tokenizer": tokenizer}
+            options = {} if name in SHAPES_MODELS else {"quick_gelu": quick_gelu}
+            if tokenizer is not None and name not in SHAPES_MODELS and needs_hf_tokenizer(name):
+                options["tokenizer"] = tokenizer  # --tokenizer serves the role that needs it, whichever that is
             loaded[key] = load_clip(name, pretrained, device=device, **options)
         bundles[role] = loaded[key]
     return bundles

@@ -13,15 +13,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         "With --random-seed, writes seeded RANDOM weights there instead, to run the real-weights path offline "
         "(every later load says so; real weights are never overwritten).")
     weights.add_argument("--model", default="ViT-B-16", help="open_clip model name (default ViT-B-16)")
-    weights.add_argument("--pretrained", default="openai", help="open_clip pretrained tag (default openai)")
+    weights.add_argument("--pretrained", default=None,
+                         help="open_clip pretrained tag (default: openai where the model has it, else its first tag; "
+                         "`carlib models` lists the families)")
     weights.add_argument("--random-seed", type=int, default=None, metavar="SEED",
                          help="write seeded random weights instead of downloading (testing only)")
     weights.set_defaults(handler=_weights_command)
 
 
 def _weights_command(args: argparse.Namespace) -> int:
-    from carlib.models import fetch_weights, write_seeded_weights
+    from carlib.models import default_tag, fetch_weights, write_seeded_weights
 
+    if args.pretrained is None:
+        args.pretrained = default_tag(args.model)
     if args.random_seed is not None:
         path = write_seeded_weights(args.model, args.pretrained, seed=args.random_seed)
         print(f"{args.model} / {args.pretrained}: seeded random weights (seed {args.random_seed}) at {path}")

@@ -104,7 +104,7 @@ class ClipBundle:
 
     def __post_init__(self) -> None:
         if self.tower is None:
-            self.tower = tower_for(self.model.visual)
+            self.tower = tower_for(self.model)
         if not self.default_classifier_feature:
             supported = self.tower.supports_penultimate_class_token
             self.default_classifier_feature = "penultimate_class_token" if supported else "final"
@@ -379,8 +379,8 @@ def _load_open_clip(
     if not tag_cfg and path is not None:
         location_tag = _tag_of_location(name, path)
         tag_cfg = open_clip.get_pretrained_cfg(name, location_tag) if location_tag else None
-    preprocess, mean, std = _preprocessing(model, tag_cfg or {})
-    tower = tower_for(model.visual)
+    tower = tower_for(model)
+    preprocess, mean, std = _preprocessing(tower, tag_cfg or {})
     return ClipBundle(
         name=name,
         pretrained=str(pretrained) if pretrained is not None else None,
@@ -400,14 +400,14 @@ def _load_open_clip(
     )
 
 
-def _preprocessing(model: torch.nn.Module, tag_cfg: dict) -> tuple[Callable, tuple, tuple]:
+def _preprocessing(tower: VisionTower, tag_cfg: dict) -> tuple[Callable, tuple, tuple]:
     """The classifier's transform, mean and std: the tag's values (SigLIP squashes, MobileCLIP skips
     normalising), else the architecture's own, else OpenAI's."""
-    preprocess_cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    preprocess_cfg = tower.preprocess_cfg
     mean = tuple(tag_cfg.get("mean", preprocess_cfg.get("mean", OPENAI_CLIP_MEAN)))
     std = tuple(tag_cfg.get("std", preprocess_cfg.get("std", OPENAI_CLIP_STD)))
     preprocess = open_clip.image_transform(
-        model.visual.image_size, is_train=False, mean=mean, std=std,
+        tower.image_size, is_train=False, mean=mean, std=std,
         resize_mode=tag_cfg.get("resize_mode", preprocess_cfg.get("resize_mode")),
         interpolation=tag_cfg.get("interpolation", preprocess_cfg.get("interpolation")),
     )
@@ -567,8 +567,8 @@ def _load_shapes_clip(name: str, pretrained: Optional[str]) -> ClipBundle:
     open_checkpoint(weights_path).load_into(model, name)
     mean = tuple(config.get("mean", OPENAI_CLIP_MEAN))
     std = tuple(config.get("std", OPENAI_CLIP_STD))
-    image_size = config.get("image_size", model.visual.image_size)
-    tower = tower_for(model.visual)
+    tower = tower_for(model)
+    image_size = config.get("image_size", tower.image_size[0])
     return ClipBundle(
         name=name,
         pretrained=str(folder),

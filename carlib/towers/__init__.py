@@ -49,12 +49,13 @@ __all__ = [
 ]
 
 
-def tower_for(visual: torch.nn.Module) -> VisionTower:
-    """The adapter of a model's vision tower (``clip.visual``).
+def tower_for(model: torch.nn.Module) -> VisionTower:
+    """The adapter of a CLIP model's vision tower (``clip.visual``; the tower itself is accepted too).
 
     Raises:
         CapabilityError: a tower carlib has no adapter for (the message lists the families it has).
     """
+    visual = getattr(model, "visual", model)
     if isinstance(visual, open_clip.transformer.VisionTransformer):
         return OpenClipViT(visual)
     trunk = getattr(visual, "trunk", None)

@@ -101,6 +101,17 @@ class VisionTower(ABC):
 
     # --- geometry ---------------------------------------------------------------------------------
     @property
+    def image_size(self) -> tuple[int, int]:
+        """The (height, width) the tower was trained at (what its classifier preprocessing resizes to)."""
+        size = self.visual.image_size
+        return (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[return-value]
+
+    @property
+    def preprocess_cfg(self) -> dict:
+        """open_clip's preprocessing defaults for the architecture (mean, std, resize mode, interpolation)."""
+        return dict(getattr(self.visual, "preprocess_cfg", {}) or {})
+
+    @property
     @abstractmethod
     def patch_size(self) -> int:
         """Pixels per cell of the feature grid (the ViT patch, or a CNN's total stride)."""

@@ -339,7 +339,7 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
     ``"siglip"`` one (the model's logit bias says which). One pass through the tower's adapter gives the
     image embeddings, the per-patch readouts and the attention maps the affinity loss reads.
     """
-    tower = tower_for(model.visual)
+    tower = tower_for(model)
     layers = min(CLIP_ES_ATTENTION_LAYERS, tower.num_blocks)
     outputs = tower.training_pass(pixels, layers if settings.affinity_weight else 0)
     image_features = F.normalize(outputs.embedding, dim=-1)

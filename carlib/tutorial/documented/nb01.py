@@ -83,7 +83,8 @@ def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[st
         bundle: the proposal CLIP (an open_clip ``VisionTransformer`` tower, batch-first).
         image: H x W x 3 uint8 RGB.
         queries: N words; ``background``: the background words.
-        layer: a module of ``bundle.model.visual.transformer`` whose output holds 1 x (1 + n) x K tokens.
+        layer: a module of the tower whose output holds 1 x (1 + n) x K batch-first tokens, e.g. a block
+            (``bundle.tower.blocks()[-1]``).
 
     Returns:
         float32 N x h x w CAMs on the patch grid, min-max normalised to [0, 1].
@@ -91,9 +92,7 @@ def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[st
     from carlib.cam import minmax_normalize
     from carlib.images import proposal_input
     from carlib.text import BACKGROUND_TEMPLATE, encode_texts
-    from carlib.vit import embed_patches
-
-    visual = bundle.model.visual
+    tower = bundle.tower
     texts = torch.cat([encode_texts(bundle, list(queries), ("{}",)),
                        encode_texts(bundle, list(background), (BACKGROUND_TEMPLATE,))]).float()
     features = {}
@@ -105,9 +104,8 @@ def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[st
     handle = layer.register_forward_hook(keep)
     try:
         with torch.enable_grad():
-            tokens, grid = embed_patches(visual, proposal_input(image, bundle.patch_size, bundle.mean, bundle.std))
-            tokens = visual.transformer(tokens)
-            embedding = torch.nn.functional.normalize(visual.ln_post(tokens)[:, 1:].mean(dim=1) @ visual.proj, dim=-1)
+            tokens, grid = tower.run_all(proposal_input(image, bundle.patch_size, bundle.mean, bundle.std))
+            embedding = torch.nn.functional.normalize(tower.finish(tokens, "patch_mean"), dim=-1)
             scores = (bundle.model.logit_scale.exp() * embedding @ texts.T).softmax(dim=-1)[0]
             cams = []
             for index in range(len(queries)):
@@ -147,7 +145,7 @@ def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequ
                                     attention_layers=0).upsampled(),
             "no_background": compute_cams(proposal, scene.image, names, (), attention_layers=0).upsampled(),
             "final_tokens": resize_maps(gradcam_at_layer(proposal, scene.image, names, background,
-                                                         proposal.model.visual.transformer.resblocks[-1]), size),
+                                                         proposal.tower.blocks()[-1]), size),
         }
         raw_peaks = resize_maps(plain.raw_cams, size).reshape(len(names), -1).max(axis=1)
         present = scene.class_names_present

@@ -131,7 +131,7 @@ def test_unchanged_prompted_images_are_not_encoded_again(small):
 def test_image_memory_is_bounded_and_keyed_by_feature(small):
     classifier = MaskClassifier(small, remembered_images=2)
     images = [np.full((32, 32, 3), value, dtype=np.uint8) for value in (0, 80, 160)]
-    penultimate = classifier.image_embeddings(images, "penultimate")
+    penultimate = classifier.image_embeddings(images, "penultimate_class_token")
     final = classifier.image_embeddings(images, "final")
     assert classifier.passes["images"] == 6 and len(classifier._images) == 2
     assert torch.abs(penultimate - final).max() > 1e-4

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from carlib.apps.options import add_vlm_options, model_overrides
 from carlib.evaluation.ablation import TABLES, run_table
 from carlib.pipeline import MODEL_CHOICES
 
@@ -20,12 +21,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help="where to write the table (and real-data runs)")
     parser.add_argument("--model", default="auto", choices=MODEL_CHOICES)
     parser.add_argument("--limit", type=int, default=None)
+    add_vlm_options(parser)
     parser.set_defaults(handler=_ablate_command)
 
 
 def _ablate_command(args: argparse.Namespace) -> int:
     markdown = run_table(args.table, args.preset, n=args.n, data_root=args.data_root, out_dir=args.out,
-                         model=args.model, limit=args.limit)
+                         model=args.model, limit=args.limit, model_overrides=model_overrides(args))
     print(markdown)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -21,13 +21,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     --activation, --proposal-method, --cam-target, --score-rule, --no-clip-es, --official-numerics and --max-side."""
     parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
                         help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP")
-    parser.add_argument("--proposal-model", metavar="NAME[:TAG|PATH]", default=None,
-                        help="another VLM for the proposals: any family `carlib models` lists (e.g. EVA02-B-16, "
-                        "ViT-B-16:dfn2b, ViT-B-16-SigLIP2:webli) or shapes-siglip; must load, no fallback")
-    parser.add_argument("--classifier-model", metavar="NAME[:TAG|PATH]", default=None,
-                        help="another VLM for the classifier, as --proposal-model")
-    parser.add_argument("--tokenizer", metavar="DIR", default=None,
-                        help="a Hugging Face tokenizer folder for models whose tokenizer is not open_clip's (SigLIP)")
+    add_vlm_options(parser)
     parser.add_argument("--proposal-weights", type=Path,
                         help="checkpoint file for the proposal CLIP (the preset's architecture; implies real CLIP)")
     parser.add_argument("--classifier-weights", type=Path, help="checkpoint file for the classifier CLIP")
@@ -52,6 +46,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", default=FROM_PRESET, metavar="PIXELS|auto|none",
                         help="shrink larger images to this longer side for the recurrence; masks come back at full "
                         "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)")
+
+
+def add_vlm_options(parser: argparse.ArgumentParser) -> None:
+    """Add --proposal-model, --classifier-model and --tokenizer: other VLMs in either stage."""
+    parser.add_argument("--proposal-model", metavar="NAME[:TAG|PATH]", default=None,
+                        help="another VLM for the proposals: any family `carlib models` lists (e.g. EVA02-B-16, "
+                        "ViT-B-16:dfn2b, ViT-B-16-SigLIP2:webli) or shapes-siglip; must load, no fallback")
+    parser.add_argument("--classifier-model", metavar="NAME[:TAG|PATH]", default=None,
+                        help="another VLM for the classifier, as --proposal-model")
+    parser.add_argument("--tokenizer", metavar="DIR", default=None,
+                        help="a Hugging Face tokenizer folder for models whose tokenizer is not open_clip's (SigLIP)")
 
 
 def add_sam_options(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
+from carlib.apps.options import add_vlm_options
 from carlib.pipeline import MODEL_CHOICES
 
 DEFAULT_RUNS = Path("runs/reproduce")
@@ -36,6 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None, help="ShapesWorld scene seed (default: the test split's)")
     parser.add_argument("--model", default=None, choices=MODEL_CHOICES, help="real data: passed to every command")
     parser.add_argument("--limit", type=int, default=None, help="real data: only the first N images per command")
+    add_vlm_options(parser)
     parser.add_argument("--sam-checkpoint", type=Path, default=None,
                         help="real data: the SAM checkpoint of Table 1's CaR + SAM rows (default sam_hq_vit_h.pth)")
     parser.set_defaults(handler=_reproduce_command)
@@ -96,6 +98,9 @@ def _real_report(table, out: Path, values: dict, args: argparse.Namespace):
             argv += ["--model", args.model]
         if args.limit is not None:
             argv += ["--limit", str(args.limit)]
+        for option in ("proposal_model", "classifier_model", "tokenizer"):
+            if getattr(args, option) is not None:
+                argv += [f"--{option.replace('_', '-')}", getattr(args, option)]
         commands.append("carlib " + shlex.join(argv))
         if args.report_only or command not in missing_commands(table, out):
             continue

@@ -44,7 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     report = commands.add_parser("report", help="zero-shot accuracy, Grad-CAM and CLIP-ES IoU on test scenes")
-    report.add_argument("--model", default=None, help="checkpoint folder (default: the shipped data/shapes_clip)")
+    report.add_argument("--model", default=None, help="checkpoint folder (default: the shipped one)")
+    report.add_argument("--name", default="shapes", choices=("shapes", "shapes-siglip"),
+                        help="which ShapesWorld model: shapes (contrastive) or shapes-siglip (sigmoid, MAP head)")
+    report.add_argument("--score-kind", default="softmax", choices=("softmax", "sigmoid"),
+                        help="Grad-CAM's target: softmax over classes and background words, or each class's sigmoid "
+                        "(shapes-siglip only)")
     report.add_argument("--n", type=int, default=200, help="number of test scenes (default 200)")
     report.add_argument("--seed", type=int, default=0, help="base seed of the test scenes (default 0)")
     report.add_argument("--clip-es-layers", type=int, default=None,
@@ -105,8 +110,8 @@ def _report(args: argparse.Namespace) -> int:
     layers = CLIP_ES_LAYERS if args.clip_es_layers is None else args.clip_es_layers
     if layers < 1:
         raise ValueError(f"--clip-es-layers must be at least 1, got {layers}")
-    report = evaluate_world(args.model, n=args.n, seed=args.seed, split=args.split, clip_es_layers=layers,
-                            progress=True)
+    report = evaluate_world(args.model, name=args.name, score_kind=args.score_kind, n=args.n, seed=args.seed,
+                            split=args.split, clip_es_layers=layers, progress=True)
     print(report.format())
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n")

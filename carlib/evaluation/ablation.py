@@ -76,6 +76,8 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
             Row("all groups", {"background": BACKGROUND_SETS["all_groups"]}, {}, 67.6),
         ]
         return rows
+    if table == "backbones" and preset.name == "shapes":
+        return backbone_rows_on_world()
     if table == "backbones":
         pairs = [("ViT-B-16", "ViT-B-16", 54.1), ("ViT-B-16", "ViT-L-14", 67.6), ("ViT-L-14", "ViT-B-16", 50.6),
                  ("ViT-L-14", "ViT-L-14", 57.6)]
@@ -97,6 +99,25 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
     raise ValueError(f"unknown table {table!r}; choose one of {TABLES}")
 
 
+SHAPES_FAMILIES = {"shapes": "contrastive, open_clip ViT", "shapes-siglip": "sigmoid, timm ViT + MAP head"}
+"""The two ShapesWorld models Table 3's analogue pairs up (:mod:`carlib.world.model`)."""
+
+
+def backbone_rows_on_world() -> list[Row]:
+    """Table 3's analogue across families: each proposal x classifier pairing of the two ShapesWorld models,
+    under the softmax score rule, then again under ``as_trained`` where a sigmoid-trained model takes part."""
+    rows = []
+    for rule in ("softmax", "as_trained"):
+        for proposal in SHAPES_FAMILIES:
+            for classifier in SHAPES_FAMILIES:
+                if rule == "as_trained" and "shapes-siglip" not in (proposal, classifier):
+                    continue  # the rule changes nothing for two contrastive models
+                rows.append(Row(f"{proposal} proposals, {classifier} classifier, {rule} scores",
+                                {"proposal_model": proposal, "classifier_model": classifier},
+                                {"score_rule": rule}, None))
+    return rows
+
+
 def run_table(
     table: str,
     preset_name: str = "shapes",
@@ -107,6 +128,7 @@ def run_table(
     model: str = "auto",
     limit: Optional[int] = None,
     progress: bool = True,
+    model_overrides: Optional[dict] = None,
 ) -> str:
     """Run an ablation table and return it as markdown.
 
@@ -116,24 +138,25 @@ def run_table(
             preset (needs ``data_root``, ``out_dir`` and real weights).
         n: ShapesWorld scenes per row.
         data_root, out_dir, model, limit: for real data (see :func:`carlib.evaluation.benchmark.evaluate`).
+        model_overrides: other VLMs for either stage (``proposal``, ``classifier``, ``tokenizer``; see
+            :func:`carlib.pipeline.load_models`), on ShapesWorld too.
         progress: show progress bars.
     """
     preset = get_preset(preset_name)
     rows = table_rows(table, preset)
     results: list[tuple[Row, float]] = []
     if preset_name == "shapes":
-        if table == "backbones":
-            raise ValueError(
-                "the backbones table needs two different CLIPs; ShapesWorld has one model. "
-                "Run it with a real preset and OpenAI weights (--preset voc --data-root ...)"
-            )
         from carlib.pipeline import load_models
         from carlib.evaluation.shapesworld import evaluate_car_on_world
 
-        models = load_models(preset, "shapes")
+        loaded: dict[tuple, object] = {}
         for row in rows:
+            row_preset = preset.replace(**row.preset_changes)
+            key = (row_preset.proposal_model, row_preset.classifier_model)
+            if key not in loaded:
+                loaded[key] = load_models(row_preset, "shapes", **(model_overrides or {}))
             report = evaluate_car_on_world(
-                n, preset=preset.replace(**row.preset_changes), models=models, variants=("car_crf",),
+                n, preset=row_preset, models=loaded[key], variants=("car_crf",),
                 progress=progress, car_options=row.car_options,
             )
             results.append((row, report.miou["car_crf"]))
@@ -145,13 +168,15 @@ def run_table(
 
         for index, row in enumerate(rows):
             summary = _evaluate_row(evaluate, preset, row, data_root, Path(out_dir) / f"{table}-{index}", model,
-                                    limit, progress)
+                                    limit, progress, model_overrides)
             results.append((row, summary))
         source = f"{preset_name}, {data_root}"
     lines = [f"### Ablation: {table} ({source})", "", "| setting | ours mIoU % | paper (VOC-21) % |", "|---|---|---|"]
     for row, value in results:
         paper = "—" if row.paper is None else f"{row.paper:.1f}"
         lines.append(f"| {row.name} | {value * 100:.1f} | {paper} |")
+    if table == "backbones" and preset_name == "shapes":
+        lines += ["", localisation_table(n, progress)]
     if table == "sweep":
         values = [value * 100 for _, value in results]
         published = "; ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in PAPER_SWEEP_RANGES.items())
@@ -160,9 +185,25 @@ def run_table(
     return "\n".join(lines) + "\n"
 
 
+def localisation_table(n: int, progress: bool = False) -> str:
+    """Grad-CAM and CLIP-ES localisation of each ShapesWorld model on ``n`` test scenes (CaR's first step's maps),
+    under each score its training allows, with its zero-shot accuracy (:func:`carlib.evaluation.shapesworld_report.evaluate_world`)."""
+    from carlib.evaluation.shapesworld_report import CAM_THRESHOLD, evaluate_world
+
+    lines = [f"Grad-CAM localisation per family (mean IoU of present classes, maps > {CAM_THRESHOLD}, {n} scenes)", "",
+             "| model | family | Grad-CAM target | zero-shot accuracy | Grad-CAM | Grad-CAM + CLIP-ES |",
+             "|---|---|---|---|---|---|"]
+    for name, family in SHAPES_FAMILIES.items():
+        for kind in ("softmax", "sigmoid") if name == "shapes-siglip" else ("softmax",):
+            report = evaluate_world(name=name, score_kind=kind, n=n, progress=progress)
+            lines.append(f"| {name} | {family} | {kind} | {report.zero_shot_accuracy:.3f} | {report.gradcam_miou:.3f} "
+                         f"| {report.clip_es_miou:.3f} |")
+    return "\n".join(lines)
+
+
 def _evaluate_row(evaluate, preset: Preset, row: Row, data_root: Path, out: Path, model: str,
-                  limit: Optional[int], progress: bool) -> float:
+                  limit: Optional[int], progress: bool, model_overrides: Optional[dict] = None) -> float:
     """One real-data row through the resumable harness, with the row's changes applied."""
     summary = evaluate(preset.replace(**row.preset_changes), data_root, out, limit=limit, model=model,
-                       progress=progress, car_options=row.car_options)
+                       progress=progress, car_options=row.car_options, model_overrides=model_overrides)
     return summary.metrics["mIoU"] if summary is not None else float("nan")

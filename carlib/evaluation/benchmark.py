@@ -116,6 +116,7 @@ def evaluate(
     sam_source=None,
     split_by: Optional[str] = None,
     expression_sets: Optional[Sequence[str]] = None,
+    model_overrides: Optional[dict] = None,
 ) -> Optional[EvalSummary]:
     """Evaluate CaR with a preset on a dataset; resumable and shardable.
 
@@ -128,6 +129,8 @@ def evaluate(
         limit: evaluate only the first ``limit`` images (in sorted id order).
         post: override the preset's post-processing.
         model: ``auto``, ``openai`` or ``shapes`` (see :func:`carlib.pipeline.load_models`).
+        model_overrides: ``proposal``, ``classifier`` (``NAME[:TAG|PATH]``) and ``tokenizer`` for
+            :func:`carlib.pipeline.load_models`: other VLMs in either stage.
         device: ``None`` picks CUDA when present.
         without_background: the "w/o background" setting (VOC-20, Context-59):
             ground-truth background pixels are ignored.
@@ -164,7 +167,7 @@ def evaluate(
     expression_sets = check_expression_sets(expression_sets) if video else None
     distributed = Distributed.from_environment()
     try:
-        models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu)
+        models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu, **(model_overrides or {}))
         changes = {**(car_options or {}), **({"post": post} if post else {})}
         car = car_from_preset(preset, models, sam_source=sam_source, **changes)
         autocast_for(models.proposal.device, amp)  # fp16 asked for on CPU fails before any work

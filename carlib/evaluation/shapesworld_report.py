@@ -86,6 +86,8 @@ class WorldReport:
 def evaluate_world(
     model: Optional[str] = None,
     *,
+    name: str = "shapes",
+    score_kind: str = "softmax",
     n: int = 200,
     seed: int = 0,
     split: str = "test",
@@ -99,7 +101,11 @@ def evaluate_world(
 
     Arguments:
         model: checkpoint folder (``config.json`` + ``model.safetensors``);
-            None means the shipped ``data/shapes_clip``.
+            None means the shipped one (``data/shapes_clip`` or ``data/shapes_siglip``).
+        name: which ShapesWorld model: ``"shapes"`` (contrastive, open_clip ViT) or
+            ``"shapes-siglip"`` (sigmoid loss, timm ViT with a MAP head).
+        score_kind: Grad-CAM's target, ``"softmax"`` over [classes; background words] or
+            ``"sigmoid"`` (each class alone with the logit bias; sigmoid-trained models only).
         n: number of scenes for each figure (n single-object scenes for the
             zero-shot figure, n ordinary 1..4-object scenes for the CAM figures).
         seed: base seed of the scene streams.
@@ -120,7 +126,7 @@ def evaluate_world(
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     # --- the library calls the report measures (load_clip, encode_texts, compute_cams, clip_es_refine) ---
-    bundle = carlib.load_clip("shapes", pretrained=model, device="cpu")
+    bundle = carlib.load_clip(name, pretrained=model, device="cpu")
     class_embeddings = carlib.encode_texts(bundle, CLASS_NAMES)
     if background is None:
         background = carlib.get_preset("shapes").settings.background
@@ -132,7 +138,7 @@ def evaluate_world(
         scene = split_scene(split, index, seed, num_objects=1)
         pixels = carlib.images.proposal_input(scene.image, bundle.patch_size, bundle.mean, bundle.std)
         with torch.no_grad():
-            embedding = torch.nn.functional.normalize(bundle.model.encode_image(pixels).float(), dim=-1)
+            embedding = torch.nn.functional.normalize(bundle.tower.encode(pixels).float(), dim=-1)
         predicted = int((embedding @ class_embeddings.T).argmax())
         correct += int(CLASS_NAMES[predicted] == scene.objects[0].class_name)
 
@@ -144,7 +150,7 @@ def evaluate_world(
         result = carlib.compute_cams(
             bundle, scene.image, list(CLASS_NAMES), background,
             query_embeddings=class_embeddings, background_embeddings=background_embeddings,
-            attention_layers=clip_es_layers,
+            attention_layers=clip_es_layers, score_kind=score_kind,  # type: ignore[arg-type]
         )
         cams = result.upsampled()
         refined = carlib.clip_es_refine(

@@ -36,9 +36,18 @@ def test_shapes_table_runs_and_prints_markdown(tmp_path, capsys):
     assert "ShapesWorld, 3 held-out scenes" in capsys.readouterr().out
 
 
-def test_backbones_need_two_models():
-    with pytest.raises(ValueError, match="two different CLIPs"):
-        run_table("backbones", "shapes", n=1)
+def test_the_shapes_backbones_table_pairs_both_families_under_both_score_rules():
+    rows = table_rows("backbones", get_preset("shapes"))
+    pairs = {(row.preset_changes["proposal_model"], row.preset_changes["classifier_model"], row.car_options["score_rule"])
+             for row in rows}
+    assert len(rows) == len(pairs) == 7
+    assert ("shapes", "shapes", "as_trained") not in pairs  # two contrastive models: the rule changes nothing
+    markdown = run_table("backbones", "shapes", n=1, progress=False)
+    values = re.findall(r"\| ([0-9.]+) \| — \|", markdown)
+    assert len(values) == 7 and all(0 <= float(v) <= 100 for v in values)
+    localisation = re.findall(r"\| (shapes(?:-siglip)?) \| [^|]+ \| (softmax|sigmoid) \| ([0-9.]+) \|", markdown)
+    assert [(name, kind) for name, kind, _ in localisation] == [
+        ("shapes", "softmax"), ("shapes-siglip", "softmax"), ("shapes-siglip", "sigmoid")]
 
 
 def test_the_sweep_moves_each_threshold_alone_around_the_preset():

@@ -56,10 +56,10 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from carlib.tutorial.documented import documented, shapes_model_digest
+    from carlib.tutorial.documented import documented, model_folders, shapes_model_digest
 
-    shipped = shapes_model_digest()
     for notebook in _chosen(args.notebooks):
+        shipped = shapes_model_digest(model_folders(notebook))
         stored = documented(notebook, check_model=False, directory=args.directory)
         print(f"{notebook}: {stored.source}")
         if stored.model_digest != shipped:

@@ -146,19 +146,9 @@ def run_table(
     rows = table_rows(table, preset)
     results: list[tuple[Row, float]] = []
     if preset_name == "shapes":
-        from carlib.pipeline import load_models
-        from carlib.evaluation.shapesworld import evaluate_car_on_world
-
         loaded: dict[tuple, object] = {}
         for row in rows:
-            row_preset = preset.replace(**row.preset_changes)
-            key = (row_preset.proposal_model, row_preset.classifier_model)
-            if key not in loaded:
-                loaded[key] = load_models(row_preset, "shapes", **(model_overrides or {}))
-            report = evaluate_car_on_world(
-                n, preset=row_preset, models=loaded[key], variants=("car_crf",),
-                progress=progress, car_options=row.car_options,
-            )
+            report = world_row(preset, row, n, loaded=loaded, progress=progress, model_overrides=model_overrides)
             results.append((row, report.miou["car_crf"]))
         source = f"ShapesWorld, {n} held-out scenes, CaR + dense CRF"
     else:
@@ -183,6 +173,25 @@ def run_table(
         lines += ["", f"Our spread over these {len(values)} settings: {min(values):.1f}–{max(values):.1f} "
                       f"({max(values) - min(values):.1f} points). Published spread of Table 5: {published}."]
     return "\n".join(lines) + "\n"
+
+
+def world_row(preset: Preset, row: Row, n: int, *, seed: Optional[int] = None, loaded: Optional[dict] = None,
+              progress: bool = False, model_overrides: Optional[dict] = None):
+    """CaR + dense CRF on ``n`` ShapesWorld test scenes with one row's changes (its models loaded once per pair).
+
+    Returns:
+        the :class:`carlib.evaluation.shapesworld.CarWorldReport` of the ``car_crf`` variant.
+    """
+    from carlib.evaluation.shapesworld import EVAL_SEED, evaluate_car_on_world
+    from carlib.pipeline import load_models
+
+    loaded = {} if loaded is None else loaded
+    row_preset = preset.replace(**row.preset_changes)
+    key = (row_preset.proposal_model, row_preset.classifier_model)
+    if key not in loaded:
+        loaded[key] = load_models(row_preset, "shapes", **(model_overrides or {}))
+    return evaluate_car_on_world(n, seed=EVAL_SEED if seed is None else seed, preset=row_preset, models=loaded[key],
+                                 variants=("car_crf",), progress=progress, car_options=row.car_options)
 
 
 def localisation_table(n: int, progress: bool = False) -> str:

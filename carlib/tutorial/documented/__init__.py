@@ -12,7 +12,10 @@ Each notebook that needs documented figures has a module in this package
 
 - ``NOTEBOOK``: the notebook's stem, e.g. ``"04_recurrence"``;
 - ``compute(n: int, seed: int) -> dict[str, Figure]``: measure every figure on
-  ``n`` test scenes (default :data:`DOCUMENTED_SCENES`).
+  ``n`` test scenes (default :data:`DOCUMENTED_SCENES`);
+- optionally ``MODEL_FOLDERS``: the ShapesWorld models (folders under ``data/``)
+  its figures depend on, ``("shapes_clip",)`` by default; a stored file is stale
+  when any of their weights changed.
 
 Refresh them after changing the model or the library with one command::
 
@@ -97,13 +100,23 @@ def documented_dir() -> Path:
     return data_dir() / "documented_figures"
 
 
-def shapes_model_digest() -> str:
-    """Digest of the shipped ShapesWorld CLIP weights: a stored file from another model is stale."""
+DEFAULT_MODEL_FOLDERS = ("shapes_clip",)
+
+
+def shapes_model_digest(folders: Sequence[str] = DEFAULT_MODEL_FOLDERS) -> str:
+    """Digest of the shipped ShapesWorld weights in ``folders`` (under ``data/``): a file from other weights is stale."""
     digest = hashlib.blake2b(digest_size=8)
-    with open(data_dir() / "shapes_clip" / "model.safetensors", "rb") as weights:
-        for block in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(block)
+    for folder in folders:
+        with open(data_dir() / folder / "model.safetensors", "rb") as weights:
+            for block in iter(lambda: weights.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def model_folders(notebook: str) -> tuple[str, ...]:
+    """The ShapesWorld model folders ``notebook``'s documented figures depend on."""
+    module = modules().get(notebook)
+    return tuple(getattr(module, "MODEL_FOLDERS", DEFAULT_MODEL_FOLDERS))
 
 
 def modules() -> dict[str, Any]:
@@ -153,9 +166,10 @@ def documented(notebook: str, *, check_model: bool = True, directory: Optional[P
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path} is not a documented-figures file ({error}); "
                          f"rewrite it with `carlib documented refresh {notebook}`") from error
-    if check_model and stored.model_digest != shapes_model_digest():
+    if check_model and stored.model_digest != shapes_model_digest(model_folders(notebook)):
         raise ValueError(f"{path} was measured with other ShapesWorld weights (digest {stored.model_digest}, "
-                         f"shipped {shapes_model_digest()}); run `carlib documented refresh {notebook}`")
+                         f"shipped {shapes_model_digest(model_folders(notebook))}); "
+                         f"run `carlib documented refresh {notebook}`")
     return stored
 
 
@@ -177,7 +191,7 @@ def refresh(notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED
         "scenes": n,
         "seed": seed,
         "split": "test",
-        "model_digest": shapes_model_digest(),
+        "model_digest": shapes_model_digest(model_folders(notebook)),
         "command": command,
         "seconds": round(seconds, 1),
         "figures": {name: asdict(figure) for name, figure in figures.items()},

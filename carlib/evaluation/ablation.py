@@ -15,6 +15,7 @@ from typing import Optional
 
 from carlib.background import BACKGROUND_SETS
 from carlib.presets import Preset, get_preset
+from carlib.progress import counted
 
 TABLES = ("recurrence", "prompts", "background", "backbones", "sweep")
 
@@ -150,7 +151,7 @@ def run_table(
         from carlib.evaluation.shapesworld import evaluate_car_on_world
 
         loaded: dict[tuple, object] = {}
-        for row in rows:
+        for row in counted(rows, "rows", resumable=False):  # ShapesWorld rows are measured in memory
             row_preset = preset.replace(**row.preset_changes)
             key = (row_preset.proposal_model, row_preset.classifier_model)
             if key not in loaded:
@@ -166,7 +167,7 @@ def run_table(
             raise ValueError(f"--preset {preset_name} needs --data-root and --out (real data); or use --preset shapes")
         from carlib.evaluation.benchmark import evaluate
 
-        for index, row in enumerate(rows):
+        for index, row in enumerate(counted(rows, "rows")):
             summary = _evaluate_row(evaluate, preset, row, data_root, Path(out_dir) / f"{table}-{index}", model,
                                     limit, progress, model_overrides)
             results.append((row, summary))

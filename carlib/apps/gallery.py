@@ -183,9 +183,11 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str
     def execute(target: str) -> None:
         nonlocal error
         try:
+            # shutdown_kernel="immediate": the kernel is stopped, not asked to stop, once the notebook is done or
+            # interrupted; asked, a kernel interrupted mid-cell prints a traceback of its closed sockets.
             papermill.execute_notebook(str(source), target, parameters=parameters, kernel_name=kernel_name,
                                        progress_bar=False, cwd=str(source.parent), execution_timeout=timeout,
-                                       config=ipc_kernel_config(Path(private)))
+                                       shutdown_kernel="immediate", config=ipc_kernel_config(Path(private)))
         except Exception as failure:  # papermill raises PapermillExecutionError with the cell's traceback
             error = (f"{type(failure).__name__}: "
                      f"{str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}")

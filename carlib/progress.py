@@ -46,6 +46,7 @@ class Count:
 
 
 _OPEN: list[Count] = []
+_FINISHED: list[Count] = []  # the last outermost count that ran to its end
 
 
 @contextmanager
@@ -59,6 +60,11 @@ def counting(total: int, unit: str, *, done: int = 0, resumable: bool = True, no
     _OPEN.append(count)
     try:
         yield count
+    except BaseException:
+        raise
+    else:
+        if _OPEN[0] is count:
+            _FINISHED[:] = [count]
     finally:
         _OPEN.remove(count)
 
@@ -72,5 +78,15 @@ def counted(items: Sequence[Item], unit: str, *, resumable: bool = True) -> Iter
 
 
 def open_counts() -> tuple[Count, ...]:
-    """Copies of the counts of the loops running now, outermost first."""
-    return tuple(replace(count) for count in _OPEN)
+    """Copies of the counts of the loops running now, outermost first.
+
+    When none runs, the last outermost one that ran to its end: a command
+    stopped while it writes its summary (or, under torchrun, waits for the
+    other ranks) has done all of that loop.
+    """
+    return tuple(replace(count) for count in (_OPEN or _FINISHED))
+
+
+def forget() -> None:
+    """Drop the record of finished loops (a new command starts)."""
+    _FINISHED.clear()

@@ -57,6 +57,7 @@ def stop_signals_interrupt() -> Iterator[bool]:
     try:
         if outermost:
             _State.interrupted, _State.counts = False, None
+            progress.forget()
             if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
                 for number in STOP_SIGNALS:
                     if signal.getsignal(number) is not signal.SIG_IGN:

@@ -137,3 +137,14 @@ def test_a_read_only_file_system_is_one_line(tmp_path, capsys):
                      "--model", "shapes", "--no-progress"]) == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == (
             f"carlib eval: error: cannot write {disk / 'run'}: Read-only file system")
+
+
+def test_a_full_tmpfs_stops_writing_weights_with_one_line(tmp_path, monkeypatch, capsys):
+    """safetensors reports a full disk as a SafetensorError, not an OSError: it still gets the one line."""
+    with _tmpfs(tmp_path / "small", "size=64k") as disk:
+        monkeypatch.setenv("CARLIB_WEIGHTS_DIR", str(disk))
+        assert main(["weights", "--model", "RN50", "--random-seed", "0"]) == 2
+        target = disk / "RN50-openai" / "open_clip_model.safetensors"
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"carlib weights: error: cannot write {target}: {NO_SPACE}")
+        assert _leftovers(disk) == ["RN50-openai"]

@@ -60,13 +60,11 @@ def counting(total: int, unit: str, *, done: int = 0, resumable: bool = True, no
     _OPEN.append(count)
     try:
         yield count
-    except BaseException:
-        raise
-    else:
-        if _OPEN[0] is count:
+        if _OPEN and _OPEN[0] is count:  # ran to its end (an exception skips this)
             _FINISHED[:] = [count]
     finally:
-        _OPEN.remove(count)
+        if count in _OPEN:  # forget() may have dropped it
+            _OPEN.remove(count)
 
 
 def counted(items: Sequence[Item], unit: str, *, resumable: bool = True) -> Iterator[Item]:
@@ -88,5 +86,7 @@ def open_counts() -> tuple[Count, ...]:
 
 
 def forget() -> None:
-    """Drop the record of finished loops (a new command starts)."""
+    """Start afresh (a new command starts): drop the finished loop, and the counts of loops abandoned by an
+    earlier interrupt in this process whose generators are not collected yet."""
+    _OPEN.clear()
     _FINISHED.clear()

@@ -228,3 +228,21 @@ def test_a_second_signal_while_cleaning_up_is_ignored_and_counts_say_what_does_n
         time.sleep(0.1)
         assert interrupted_message("carlib gallery") == (
             "carlib gallery: interrupted after 2 of 10 notebooks; rerun the same command to start again")
+
+
+def test_counts_nest_outermost_first_and_the_last_finished_loop_is_kept_until_a_new_command():
+    progress.forget()
+    seen = []
+    with progress.counting(2, "tables") as tables:
+        for command in progress.counted(["eval voc", "eval coco", "ablate"], "commands"):
+            seen.append([count.describe() for count in progress.open_counts()])
+        tables.advance()
+    assert seen == [["0 of 2 tables", f"{done} of 3 commands"] for done in range(3)]
+    # A command stopped while it writes its summary has done all of its loop:
+    assert [count.describe() for count in progress.open_counts()] == ["1 of 2 tables"]
+    with pytest.raises(KeyboardInterrupt):
+        with progress.counting(5, "images"):
+            raise KeyboardInterrupt
+    assert [count.describe() for count in progress.open_counts()] == ["1 of 2 tables"], "only loops that ended"
+    progress.forget()
+    assert progress.open_counts() == ()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -516,11 +517,22 @@ def write_seeded_weights(name: str, tag: str = "openai", seed: int = 0) -> Path:
         if SEEDED_WEIGHTS_KEY not in existing.metadata:
             raise ValueError(f"{target} holds real weights; carlib never overwrites them with random ones")
     model = _build_architecture(name, seed=seed, quick_gelu=bool(tag_cfg.get("quick_gelu", False)))
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     state = {key: value.contiguous() for key, value in model.state_dict().items()}
     metadata = {"format": "pt", SEEDED_WEIGHTS_KEY: str(seed)}
-    return atomic_write(lambda temporary: save_file(state, temporary, metadata=metadata), target)
+
+    def write(temporary: str) -> None:
+        try:
+            save_file(state, temporary, metadata=metadata)
+        except SafetensorError as error:  # its writer reports a full disk as "... (os error 28)", not an OSError
+            number = re.search(r"os error (\d+)", str(error))
+            if number is None:
+                raise
+            raise OSError(int(number[1]), os.strerror(int(number[1]))) from error
+
+    return atomic_write(write, target)
 
 
 def _check_model_name(name: str) -> None:

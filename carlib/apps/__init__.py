@@ -9,4 +9,5 @@
 - :mod:`carlib.apps.demo` — ``carlib demo``: Grad-CAM, CLIP-ES and a segmentation as pictures.
 - :mod:`carlib.apps.data`, :mod:`carlib.apps.world`, :mod:`carlib.apps.weights` — datasets, ShapesWorld, weights.
 - :mod:`carlib.apps.options` — the options ``segment`` and ``eval`` share.
+- :mod:`carlib.apps.interrupts` — Ctrl-C and SIGTERM in any command: one line, exit status 130.
 """

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from carlib.apps.options import add_vlm_options, model_overrides
 from carlib.evaluation.ablation import TABLES, run_table
+from carlib.files import atomic_write_text
 from carlib.pipeline import MODEL_CHOICES
 
 
@@ -30,7 +31,7 @@ def _ablate_command(args: argparse.Namespace) -> int:
                          model=args.model, limit=args.limit, model_overrides=model_overrides(args))
     print(markdown)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"ablation-{args.table}.md").write_text(markdown)
-        (args.out / f"ablation-{args.table}.json").write_text(json.dumps({"table": args.table, "markdown": markdown}))
+        record = json.dumps({"table": args.table, "markdown": markdown})
+        atomic_write_text(markdown, args.out / f"ablation-{args.table}.md")
+        atomic_write_text(record, args.out / f"ablation-{args.table}.json")
     return 0

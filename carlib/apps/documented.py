@@ -37,6 +37,7 @@ def _chosen(names: list[str]) -> list[str]:
 
 
 def _refresh(args: argparse.Namespace) -> int:
+    from carlib.progress import counted
     from carlib.tutorial.documented import DOCUMENTED_SCENES, DOCUMENTED_SEED, refresh
 
     n = DOCUMENTED_SCENES if args.n is None else args.n
@@ -48,7 +49,7 @@ def _refresh(args: argparse.Namespace) -> int:
     # As in the notebooks (tutorial.setup): one thread is faster for the small CLIP's tiny matrices on a
     # shared machine, and the figures of a notebook's live sample then match the first scenes measured here.
     torch.set_num_threads(1)
-    for notebook in notebooks:
+    for notebook in counted(notebooks, "notebooks", resumable=False):
         path = refresh(notebook, n=n, seed=DOCUMENTED_SEED if args.seed is None else args.seed,
                        out_dir=args.directory)
         print(f"wrote {path}", flush=True)

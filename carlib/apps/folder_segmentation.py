@@ -25,6 +25,7 @@ from carlib.files import atomic_directory, atomic_write_text
 from carlib.evaluation.distributed import Distributed
 from carlib.images import IMAGE_SUFFIXES, load_image
 from carlib.labels import save_label_png
+from carlib.progress import counting
 
 RUN_FILE = "run.json"
 ERRORS_FILE = "errors.json"
@@ -149,23 +150,26 @@ def segment_folder(
         summary = FolderSummary()
         shard = distributed.shard(list(items))
         bar = tqdm(shard, desc=f"segment (rank {distributed.rank})", unit="image", disable=not progress)
-        for item in bar:
-            done_marker = out / f"{item.key}.png" if labels_only else out / item.key / "result.json"
-            if done_marker.is_file():
-                summary.skipped += 1
-                continue
-            try:
-                image = load_image(item.path)
-            except (ValueError, FileNotFoundError) as error:
-                summary.errors.append({"path": str(item.path), "error": str(error)})
-                continue
-            result = car.segment(image, list(queries))
-            if labels_only:
-                save_label_png(result.label_map, done_marker)
-            else:
-                with atomic_directory(out / item.key, overwrite=True) as staging:
-                    write_result(staging, image, result)  # type: ignore[misc]
-            summary.done += 1
+        with counting(len(shard), "images") as count:  # what an interrupted run says it got through
+            for item in bar:
+                done_marker = out / f"{item.key}.png" if labels_only else out / item.key / "result.json"
+                if done_marker.is_file():
+                    summary.skipped += 1
+                    count.advance()
+                    continue
+                try:
+                    image = load_image(item.path)
+                except (ValueError, FileNotFoundError) as error:
+                    summary.errors.append({"path": str(item.path), "error": str(error)})
+                    continue
+                result = car.segment(image, list(queries))
+                if labels_only:
+                    save_label_png(result.label_map, done_marker)
+                else:
+                    with atomic_directory(out / item.key, overwrite=True) as staging:
+                        write_result(staging, image, result)  # type: ignore[misc]
+                summary.done += 1
+                count.advance()
         counts = distributed.sum_array(np.array([summary.done, summary.skipped], dtype=np.float64))
         errors = distributed.gather(summary.errors)
         if distributed.rank != 0:

@@ -32,8 +32,9 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from carlib.files import atomic_write_text
+from carlib.files import atomic_directory, atomic_write, atomic_write_text
 from carlib.models import data_dir
+from carlib.progress import counted
 from carlib.pipeline import MODEL_CHOICES
 
 
@@ -118,20 +119,13 @@ def copy_mathjax(out_dir: Path) -> Path:
                                     "install the version in requirements.lock")
         files += found
     target = out_dir / MATHJAX_FOLDER
-    staging = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=out_dir))
-    try:
+    with atomic_directory(target, overwrite=True) as staging:
         for path in files:
             copy = staging / path.relative_to(source)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy)
         (staging / "config" / "local").mkdir(parents=True, exist_ok=True)
         (staging / "config" / "local" / "carlib.js").write_text(MATHJAX_LOCAL_CONFIG)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 
@@ -170,6 +164,10 @@ def ipc_kernel_config(socket_dir: Path):
     return Config({"KernelManager": {"transport": "ipc", "ip": str(Path(socket_dir) / "kernel")}})
 
 
+class _NothingExecuted(Exception):
+    """papermill failed before writing the executed notebook."""
+
+
 def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str = "python3",
                  timeout: int = 600) -> NotebookRun:
     """Execute one notebook with papermill and render it; never raises for a failing notebook.
@@ -178,17 +176,30 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str
     """
     import papermill
 
-    executed = out_dir / source.name
+    executed = out_dir.resolve() / source.name  # absolute: papermill runs the kernel in the notebook's folder
     started = time.perf_counter()
     error = ""
-    with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as private:
+
+    def execute(target: str) -> None:
+        nonlocal error
         try:
-            papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name=kernel_name,
+            # shutdown_kernel="immediate": the kernel is stopped, not asked to stop, once the notebook is done or
+            # interrupted; asked, a kernel interrupted mid-cell prints a traceback of its closed sockets.
+            papermill.execute_notebook(str(source), target, parameters=parameters, kernel_name=kernel_name,
                                        progress_bar=False, cwd=str(source.parent), execution_timeout=timeout,
-                                       config=ipc_kernel_config(Path(private)))
+                                       shutdown_kernel="immediate", config=ipc_kernel_config(Path(private)))
         except Exception as failure:  # papermill raises PapermillExecutionError with the cell's traceback
             error = (f"{type(failure).__name__}: "
                      f"{str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}")
+            if not os.path.getsize(target):
+                raise _NothingExecuted from failure
+
+    with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as private:
+        try:
+            # A failed notebook is kept (its page shows where it failed); an interrupted one is not.
+            atomic_write(execute, executed)
+        except _NothingExecuted:
+            pass
     seconds = time.perf_counter() - started
     if executed.exists():
         render_html(executed, executed.with_suffix(".html"))
@@ -240,7 +251,7 @@ def build_gallery(out_dir: str | os.PathLike, *, model: str = "auto", notebooks:
     copy_mathjax(out_dir)
     runs = []
     bar = tqdm(sources, desc="notebooks", unit="nb", disable=not progress)
-    for source in bar:
+    for source in counted(bar, "notebooks", resumable=False):
         bar.set_postfix_str(source.stem)
         runs.append(run_notebook(source, out_dir, {"model": model}, kernel_name=kernel_name))
         if runs[-1].error:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from carlib.apps.options import add_vlm_options
 from carlib.pipeline import MODEL_CHOICES
+from carlib.progress import counted
 
 DEFAULT_RUNS = Path("runs/reproduce")
 
@@ -61,7 +62,7 @@ def _reproduce_command(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data-root {args.data_root} is not a folder (see docs/datasets.md for the layouts)")
     failed = 0
     runs = None
-    for table in tables:
+    for table in counted(tables, "tables", resumable=real):  # real data: each command resumes
         if real:
             report, table_failed = _real_report(table, out, values, args)
             failed += table_failed
@@ -92,7 +93,7 @@ def _real_report(table, out: Path, values: dict, args: argparse.Namespace):
 
     failed = 0
     commands = []
-    for command in table.commands():
+    for command in counted(table.commands(), "commands"):
         argv = fill(command, **values)
         if args.model is not None:
             argv += ["--model", args.model]

@@ -27,6 +27,7 @@ from carlib.apps.folder_segmentation import (
 from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
                                  model_overrides, quick_gelu_option, sam_source_from_options)
 from carlib.images import load_image
+from carlib.files import read_text_lines, staged_writes, write_error
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.presets import get_preset, preset_names
 from carlib.labels import save_label_png
@@ -108,7 +109,7 @@ def _segment_command(args: argparse.Namespace) -> int:
 def _read_queries_file(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"queries file not found: {path}")
-    return path.read_text(encoding="utf-8").splitlines()
+    return read_text_lines(path, "--queries-file")
 
 
 def _models_record(models: LoadedModels) -> dict:
@@ -149,12 +150,16 @@ def write_result_files(folder: Path, image, result: CarResult, models: LoadedMod
 
 def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
     """Write overlay.png, labels.png and result.json into ``out`` via a scratch folder: never a partial set."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".carlib-segment-", dir=out.parent))
     try:
-        write_result_files(scratch, image, result, models, preset, post)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in OUTPUT_FILES:
-            os.replace(scratch / name, out / name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".carlib-segment-", dir=out.parent))
+    except OSError as error:
+        raise write_error(out, error) from error
+    try:
+        with staged_writes(scratch, out):  # a failure names out/labels.png, not the scratch copy
+            write_result_files(scratch, image, result, models, preset, post)
+            out.mkdir(parents=True, exist_ok=True)
+            for name in OUTPUT_FILES:
+                os.replace(scratch / name, out / name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

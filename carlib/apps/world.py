@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from carlib.files import atomic_write_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -114,5 +115,5 @@ def _report(args: argparse.Namespace) -> int:
                             split=args.split, clip_es_layers=layers, progress=True)
     print(report.format())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        atomic_write_text(json.dumps(report.as_dict(), indent=2) + "\n", args.json)
     return 0

@@ -258,7 +258,7 @@ def _annotation_folder(davis: Path, choice: AnnotationChoice) -> tuple[Optional[
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the first video name
     except UnicodeDecodeError:
         return raw.decode("latin-1")  # annotator 2's files are Latin-1
 

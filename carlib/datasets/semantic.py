@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from carlib.datasets.core import IGNORE_LABEL, SampleReadError, SemanticDataset, layout_error
+from carlib.files import read_text_file, read_text_lines
 from carlib.vocabularies import ADE_150, ADE_847, COCO_OBJECT, CONTEXT_59, CONTEXT_459, VOC
 
 PathLike = Union[str, Path]
@@ -332,15 +333,15 @@ def _require(resolved: ResolvedLayout) -> None:
 def split_ids(resolved: ResolvedLayout) -> list[str]:
     """The split's ids, sorted: the split file's lines, or the image folder's file stems."""
     if resolved.split_file is not None:
-        lines = resolved.split_file.read_text().split()
+        lines = read_text_file(resolved.split_file, "split file").split()
         return sorted(dict.fromkeys(line.strip() for line in lines if line.strip()))
     suffix = resolved.layout.image_suffix
     return sorted(path.name[: -len(suffix)] for path in resolved.image_dir.iterdir() if path.name.endswith(suffix))
 
 
 def read_class_names_file(path: Path) -> tuple[str, ...]:
-    """The non-empty lines of a ``class_names.txt`` (label 0 first)."""
-    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    """The non-empty lines of a ``class_names.txt`` (label 0 first; UTF-8 with or without a BOM, any line ends)."""
+    names = tuple(line.strip() for line in read_text_lines(path, "class-name file") if line.strip())
     if not names:
         raise ValueError(f"{path} is empty; it should list one class name per label, background first")
     return names

@@ -15,6 +15,7 @@ from typing import Optional
 
 from carlib.background import BACKGROUND_SETS
 from carlib.presets import Preset, get_preset
+from carlib.progress import counted
 
 TABLES = ("recurrence", "prompts", "background", "backbones", "sweep")
 
@@ -147,7 +148,7 @@ def run_table(
     results: list[tuple[Row, float]] = []
     if preset_name == "shapes":
         loaded: dict[tuple, object] = {}
-        for row in rows:
+        for row in counted(rows, "rows", resumable=False):  # ShapesWorld rows are measured in memory
             report = world_row(preset, row, n, loaded=loaded, progress=progress, model_overrides=model_overrides)
             results.append((row, report.miou["car_crf"]))
         source = f"ShapesWorld, {n} held-out scenes, CaR + dense CRF"
@@ -156,7 +157,7 @@ def run_table(
             raise ValueError(f"--preset {preset_name} needs --data-root and --out (real data); or use --preset shapes")
         from carlib.evaluation.benchmark import evaluate
 
-        for index, row in enumerate(rows):
+        for index, row in enumerate(counted(rows, "rows")):
             summary = _evaluate_row(evaluate, preset, row, data_root, Path(out_dir) / f"{table}-{index}", model,
                                     limit, progress, model_overrides)
             results.append((row, summary))

@@ -42,6 +42,7 @@ from carlib.evaluation.overlap import AMP_CHOICES, PostProcessPool, autocast_for
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
 from carlib.presets import Preset, get_preset
 from carlib.files import atomic_write_text
+from carlib.progress import counting
 
 PREDICTIONS = "predictions"
 
@@ -284,10 +285,11 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
             }
             atomic_write_text(json.dumps(summary), _record_path(predictions, sample_id))
             matrix.update(segmentation.label_map, to_car_labels(truth, dataset))
+            count.advance()
         return record_it
 
     samples = read_ahead(dataset.load, ids, SampleReadError, workers)
-    with PostProcessPool(workers, car.sam_source) as pool:
+    with PostProcessPool(workers, car.sam_source) as pool, counting(len(ids), "images") as count:
         for sample_id, sample, error in tqdm(samples, total=len(ids), desc=f"eval {preset.name} (rank {distributed.rank})",
                                              disable=not progress):
             if error is not None:
@@ -297,6 +299,7 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
             label_path = predictions / f"{sample_id}.png"
             if _record_path(predictions, sample_id).is_file() and label_path.is_file():
                 matrix.update(read_label_png(label_path), to_car_labels(truth, dataset))
+                count.advance()
                 continue
             started = time.perf_counter()
             with autocast_for(device, amp):
@@ -327,10 +330,11 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
             payload = {"scores": [round(float(s), 6) for s in result.scores], "steps": result.num_steps}
             atomic_write_text(json.dumps(payload), _record_path(predictions, obj.id))
             metrics.update(merged, truth)
+            count.advance()
         return record_it
 
     samples = read_ahead(dataset.load, objects, SampleReadError, workers)
-    with PostProcessPool(workers, car.sam_source) as pool:
+    with PostProcessPool(workers, car.sam_source) as pool, counting(len(objects), "objects") as count:
         for obj, sample, error in tqdm(samples, total=len(objects), desc=f"eval referring (rank {distributed.rank})",
                                        disable=not progress):
             if error is not None:
@@ -340,6 +344,7 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
             mask_path = predictions / f"{obj.id}.png"
             if _record_path(predictions, obj.id).is_file() and mask_path.is_file():
                 metrics.update(np.asarray(Image.open(mask_path)) > 0, truth)
+                count.advance()
                 continue
             started = time.perf_counter()
             with autocast_for(device, amp):
@@ -384,10 +389,11 @@ def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: 
                        "no_target": expression.no_target, "predicted_empty": not predicted.any()}
             atomic_write_text(json.dumps(payload), _record_path(predictions, expression.id))
             metrics.update(predicted, truth, expression.no_target)
+            count.advance()
         return record_it
 
     samples = read_ahead(dataset.load, expressions, SampleReadError, workers)
-    with PostProcessPool(workers, car.sam_source) as pool:
+    with PostProcessPool(workers, car.sam_source) as pool, counting(len(expressions), "expressions") as count:
         for expression, sample, error in tqdm(samples, total=len(expressions),
                                               desc=f"eval gres (rank {distributed.rank})", disable=not progress):
             if error is not None:
@@ -397,6 +403,7 @@ def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: 
             mask_path = predictions / f"{expression.id}.png"
             if _record_path(predictions, expression.id).is_file() and mask_path.is_file():
                 metrics.update(np.asarray(Image.open(mask_path)) > 0, truth, expression.no_target)
+                count.advance()
                 continue
             started = time.perf_counter()
             with autocast_for(device, amp):
@@ -473,10 +480,11 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
                                      "steps": result.num_steps}
                     for object_id, result in objects}
             atomic_write_text(json.dumps(record), _frame_record_path(predictions, video, frame))
+            count.advance()
         return record_it
 
     samples = read_ahead(dataset.load_frame, frames, SampleReadError, workers)
-    with PostProcessPool(workers, car.sam_source) as pool:
+    with PostProcessPool(workers, car.sam_source) as pool, counting(len(frames), "frames") as count:
         for (video, frame), sample, error in tqdm(samples, total=len(frames),
                                                   desc=f"eval {dataset.name} (rank {distributed.rank})",
                                                   disable=not progress):
@@ -489,6 +497,7 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
                     and all(png_path(name, video, frame).is_file() for name in expression_sets):
                 for name in expression_sets:
                     scores[(name, video)].add_frame(frame, read_label_png(png_path(name, video, frame)), truth)
+                count.advance()
                 continue
             started = time.perf_counter()
             runs, recurrences = [], {}

@@ -9,6 +9,7 @@ others send back. Without ``torchrun`` it is rank 0 of 1 and does nothing.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,5 +66,8 @@ class Distributed:
         if self.initialised:
             import torch.distributed as dist
 
-            dist.barrier()
+            # Called from `finally`: after an error or an interrupt (Ctrl-C reaches every rank) the other
+            # ranks may be anywhere, and a barrier would wait for them until gloo's 30-minute timeout.
+            if sys.exc_info()[0] is None:
+                dist.barrier()
             dist.destroy_process_group()

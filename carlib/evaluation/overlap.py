@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -85,7 +86,9 @@ def _post_process_all(jobs: list[PostJob], sam_source=None) -> list[tuple[Any, f
     return results
 
 
-def _one_thread() -> None:
+def _start_worker() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the main process ends the pool, quietly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -112,7 +115,7 @@ class PostProcessPool:
         if self.workers:
             # spawn, not fork: a forked copy of a process that has run OpenMP kernels can hang in them.
             self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_one_thread)
+                                                 initializer=_start_worker)
         return self
 
     def submit(self, jobs: list[PostJob], then: Callable[[list[tuple[Any, float]]], None]) -> None:

@@ -442,7 +442,6 @@ class WorldRuns:
         ``workers=None`` starts one process per job.
         """
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         jobs: list[tuple[str, object]] = [("variant", name) for name in self.variants] \
             if headline and self._headline is None else []
@@ -456,15 +455,18 @@ class WorldRuns:
         if not jobs:
             return
         workers = len(jobs) if workers is None else workers
-        with ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            futures = [(kind, job, pool.submit(_measure_job, kind, job, self.n, self.seed)) for kind, job in jobs]
+        # A multiprocessing pool, not concurrent.futures: leaving its block terminates the workers, so an
+        # interrupt does not wait minutes for the jobs already running.
+        processes = max(1, min(workers, len(jobs)))
+        with multiprocessing.get_context("spawn").Pool(processes, initializer=_start_worker) as pool:
+            futures = [(kind, job, pool.apply_async(_measure_job, (kind, job, self.n, self.seed)))
+                       for kind, job in jobs]
             reports = {}
             for kind, job, future in futures:
                 if kind == "variant":
-                    reports[job] = future.result()
+                    reports[job] = future.get()
                 else:
-                    self._miou[self._key(job)] = future.result()
+                    self._miou[self._key(job)] = future.get()
         if reports:
             self._store_headline(_merge_reports(self.n, reports))
 
@@ -493,9 +495,13 @@ class WorldRuns:
         raise ValueError(f"unknown analogue kind {analogue.kind!r}")
 
 
-def _one_thread() -> None:
+def _start_worker() -> None:
+    import signal
+
     import torch
 
+    # Ctrl-C reaches every process of the terminal's group: the main process ends the pool, quietly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 

@@ -25,11 +25,12 @@ from typing import Any
 
 import open_clip
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from timm.models import register_model
 from timm.models.vision_transformer import VisionTransformer
 
-from carlib.files import atomic_write, atomic_write_text
+from carlib.files import atomic_write_bytes, atomic_write_text
 from carlib.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 from carlib.world.scene import DEFAULT_IMAGE_SIZE
@@ -201,5 +202,6 @@ def save_shapes_checkpoint(model: torch.nn.Module, config: dict[str, Any], folde
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().to(torch.float16).contiguous().clone() for key, value in model.state_dict().items()}
-    atomic_write(lambda target: save_file(state, target), folder / "model.safetensors")
+    # As bytes first: safetensors' own writer reports a full disk as a SafetensorError, not an OSError.
+    atomic_write_bytes(safetensors_bytes(state), folder / "model.safetensors")
     atomic_write_text(json.dumps(config, indent=2) + "\n", folder / "config.json")

@@ -45,6 +45,7 @@ fewer present queries, not more (docs/shapesworld.md).
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import platform
@@ -62,7 +63,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS
-from carlib.files import atomic_write
+from carlib.files import atomic_write_bytes
+from carlib.progress import counting
 from carlib.prompts import apply_visual_prompts, check_blur_kernel
 from carlib.towers import tower_for
 from carlib.world.captions import Caption, object_caption, random_caption
@@ -439,7 +441,17 @@ def _save_resume(path: Path, model, optimizer, step: int, elapsed: float, losses
                  settings: TrainSettings) -> None:
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
              "elapsed": elapsed, "losses": losses, "settings": asdict(settings)}
-    atomic_write(lambda target: torch.save(state, target), path)
+    # Serialised in memory first: torch.save to a full disk raises a RuntimeError that names neither the
+    # file nor the reason; writing the bytes raises the OSError that does (atomic_write reports it).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def _snapshot_note(path: Path, step: int, save_every: int) -> str:
+    if step:
+        return f"{path} holds step {step}"
+    return f"nothing saved yet: {path.name} is written every {save_every} steps"
 
 
 def train(
@@ -502,33 +514,38 @@ def train(
     step = start_step
     bar = tqdm(range(start_step, settings.steps), initial=start_step, total=settings.steps, disable=not progress,
                mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(step, settings)
-        loss = forward_losses(model, *make_batch(step, settings, config, tokenizer), dense_text_tokens,
-                              settings).total(settings)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(loss.detach()))
-        elapsed = elapsed_before + time.perf_counter() - started
-        rate = (step + 1 - start_step) * settings.batch_size / max(1e-9, time.perf_counter() - started)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", samples_s=f"{rate:.1f}")
-        if (step + 1) % save_every == 0:
-            _save_resume(resume_path, model, optimizer, step + 1, elapsed, losses, settings)
-            if not progress:
-                print(f"step {step + 1}/{settings.steps} loss {np.mean(losses[-save_every:]):.3f} "
-                      f"{rate:.1f} samples/s {elapsed / 60:.1f} min", flush=True)
-        if budget is not None and elapsed >= budget and step + 1 < settings.steps:
-            step += 1
-            _save_resume(resume_path, model, optimizer, step, elapsed, losses, settings)
-            print(f"time budget of {minutes} min reached at step {step}/{settings.steps}; the checkpoint is "
-                  f"written and {resume_path} kept: rerun with a larger --minutes to finish", flush=True)
-            break
-    else:
-        step = settings.steps
+    # What an interrupted run says: the steps done, and which of them resume.pt keeps.
+    with counting(settings.steps, "steps", done=start_step, resumable=start_step > 0,
+                  note=_snapshot_note(resume_path, start_step, save_every)) as count:
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(step, settings)
+            loss = forward_losses(model, *make_batch(step, settings, config, tokenizer), dense_text_tokens,
+                                  settings).total(settings)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            losses.append(float(loss.detach()))
+            count.advance()
+            elapsed = elapsed_before + time.perf_counter() - started
+            rate = (step + 1 - start_step) * settings.batch_size / max(1e-9, time.perf_counter() - started)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", samples_s=f"{rate:.1f}")
+            if (step + 1) % save_every == 0:
+                _save_resume(resume_path, model, optimizer, step + 1, elapsed, losses, settings)
+                count.resumable, count.note = True, _snapshot_note(resume_path, step + 1, save_every)
+                if not progress:
+                    print(f"step {step + 1}/{settings.steps} loss {np.mean(losses[-save_every:]):.3f} "
+                          f"{rate:.1f} samples/s {elapsed / 60:.1f} min", flush=True)
+            if budget is not None and elapsed >= budget and step + 1 < settings.steps:
+                step += 1
+                _save_resume(resume_path, model, optimizer, step, elapsed, losses, settings)
+                print(f"time budget of {minutes} min reached at step {step}/{settings.steps}; the checkpoint is "
+                      f"written and {resume_path} kept: rerun with a larger --minutes to finish", flush=True)
+                break
+        else:
+            step = settings.steps
     bar.close()
     run_seconds = time.perf_counter() - started
     elapsed = elapsed_before + run_seconds

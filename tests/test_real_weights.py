@@ -59,7 +59,8 @@ def test_segment_with_openai_models_on_a_bundled_photo(openai_weights, tmp_path,
     assert "ViT-B-16 proposals, ViT-L-14 classifier" in err and "SEEDED RANDOM" in err
     assert err.count("QuickGELU (the pretrained tag says so; OpenAI trained with QuickGELU)") == 2
     record = json.loads((out / "result.json").read_text())
-    assert record["models"]["proposal"] == {"name": "ViT-B-16", "pretrained": "openai", "activation": "QuickGELU"}
+    assert record["models"]["proposal"] == {"name": "ViT-B-16", "pretrained": "openai", "activation": "QuickGELU",
+                                          "family": "open_clip ViT"}
     assert record["models"]["classifier"]["name"] == "ViT-L-14"
     assert record["preset"]["name"] == "voc" and record["image_size"] == [300, 451]
     assert record["working_size"] == [300, 451]  # a benchmark-sized photo runs at its own size

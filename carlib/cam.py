@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from carlib.images import ImageInput, load_image, proposal_input
+from carlib.memory import gradcam_chunk_size
 from carlib.models import ClipBundle
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
 from carlib.vit import attention_path_for, attention_weights, embed_patches, replace_output, run_block
@@ -63,11 +64,11 @@ class CamResult:
 def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinearly resize N x h x w maps to N x H x W (``cv2.resize``, as the reference does)."""
     height, width = size
-    if maps.shape[0] == 0:
-        return np.zeros((0, height, width), dtype=np.float32)
-    return np.stack(
-        [cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) for m in maps]
-    ).astype(np.float32)
+    # Filled in place: N maps at an image's size can be the largest arrays of a run (847 x 512 x 512: 0.9 GB).
+    resized = np.empty((maps.shape[0], height, width), dtype=np.float32)
+    for index, single in enumerate(maps):
+        resized[index] = cv2.resize(single.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized
 
 
 def minmax_normalize(maps: torch.Tensor) -> torch.Tensor:
@@ -98,6 +99,7 @@ def compute_cams(
     query_embeddings: Optional[torch.Tensor] = None,
     background_embeddings: Optional[torch.Tensor] = None,
     center_features: bool = False,
+    chunk_size: Optional[int] = None,
 ) -> CamResult:
     """Grad-CAM for every query at patch-grid resolution, plus CLIP-ES attention.
 
@@ -123,6 +125,8 @@ def compute_cams(
             large common component, so that constant can be big enough to
             light up, or black out, the whole grid. The default, False, is
             the reference's Grad-CAM.
+        chunk_size: queries per batched backward pass; None: as many as the
+            memory budget allows (:mod:`carlib.memory`). The maps do not depend on it.
 
     Returns:
         a :class:`CamResult`.
@@ -141,6 +145,7 @@ def compute_cams(
         attention_layers=attention_layers,
         image_size=inputs.image_size,
         center_features=center_features,
+        chunk_size=chunk_size,
     )
 
 
@@ -301,8 +306,9 @@ def gradcam_from_trunk(
     image_size: tuple[int, int],
     center_features: bool = False,
     attention: Optional[np.ndarray] = None,
+    chunk_size: Optional[int] = None,
 ) -> CamResult:
-    """Grad-CAMs of the queries from a :class:`Trunk`: the last block forward, one batched backward.
+    """Grad-CAMs of the queries from a :class:`Trunk`: the last block forward, batched backward passes.
 
     This is the only part of :func:`compute_cams` that depends on the texts, so
     the trunk (and its attention) can be computed once per image and reused for
@@ -315,6 +321,9 @@ def gradcam_from_trunk(
         target, center_features: see :func:`compute_cams`.
         image_size: (H, W) of the original image.
         attention: stored in the result as is (from :func:`trunk_attention`).
+        chunk_size: queries per batched backward; None: as many as the memory
+            budget allows (:func:`carlib.memory.gradcam_chunk_size`). The maps
+            do not depend on it.
 
     Returns:
         a :class:`CamResult`.
@@ -329,8 +338,10 @@ def gradcam_from_trunk(
         embedding = torch.nn.functional.normalize(_image_embedding(visual, output, target).float(), dim=-1)
         texts = torch.cat([query_embeddings, background_embeddings])
         logits = bundle.model.logit_scale.exp().float() * embedding @ texts.T
+        if chunk_size is None:
+            chunk_size = gradcam_chunk_size(bundle, feature.shape[1], len(query_embeddings))
         cams, scores = _batched_cams(
-            logits[0], feature, store["output"], len(query_embeddings), batch_first, center_features
+            logits[0], feature, store["output"], len(query_embeddings), batch_first, center_features, chunk_size
         )
         used_fallback = cams.flatten(1).amax(dim=1) <= 0
         if used_fallback.any() and len(background_embeddings):
@@ -342,6 +353,7 @@ def gradcam_from_trunk(
                 len(query_embeddings),
                 batch_first,
                 center_features,
+                chunk_size,
             )
             cams[used_fallback] = retry[used_fallback]
         else:
@@ -368,11 +380,12 @@ def _gradcam_on_grid(
     attention_layers: int,
     image_size: tuple[int, int],
     center_features: bool = False,
+    chunk_size: Optional[int] = None,
 ) -> CamResult:
     trunk = run_trunk(bundle, pixels, attention_layers)
     return gradcam_from_trunk(bundle, trunk, query_embeddings, background_embeddings, target=target,
                               image_size=image_size, center_features=center_features,
-                              attention=trunk_attention(bundle, trunk, attention_layers))
+                              attention=trunk_attention(bundle, trunk, attention_layers), chunk_size=chunk_size)
 
 
 def _batched_cams(
@@ -382,8 +395,9 @@ def _batched_cams(
     num_queries: int,
     batch_first: bool,
     center_features: bool = False,
+    chunk_size: Optional[int] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM for the first ``num_queries`` softmax entries in one batched backward.
+    """Grad-CAM for the first ``num_queries`` softmax entries, ``chunk_size`` queries per batched backward.
 
     Arguments:
         logits: K scaled similarities (queries first, then background words).
@@ -391,21 +405,34 @@ def _batched_cams(
         leaf: the tensor gradients are taken against (``feature`` or its transpose).
         center_features: subtract each channel's mean over the patches (see
             :func:`compute_cams`).
+        chunk_size: queries per backward pass (None: all at once). The
+            backward holds ``chunk_size`` copies of the last block's
+            activations, so this bounds the memory; the maps do not depend on it.
 
     Returns:
         (ReLU'd CAMs num_queries x n over the n patch tokens, scores num_queries).
     """
     scores = logits.softmax(dim=-1)
-    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)[:num_queries]
+    chunk_size = num_queries if chunk_size is None else max(1, int(chunk_size))
+    # Only alpha (one D-vector per query) is kept from each chunk; the CAMs are formed once at the end.
+    channel_weights = torch.cat([
+        _channel_weights(scores, leaf, start, min(start + chunk_size, num_queries), batch_first)
+        for start in range(0, num_queries, chunk_size)
+    ]) if num_queries else torch.zeros((0, feature.shape[-1]), device=feature.device)
+    patch_features = feature[0, 1:, :].detach().float()  # n x D
+    if center_features:
+        patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
+    cams = torch.relu(channel_weights @ patch_features.T)
+    return cams, scores[:num_queries].detach()
+
+
+def _channel_weights(scores: torch.Tensor, leaf: torch.Tensor, start: int, stop: int,
+                     batch_first: bool) -> torch.Tensor:
+    """alpha_k of softmax entries ``start..stop-1``: the spatial mean of d s_c / d A^k, (stop - start) x D."""
+    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)[start:stop]
     (gradients,) = torch.autograd.grad(
         scores, leaf, grad_outputs=selector, is_grads_batched=True, retain_graph=True
     )
     if not batch_first:
         gradients = gradients.transpose(1, 2)
-    patch_gradients = gradients[:, 0, 1:, :].float()  # num_queries x n x D
-    patch_features = feature[0, 1:, :].detach().float()  # n x D
-    if center_features:
-        patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
-    channel_weights = patch_gradients.mean(dim=1)  # alpha_k: spatial mean of the gradient
-    cams = torch.relu(channel_weights @ patch_features.T)
-    return cams, scores[:num_queries].detach()
+    return gradients[:, 0, 1:, :].float().mean(dim=1)

@@ -27,7 +27,12 @@ class ClassifierStage(Protocol):
     """Anything that scores prompted images against the alive queries for :class:`carlib.car.CaR`."""
 
     def classify(self, images: Sequence[np.ndarray], queries: Sequence[str], settings: CarSettings) -> np.ndarray:
-        """M prompted HxWx3 uint8 images against N queries: float32 M x N, rows summing to 1."""
+        """M prompted HxWx3 uint8 images against N queries: float32 M x N, rows summing to 1.
+
+        ``images`` is a sequence; :class:`carlib.car.CaR` passes a
+        :class:`carlib.prompts.PromptedImages`, which draws each image when it
+        is read, so read them in order and do not keep them if memory matters.
+        """
         ...
 
 
@@ -80,22 +85,39 @@ class MaskClassifier:
                 (:func:`classifier_feature_for`).
         """
         feature = classifier_feature_for(self.bundle) if image_feature == "auto" else image_feature
-        keys = [(feature, pixel_digest(image)) for image in images]
-        unseen_keys = [key for key in dict.fromkeys(keys) if key not in self._images]
-        first_of = {key: keys.index(key) for key in unseen_keys}
-        for start in range(0, len(unseen_keys), self.batch_size):
-            chunk = unseen_keys[start : start + self.batch_size]
-            batch = torch.stack([self.bundle.preprocess(Image.fromarray(images[first_of[key]])) for key in chunk])
-            encoded = torch.nn.functional.normalize(self._encode(batch.to(self.bundle.device, self.bundle.dtype),
-                                                                 feature).float(), dim=-1)
-            for key, embedding in zip(chunk, encoded):
-                self._images[key] = embedding
-        self.passes["images"] += len(unseen_keys)
-        self.passes["reused"] += len(keys) - len(unseen_keys)
+        # Each image is read once, in order, and only a batch of preprocessed unseen ones is held, so
+        # the images may be drawn on demand (carlib.prompts.PromptedImages). The batches are the
+        # unseen images in order of first appearance, batch_size at a time.
+        keys: list[tuple] = []
+        pending: dict[tuple, torch.Tensor] = {}
+        encoded = 0
+        for image in images:
+            key = (feature, pixel_digest(image))
+            keys.append(key)
+            if key in self._images or key in pending:
+                continue
+            pending[key] = self.bundle.preprocess(Image.fromarray(image))
+            if len(pending) == self.batch_size:
+                encoded += self._encode_pending(pending, feature)
+        encoded += self._encode_pending(pending, feature)
+        self.passes["images"] += encoded
+        self.passes["reused"] += len(keys) - encoded
         result = torch.stack([self._images[key] for key in keys])
         while len(self._images) > self._remembered:
             self._images.popitem(last=False)
         return result
+
+    def _encode_pending(self, pending: dict, feature: str) -> int:
+        """Encode the preprocessed images in ``pending`` as one batch, remember them, empty it; how many."""
+        if not pending:
+            return 0
+        batch = torch.stack(list(pending.values())).to(self.bundle.device, self.bundle.dtype)
+        encoded = torch.nn.functional.normalize(self._encode(batch, feature).float(), dim=-1)
+        for key, embedding in zip(pending, encoded):
+            self._images[key] = embedding
+        count = len(pending)
+        pending.clear()
+        return count
 
     def _encode(self, pixels: torch.Tensor, feature: str) -> torch.Tensor:
         model = self.bundle.model

@@ -165,3 +165,46 @@ def test_a_large_vocabulary_runs_in_chunks_through_the_proposal_stage():
     np.testing.assert_allclose(chunked.cams, whole.cams, rtol=0, atol=2e-6)
     np.testing.assert_allclose(chunked.proposals, whole.proposals, rtol=0, atol=1e-5)
     assert np.abs(whole.cams[0] - whole.cams[1]).max() > 0.01
+
+
+def test_prompted_images_are_drawn_on_demand():
+    from carlib.prompts import PromptedImages, apply_visual_prompts
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    proposals = rng.random((4, 40, 50)).astype(np.float32)
+    lazy = PromptedImages(image, proposals, 0.6, ("circle", "blur"), blur_kernel=7)
+    assert len(lazy) == 4 and lazy.drawn == 0
+    expected = [apply_visual_prompts(image, proposal > 0.6, ("circle", "blur"), blur_kernel=7) for proposal in proposals]
+    np.testing.assert_array_equal(lazy[1], expected[1])
+    np.testing.assert_array_equal(lazy[-1], expected[3])
+    np.testing.assert_array_equal(np.stack(lazy[1:3]), np.stack(expected[1:3]))
+    assert [np.array_equal(a, b) for a, b in zip(lazy, expected)] == [True] * 4
+    assert lazy.drawn == 2 + 2 + 4 and lazy.seconds > 0
+    with pytest.raises(IndexError):
+        lazy[4]
+
+
+def test_the_classifier_reads_each_prompted_image_once_and_batches_as_before():
+    from carlib.classifier import MaskClassifier
+    from carlib.prompts import PromptedImages
+
+    shapes = carlib.load_clip("shapes")
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    proposals = rng.random((7, 48, 64)).astype(np.float32)
+    proposals[5] = proposals[2]  # a repeated prompt is encoded once and reused
+    lazy = PromptedImages(image, proposals, 0.5, ("blur",), blur_kernel=5)
+    drawn = list(PromptedImages(image, proposals, 0.5, ("blur",), blur_kernel=5))
+    streaming = MaskClassifier(shapes, batch_size=3)
+    embedded = streaming.image_embeddings(lazy)
+    assert lazy.drawn == 7  # each image drawn once, never all held
+    assert streaming.passes["images"] == 6 and streaming.passes["reused"] == 1
+    # Reference: every picture encoded alone, in its own batch of one.
+    alone = MaskClassifier(shapes, batch_size=1)
+    reference = torch.cat([alone.image_embeddings([picture]) for picture in drawn])
+    np.testing.assert_allclose(embedded.numpy(), reference.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(embedded[5].numpy(), embedded[2].numpy())
+    # The same batches as a list of drawn images gives: identical embeddings.
+    listed = MaskClassifier(shapes, batch_size=3).image_embeddings(drawn)
+    np.testing.assert_array_equal(embedded.numpy(), listed.numpy())

@@ -22,6 +22,7 @@ import torch
 
 from carlib.images import ImageInput, load_image, proposal_input
 from carlib.memory import gradcam_chunk_size
+from carlib.precision import full_precision
 from carlib.models import ClipBundle
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
 from carlib.vit import attention_path_for, attention_weights, embed_patches, replace_output, run_block
@@ -337,7 +338,8 @@ def gradcam_from_trunk(
         feature = store["output"] if batch_first else store["output"].transpose(0, 1)
         embedding = torch.nn.functional.normalize(_image_embedding(visual, output, target).float(), dim=-1)
         texts = torch.cat([query_embeddings, background_embeddings])
-        logits = bundle.model.logit_scale.exp().float() * embedding @ texts.T
+        with full_precision(embedding):  # under autocast too: bf16 would round logits of ~30 by 0.1
+            logits = bundle.model.logit_scale.exp().float() * embedding @ texts.T
         if chunk_size is None:
             chunk_size = gradcam_chunk_size(bundle, feature.shape[1], len(query_embeddings))
         cams, scores = _batched_cams(
@@ -422,7 +424,8 @@ def _batched_cams(
     patch_features = feature[0, 1:, :].detach().float()  # n x D
     if center_features:
         patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
-    cams = torch.relu(channel_weights @ patch_features.T)
+    with full_precision(patch_features):
+        cams = torch.relu(channel_weights @ patch_features.T)
     return cams, scores[:num_queries].detach()
 
 

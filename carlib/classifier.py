@@ -17,6 +17,7 @@ from PIL import Image
 
 from carlib.images import pixel_digest
 from carlib.models import SHAPES_MODEL_NAME, ClipBundle
+from carlib.precision import full_precision
 from carlib.settings import CarSettings, ImageFeature
 from carlib.text import TextEmbeddingCache
 from carlib.vit import embed_patches, run_block
@@ -154,10 +155,11 @@ class MaskClassifier:
         image_embeddings = self.image_embeddings(images, settings.classifier_feature)  # M x D
         texts = self.text_embeddings(queries, settings.templates)  # T x N x D
         scale = self.bundle.model.logit_scale.exp().float()
-        if settings.classifier_aggregation == "softmax":
-            mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
-            probabilities = (scale * image_embeddings @ mean_texts.T).softmax(dim=-1)
-        else:
-            per_template = (scale * torch.einsum("md,tnd->tmn", image_embeddings, texts)).softmax(dim=-1)
-            probabilities = per_template.sum(dim=0).softmax(dim=-1)
+        with full_precision(image_embeddings):  # the encoders follow autocast; the scores stay float32
+            if settings.classifier_aggregation == "softmax":
+                mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
+                probabilities = (scale * image_embeddings @ mean_texts.T).softmax(dim=-1)
+            else:
+                per_template = (scale * torch.einsum("md,tnd->tmn", image_embeddings, texts)).softmax(dim=-1)
+                probabilities = per_template.sum(dim=0).softmax(dim=-1)
         return probabilities.float().cpu().numpy().astype(np.float32)

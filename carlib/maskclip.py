@@ -22,6 +22,7 @@ import torch
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, minmax_normalize, prepare_inputs, run_trunk, trunk_attention
 from carlib.images import ImageInput
 from carlib.models import ClipBundle
+from carlib.precision import full_precision
 from carlib.text import BACKGROUND_TEMPLATE
 from carlib.vit import value_path
 
@@ -58,8 +59,9 @@ def dense_probabilities(
     Returns:
         float32 num_queries x n probabilities (each column sums to at most 1).
     """
-    logits = logit_scale * patches @ texts.T  # n x K
-    return logits.softmax(dim=-1)[:, :num_queries].T.contiguous()
+    with full_precision(patches):
+        logits = logit_scale * patches @ texts.T  # n x K
+        return logits.softmax(dim=-1)[:, :num_queries].T.contiguous()
 
 
 @torch.no_grad()

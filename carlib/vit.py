@@ -18,6 +18,8 @@ from typing import Iterator, Optional, Union
 import torch
 import torch.nn.functional as F
 
+from carlib.precision import full_precision
+
 
 def interpolate_positional_embedding(
     positional_embedding: torch.Tensor, grid: tuple[int, int]
@@ -239,7 +241,9 @@ def attention_weights(block: torch.nn.Module, normed_tokens: torch.Tensor) -> to
     Raises:
         NotImplementedError: ``block.attn`` is not a supported attention module.
     """
-    return head_query_key(block.attn, normed_tokens).logits().softmax(dim=-1).mean(dim=1)
+    query_key = head_query_key(block.attn, normed_tokens)
+    with full_precision(normed_tokens):  # the projections follow autocast; the maps CLIP-ES reads stay float32
+        return query_key.logits().softmax(dim=-1).mean(dim=1)
 
 
 def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:

@@ -217,8 +217,10 @@ def refine_with_affinity(
     refined = np.zeros_like(cams)
     for index in range(count):
         boxes, _ = box_mask(cams[index], threshold, reference_edge_clip=reference_edge_clip)
-        masked = affinity * boxes.reshape(1, -1)
-        refined[index] = (masked @ cams[index].reshape(-1).astype(affinity.dtype)).reshape(height, width)
+        # (A with column j scaled by B[j]) · c = A · (B ⊙ c): every product is the same number (B is 0 or 1),
+        # so the result is the same bit for bit, without an n x n copy of A per CAM.
+        masked_cam = (boxes.reshape(-1) * cams[index].reshape(-1)).astype(affinity.dtype)
+        refined[index] = (affinity @ masked_cam).reshape(height, width)
     refined = minmax_normalize(torch.from_numpy(refined)).numpy()
     return refined if output_size is None else resize_maps(refined, output_size)
 

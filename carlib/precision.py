@@ -17,6 +17,12 @@ convolutions) in the low precision. carlib's own arithmetic after the models
 attention maps, the classifier's scores) runs in float32 inside
 :func:`full_precision`, where bf16's 8-bit mantissa would cost accuracy and
 save nothing.
+
+On CPU, carlib's autocast also lays out the inputs of every batch-first
+``nn.MultiheadAttention`` so that its internal transpose gives a contiguous
+tensor (same values). Without that, torch 2.15 runs the input projection of a
+transposed bf16 batch as a batched product over a copy of the weight per
+token: one ViT-L/14 block took 19 s instead of 0.6 s for 16 images.
 """
 
 from __future__ import annotations
@@ -65,7 +71,43 @@ def autocast_for(device: Device, amp: str = "auto") -> ContextManager:
     dtype = resolve_amp(device, amp)
     if dtype is None:
         return nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+    kind = torch.device(device).type
+    return _CpuAutocast(dtype) if kind == "cpu" else torch.autocast(device_type=kind, dtype=dtype)
+
+
+class _CpuAutocast(torch.autocast):
+    """CPU autocast that also keeps attention inputs in the layout the fast projection needs (module docstring)."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__(device_type="cpu", dtype=dtype)
+        self._layout = None
+
+    def __enter__(self):
+        entered = super().__enter__()
+        self._layout = torch.nn.modules.module.register_module_forward_pre_hook(_attention_input_layout)
+        return entered
+
+    def __exit__(self, *exception):
+        if self._layout is not None:
+            self._layout.remove()
+            self._layout = None
+        return super().__exit__(*exception)
+
+
+def _attention_input_layout(module: torch.nn.Module, args: tuple):
+    """For a batch-first ``nn.MultiheadAttention`` on CPU under autocast: its inputs as (B, L, E) views of
+    (L, B, E)-contiguous memory, so the transpose it starts with is contiguous. Values are unchanged."""
+    if not isinstance(module, torch.nn.MultiheadAttention) or not module.batch_first or len(args) < 3:
+        return None
+    query = args[0]
+    if not isinstance(query, torch.Tensor) or query.dim() != 3 or query.device.type != "cpu" \
+            or not torch.is_autocast_enabled("cpu"):
+        return None
+    relaid = {}
+    for tensor in args[:3]:
+        if id(tensor) not in relaid:  # q is k is v stays true: MHA checks it
+            relaid[id(tensor)] = tensor.transpose(0, 1).contiguous().transpose(0, 1)
+    return tuple(relaid[id(tensor)] for tensor in args[:3]) + tuple(args[3:])
 
 
 def amp_name(dtype: Optional[torch.dtype]) -> str:
@@ -116,11 +158,20 @@ def set_global_autocast(device: Device, amp: str = "off") -> Optional[torch.dtyp
     Raises:
         ValueError: as :func:`resolve_amp`.
     """
+    global _global_layout
     dtype = resolve_amp(device, amp)
     kind = torch.device(device).type
+    if _global_layout is not None:
+        _global_layout.remove()
+        _global_layout = None
     if dtype is None:
         torch.set_autocast_enabled(kind, False)
     else:
         torch.set_autocast_dtype(kind, dtype)
         torch.set_autocast_enabled(kind, True)
+        if kind == "cpu":
+            _global_layout = torch.nn.modules.module.register_module_forward_pre_hook(_attention_input_layout)
     return dtype
+
+
+_global_layout = None

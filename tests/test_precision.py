@@ -120,18 +120,46 @@ def test_segment_amp_bf16_runs_records_itself_and_fp16_is_refused_on_cpu(tmp_pat
 
 
 def test_the_notebook_setup_turns_autocast_on_and_off():
+    from torch.nn.modules.module import _global_forward_pre_hooks
+
     from carlib import tutorial
 
     try:
         session = tutorial.setup("shapes", amp="bf16", verbose=False)
         assert session.amp == "bf16" and torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert len(_global_forward_pre_hooks) == 1  # the attention layout fix comes with it
         assert "bf16 autocast" in session.note
         session = tutorial.setup("shapes", amp="auto", verbose=False)  # auto stays off on CPU
         assert session.amp == "off" and not torch.is_autocast_enabled("cpu")
-        assert "autocast" not in session.note
+        assert "autocast" not in session.note and not _global_forward_pre_hooks
         with pytest.raises(ValueError, match="needs a CUDA device"):
             tutorial.setup("shapes", amp="fp16", verbose=False)
     finally:
         set_global_autocast("cpu", "off")
     assert not torch.is_autocast_enabled("cpu")
+
+
+def test_cpu_autocast_relays_attention_inputs_without_changing_their_values():
+    from torch.nn.modules.module import _global_forward_pre_hooks
+
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(64, 4, batch_first=True).eval().requires_grad_(False)
+    tokens = torch.randn(3, 9, 64).bfloat16()
+    seen = []
+    attention.register_forward_pre_hook(lambda module, args: seen.append(
+        (args[0].stride(), args[0] is args[1] is args[2])))
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain = attention(tokens, tokens, tokens, need_weights=False)[0]
+        with autocast_for("cpu", "bf16"):
+            assert len(_global_forward_pre_hooks) == 1
+            relaid = attention(tokens, tokens, tokens, need_weights=False)[0]
+    assert not _global_forward_pre_hooks  # removed on leaving
+    torch.testing.assert_close(relaid, plain, rtol=0, atol=0)
+    # The second call saw (B, L, E) views of (L, B, E)-contiguous memory, still one tensor for q, k and v.
+    assert seen[0] == (tokens.stride(), True)
+    assert seen[1] == ((64, 3 * 64, 1), True)
+    with torch.no_grad():  # outside autocast nothing is relaid
+        attention(tokens.float(), tokens.float(), tokens.float(), need_weights=False)
+    assert seen[2][0] == tokens.stride()

@@ -222,7 +222,10 @@ def main() -> None:
         with autocast_for(args.device, args.amp):
             run(proposal, classifier, warm_up, list(VOC_CLASSES[:2]), 1, args.post)
             low = run(proposal, classifier, image, list(VOC_CLASSES), 2, args.post)
+            low_floor = plain_passes_seconds(classifier, images, args.size)
         print_comparison(headline, low, name)
+        print(f"floor: {images} plain ViT-L/14 passes take {floor:.2f} s in fp32, {low_floor:.2f} s under {name} "
+              f"({floor / low_floor:.2f}x)")
         if args.agreement_scenes:
             from carlib.evaluation.agreement import compare_precisions_on_world
             from carlib.pipeline import load_models

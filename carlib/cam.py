@@ -22,8 +22,8 @@ import torch
 
 from carlib.images import ImageInput, load_image, proposal_input
 from carlib.memory import gradcam_chunk_size
-from carlib.precision import full_precision
 from carlib.models import ClipBundle
+from carlib.precision import full_precision
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
 from carlib.vit import attention_path_for, attention_weights, embed_patches, replace_output, run_block
 

@@ -8,7 +8,7 @@ MODEL ?= auto
 LAB_PORT ?= 8888
 LAB_BROWSER ?= no
 
-.PHONY: install demo lab test test-slow bench lock weights weights-random clean
+.PHONY: install demo lab test test-slow bench bench-gpu lock weights weights-random clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_photo.py
 	$(BIN)/python benchmarks/bench_video.py
+	$(BIN)/python benchmarks/bench_vocabulary.py
+
+# GPU figures in one run (CaR fp32/fp16, eval throughput, the 12 MP photo); without a GPU it says so and exits 0.
+bench-gpu: install
+	$(BIN)/python benchmarks/bench_gpu.py
 
 lock: install
 	(sed -n '1,3p' requirements.lock; $(BIN)/python -m pip freeze --all --exclude-editable | grep -vE '^(carlib|pip)==') > requirements.lock.new

@@ -4,6 +4,8 @@ Usage:
     python benchmarks/bench_car.py                      # the headline: 20 VOC queries, 2 steps, CRF
     python benchmarks/bench_car.py --grid               # also 1/5/20 queries x 1/3 steps, per step
     python benchmarks/bench_car.py --device cuda --precision fp16
+    python benchmarks/bench_car.py --amp bf16           # the headline in fp32 and under bf16 autocast, and
+                                                        # their agreement on the 200 ShapesWorld test scenes
 
 Real architectures with random weights (speed does not depend on the
 weights): ViT-B/16 proposals, ViT-L/14 classifier, VOC's η/λ, prompts and 15
@@ -19,6 +21,15 @@ keeps shrinking until ``max_steps``. One query cannot shrink: it stops at 2.
 The floor printed beside the classifier stage is the cost of the prompted
 images it had to encode, each seen once, as plain ``encode_image`` passes of
 the same ViT-L/14 in batches of 16, timed in the same run.
+
+``--amp bf16`` (or fp16 on CUDA) runs the headline a second time under that
+autocast, with new CaRs and caches, and prints both beside each other with the
+speed-up per stage; then it runs CaR with the ShapesWorld CLIP on the 200
+held-out test scenes in fp32 and under the autocast
+(:func:`carlib.evaluation.agreement.compare_precisions_on_world`) and prints
+what changed: the share of scenes whose kept query set is unchanged, the
+share of label-map pixels unchanged, the mIoU under each and the largest
+change of a step-1 classifier score.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from PIL import Image
 
 import carlib
 from carlib.car import CaR
+from carlib.precision import AMP_CHOICES, amp_name, autocast_for, cpu_bf16_support, resolve_amp
 from carlib.classifier import MaskClassifier
 from carlib.presets import get_preset
 from carlib.proposals import PROPOSAL_STAGES
@@ -146,6 +158,37 @@ def print_grid(reports: list[tuple[int, int, dict]]) -> None:
                   f"| {step.seconds['prompts']:.2f} | {step.seconds['classify']:.2f} | {total} |")
 
 
+def print_comparison(full: dict, low: dict, name: str) -> None:
+    """The headline's stages in fp32 and under autocast, with the speed-up of each."""
+    print(f"\n| stage | fp32 s | {name} s | speed-up |")
+    print("|---|---|---|---|")
+    for stage, seconds in full["result"].seconds.items():
+        other = low["result"].seconds[stage]
+        print(f"| {stage} | {seconds:.2f} | {other:.2f} | {seconds / max(other, 1e-9):.2f}x |")
+    print(f"| **total** | **{full['total']:.2f}** | **{low['total']:.2f}** | **{full['total'] / low['total']:.2f}x** |")
+    same = np.array_equal(full["result"].kept, low["result"].kept)
+    print(f"\nkept queries {'unchanged' if same else 'CHANGED'} by {name} on this image (seeded weights: the "
+          f"decisions mean nothing; the agreement below is measured on the trained ShapesWorld CLIP).")
+
+
+def machine_line(args, threads: int) -> str:
+    """The machine: CPU model name and its bf16 flags, threads, torch, device and precision."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ", ".join(cpu_bf16_support()) or "no bf16 flags"
+    line = (f"{name} ({flags}), {threads} CPU threads, torch {torch.__version__}, "
+            f"{args.device} {args.precision}, post {args.post}")
+    if args.device == "cuda":
+        line += f", {torch.cuda.get_device_name()}"
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -153,7 +196,12 @@ def main() -> None:
     parser.add_argument("--post", default="crf", choices=["crf", "none"])
     parser.add_argument("--size", type=int, default=500)
     parser.add_argument("--grid", action="store_true", help="also 1/5/20 queries x 1/3 steps (no CRF)")
+    parser.add_argument("--amp", default="off", choices=AMP_CHOICES,
+                        help="also run the headline under this autocast and compare (bf16 on CPU; auto is off on CPU)")
+    parser.add_argument("--agreement-scenes", type=int, default=200,
+                        help="ShapesWorld test scenes for the fp32-vs-autocast agreement (0: skip)")
     args = parser.parse_args()
+    low_dtype = resolve_amp(args.device, args.amp)
 
     proposal = carlib.load_clip("ViT-B-16", device=args.device, precision=args.precision)
     classifier = carlib.load_clip("ViT-L-14", device=args.device, precision=args.precision)
@@ -167,12 +215,30 @@ def main() -> None:
     floor = plain_passes_seconds(classifier, images, args.size)
     peak = (f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB GPU" if args.device == "cuda"
             else f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB RSS")
-    machine = (f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
-               f"{args.device} {args.precision}, post {args.post}")
-    if args.device == "cuda":
-        machine += f", {torch.cuda.get_device_name()}"
-    print_headline(headline, floor, machine)
+    print_headline(headline, floor, machine_line(args, torch.get_num_threads()))
     print(f"peak memory: {peak}")
+    if low_dtype is not None:
+        name = amp_name(low_dtype)
+        with autocast_for(args.device, args.amp):
+            run(proposal, classifier, warm_up, list(VOC_CLASSES[:2]), 1, args.post)
+            low = run(proposal, classifier, image, list(VOC_CLASSES), 2, args.post)
+            low_floor = plain_passes_seconds(classifier, images, args.size)
+        print_comparison(headline, low, name)
+        print(f"floor: {images} plain ViT-L/14 passes take {floor:.2f} s in fp32, {low_floor:.2f} s under {name} "
+              f"({floor / low_floor:.2f}x)")
+        if args.agreement_scenes:
+            from carlib.evaluation.agreement import compare_precisions_on_world
+            from carlib.pipeline import load_models
+            from carlib.presets import get_preset
+
+            shapes = load_models(get_preset("shapes"), "shapes", device=args.device)
+            agreement = compare_precisions_on_world(args.agreement_scenes, args.amp, models=shapes, progress=False)
+            print(f"\nCaR (shapes preset, ShapesWorld CLIP, dense CRF) on {agreement.scenes} held-out test scenes, "
+                  f"fp32 against {name} autocast ({agreement.seconds['fp32']:.1f} s and "
+                  f"{agreement.seconds[name]:.1f} s):\n")
+            print("\n".join(agreement.lines()))
+            if agreement.changed_scenes:
+                print(f"scenes whose kept set changed: {agreement.changed_scenes}")
     if args.grid:
         reports = [(count, steps, run(proposal, classifier, image, list(VOC_CLASSES[:count]), steps, "none"))
                    for count in (1, 5, 20) for steps in (1, 3)]

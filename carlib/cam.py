@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from carlib.images import ImageInput, load_image, proposal_input
+from carlib.memory import gradcam_chunk_size
 from carlib.models import ClipBundle
+from carlib.precision import full_precision
 from carlib.scores import ScoreKind, scaled_logits, scores_from_logits
 from carlib.text import BACKGROUND_TEMPLATE, encode_texts, validate_queries
 from carlib.towers import CAM_TARGETS, CamForward, CamTarget, Trunk
@@ -69,11 +71,11 @@ class CamResult:
 def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinearly resize N x h x w maps to N x H x W (``cv2.resize``, as the reference does)."""
     height, width = size
-    if maps.shape[0] == 0:
-        return np.zeros((0, height, width), dtype=np.float32)
-    return np.stack(
-        [cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) for m in maps]
-    ).astype(np.float32)
+    # Filled in place: N maps at an image's size can be the largest arrays of a run (847 x 512 x 512: 0.9 GB).
+    resized = np.empty((maps.shape[0], height, width), dtype=np.float32)
+    for index, single in enumerate(maps):
+        resized[index] = cv2.resize(single.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized
 
 
 def minmax_normalize(maps: torch.Tensor) -> torch.Tensor:
@@ -105,6 +107,7 @@ def compute_cams(
     background_embeddings: Optional[torch.Tensor] = None,
     center_features: bool = False,
     score_kind: ScoreKind = "softmax",
+    chunk_size: Optional[int] = None,
 ) -> CamResult:
     """Grad-CAM for every query at patch-grid resolution, plus CLIP-ES attention.
 
@@ -137,6 +140,8 @@ def compute_cams(
             the reference's Grad-CAM.
         score_kind: ``"softmax"`` over [queries; background] (CaR) or ``"sigmoid"``
             of each query alone with the model's logit bias (:mod:`carlib.scores`).
+        chunk_size: queries per batched backward pass; None: as many as the
+            memory budget allows (:mod:`carlib.memory`). The maps do not depend on it.
 
     Returns:
         a :class:`CamResult`.
@@ -156,6 +161,7 @@ def compute_cams(
         image_size=inputs.image_size,
         center_features=center_features,
         score_kind=score_kind,
+        chunk_size=chunk_size,
     )
 
 
@@ -280,8 +286,9 @@ def gradcam_from_trunk(
     center_features: bool = False,
     attention: Optional[np.ndarray] = None,
     score_kind: ScoreKind = "softmax",
+    chunk_size: Optional[int] = None,
 ) -> CamResult:
-    """Grad-CAMs of the queries from a :class:`carlib.towers.Trunk`: the last block forward, one batched backward.
+    """Grad-CAMs of the queries from a :class:`carlib.towers.Trunk`: the last block forward, batched backward passes.
 
     This is the only part of :func:`compute_cams` that depends on the texts, so
     the trunk (and its attention) can be computed once per image and reused for
@@ -294,6 +301,9 @@ def gradcam_from_trunk(
         target, center_features, score_kind: see :func:`compute_cams` (target None: the tower's default).
         image_size: (H, W) of the original image.
         attention: stored in the result as is (from :func:`trunk_attention`).
+        chunk_size: queries per batched backward; None: as many as the memory
+            budget allows (:func:`carlib.memory.gradcam_chunk_size`). The maps
+            do not depend on it.
 
     Returns:
         a :class:`CamResult`.
@@ -303,15 +313,20 @@ def gradcam_from_trunk(
     with torch.enable_grad():
         embedding = torch.nn.functional.normalize(forward.embedding.float(), dim=-1)
         texts = torch.cat([query_embeddings, background_embeddings])
-        logits = scaled_logits(embedding, texts, bundle.logit_scale.float())[0]
+        with full_precision(embedding):  # under autocast too: bf16 would round logits of ~30 by 0.1
+            logits = scaled_logits(embedding, texts, bundle.logit_scale.float())[0]
         count = len(query_embeddings)
+        if chunk_size is None:
+            width = forward.rows(forward.leaf).shape[-1]
+            tokens = forward.leaf.numel() // width  # prefix tokens included
+            chunk_size = gradcam_chunk_size(bundle, tokens, count, width=width)
         cams, scores = _batched_cams(scores_from_logits(logits, bundle.logit_bias, score_kind, count), forward,
-                                     center_features)
+                                     center_features, chunk_size)
         used_fallback = cams.flatten(1).amax(dim=1) <= 0
         if used_fallback.any() and len(background_embeddings) and score_kind == "softmax":
             # An all-zero CAM carries no location; the reference retries without background words.
             retry = scores_from_logits(logits[:count], bundle.logit_bias, score_kind, count)
-            cams_retry, _ = _batched_cams(retry, forward, center_features)
+            cams_retry, _ = _batched_cams(retry, forward, center_features, chunk_size)
             cams[used_fallback] = cams_retry[used_fallback]
         else:
             used_fallback = torch.zeros_like(used_fallback)
@@ -338,37 +353,54 @@ def _gradcam_on_grid(
     image_size: tuple[int, int],
     center_features: bool = False,
     score_kind: ScoreKind = "softmax",
+    chunk_size: Optional[int] = None,
 ) -> CamResult:
     trunk = run_trunk(bundle, pixels, attention_layers)
     return gradcam_from_trunk(bundle, trunk, query_embeddings, background_embeddings, target=target,
                               image_size=image_size, center_features=center_features,
-                              attention=trunk_attention(bundle, trunk, attention_layers), score_kind=score_kind)
+                              attention=trunk_attention(bundle, trunk, attention_layers), score_kind=score_kind,
+                              chunk_size=chunk_size)
 
 
 def _batched_cams(
     scores: torch.Tensor,
     forward: CamForward,
     center_features: bool = False,
+    chunk_size: Optional[int] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM for every score in one batched backward.
+    """Grad-CAM for every score, ``chunk_size`` scores per batched backward.
 
     Arguments:
         scores: N query scores (the Grad-CAM targets), differentiable with respect to ``forward.leaf``.
         forward: the tower's :class:`carlib.towers.CamForward` (leaf, and how to read its patch rows).
         center_features: subtract each channel's mean over the patches (see
             :func:`compute_cams`).
+        chunk_size: queries per backward pass (None: all at once). The
+            backward holds ``chunk_size`` copies of the last block's
+            activations, so this bounds the memory; the maps do not depend on it.
 
     Returns:
         (ReLU'd CAMs N x n over the n patch positions, scores N).
     """
-    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)
+    count = scores.shape[0]
+    chunk_size = count if chunk_size is None else max(1, int(chunk_size))
+    # Only alpha (one D-vector per query) is kept from each chunk; the CAMs are formed once at the end.
+    patch_features = forward.rows(forward.leaf.detach()).float()  # n x D
+    channel_weights = torch.cat([
+        _channel_weights(scores, forward, start, min(start + chunk_size, count))
+        for start in range(0, count, chunk_size)
+    ]) if count else torch.zeros((0, patch_features.shape[-1]), device=patch_features.device)
+    if center_features:
+        patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
+    with full_precision(patch_features):
+        cams = torch.relu(channel_weights @ patch_features.T)
+    return cams, scores.detach()
+
+
+def _channel_weights(scores: torch.Tensor, forward: CamForward, start: int, stop: int) -> torch.Tensor:
+    """alpha_k of scores ``start..stop-1``: the spatial mean of d s_c / d A^k, (stop - start) x D."""
+    selector = torch.eye(scores.shape[0], device=scores.device, dtype=scores.dtype)[start:stop]
     (gradients,) = torch.autograd.grad(
         scores, forward.leaf, grad_outputs=selector, is_grads_batched=True, retain_graph=True
     )
-    patch_gradients = forward.rows(gradients).float()  # N x n x D
-    patch_features = forward.rows(forward.leaf.detach()).float()  # n x D
-    if center_features:
-        patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
-    channel_weights = patch_gradients.mean(dim=1)  # alpha_k: spatial mean of the gradient
-    cams = torch.relu(channel_weights @ patch_features.T)
-    return cams, scores.detach()
+    return forward.rows(gradients).float().mean(dim=1)  # alpha_k: spatial mean of the gradient

@@ -20,7 +20,7 @@ from carlib.images import ImageInput, fit_within, load_image
 from carlib.labels import paint_label_map, resize_masks
 from carlib.models import REAL_CLIP_MAX_SIDE, ClipBundle
 from carlib.postprocess import dense_crf, dense_crf_per_mask, sam_refine
-from carlib.prompts import apply_visual_prompts
+from carlib.prompts import PromptedImages
 from carlib.proposals import PROPOSAL_STAGES, ProposalStage
 from carlib.settings import CarSettings, MaxSide
 from carlib.text import BACKGROUND_TEMPLATE, validate_queries
@@ -322,14 +322,14 @@ class CaR:
                 and all(index in previous_proposals for index in alive)
             ):
                 proposals = np.stack([previous_proposals[index] for index in alive])
-        with _timed(seconds, "prompts"):
-            prompted = [
-                apply_visual_prompts(image, proposal > settings.mask_threshold, settings.prompt_kinds,
-                                     blur_kernel=settings.blur_kernel)
-                for proposal in proposals
-            ]
+        # Drawn as the classifier reads them, so the step never holds all K prompted images at once;
+        # the drawing time is reported as its own stage.
+        prompted = PromptedImages(image, proposals, settings.mask_threshold, settings.prompt_kinds,
+                                  blur_kernel=settings.blur_kernel)
         with _timed(seconds, "classify"):
             matrix = self.classifier.classify(prompted, texts, settings)
+        seconds["prompts"] = prompted.seconds
+        seconds["classify"] -= prompted.seconds
         diagonal = np.diagonal(matrix).astype(np.float32).copy()
         threshold = settings.confidence_threshold
         passed = diagonal >= threshold if settings.inclusive_threshold else diagonal > threshold

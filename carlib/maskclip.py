@@ -25,6 +25,7 @@ import torch
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, minmax_normalize, prepare_inputs, run_trunk, trunk_attention
 from carlib.images import ImageInput
 from carlib.models import ClipBundle
+from carlib.precision import full_precision
 from carlib.scores import ScoreKind, scaled_logits, scores_from_logits
 from carlib.text import BACKGROUND_TEMPLATE
 
@@ -45,8 +46,9 @@ def dense_probabilities(
     Returns:
         float32 num_queries x n probabilities (with the softmax each column sums to at most 1).
     """
-    logits = scaled_logits(patches, texts, logit_scale)  # n x K
-    return scores_from_logits(logits, logit_bias, score_kind, num_queries).T.contiguous()
+    with full_precision(patches):
+        logits = scaled_logits(patches, texts, logit_scale)  # n x K
+        return scores_from_logits(logits, logit_bias, score_kind, num_queries).T.contiguous()
 
 
 @torch.no_grad()

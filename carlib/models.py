@@ -20,7 +20,7 @@ import os
 import re
 import socket
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -76,7 +76,9 @@ class ClipBundle:
             that activation was chosen (also logged by :func:`load_clip`).
         seeded_random: True for random weights, including files written by
             :func:`write_seeded_weights`: the model computes nothing meaningful.
-        tower: the vision tower's adapter (:mod:`carlib.towers`), which every stage reads it through.
+        tower: the vision tower's adapter (:mod:`carlib.towers`), which every stage reads it through
+            (a property: built from ``model.visual``, and built again if ``model`` is replaced, e.g. by a
+            half-precision copy).
         embed_dim: width E of the shared image-text embedding.
         default_max_side: what ``max_side="auto"`` means with this model as the proposal model:
             640 px for real CLIP, the training size for the ShapesWorld models.
@@ -98,17 +100,22 @@ class ClipBundle:
     activation: str = "GELU"
     weights_note: str = ""
     seeded_random: bool = False
-    tower: VisionTower = None  # type: ignore[assignment]
     embed_dim: int = 0
     default_max_side: int = REAL_CLIP_MAX_SIDE
     default_classifier_feature: str = ""
 
+    _tower: Optional[VisionTower] = field(default=None, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        if self.tower is None:
-            self.tower = tower_for(self.model)
         if not self.default_classifier_feature:
             supported = self.tower.supports_penultimate_class_token
             self.default_classifier_feature = "penultimate_class_token" if supported else "final"
+
+    @property
+    def tower(self) -> VisionTower:
+        if self._tower is None or self._tower.visual is not self.model.visual:
+            self._tower = tower_for(self.model)
+        return self._tower
 
     @property
     def num_layers(self) -> int:
@@ -396,7 +403,7 @@ def _load_open_clip(
         activation=activation.name,
         weights_note=note,
         seeded_random=seeded,
-        tower=tower,
+        _tower=tower,
         embed_dim=int(open_clip.get_model_config(name)["embed_dim"]),
     )
 
@@ -595,7 +602,7 @@ def _load_shapes_clip(name: str, pretrained: Optional[str]) -> ClipBundle:
         activation="QuickGELU" if model_cfg.get("quick_gelu") else "GELU",
         weights_note=f"the ShapesWorld {'SigLIP-style model' if family == 'siglip' else 'CLIP'} from {folder}: "
         f"{'QuickGELU' if model_cfg.get('quick_gelu') else 'GELU'}, as its config.json says it was trained",
-        tower=tower,
+        _tower=tower,
         embed_dim=int(model_cfg["embed_dim"]),
         default_max_side=int(image_size),
         default_classifier_feature="final",

@@ -94,15 +94,25 @@ class CarSettings:
             of a step is all zero, the previous step's proposals are used.
         inclusive_threshold: keep queries with score >= θ (the paper) instead
             of > θ (the code, the default).
-        official_numerics: reproduce the official code's two numerical
-            choices, for pixel-identical label maps: CLIP-ES (Sinkhorn, A²,
-            the refinement) in float32 instead of float64, and the proposal
-            ViT's resized positional embedding rounded to fp16 on every forward
-            pass (the official models were written for fp16 GPUs; the rounding
-            also happens at the training grid). Off by default: both only lose
-            precision. Stage by stage carlib agrees with the official code to
-            1e-4 either way; end to end the two choices moved 2 of 71,680
-            pixels of one label map.
+        official_numerics: reproduce the official code's numerics, for its
+            label maps bit for bit: CLIP-ES (Sinkhorn, A², the box-masked
+            product with each CAM, the min-max) in float32 torch, in the
+            official ``clipcam.py``'s order of operations, instead of float64
+            numpy; and the proposal ViT's resized positional embedding rounded
+            to fp16 on every forward pass (the official models were written
+            for fp16 GPUs; the rounding also happens at the training grid).
+            Identical with it: the CLIP-ES attention and, given the same CAM and
+            attention, the refined maps, bit for bit (tested against a
+            transcription of the official order). Not identical either way:
+            Grad-CAM (carlib's batched backward against the official per-query
+            numpy, 2e-5 apart) and the classifier's scores (2e-7), so a pixel
+            can still flip where a map sits exactly at a threshold. Compared
+            end to end with the official code rebuilt from its public files
+            (224 x 320, 3 queries, VOC settings, CRF, seeded weights), float32
+            CLIP-ES in the official order gave its label map pixel for pixel,
+            where float64 moved 1 pixel and float32 numpy 3. Bit identity needs
+            the same torch build and thread count. Off by default: both choices
+            only lose precision.
         classifier_feature: the classifier's image embedding:
             ``"penultimate_class_token"`` (the reference's quirk for OpenAI
             models: the class token after L-1 blocks, then ``ln_post`` and the

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from carlib.datasets.refdavis import RefDavisDataset
-from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
-                                 model_overrides, quick_gelu_option, sam_source_from_options)
+from carlib.apps.options import (add_model_options, add_precision_options, add_sam_options, announce_models,
+                                 apply_precision_options, model_overrides, preset_from_options, quick_gelu_option,
+                                 sam_source_from_options)
 from carlib.evaluation.benchmark import check_expression_sets, count_unit, evaluate, headline_metric, open_benchmark
-from carlib.evaluation.overlap import AMP_CHOICES
 from carlib.pipeline import load_models
 from carlib.presets import get_preset, preset_names
 from carlib.settings import POST_PROCESSING
@@ -39,13 +39,13 @@ def register(commands) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="processes reading images ahead and running the CRF while the model works "
                              "(default: on GPU half the cores, at most 4; on CPU 0). Metrics do not depend on it")
-    parser.add_argument("--amp", choices=AMP_CHOICES, default="auto",
-                        help="autocast of the model work: auto = fp16/bf16 on GPU, off on CPU")
+    add_precision_options(parser)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_eval_command)
 
 
 def _eval_command(args) -> int:
+    apply_precision_options(args)
     preset, model = preset_from_options(get_preset(args.preset), args)
     dataset = open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
                              split_by=args.split_by)  # fails fast

@@ -1,4 +1,5 @@
-"""Command-line options shared by ``carlib segment`` and ``carlib eval``: models, weight files, resolution."""
+"""Command-line options shared by ``carlib segment`` and ``carlib eval``: models, weight files, resolution,
+precision and memory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from carlib.memory import set_memory_budget
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, parse_model_spec
+from carlib.precision import AMP_CHOICES, resolve_amp
 from carlib.presets import Preset
 from carlib.scores import SCORE_RULES
 from carlib.settings import CAM_TARGET_CHOICES, PROPOSAL_METHODS, MaxSide
@@ -57,6 +60,32 @@ def add_vlm_options(parser: argparse.ArgumentParser) -> None:
                         help="another VLM for the classifier, as --proposal-model")
     parser.add_argument("--tokenizer", metavar="DIR", default=None,
                         help="a Hugging Face tokenizer folder for models whose tokenizer is not open_clip's (SigLIP)")
+
+
+def add_precision_options(parser: argparse.ArgumentParser) -> None:
+    """Add --amp and --memory-budget."""
+    parser.add_argument("--amp", choices=AMP_CHOICES, default="auto",
+                        help="autocast of the model work: auto = bf16/fp16 on a GPU and off (float32) on CPU; bf16 "
+                        "pays on CPUs with amx_bf16 or avx512_bf16 (see README) and changes a few decisions")
+    parser.add_argument("--memory-budget", type=float, default=None, metavar="MB",
+                        help="memory for Grad-CAM's batched backward, which grows with the number of queries, in MiB "
+                        "(default: 1024 on CPU, a quarter of the GPU's; $CARLIB_MEMORY_BUDGET_MB). Results do "
+                        "not depend on it")
+
+
+def apply_precision_options(args: argparse.Namespace) -> str:
+    """Check --amp for the device the models will load on and set --memory-budget; the device type.
+
+    Raises:
+        ValueError: fp16 without CUDA, or a budget that is not a positive number.
+    """
+    import torch
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu")).type
+    resolve_amp(device, args.amp)
+    if args.memory_budget is not None:
+        set_memory_budget(args.memory_budget)
+    return device
 
 
 def add_sam_options(parser: argparse.ArgumentParser) -> None:

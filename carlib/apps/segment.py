@@ -24,11 +24,13 @@ from carlib.apps.folder_segmentation import (
     is_image_collection,
     segment_folder,
 )
-from carlib.apps.options import (add_model_options, add_sam_options, announce_models, preset_from_options,
-                                 model_overrides, quick_gelu_option, sam_source_from_options)
+from carlib.apps.options import (add_model_options, add_precision_options, add_sam_options, announce_models,
+                                 apply_precision_options, model_overrides, preset_from_options, quick_gelu_option,
+                                 sam_source_from_options)
 from carlib.images import load_image
 from carlib.files import read_text_lines, staged_writes, write_error
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
+from carlib.precision import amp_name, autocast_for, resolve_amp
 from carlib.presets import get_preset, preset_names
 from carlib.labels import save_label_png
 from carlib.settings import POST_PROCESSING
@@ -54,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
     add_sam_options(parser)
     add_model_options(parser)
+    add_precision_options(parser)
     parser.add_argument("--labels-only", action="store_true",
                         help="write only label PNGs (pseudo-labels), DIR/NAME.png, and DIR/classes.txt")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -70,6 +73,8 @@ def _segment_command(args: argparse.Namespace) -> int:
     lines = _read_queries_file(args.queries_file) if args.queries_file else None
     queries = validate_queries(parse_queries(args.queries, lines), what="queries (--queries / --queries-file)")
     preset, model_choice = preset_from_options(get_preset(args.preset), args)
+    device = apply_precision_options(args)
+    amp = amp_name(resolve_amp(device, args.amp))
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a directory")
     post = args.post or preset.settings.post
@@ -79,6 +84,8 @@ def _segment_command(args: argparse.Namespace) -> int:
     settings = {"preset": preset_record, "post": post, "model": {
         "choice": model_choice, "activation": args.activation, "device": args.device,
         **{role: overrides[role] for role in ("proposal", "classifier") if role in overrides}}}
+    if amp != "off":  # float32 runs keep the run.json they always had, so they still resume
+        settings["amp"] = amp
     if folder_mode:
         claim_run_folder(args.out, settings, queries, args.labels_only, write=False)
 
@@ -86,18 +93,20 @@ def _segment_command(args: argparse.Namespace) -> int:
     announce_models("segment", models)
     car = car_from_preset(preset, models, post=post, sam_source=sam_source_from_options("segment", post, args, models, preset))
     if not folder_mode:
-        result = car.segment(image, queries)
-        write_outputs(args.out, image, result, models, preset_record, post)
+        with autocast_for(models.proposal.device, args.amp):
+            result = car.segment(image, queries)
+        write_outputs(args.out, image, result, models, preset_record, post, amp)
         print(f"kept {', '.join(result.kept_queries) or 'nothing'} after {result.num_steps} steps; wrote {args.out}/")
         return 0
     if items is None:
         items = [ImageItem(Path(args.image).stem, Path(args.image))]
-    summary = segment_folder(
-        car, items, queries, args.out, settings=settings, labels_only=args.labels_only,
-        write_result=lambda folder, picture, result: write_result_files(folder, picture, result, models,
-                                                                        preset_record, post),
-        progress=not args.no_progress,
-    )
+    with autocast_for(models.proposal.device, args.amp):
+        summary = segment_folder(
+            car, items, queries, args.out, settings=settings, labels_only=args.labels_only,
+            write_result=lambda folder, picture, result: write_result_files(folder, picture, result, models,
+                                                                            preset_record, post, amp),
+            progress=not args.no_progress,
+        )
     if summary is not None:
         print(f"{summary.done} images segmented, {summary.skipped} already done, {len(summary.errors)} unreadable "
               f"(listed in {args.out / 'errors.json'}); wrote {args.out}/")
@@ -120,8 +129,9 @@ def _models_record(models: LoadedModels) -> dict:
 
 
 def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str,
-                   labels_png: str = "palette-8bit") -> dict:
-    """The JSON record of one segmentation (``labels_png``: how labels.png stores the labels)."""
+                   labels_png: str = "palette-8bit", amp: str = "off") -> dict:
+    """The JSON record of one segmentation (``labels_png``: how labels.png stores the labels; ``amp``: the
+    autocast the models ran under, ``"off"`` for float32)."""
     return {
         "queries": result.queries,
         "kept": [bool(keep) for keep in result.kept],
@@ -133,22 +143,25 @@ def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: 
         "working_size": list(result.working_size),
         "models": _models_record(models),
         "post": post,
+        "amp": amp,
         "preset": preset,
         "labels_png": labels_png,
     }
 
 
-def write_result_files(folder: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
+def write_result_files(folder: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str,
+                       amp: str = "off") -> None:
     """Write overlay.png, labels.png and result.json (last) into ``folder``."""
     title = f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps"
     save_overlay_figure(image, result.label_map, result.queries, folder / "overlay.png", title=title,
                         scores=result.scores.tolist())
     labels_png = save_label_png(result.label_map, folder / "labels.png")
-    (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post, labels_png),
+    (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post, labels_png, amp),
                                                    indent=2))
 
 
-def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str) -> None:
+def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str,
+                  amp: str = "off") -> None:
     """Write overlay.png, labels.png and result.json into ``out`` via a scratch folder: never a partial set."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +170,7 @@ def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, pre
         raise write_error(out, error) from error
     try:
         with staged_writes(scratch, out):  # a failure names out/labels.png, not the scratch copy
-            write_result_files(scratch, image, result, models, preset, post)
+            write_result_files(scratch, image, result, models, preset, post, amp)
             out.mkdir(parents=True, exist_ok=True)
             for name in OUTPUT_FILES:
                 os.replace(scratch / name, out / name)

@@ -38,7 +38,8 @@ from carlib.evaluation.gres_metrics import GresMetrics, gres_summary
 from carlib.labels import (merge_referring_masks, paint_referred_objects, read_label_png, save_label_png,
                            save_palette_png)
 from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
-from carlib.evaluation.overlap import AMP_CHOICES, PostProcessPool, autocast_for, default_workers, read_ahead
+from carlib.evaluation.overlap import PostProcessPool, default_workers, read_ahead
+from carlib.precision import AMP_CHOICES, autocast_for
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
 from carlib.presets import Preset, get_preset
 from carlib.files import atomic_write_text
@@ -143,7 +144,7 @@ def evaluate(
             model works (:mod:`carlib.evaluation.overlap`; None: on GPU half
             the cores, at most 4, on CPU none; 0: all in this process). The
             metrics do not depend on it.
-        amp: autocast of the model work (:func:`carlib.evaluation.overlap.autocast_for`):
+        amp: autocast of the model work (:func:`carlib.precision.autocast_for`):
             ``"auto"`` is fp16/bf16 on GPU and off on CPU.
         sam_source: the SAM regions of ``post="sam"`` (:class:`carlib.postprocess.SamMaskSource`, or
             :class:`carlib.postprocess.ColourRegionMaskSource` on ShapesWorld); SAM runs in this process.

@@ -17,14 +17,12 @@ import signal
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import nullcontext
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
 from carlib.car import PostJob, post_process
-
-AMP_CHOICES = ("auto", "off", "fp16", "bf16")
+from carlib.precision import AMP_CHOICES, autocast_for  # noqa: F401 (where the evaluation has always found them)
 
 
 def default_workers(device: torch.device | str) -> int:
@@ -145,27 +143,3 @@ class PostProcessPool:
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def autocast_for(device: torch.device | str, amp: str = "auto"):
-    """The autocast context of the model work: fp16/bf16 on GPU where supported, nothing on CPU unless asked.
-
-    Arguments:
-        device: the models' device.
-        amp: ``"auto"`` (bf16 on a GPU that supports it, else fp16; off on
-            CPU, where this machine's bf16 is slow and fp32 is the reference),
-            ``"off"``, ``"fp16"`` (CUDA only) or ``"bf16"``.
-
-    Raises:
-        ValueError: an unknown choice, or fp16 asked for on CPU.
-    """
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"unknown amp {amp!r}; choose one of {AMP_CHOICES}")
-    kind = torch.device(device).type
-    if amp == "off" or (amp == "auto" and kind != "cuda"):
-        return nullcontext()
-    if amp == "fp16" and kind != "cuda":
-        raise ValueError("amp='fp16' needs a CUDA device; use 'bf16' or 'off' on CPU")
-    if amp == "auto":
-        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return torch.autocast(device_type=kind, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)

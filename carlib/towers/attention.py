@@ -17,6 +17,8 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
+from carlib.precision import full_precision
+
 
 SUPPORTED_ATTENTION = "an attention module exposing in_proj_weight, qkv, or q_proj/k_proj plus num_heads"
 
@@ -176,7 +178,9 @@ def attention_weights(block: torch.nn.Module, normed_tokens: torch.Tensor) -> to
     Raises:
         NotImplementedError: ``block.attn`` is not a supported attention module.
     """
-    return head_query_key(block.attn, normed_tokens).logits().softmax(dim=-1).mean(dim=1)
+    query_key = head_query_key(block.attn, normed_tokens)
+    with full_precision(normed_tokens):  # the projections follow autocast; the maps CLIP-ES reads stay float32
+        return query_key.logits().softmax(dim=-1).mean(dim=1)
 
 
 def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:

@@ -131,6 +131,11 @@ class VisionTower(ABC):
         return 0
 
     @property
+    def gradcam_tail(self) -> torch.nn.Module:
+        """The modules Grad-CAM's backward runs through (its memory grows with them, once per query)."""
+        return self.visual
+
+    @property
     def pooling(self) -> str:
         """How the tower pools its tokens into the image embedding (``"class token"``, ``"attention pool"``...)."""
         return "average"
@@ -242,6 +247,10 @@ class TransformerTower(VisionTower):
     @abstractmethod
     def blocks(self) -> list[torch.nn.Module]:
         """The residual blocks, first to last."""
+
+    @property
+    def gradcam_tail(self) -> torch.nn.Module:
+        return self.blocks()[-1]
 
     @abstractmethod
     def run_block(self, index: int, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -39,6 +39,10 @@ class ConvTower(VisionTower):
     def pooling(self) -> str:
         return "global average"
 
+    @property
+    def gradcam_tail(self) -> torch.nn.Module:
+        return self.visual.head
+
     def trunk(self, pixels: torch.Tensor, attention_layers: int, *, fp16_positions: bool = False) -> Trunk:
         if attention_layers:
             self.require_attention("CLIP-ES")

@@ -21,6 +21,7 @@ from carlib.car import CaR
 from carlib.images import load_image
 from carlib.models import SHAPES_MODEL_NAME, data_dir
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models, parse_queries
+from carlib.precision import amp_name, set_global_autocast
 from carlib.presets import Preset, get_preset
 from carlib.settings import CarSettings
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
@@ -65,6 +66,12 @@ SEEDED_NOTE = (
 )
 
 
+AMP_NOTE = (
+    "Precision: every model pass below runs under {amp} autocast (amp={amp!r}), not the faithful float32: "
+    "faster on CPUs with AMX or AVX512-BF16 and on GPUs, and a few decisions can differ (README, Performance)."
+)
+
+
 @dataclass
 class Tutorial:
     """A notebook's models, preset, pictures and default words.
@@ -75,6 +82,8 @@ class Tutorial:
         uses_shapes: True when running on the ShapesWorld CLIP.
         images: bundled picture names, in display order.
         default_queries: the words the notebooks ask about by default.
+        amp: the autocast every model pass of the notebook runs under: ``"off"``
+            (float32, the faithful default), ``"bf16"`` or ``"fp16"``.
         settings: the preset's :class:`carlib.settings.CarSettings`.
         background: the preset's background words.
     """
@@ -84,6 +93,7 @@ class Tutorial:
     uses_shapes: bool
     images: list[str] = field(default_factory=list)
     default_queries: list[str] = field(default_factory=list)
+    amp: str = "off"
 
     @property
     def settings(self) -> CarSettings:
@@ -98,7 +108,8 @@ class Tutorial:
         """What the model choice means for the results (printed at the top of each notebook)."""
         seeded = self.models.proposal.seeded_random or self.models.classifier.seeded_random
         explanation = SEEDED_NOTE if seeded and not self.uses_shapes else MODEL_NOTES[self.uses_shapes]
-        return f"Model: {self.models.description}.\n{explanation}"
+        precision = "" if self.amp == "off" else f"\n{AMP_NOTE.format(amp=self.amp)}"
+        return f"Model: {self.models.description}.\n{explanation}{precision}"
 
     @property
     def seeded_random(self) -> bool:
@@ -150,7 +161,8 @@ class Tutorial:
         return car_from_preset(preset, self.models, sam_source=sam_source)
 
 
-def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None, verbose: bool = True) -> Tutorial:
+def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None, verbose: bool = True,
+          amp: str = "off") -> Tutorial:
     """Resolve the model choice and return what a notebook needs.
 
     Arguments:
@@ -160,15 +172,27 @@ def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None
             the ShapesWorld CLIP always uses ``shapes``.
         device: None picks CUDA when present.
         verbose: print :attr:`Tutorial.note`.
+        amp: autocast for every model pass the notebook runs afterwards
+            (:mod:`carlib.precision`): ``"off"`` (float32, the default),
+            ``"bf16"``, ``"fp16"`` (CUDA) or ``"auto"`` (bf16/fp16 on a GPU,
+            off on CPU). It is set for the notebook's thread, since its model
+            calls are spread over many cells; ``setup`` with ``"off"`` turns it
+            off again.
 
     With the ShapesWorld CLIP this sets ``torch.set_num_threads(1)`` for the
     process (faster for its tiny matrices, and the same numbers on any machine).
 
     Returns:
         a :class:`Tutorial`.
+
+    Raises:
+        ValueError: an unknown model or amp choice, or fp16 without CUDA.
     """
     if model not in MODEL_CHOICES:
         raise ValueError(f"unknown model {model!r}; choose one of {MODEL_CHOICES}")
+    from carlib.precision import resolve_amp
+
+    resolve_amp(device or ("cuda" if torch.cuda.is_available() else "cpu"), amp)  # a bad choice fails before loading
     from carlib.tutorial.figures import enable_notebook_display
 
     enable_notebook_display()
@@ -183,6 +207,7 @@ def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None
                             ["orange", "starfish", "balloon", "kite"])
     else:
         tutorial = Tutorial(models, real, False, list(PHOTO_QUERIES), list(PHOTO_QUERIES["chelsea"]))
+    tutorial.amp = amp_name(set_global_autocast(models.proposal.device, amp))
     if verbose:
         print(tutorial.note)
     return tutorial

@@ -433,17 +433,40 @@ class MethodAlone:
         start = time.perf_counter()
         rgb = load_image(image)
         cosines, working_size, passes = self.cosines(rgb)
-        probabilities = (cosines * self.logit_scale).softmax(dim=0)
-        per_label = torch.full((self.num_labels, *probabilities.shape[1:]), -1.0, device=probabilities.device)
-        index = self.text_labels.to(probabilities.device)[:, None, None].expand_as(probabilities)
-        per_label = per_label.scatter_reduce(0, index, probabilities, reduce="amax", include_self=True)
-        dropped: list[int] = []
-        if self.protocol.area_threshold is not None:
-            per_label, dropped = drop_small_classes(per_label, self.protocol.area_threshold)
-        best, labels = per_label.max(dim=0)
-        labels[best < self.protocol.probability_threshold] = 0
+        labels, per_label, dropped = labels_from_cosines(
+            cosines, self.text_labels, self.num_labels, self.logit_scale, self.protocol.probability_threshold,
+            self.protocol.area_threshold)
         return AloneResult(labels.to(torch.int32).cpu().numpy(), per_label.float().cpu().numpy(), working_size,
                            passes, time.perf_counter() - start, dropped)
+
+
+def labels_from_cosines(cosines: torch.Tensor, text_labels: torch.Tensor, num_labels: int, logit_scale: float,
+                        probability_threshold: float = 0.0,
+                        area_threshold: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The harness's post-processing: scale, softmax over every text, each label's best text, argmax, thresholds.
+
+    Arguments:
+        cosines: float32 T x H x W, every text's cosine map.
+        text_labels: long T, the label of each text (0: background).
+        num_labels: K + 1 labels, 0..K.
+        logit_scale: the cosines' multiplier before the softmax.
+        probability_threshold: pixels whose best label probability is below it become 0.
+        area_threshold: SCLIP's area filter (:func:`drop_small_classes`), applied before the argmax; None: off.
+
+    Returns:
+        (int64 H x W labels, float32 (K + 1) x H x W best probability per label (-1 where a label has no text),
+        labels dropped by the area filter).
+    """
+    probabilities = (cosines * logit_scale).softmax(dim=0)
+    per_label = torch.full((num_labels, *probabilities.shape[1:]), -1.0, device=probabilities.device)
+    index = text_labels.to(probabilities.device)[:, None, None].expand_as(probabilities)
+    per_label = per_label.scatter_reduce(0, index, probabilities, reduce="amax", include_self=True)
+    dropped: list[int] = []
+    if area_threshold is not None:
+        per_label, dropped = drop_small_classes(per_label, area_threshold)
+    best, labels = per_label.max(dim=0)
+    labels[best < probability_threshold] = 0
+    return labels, per_label, dropped
 
 
 def drop_small_classes(per_label: torch.Tensor, area_threshold: float) -> tuple[torch.Tensor, list[int]]:
@@ -454,7 +477,7 @@ def drop_small_classes(per_label: torch.Tensor, area_threshold: float) -> tuple[
     keep = areas > area_threshold * areas.sum()
     result = per_label.clone()
     result[1:] = result[1:] * keep[:, None, None].to(result.dtype)
-    return result, [int(label) + 1 for label in torch.flatnonzero(~keep)]
+    return result, [int(label) + 1 for label in torch.nonzero(~keep).flatten()]
 
 
 def protocol_from_options(name: str, method: str, preset_name: str, without_background: bool = False, *,

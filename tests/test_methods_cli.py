@@ -190,6 +190,35 @@ def test_a_convolutional_tower_refuses_the_dense_methods_in_one_line(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
+def test_a_car_runs_card_resumes_and_compares_with_a_method_alone(tmp_path, capsys):
+    data = export_voc(tmp_path / "shapes_voc", split="test", n=3, seed=3)
+    car = tmp_path / "car"
+    command = ["eval", "--preset", "shapes", "--model", "shapes", "--data-root", str(data), "--out", str(car),
+               "--no-progress", "--post", "none"]
+    assert main(command) == 0
+    first = json.loads((car / "metrics.json").read_text())
+    card = first["protocol"]
+    assert card["kind"] == "CaR" and card["method"] == "gradcam" and card["post"] == {"post": "none",
+                                                                                      "mask_threshold": 0.4}
+    assert card["models"]["classifier"]["name"] == "shapes" and card["models"]["classifier"]["sha256"] == \
+        _sha256(data_dir() / "shapes_clip" / "model.safetensors")
+    assert card["texts"]["classifier_templates"][0] == "a clean origami {}." and len(card["texts"]["background_words"]) \
+        == 112
+    assert card["texts"]["class_names"]["labels"][0] == ["orange"] and card["image"]["max_side"] == 96
+    assert card["carlib"]["version"] and "git_commit" in card["carlib"]
+    assert main(command) == 0  # the same protocol resumes (here: every prediction is there)
+    assert json.loads((car / "metrics.json").read_text())["mIoU"] == first["mIoU"]
+    assert main([*command[:-2], "--post", "crf"]) == 2
+    assert "differs in post" in capsys.readouterr().err
+    alone = tmp_path / "alone"
+    assert main(["eval", "--preset", "shapes", "--model", "shapes", "--data-root", str(data), "--out", str(alone),
+                 "--no-progress", "--method", "clearclip"]) == 0
+    assert main(["compare", str(car), str(alone)]) == 0
+    printed = capsys.readouterr().out
+    assert "**Comparable**" in printed and "| kind | CaR | method alone |" in printed
+    assert "| models.classifier.* (8 entries) | present | — |" in printed
+
+
 def test_the_field_protocol_with_a_class_name_file_on_shapesworld(tmp_path, capsys):
     data = export_voc(tmp_path / "shapes_voc", split="test", n=3, seed=3)
     names = tmp_path / "names.txt"

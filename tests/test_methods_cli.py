@@ -114,6 +114,10 @@ def test_every_method_alone_through_carlib_eval_with_its_protocol_card(openai_b1
     printed = capsys.readouterr().out
     assert "**NOT COMPARABLE**: dataset.samples differs (2 / 1); dataset.ids_sha256 differs" in printed
     assert "| dataset.limit | — | 1 |" in printed
+    # Without --limit the same folder resumes (its first prediction kept) and then measures what the full run did.
+    assert _eval(tiny_voc, tmp_path / "one", "--method", "sclip") == 0
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["mIoU"] == \
+        json.loads((runs["sclip"] / "metrics.json").read_text())["mIoU"]
     # A folder holding one method's predictions does not resume into another's.
     assert _eval(tiny_voc, runs["sclip"], "--method", "naclip") == 2
     assert "holds predictions made under another protocol (differs in" in capsys.readouterr().err

@@ -278,9 +278,11 @@ def proposal_only(preset: Preset) -> Preset:
 PROTOCOL_FILE = "protocol.json"
 """The protocol card a run folder's predictions were made under, written when the run starts."""
 
-VOLATILE_CARD_KEYS = ("carlib", "software", "device", "dataset.data_root", "models.description")
-"""Card entries that may change when a run resumes (another checkout, machine or folder) without changing
-what its predictions mean."""
+VOLATILE_CARD_KEYS = ("carlib", "software", "device", "dataset.data_root", "models.description", "dataset.limit",
+                      "dataset.samples", "dataset.ids_sha256", "dataset.expression_sets")
+"""Card entries that may change when a run resumes without changing what its predictions mean: another checkout,
+machine or data folder, or another subset of the samples (``--limit``, expression sets: each prediction is kept
+per sample)."""
 
 
 def card_identity(card: dict) -> dict:

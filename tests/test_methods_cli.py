@@ -108,19 +108,6 @@ def test_every_method_alone_through_carlib_eval_with_its_protocol_card(openai_b1
     printed = capsys.readouterr().out
     assert "**Comparable**" in printed and "| method | sclip | naclip |" in printed
     assert "| cat |" in printed and "B − A" in printed
-    # The same method on one image only is another measurement: a table, headed NOT COMPARABLE, not an error.
-    assert _eval(tiny_voc, tmp_path / "one", "--method", "sclip", "--limit", "1") == 0
-    assert main(["compare", str(runs["sclip"]), str(tmp_path / "one")]) == 0
-    printed = capsys.readouterr().out
-    assert "**NOT COMPARABLE**: dataset.samples differs (2 / 1); dataset.ids_sha256 differs" in printed
-    assert "| dataset.limit | — | 1 |" in printed
-    # Without --limit the same folder resumes (its first prediction kept) and then measures what the full run did.
-    assert _eval(tiny_voc, tmp_path / "one", "--method", "sclip") == 0
-    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["mIoU"] == \
-        json.loads((runs["sclip"] / "metrics.json").read_text())["mIoU"]
-    # A folder holding one method's predictions does not resume into another's.
-    assert _eval(tiny_voc, runs["sclip"], "--method", "naclip") == 2
-    assert "holds predictions made under another protocol (differs in" in capsys.readouterr().err
 
 
 def test_every_method_under_car_through_carlib_segment(openai_b16, tmp_path):
@@ -221,6 +208,22 @@ def test_a_car_runs_card_resumes_and_compares_with_a_method_alone(tmp_path, caps
     printed = capsys.readouterr().out
     assert "**Comparable**" in printed and "| kind | CaR | method alone |" in printed
     assert "| models.classifier.* (8 entries) | present | — |" in printed
+    # The same method on one image only is another measurement: a table, headed NOT COMPARABLE, not an error.
+    one = tmp_path / "one"
+    alone_command = ["eval", "--preset", "shapes", "--model", "shapes", "--data-root", str(data), "--out", str(one),
+                     "--no-progress", "--method", "clearclip"]
+    assert main([*alone_command, "--limit", "1"]) == 0
+    assert main(["compare", str(alone), str(one)]) == 0
+    printed = capsys.readouterr().out
+    assert "**NOT COMPARABLE**: dataset.samples differs (3 / 1); dataset.ids_sha256 differs" in printed
+    assert "| dataset.limit | — | 1 |" in printed
+    # Without --limit the same folder resumes (its first prediction kept) and then measures what the full run did.
+    assert main(alone_command) == 0
+    assert json.loads((one / "metrics.json").read_text())["mIoU"] == \
+        json.loads((alone / "metrics.json").read_text())["mIoU"]
+    # A folder holding one method's predictions does not resume into another's.
+    assert main([*alone_command[:-1], "naclip"]) == 2
+    assert "holds predictions made under another protocol (differs in" in capsys.readouterr().err
 
 
 def test_the_field_protocol_with_a_class_name_file_on_shapesworld(tmp_path, capsys):

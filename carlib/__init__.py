@@ -6,6 +6,7 @@ The public names, in the order the algorithm uses them:
 - :func:`load_image` — any image (path, PIL, array) as RGB uint8.
 - :func:`gradcam` / :func:`compute_cams` — Grad-CAM of text queries on CLIP.
 - :func:`clip_es_refine` — CLIP-ES attention-affinity refinement of those CAMs.
+- :func:`dense_similarity` — patch-text cosines of MaskCLIP, SCLIP, ClearCLIP or NACLIP on the patch grid.
 - :func:`apply_visual_prompts` — draw a mask as a visual prompt (ellipse, blur...).
 - :func:`image_embeddings` — unit image embeddings of any supported VLM (``carlib models`` lists the families).
 - :class:`CarSettings` — every knob of the recurrence, one frozen object.
@@ -17,6 +18,7 @@ from carlib.background import BACKGROUND_SETS, DEFAULT_BACKGROUND_WORDS, backgro
 from carlib.cam import CamResult, compute_cams, gradcam
 from carlib.car import CaR, CarResult, StepTrace
 from carlib.clip_es import clip_es_refine
+from carlib.dense_methods import DENSE_METHODS, dense_similarity
 from carlib.embeddings import image_embeddings
 from carlib.images import load_image
 from carlib.models import CheckpointError, ClipBundle, WeightsNotFoundError, load_clip
@@ -39,6 +41,7 @@ __all__ = [
     "load_models",
     "segment_vocabulary",
     "DEFAULT_BACKGROUND_WORDS",
+    "DENSE_METHODS",
     "PROMPT_KINDS",
     "CamResult",
     "CheckpointError",
@@ -48,6 +51,7 @@ __all__ = [
     "background_words",
     "clip_es_refine",
     "compute_cams",
+    "dense_similarity",
     "encode_texts",
     "gradcam",
     "image_embeddings",

@@ -85,6 +85,8 @@ class ClipBundle:
         default_classifier_feature: what ``classifier_feature="auto"`` means for this model:
             the reference's penultimate class token for open_clip ViTs, the final embedding for
             every other family and for the ShapesWorld models (trained on their final embedding).
+        weights_file: the file the weights were read from (None for seeded random weights built in
+            memory); a run's protocol card records its sha256.
     """
 
     name: str
@@ -103,6 +105,7 @@ class ClipBundle:
     embed_dim: int = 0
     default_max_side: int = REAL_CLIP_MAX_SIDE
     default_classifier_feature: str = ""
+    weights_file: Optional[str] = None
 
     _tower: Optional[VisionTower] = field(default=None, repr=False, compare=False)
 
@@ -404,6 +407,7 @@ def _load_open_clip(
         weights_note=note,
         seeded_random=seeded,
         _tower=tower,
+        weights_file=str(path) if path is not None else None,
         embed_dim=int(open_clip.get_model_config(name)["embed_dim"]),
     )
 
@@ -603,6 +607,7 @@ def _load_shapes_clip(name: str, pretrained: Optional[str]) -> ClipBundle:
         weights_note=f"the ShapesWorld {'SigLIP-style model' if family == 'siglip' else 'CLIP'} from {folder}: "
         f"{'QuickGELU' if model_cfg.get('quick_gelu') else 'GELU'}, as its config.json says it was trained",
         _tower=tower,
+        weights_file=str(weights_path),
         embed_dim=int(model_cfg["embed_dim"]),
         default_max_side=int(image_size),
         default_classifier_feature="final",

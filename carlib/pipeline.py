@@ -92,13 +92,14 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
                     "classifier": (preset.classifier_model, preset.classifier_pretrained)}
     chosen: dict[str, tuple[str, Optional[str]]] = dict(explicit)
     description = ""
+    cache: dict[tuple[str, Optional[str]], ClipBundle] = {}  # the availability check's models are the ones returned
     others = [role for role in ("proposal", "classifier") if role not in explicit]
     if others:
         uses_shapes = model == "shapes" or any(preset_roles[role][0] in SHAPES_MODELS for role in others)
         real = {role: preset_roles[role] for role in others}
         if not uses_shapes:
             try:
-                loaded = _load_roles(real, device, quick_gelu, tokenizer)
+                _load_roles(real, device, quick_gelu, tokenizer, cache)
                 chosen.update(real)
                 description = "OpenAI CLIP"
             except WeightsNotFoundError:
@@ -111,7 +112,7 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
                 chosen[role] = (name, preset_roles[role][1]) if name in SHAPES_MODELS else (SHAPES_MODEL_NAME, None)
             fallback = model != "shapes" and not any(preset_roles[role][0] in SHAPES_MODELS for role in others)
             description = "the ShapesWorld CLIP trained by this project" + " (OpenAI weights not found)" * fallback
-    bundles = _load_roles(chosen, device, quick_gelu, tokenizer)
+    bundles = _load_roles(chosen, device, quick_gelu, tokenizer, cache)
     proposal_bundle, classifier_bundle = bundles["proposal"], bundles["classifier"]
     if explicit or not description:
         description = f"{_describe(proposal_bundle)} proposals, {_describe(classifier_bundle)} classifier"
@@ -123,9 +124,11 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
 
 
 def _load_roles(roles: dict[str, tuple[str, Optional[str]]], device: Optional[str], quick_gelu: Optional[bool],
-                tokenizer: Optional[str]) -> dict[str, ClipBundle]:
-    """Each role's bundle; roles naming the same model and weights share one."""
-    loaded: dict[tuple[str, Optional[str]], ClipBundle] = {}
+                tokenizer: Optional[str],
+                loaded: Optional[dict[tuple[str, Optional[str]], ClipBundle]] = None) -> dict[str, ClipBundle]:
+    """Each role's bundle; roles naming the same model and weights share one (also with ``loaded``, which keeps
+    every model loaded here)."""
+    loaded = {} if loaded is None else loaded
     bundles = {}
     for role, (name, pretrained) in roles.items():
         if name not in SHAPES_MODELS and pretrained is None:

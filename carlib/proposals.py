@@ -7,7 +7,10 @@ one passed in, so a new proposal method is one class. Two ship:
 
 - :class:`GradCamProposals`, the paper's: Grad-CAM on CLIP, refined by CLIP-ES.
 - :class:`MaskClipProposals`, MaskCLIP dense maps (Table B's baseline), no
-  gradients, optionally refined by CLIP-ES the same way.
+  gradients, optionally refined by CLIP-ES the same way;
+  :class:`SclipProposals`, :class:`ClearClipProposals` and
+  :class:`NaclipProposals` likewise from the field's later dense methods
+  (:mod:`carlib.dense_methods`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS, CamResult, gradcam_from_trunk, run_trunk, trunk_attention
 from carlib.clip_es import affinity_from_attention, refine_with_affinity
+from carlib.dense_methods import dense_patch_embeddings
 from carlib.images import pixel_digest, proposal_input
 from carlib.maskclip import dense_probabilities, maskclip_result
 from carlib.models import ClipBundle
@@ -166,24 +170,61 @@ class GradCamProposals(DenseMapProposals):
                                   score_kind=score_kind_for(self.bundle.training_loss, settings.score_rule))
 
 
-class MaskClipProposals(DenseMapProposals):
-    """MaskCLIP dense maps as proposals (:mod:`carlib.maskclip`): no gradients; CLIP-ES refines them if on.
+class DenseMethodProposals(DenseMapProposals):
+    """A dense method's maps as proposals (:mod:`carlib.dense_methods`): no gradients; CLIP-ES refines them if on.
+
+    Each patch embedding of the method is scored against [queries; background
+    words] with the softmax of Grad-CAM's target at the model's logit scale (or
+    the sigmoid under ``score_rule="as_trained"`` for SigLIP), and each query's
+    map is min-max normalised like a CAM. The patch embeddings are computed once
+    per image (:class:`ImageWork`).
 
     Arguments:
         bundle: the proposal CLIP.
+
+    Attributes:
+        method: the dense method (``"maskclip"``, ``"sclip"``, ``"clearclip"``, ``"naclip"``).
     """
+
+    method: str = "maskclip"
 
     def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
              settings: CarSettings) -> CamResult:
-        if "patches" not in work.extra:
-            with torch.no_grad():
-                work.extra["patches"] = self.bundle.tower.dense_embeddings(work.trunk)
+        key = ("patches", self.method, settings.neighbourhood_std if self.method == "naclip" else None)
+        if key not in work.extra:
+            work.extra[key] = dense_patch_embeddings(self.bundle, work.trunk, self.method, settings.neighbourhood_std)
         with torch.no_grad():
-            probabilities = dense_probabilities(work.extra["patches"], torch.cat([queries, background]),
+            probabilities = dense_probabilities(work.extra[key], torch.cat([queries, background]),
                                                 len(queries), float(self.bundle.logit_scale), self.bundle.logit_bias,
                                                 score_kind_for(self.bundle.training_loss, settings.score_rule))
         return maskclip_result(probabilities, work.trunk.grid, work.image_size, work.attention)
 
 
-PROPOSAL_STAGES: dict[str, type] = {"gradcam": GradCamProposals, "maskclip": MaskClipProposals}
+class MaskClipProposals(DenseMethodProposals):
+    """MaskCLIP dense maps as proposals (:mod:`carlib.maskclip`): the last block's value path."""
+
+    method = "maskclip"
+
+
+class SclipProposals(DenseMethodProposals):
+    """SCLIP's maps as proposals: correlative self-attention in the last block, its residual and MLP kept."""
+
+    method = "sclip"
+
+
+class ClearClipProposals(DenseMethodProposals):
+    """ClearCLIP's maps as proposals: query-query attention, the last block's residual and MLP dropped."""
+
+    method = "clearclip"
+
+
+class NaclipProposals(DenseMethodProposals):
+    """NACLIP's maps as proposals: key-key attention plus a Gaussian neighbourhood, the reduced last block."""
+
+    method = "naclip"
+
+
+PROPOSAL_STAGES: dict[str, type] = {"gradcam": GradCamProposals, "maskclip": MaskClipProposals,
+                                     "sclip": SclipProposals, "clearclip": ClearClipProposals,
+                                     "naclip": NaclipProposals}
 """``CarSettings.proposal_method`` -> the stage class :class:`carlib.car.CaR` builds for it."""

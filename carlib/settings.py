@@ -23,7 +23,7 @@ from carlib.scores import SCORE_RULES, ScoreRule
 
 Mode = Literal["semantic", "referring"]
 PostProcessing = Literal["crf", "sam", "none"]
-ProposalMethod = Literal["gradcam", "maskclip"]
+ProposalMethod = Literal["gradcam", "maskclip", "sclip", "clearclip", "naclip"]
 ImageFeature = Literal["auto", "penultimate_class_token", "final"]
 CamTargetChoice = Literal["auto", "patch_mean", "class_token", "pooled"]
 Aggregation = Literal["sum_softmax", "softmax"]
@@ -57,8 +57,13 @@ class CarSettings:
         templates: the classifier's text templates, each with one ``{}``.
         proposal_method: which proposal stage :class:`carlib.car.CaR` builds:
             ``"gradcam"`` (the paper's, :class:`carlib.proposals.GradCamProposals`)
-            or ``"maskclip"`` (dense MaskCLIP maps, the paper's Table B
-            baseline, :class:`carlib.proposals.MaskClipProposals`).
+            or a dense method's maps, no gradients (:mod:`carlib.dense_methods`):
+            ``"maskclip"`` (MaskCLIP, the paper's Table B baseline,
+            :class:`carlib.proposals.MaskClipProposals`), ``"sclip"``,
+            ``"clearclip"`` or ``"naclip"`` (the last block's attention changed
+            as each method's official code does).
+        neighbourhood_std: NACLIP's Gaussian σ, in patches (5, its default), for
+            ``proposal_method="naclip"``.
         use_clip_es: refine the proposals with CLIP-ES attention affinity
             (False: plain Grad-CAM, the paper's Table 2 middle row; the only
             choice for a convolutional proposal tower, which has no attention).
@@ -137,6 +142,7 @@ class CarSettings:
     background: tuple[str, ...] = ()
     templates: tuple[str, ...] = ("a photo of a {}.",)
     proposal_method: ProposalMethod = "gradcam"
+    neighbourhood_std: float = 5.0
     use_clip_es: bool = True
     cam_target: CamTargetChoice = "auto"
     score_rule: ScoreRule = "softmax"
@@ -172,6 +178,10 @@ class CarSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        if isinstance(self.neighbourhood_std, bool) or not isinstance(self.neighbourhood_std, (int, float)) \
+                or not self.neighbourhood_std > 0:
+            raise ValueError(f"neighbourhood_std (NACLIP's Gaussian, in patches) must be positive, "
+                             f"got {self.neighbourhood_std!r}")
         check_blur_kernel(self.blur_kernel)
         if not self.prompt_kinds:
             raise ValueError("give at least one visual prompt kind, e.g. ('circle', 'blur')")

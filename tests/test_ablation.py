@@ -70,3 +70,44 @@ def test_the_sweep_runs_on_shapesworld_and_prints_both_spreads(tmp_path):
     assert spread and float(spread.group(1)) == pytest.approx(min(values), abs=0.051)
     assert float(spread.group(2)) == pytest.approx(max(values), abs=0.051)
     assert "voc 67.0–67.6; coco_object 35.4–36.6" in markdown
+
+
+def test_the_methods_table_runs_each_method_alone_and_under_car():
+    from carlib.evaluation.methods_table import methods_markdown, methods_table
+    from carlib.evaluation.shapesworld import evaluate_car_on_world, evaluate_method_on_world
+    from carlib.pipeline import load_models
+
+    rows, notes = methods_table(2, ["shapes"], progress=False, proposals=("gradcam", "naclip"))
+    assert [(row.proposals, row.model) for row in rows] == [("gradcam", "shapes"), ("naclip", "shapes")]
+    assert rows[0].alone is None and notes == []
+    models = load_models(get_preset("shapes"), "shapes")
+    alone = evaluate_method_on_world(2, "naclip", models=models, progress=False)[0]
+    car = evaluate_car_on_world(2, models=models, variants=("car_crf",), progress=False,
+                                car_options={"proposal_method": "naclip", "use_clip_es": True}).miou["car_crf"]
+    assert rows[1].alone == alone and rows[1].car_clip_es_crf == car
+    markdown = methods_markdown(rows, ["shapes-siglip: not run"], 2)
+    assert f"| NACLIP | shapes | {alone * 100:.1f} | {rows[1].car_crf * 100:.1f} | {car * 100:.1f} | " \
+           f"{(car - alone) * 100:+.1f} |" in markdown
+    assert "| Grad-CAM (CaR's) | shapes | — |" in markdown and "- shapes-siglip: not run" in markdown
+
+
+def test_the_methods_table_runs_the_models_that_load(tmp_path, capsys, monkeypatch):
+    """A data folder with only the ShapesWorld CLIP: by default shapes-siglip is skipped with a note; named, it must
+    load. The methods table runs on ShapesWorld only."""
+    from carlib.evaluation.methods_table import METHODS_TABLE_MODELS, load_world_models
+    from carlib.models import data_dir
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "shapes_clip").symlink_to(data_dir() / "shapes_clip")
+    monkeypatch.setenv("CARLIB_DATA_DIR", str(data))
+    loaded, notes = load_world_models(METHODS_TABLE_MODELS, required=False)
+    assert list(loaded) == ["shapes"] and loaded["shapes"].proposal.name == "shapes"
+    assert len(notes) == 1 and notes[0].startswith("shapes-siglip: not run, it did not load (the ShapesWorld model "
+                                                   "is missing")
+    assert main(["ablate", "--table", "methods", "--models", "shapes-siglip", "--n", "1"]) == 2
+    assert "ShapesWorld model is missing" in capsys.readouterr().err
+    assert main(["ablate", "--table", "methods", "--models", "shapes,dino", "--n", "1"]) == 2
+    assert "--models takes ShapesWorld models" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="methods table runs on ShapesWorld"):
+        run_table("methods", "voc", n=1)

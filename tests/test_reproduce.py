@@ -303,3 +303,37 @@ def test_rankings_are_printed_from_the_numbers():
     table4 = paper_rankings(("4",))
     assert table4.startswith("- Table 4") and table4.index("circle+blur (67.6)") < table4.index("black (61.8)")
     assert f"black ({paper[('4', 'black')]:.1f})" in table4
+
+
+def test_table_1s_maskclip_rows_and_the_other_methods_table_have_commands(capsys):
+    from carlib.evaluation.benchmark import PAPER_METHOD_MIOU
+    from carlib.evaluation.reproduce import METHODS_TABLE, registry_tables
+
+    maskclip = [row for row in get_table(1).rows if row.method == "MaskCLIP"]
+    assert [row.published for row in maskclip] == [38.8, 20.6, 23.6]
+    assert all(row.command[-4:] == ("--method", "maskclip", "--protocol", "field") for row in maskclip)
+    methods = registry_tables()[METHODS_TABLE]
+    assert set(registry_tables()) == {*TABLE_NUMBERS, METHODS_TABLE} and get_table("methods") == methods
+    published = {(row.method, row.label.split(" ", 1)[1]): row.published for row in methods.rows}
+    assert published[("SCLIP", "VOC-21")] == PAPER_METHOD_MIOU["sclip"]["voc"] == 59.1
+    assert published[("NACLIP", "COCO-Object")] == 33.2 and published[("ClearCLIP", "Context-60")] == 32.6
+    parser = build_parser()
+    for row in methods.rows:
+        args = parser.parse_args(fill(row.command, data_root="/data", out="/runs"))
+        assert args.method == row.method.lower() and args.protocol == "field"
+        assert row.metrics == row.command[row.command.index("--out") + 1].replace("{out}/", "") + "/metrics.json"
+        assert args.without_background == row.label.endswith(("VOC-20", "Context-59"))
+    assert main(["reproduce", "--table", "methods", "--list"]) == 0
+    printed = capsys.readouterr().out
+    assert "### Other methods:" in printed and "--method naclip --protocol field --without-background" in printed
+    assert "- voc: proposals ViT-B-16 (openai)\n" in printed  # a method alone needs no classifier
+
+
+def test_the_other_methods_table_on_shapesworld(tmp_path, capsys):
+    assert main(["reproduce", "--table", "methods", "--n", "2", "--out", str(tmp_path)]) == 0
+    rows = _report_rows(capsys.readouterr().out)
+    for title in ("SCLIP", "ClearCLIP", "NACLIP"):
+        published, ours, source = rows[f"{title} VOC-21"]
+        assert float(ours) > 0 and source == f"ShapesWorld, {title.lower()} alone"
+        assert rows[f"{title} Context-60"][1] == "—"
+    assert (tmp_path / "reproduce-tablemethods.md").is_file()

@@ -233,3 +233,69 @@ def test_open_clip_vit_keeps_the_papers_targets(vit_b16):
     assert tower.supports_penultimate_class_token and vit_b16.default_classifier_feature == "penultimate_class_token"
     assert math.isclose(float(vit_b16.logit_scale), float(vit_b16.model.logit_scale.exp()))
     assert vit_b16.logit_bias is None and vit_b16.training_loss == "softmax"
+
+
+@pytest.mark.parametrize("name", ["EVA02-B-16", "PE-Core-B-16", "ViT-B-16-SigLIP2"])
+def test_the_dense_methods_primitives_rebuild_each_familys_last_block(bundles, name):
+    """Queries, keys, values, the attention branch and the block's tail, with the usual q·k attention put back,
+    are the block itself (timm's own forward, rotary positions included); each dense method then runs."""
+    from carlib.dense_methods import DENSE_METHODS, dense_patch_embeddings
+
+    bundle = bundles[name]
+    tower = bundle.tower
+    work = tower.trunk(_pixels(224, seed=6)[:, :, :160, :], 0)  # a 10 x 14 grid, off the training grid
+    last = tower.num_blocks - 1
+    with torch.no_grad():
+        expected = tower.run_block(last, work.tokens, work.grid)
+        normed = tower.first_norm(last)(work.tokens)
+        qkv = tower.head_qkv(last, normed, work.grid)
+        weights = qkv.logits().softmax(dim=-1)
+        rebuilt = tower.block_tail(last, work.tokens, tower.attention_branch(last, weights @ qkv.value, normed))
+    torch.testing.assert_close(rebuilt, expected, atol=2e-5, rtol=1e-5)
+    embeddings = {method: dense_patch_embeddings(bundle, work, method) for method in DENSE_METHODS}
+    for method, patches in embeddings.items():
+        assert patches.shape == (140, bundle.embed_dim)
+        np.testing.assert_allclose(patches.norm(dim=-1).numpy(), 1.0, atol=1e-5)
+        if method != "maskclip":
+            assert (patches - embeddings["maskclip"]).abs().max() > 1e-2
+
+
+def test_open_clip_blocks_rebuilt_by_the_primitives(vit_b16):
+    """Both open_clip block kinds: nn.MultiheadAttention, and open_clip's own Attention with head scale, inner
+    norm and the block's ln_attn and layer scale (a CustomResidualAttentionBlock built here with random weights)."""
+    from open_clip.transformer import CustomResidualAttentionBlock
+
+    from carlib.towers.attention import attention_output, head_query_key_value, value_path
+
+    tower = vit_b16.tower
+    work = tower.trunk(_pixels(224, seed=7)[:, :, :96, :128], 0)
+    last = tower.num_blocks - 1
+    with torch.no_grad():
+        normed = tower.first_norm(last)(work.tokens)
+        qkv = tower.head_qkv(last, normed, work.grid)
+        rebuilt = tower.block_tail(last, work.tokens, tower.attention_branch(
+            last, qkv.logits().softmax(dim=-1) @ qkv.value, normed))
+        torch.testing.assert_close(rebuilt, tower.run_block(last, work.tokens, work.grid), atol=2e-5, rtol=1e-5)
+        torch.manual_seed(0)
+        block = CustomResidualAttentionBlock(32, 4, ls_init_value=0.5, scale_heads=True, scale_attn=True,
+                                             scale_fc=True).eval()
+        for parameter in block.parameters():
+            parameter.normal_(0, 0.3)
+        tokens = torch.randn(1, 5, 32)
+        normed = block.ln_1(tokens)
+        qkv = head_query_key_value(block.attn, normed)
+        mixed = attention_output(block.attn, qkv.logits().softmax(dim=-1) @ qkv.value)
+        branch = block.ls_1(block.ln_attn(mixed))
+        tail = tokens + branch
+        torch.testing.assert_close(tail + block.ls_2(block.mlp(block.ln_2(tail))), block(tokens), atol=1e-5, rtol=1e-5)
+        # The identity attention through the output is the value path MaskCLIP reads.
+        torch.testing.assert_close(attention_output(block.attn, qkv.value), value_path(block.attn, normed))
+
+
+def test_convolutional_towers_refuse_the_dense_methods(bundles):
+    from carlib.dense_methods import dense_similarity
+
+    bundle = bundles["convnext_base"]
+    for method, title in (("sclip", "SCLIP"), ("clearclip", "ClearCLIP"), ("naclip", "NACLIP")):
+        with pytest.raises(CapabilityError, match=f"{title} dense maps needs attention maps.*convolutional"):
+            dense_similarity(bundle, np.zeros((64, 64, 3), np.uint8), ["a"], method)

@@ -25,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # Imported here, not at the top: `carlib --help` should not pay for torch until a command needs it.
-    from carlib.apps import ablate, data, demo, documented, eval, families, gallery, reproduce, segment, weights, world
+    from carlib.apps import (ablate, compare, data, demo, documented, eval, families, gallery, reproduce, segment,
+                             weights, world)
 
-    for app in (demo, weights, families, segment, eval, data, ablate, reproduce, world, gallery, documented):
+    for app in (demo, weights, families, segment, eval, compare, data, ablate, reproduce, world, gallery, documented):
         app.register(commands)
     return parser
 

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 from carlib.datasets.refdavis import RefDavisDataset
-from carlib.apps.options import (add_model_options, add_precision_options, add_sam_options, announce_models,
-                                 apply_precision_options, model_overrides, preset_from_options, quick_gelu_option,
-                                 sam_source_from_options)
-from carlib.evaluation.benchmark import check_expression_sets, count_unit, evaluate, headline_metric, open_benchmark
+from carlib.apps.options import (add_method_options, add_model_options, add_precision_options, add_sam_options,
+                                 announce_models, apply_precision_options, method_protocol_from_options,
+                                 model_overrides, preset_from_options, quick_gelu_option, sam_source_from_options)
+from carlib.evaluation.benchmark import (METHOD_TITLES, check_expression_sets, check_method_run, count_unit, evaluate,
+                                         headline_metric, open_benchmark, proposal_only)
 from carlib.pipeline import load_models
 from carlib.presets import get_preset, preset_names
 from carlib.settings import POST_PROCESSING
@@ -18,7 +19,8 @@ from carlib.settings import POST_PROCESSING
 
 def register(commands) -> None:
     """Add ``carlib eval`` to the command line (works under ``torchrun ... -m carlib eval``)."""
-    parser = commands.add_parser("eval", help="evaluate CaR on a benchmark (resumable, shardable with torchrun)")
+    parser = commands.add_parser("eval", help="evaluate CaR, or a dense method alone (--method), on a benchmark "
+                                 "(resumable, shardable with torchrun)")
     parser.add_argument("--preset", required=True, help=", ".join(preset_names()))
     parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
@@ -34,6 +36,7 @@ def register(commands) -> None:
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
     add_sam_options(parser)
     add_model_options(parser)
+    add_method_options(parser)
     parser.add_argument("--device", default=None)
     parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
     parser.add_argument("--workers", type=int, default=None,
@@ -47,6 +50,9 @@ def register(commands) -> None:
 def _eval_command(args) -> int:
     apply_precision_options(args)
     preset, model = preset_from_options(get_preset(args.preset), args)
+    protocol = method_protocol_from_options(args, preset, args.without_background)
+    if protocol is not None:
+        check_method_run(preset, protocol.method, args.post)
     dataset = open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
                              split_by=args.split_by)  # fails fast
     expression_sets = None
@@ -54,11 +60,15 @@ def _eval_command(args) -> int:
         if not isinstance(dataset, RefDavisDataset):
             raise ValueError(f"--expression-sets applies to refdavis17, not {preset.name}")
         expression_sets = check_expression_sets([name.strip() for name in args.expression_sets.split(",")])
-    models = load_models(preset, model, device=args.device, quick_gelu=quick_gelu_option(args),
-                         **model_overrides(args))
+    overrides = model_overrides(args)
+    if protocol is not None and "proposal" in overrides:
+        overrides["classifier"] = overrides["proposal"]  # one model: the method runs alone
+    models = load_models(preset if protocol is None else proposal_only(preset), model, device=args.device,
+                         quick_gelu=quick_gelu_option(args), **overrides)
     if int(os.environ.get("RANK", "0")) == 0:
         announce_models("eval", models)
-    sam_source = sam_source_from_options("eval", args.post or preset.settings.post, args, models, preset)
+    sam_source = None if protocol is not None else sam_source_from_options(
+        "eval", args.post or preset.settings.post, args, models, preset)
     summary = evaluate(
         preset,
         args.data_root,
@@ -76,11 +86,13 @@ def _eval_command(args) -> int:
         sam_source=sam_source,
         split_by=args.split_by,
         expression_sets=expression_sets,
+        method_protocol=protocol,
     )
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
         headline = headline_metric(summary.preset)
-        print(f"{headline} {summary.metrics[headline] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
+        who = "" if protocol is None else f"{METHOD_TITLES[protocol.method]} alone ({protocol.name} protocol): "
+        print(who + f"{headline} {summary.metrics[headline] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
               + f" on {summary.images} {count_unit(summary.preset)}, "
               f"{len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
     return 0

@@ -25,7 +25,7 @@ def families_table(markdown: bool = False) -> str:
         return "yes" if value else "no"
 
     header = ("family", "examples (open_clip names)", "weights (tags)", "Grad-CAM", "CLIP-ES",
-              "dense maps (MaskCLIP-style)", "classifier", "trained with", "classifier feature (auto)")
+              "dense maps (MaskCLIP, SCLIP, ClearCLIP, NACLIP)", "classifier", "trained with", "classifier feature (auto)")
     rows = [(family.name, ", ".join(family.examples), family.weights, mark(family.gradcam), mark(family.clip_es),
              mark(family.dense_maps), mark(family.classifier), family.training_loss, family.classifier_feature)
             for family in FAMILIES]

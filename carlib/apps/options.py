@@ -32,8 +32,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="MLP activation for checkpoint files (auto: inferred and reported; OpenAI's weights "
                         "need quickgelu)")
     parser.add_argument("--proposal-method", choices=PROPOSAL_METHODS, default=None,
-                        help="how masks are proposed: gradcam (the paper's, default of every preset) or maskclip "
-                        "(dense MaskCLIP maps, no gradients)")
+                        help="how masks are proposed: gradcam (the paper's, default of every preset) or a dense "
+                        "method's maps, no gradients: maskclip, sclip, clearclip, naclip (the last block's attention "
+                        "as each method's official code changes it; README, Other methods)")
     parser.add_argument("--cam-target", choices=CAM_TARGET_CHOICES, default=None,
                         help="what Grad-CAM explains: patch_mean (CaR's), class_token, pooled (the tower's own "
                         "pooling) or auto (the tower's default); default: the preset's (auto)")
@@ -160,6 +161,8 @@ def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Prese
             changes[field] = getattr(args, option)
     if getattr(args, "no_clip_es", False):
         changes["use_clip_es"] = False
+    if getattr(args, "neighbourhood_std", None) is not None:
+        changes["neighbourhood_std"] = args.neighbourhood_std
     model = args.model
     for role in ("proposal", "classifier"):
         weights: Optional[Path] = getattr(args, f"{role}_weights", None)
@@ -209,3 +212,84 @@ def announce_models(command: str, models: LoadedModels) -> None:
     print(f"carlib {command}: using {models.description}", file=sys.stderr)
     for note in models.weights_notes:
         print(f"carlib {command}: {note}", file=sys.stderr)
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """Add --method, --protocol and the protocol's values (--short-side, --window, --stride, --logit-scale,
+    --prob-threshold, --class-names) for a dense method run alone."""
+    from carlib.dense_methods import DENSE_METHODS
+    from carlib.method_alone import PROTOCOLS
+
+    parser.add_argument("--method", choices=DENSE_METHODS, default=None,
+                        help="run a dense method alone instead of CaR: per-pixel argmax over [classes; background], "
+                        "no recurrence, no post-processing (README, Other methods)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="carlib",
+                        help="with --method: carlib (the method as CaR's proposal stage reads it, the default) or "
+                        "field (the method's official harness: short side, sliding windows, its logit scale, its "
+                        "class-name files, its probability threshold; docs/datasets.md)")
+    parser.add_argument("--short-side", default=None, metavar="PIXELS|none",
+                        help="with --method: resize the image's short side to this (none: the image as max_side "
+                        "gives it); default: the protocol's")
+    parser.add_argument("--window", default=None, metavar="PIXELS|none",
+                        help="with --method: sliding-window inference with this window (none: one pass); default: "
+                        "the protocol's")
+    parser.add_argument("--stride", type=int, default=None, help="with --method: the windows' stride in pixels")
+    parser.add_argument("--logit-scale", type=float, default=None,
+                        help="with --method: the cosines' multiplier before the softmax (default: the protocol's; "
+                        "carlib: the model's own)")
+    parser.add_argument("--prob-threshold", type=float, default=None,
+                        help="with --method: pixels whose best probability is below this are background")
+    parser.add_argument("--class-names", default=None, metavar="FILE",
+                        help="with --method: a class-name file (one line per label, synonyms separated by commas; "
+                        "a shipped one such as sclip/cls_voc21.txt, or a path)")
+    parser.add_argument("--neighbourhood-std", type=float, default=None,
+                        help="NACLIP's Gaussian σ in patches (default 5), alone or as CaR's proposals")
+
+
+METHOD_ONLY_OPTIONS = (("short_side", "--short-side"), ("window", "--window"), ("stride", "--stride"),
+                       ("logit_scale", "--logit-scale"), ("prob_threshold", "--prob-threshold"),
+                       ("class_names", "--class-names"))
+
+
+def _pixels_or_none(text: Optional[str], option: str) -> object:
+    if text is None:
+        return "default"
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{option} takes a number of pixels or 'none', not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{option} must be a positive number of pixels, got {value}")
+    return value
+
+
+def method_protocol_from_options(args: argparse.Namespace, preset: Preset, without_background: bool = False):
+    """The :class:`carlib.method_alone.MethodProtocol` of ``--method`` and its options, or None without --method.
+
+    Raises:
+        ValueError: protocol options without --method, --method with CaR-only options, or bad values.
+    """
+    from carlib.method_alone import protocol_from_options
+
+    method = getattr(args, "method", None)
+    if method is None:
+        given = [flag for name, flag in METHOD_ONLY_OPTIONS if getattr(args, name, None) is not None]
+        if given or getattr(args, "protocol", "carlib") != "carlib":
+            flags = given + (["--protocol"] if getattr(args, "protocol", "carlib") != "carlib" else [])
+            raise ValueError(f"{', '.join(flags)} apply to a method run alone (--method NAME); CaR reads the whole "
+                             "image with the preset's texts")
+        return None
+    if getattr(args, "proposal_method", None) not in (None, method):
+        raise ValueError(f"--method {method} runs {method} alone; --proposal-method is CaR's: give one of them")
+    if getattr(args, "classifier_model", None) is not None or getattr(args, "classifier_weights", None) is not None:
+        raise ValueError(f"--method {method} runs the proposal model alone: there is no classifier to set")
+    std = args.neighbourhood_std if args.neighbourhood_std is not None else preset.settings.neighbourhood_std
+    return protocol_from_options(
+        args.protocol, method, preset.name, without_background,
+        short_side=_pixels_or_none(args.short_side, "--short-side"),
+        window=_pixels_or_none(args.window, "--window"),
+        stride=args.stride if args.stride is not None else "default",
+        logit_scale=args.logit_scale, probability_threshold=args.prob_threshold, class_names=args.class_names,
+        neighbourhood_std=std if std != 5.0 else None)

@@ -16,7 +16,7 @@ DEFAULT_RUNS = Path("runs/reproduce")
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib reproduce`` to the command line."""
-    from carlib.evaluation.reproduce import TABLE_NUMBERS
+    from carlib.evaluation.reproduce import METHODS_TABLE, TABLE_NUMBERS
 
     parser = commands.add_parser(
         "reproduce", help="reproduce one of the paper's tables (ShapesWorld analogue offline, or real data)",
@@ -24,8 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "published numbers. With --data-root: runs the table's `carlib eval`/`carlib ablate` commands "
                     "that have no metrics.json under --out yet, then reports every row. --list prints the commands, "
                     "datasets and weights without running anything.")
-    parser.add_argument("--table", choices=(*TABLE_NUMBERS, "all"), default=None,
-                        help="the paper's table number (all: every table; default with --list)")
+    parser.add_argument("--table", choices=(*TABLE_NUMBERS, METHODS_TABLE, "all"), default=None,
+                        help="the paper's table number, or methods (SCLIP, ClearCLIP, NACLIP alone; not in the "
+                        "paper); all: every table (default with --list)")
     parser.add_argument("--list", "--dry-run", dest="list_only", action="store_true",
                         help="print the commands, datasets and weights; run nothing")
     parser.add_argument("--data-root", type=Path, default=None,
@@ -45,11 +46,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _reproduce_command(args: argparse.Namespace) -> int:
-    from carlib.evaluation.reproduce import TABLE_NUMBERS, get_table, listing
+    from carlib.evaluation.reproduce import METHODS_TABLE, TABLE_NUMBERS, get_table, listing
 
     if args.table is None and not args.list_only:
-        raise ValueError("--table N is required (1-7, or all); --list shows what every table needs")
-    numbers = TABLE_NUMBERS if args.table in (None, "all") else (args.table,)
+        raise ValueError("--table N is required (1-7, methods, or all); --list shows what every table needs")
+    numbers = (*TABLE_NUMBERS, METHODS_TABLE) if args.table in (None, "all") else (args.table,)
     tables = [get_table(number) for number in numbers]
     real = args.data_root is not None or args.report_only
     out = args.out if args.out is not None or not real else DEFAULT_RUNS

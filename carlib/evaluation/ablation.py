@@ -11,13 +11,13 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from carlib.background import BACKGROUND_SETS
 from carlib.presets import Preset, get_preset
 from carlib.progress import counted
 
-TABLES = ("recurrence", "prompts", "background", "backbones", "sweep")
+TABLES = ("recurrence", "prompts", "background", "backbones", "sweep", "methods")
 
 SWEEP_STEP = 0.1
 """How far the sweep moves η, θ and λ from the preset's values, one at a time (Table 5)."""
@@ -87,6 +87,9 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
                 {"proposal_model": proposal, "classifier_model": classifier}, {}, paper)
             for proposal, classifier, paper in pairs
         ]
+    if table == "methods":
+        raise ValueError("the methods table is not a list of CaR settings; run_table('methods') measures it "
+                         "(carlib.evaluation.methods_table)")
     if table == "sweep":
         settings = preset.settings
         rows = [Row(f"preset (η {settings.mask_threshold:g}, θ {settings.confidence_threshold:g}, "
@@ -130,6 +133,7 @@ def run_table(
     limit: Optional[int] = None,
     progress: bool = True,
     model_overrides: Optional[dict] = None,
+    models: Optional[Sequence[str]] = None,
 ) -> str:
     """Run an ablation table and return it as markdown.
 
@@ -142,7 +146,17 @@ def run_table(
         model_overrides: other VLMs for either stage (``proposal``, ``classifier``, ``tokenizer``; see
             :func:`carlib.pipeline.load_models`), on ShapesWorld too.
         progress: show progress bars.
+        models: the ``methods`` table's ShapesWorld models (None: ``shapes`` and ``shapes-siglip``, each only if
+            it loads; :mod:`carlib.evaluation.methods_table`).
     """
+    if table == "methods":
+        if preset_name != "shapes":
+            raise ValueError("the methods table runs on ShapesWorld (--preset shapes); on real data run "
+                             "`carlib eval --method NAME` (alone) and `carlib eval --proposal-method NAME` (under CaR)")
+        from carlib.evaluation.methods_table import methods_markdown, methods_table
+
+        rows, notes = methods_table(n, models, progress=progress)
+        return methods_markdown(rows, notes, n)
     preset = get_preset(preset_name)
     rows = table_rows(table, preset)
     results: list[tuple[Row, float]] = []

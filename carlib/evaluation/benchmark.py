@@ -73,10 +73,31 @@ PAPER_MIOU = {
     "refdavis17/val": 30.34,  # J&F; J and F are in PAPER_VIDEO
 }
 
+PAPER_METHOD_MIOU: dict[str, dict[str, float]] = {
+    "maskclip": {"voc": 38.8, "coco_object": 20.6, "context": 23.6},
+    "sclip": {"voc": 59.1, "context": 30.4, "coco_object": 30.5, "voc20": 80.4, "context59": 34.2},
+    "clearclip": {"voc": 51.8, "context": 32.6, "coco_object": 33.0, "voc20": 80.9, "context59": 35.9},
+    "naclip": {"voc": 58.9, "context": 32.2, "coco_object": 33.2, "voc20": 79.7, "context59": 35.2},
+}
+"""Each dense method's published mIoU % on its own with ViT-B/16, keyed like :data:`PAPER_MIOU`
+(:data:`PAPER_METHOD_SOURCES` says where each comes from)."""
+
+PAPER_METHOD_SOURCES: dict[str, str] = {
+    "maskclip": "CaR's Table 1 (MaskCLIP's row, quoted by CaR from earlier work; the protocol behind it is not stated)",
+    "sclip": "the SCLIP paper (ECCV 2024), Table 1, without PAMR; its README gives 59.63 / 31.74 / 33.52 / 81.54 / "
+             "34.46 for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with the repository's default setup",
+    "clearclip": "the ClearCLIP paper (ECCV 2024), Table 1, ViT-B/16; its README gives its numbers only as an image",
+    "naclip": "the NACLIP paper (WACV 2025), without PAMR; its README gives 64.07 / 34.99 / 36.19 / 83.03 / 38.35 "
+              "for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with PAMR on (its default), which carlib "
+              "does not implement",
+}
+"""Where each method's published numbers come from."""
+
 PAPER_VIDEO = {"refdavis17/val": {"J&F": 30.34, "J": 28.15, "F": 32.53}}
 """Ref-DAVIS17's published figures (%, paper-numbers.md), keyed like :data:`PAPER_MIOU`."""
 
 HEADLINE_METRIC = {"gres": "gIoU", "refdavis17": "J&F"}
+METHOD_TITLES = {"maskclip": "MaskCLIP", "sclip": "SCLIP", "clearclip": "ClearCLIP", "naclip": "NACLIP"}
 """The metric ``carlib eval`` prints and ``report.md`` leads with, where it is not mIoU."""
 
 
@@ -119,8 +140,9 @@ def evaluate(
     split_by: Optional[str] = None,
     expression_sets: Optional[Sequence[str]] = None,
     model_overrides: Optional[dict] = None,
+    method_protocol=None,
 ) -> Optional[EvalSummary]:
-    """Evaluate CaR with a preset on a dataset; resumable and shardable.
+    """Evaluate CaR (or a dense method alone) with a preset on a dataset; resumable and shardable.
 
     Arguments:
         preset_name: a preset name (``voc``, ``context``, ``refcoco``, ``gres``, ``shapes``...)
@@ -153,9 +175,15 @@ def evaluate(
         expression_sets: Ref-DAVIS17 only: which expression sets to run (default: the benchmark's four,
             :data:`carlib.datasets.refdavis.EXPRESSION_SETS`; ``"all"`` gives each object all its expressions
             at once). ``limit`` then counts videos.
+        method_protocol: a :class:`carlib.method_alone.MethodProtocol`: run its dense method alone (per-pixel
+            argmax, no recurrence, no post-processing) on a semantic benchmark instead of CaR. Only the
+            proposal model is loaded.
 
     Returns:
         the :class:`EvalSummary` on rank 0, ``None`` on other ranks.
+
+    Raises:
+        ValueError: bad options, or a run folder holding predictions made under another protocol.
     """
     preset = get_preset(preset_name) if isinstance(preset_name, str) else preset_name
     if workers is not None and workers < 0:
@@ -167,17 +195,35 @@ def evaluate(
     if not video and expression_sets is not None:
         raise ValueError(f"expression sets apply to Ref-DAVIS17, not {preset.name}")
     expression_sets = check_expression_sets(expression_sets) if video else None
+    if method_protocol is not None:
+        check_method_run(preset, method_protocol.method, post)
     distributed = Distributed.from_environment()
     try:
+        if models is None and method_protocol is not None:
+            models = load_models(proposal_only(preset), model, device=device, quick_gelu=quick_gelu,
+                                 **(model_overrides or {}))
         models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu, **(model_overrides or {}))
         changes = {**(car_options or {}), **({"post": post} if post else {})}
         car = car_from_preset(preset, models, sam_source=sam_source, **changes)
         autocast_for(models.proposal.device, amp)  # fp16 asked for on CPU fails before any work
         workers = default_workers(models.proposal.device) if workers is None else workers
+        alone = None
+        if method_protocol is not None:
+            from carlib.method_alone import MethodAlone
+
+            alone = MethodAlone(models.proposal, preset.replace(settings=car.settings), method_protocol)
+        card = _run_card(preset, car.settings, models, alone, dataset, data_root, split, limit, without_background,
+                         split_by, expression_sets, amp)
         predictions = Path(out_dir) / PREDICTIONS
+        if distributed.rank == 0:
+            claim_eval_folder(Path(out_dir), card)  # resumes only a run of the same protocol
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        if video:
+        if alone is not None:
+            local, errors, count, model_seconds = _run_semantic(MethodSemantic(alone), preset, dataset, predictions,
+                                                                distributed, limit, progress, workers,
+                                                                models.proposal.device, amp)
+        elif video:
             local, errors, count, model_seconds = _run_video(car, dataset, predictions, distributed, limit, progress,
                                                              workers, models.proposal.device, amp, expression_sets)
         elif _is_gres(dataset):
@@ -187,8 +233,9 @@ def evaluate(
             local, errors, count, model_seconds = _run_referring(car, dataset, predictions, distributed, limit, progress,
                                                   workers, models.proposal.device, amp)
         else:
-            local, errors, count, model_seconds = _run_semantic(car, preset, dataset, predictions, distributed, limit, progress,
-                                                 workers, models.proposal.device, amp)
+            local, errors, count, model_seconds = _run_semantic(CarSemantic(car, preset), preset, dataset, predictions,
+                                                                distributed, limit, progress, workers,
+                                                                models.proposal.device, amp)
         # Video scores are per object and frame, not sums: gathered whole, then summarised on rank 0.
         merged = distributed.gather(local) if video else distributed.sum_array(local)
         count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
@@ -207,11 +254,114 @@ def evaluate(
             seconds=time.perf_counter() - start,
             model_seconds=model_seconds,
         )
-        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background, car.settings.post,
-                       split_by, expression_sets)
+        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background,
+                       None if alone is not None else car.settings.post, split_by, expression_sets, card=card,
+                       method=alone.protocol.method if alone is not None else None)
         return summary
     finally:
         distributed.close()
+
+
+def check_method_run(preset: Preset, method: str, post: Optional[str]) -> None:
+    """A dense method alone needs a semantic benchmark and no post-processing.
+
+    Raises:
+        ValueError: a referring preset, or ``post`` given; the message names the CaR alternative.
+    """
+    if preset.settings.mode != "semantic":
+        raise ValueError(f"--method runs a dense method alone on a semantic benchmark; {preset.name} is a "
+                         f"{preset.settings.mode} preset: use --proposal-method {method} to run it under CaR")
+    if post is not None:
+        raise ValueError(f"a method alone has no post-processing (the field's protocol: per-pixel argmax, PAMR off); "
+                         f"drop --post, or run it under CaR with --proposal-method {method} --post {post}")
+
+
+def proposal_only(preset: Preset) -> Preset:
+    """The preset with its proposal model in both roles, so loading it loads one model (a method alone)."""
+    return preset.replace(classifier_model=preset.proposal_model, classifier_pretrained=preset.proposal_pretrained)
+
+
+PROTOCOL_FILE = "protocol.json"
+"""The protocol card a run folder's predictions were made under, written when the run starts."""
+
+VOLATILE_CARD_KEYS = ("carlib", "software", "device", "dataset.data_root", "models.description", "dataset.limit",
+                      "dataset.samples", "dataset.ids_sha256", "dataset.expression_sets")
+"""Card entries that may change when a run resumes without changing what its predictions mean: another checkout,
+machine or data folder, or another subset of the samples (``--limit``, expression sets: each prediction is kept
+per sample)."""
+
+
+def card_identity(card: dict) -> dict:
+    """The card without :data:`VOLATILE_CARD_KEYS`: what must match for a run folder's predictions to be reused."""
+    identity = json.loads(json.dumps(card))
+    for key in VOLATILE_CARD_KEYS:
+        node, *rest = key.split(".")
+        if rest:
+            if isinstance(identity.get(node), dict):
+                identity[node].pop(rest[0], None)
+        else:
+            identity.pop(node, None)
+    for role in ("proposal", "classifier"):
+        record = (identity.get("models") or {}).get(role)
+        if isinstance(record, dict):
+            record.pop("weights_file", None)
+    return identity
+
+
+def claim_eval_folder(out_dir: Path, card: dict) -> None:
+    """Write the run's card to ``out_dir/protocol.json``, or check that the folder's predictions were made under it.
+
+    Raises:
+        ValueError: the folder holds a run of another protocol; the message lists what differs.
+    """
+    path = out_dir / PROTOCOL_FILE
+    if path.is_file():
+        from carlib.evaluation.compare import flatten
+
+        before, now = flatten(card_identity(json.loads(path.read_text()))), flatten(card_identity(card))
+        differ = sorted({key.rsplit(".", 1)[0] if key.count(".") > 1 else key
+                         for key in set(before) | set(now) if before.get(key) != now.get(key)})
+        if differ:
+            shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+            raise ValueError(f"{out_dir} holds predictions made under another protocol (differs in {shown}); "
+                             "use another --out, or delete the folder to start over")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(card, indent=1), path)
+
+
+def _card_ids(dataset, limit: Optional[int], expression_sets) -> list[str]:
+    """The ids of what a run scores, for the card's checksum: images, referred objects, expressions or frames."""
+    if _is_video(dataset):
+        videos = dataset.videos()
+        videos = videos[:limit] if limit is not None else videos
+        return [f"{video.name}/{frame}" for video in videos for frame in video.frames]
+    if hasattr(dataset, "objects"):
+        objects = list(dataset.objects())
+        return [str(item.id) for item in (objects[:limit] if limit is not None else objects)]
+    return [str(sample_id) for sample_id in _sample_ids(dataset, limit)]
+
+
+def _run_card(preset: Preset, settings, models: LoadedModels, alone, dataset, data_root, split, limit,
+              without_background: bool, split_by, expression_sets, amp: str) -> dict:
+    """The protocol card of an eval run (:mod:`carlib.protocol_card`)."""
+    from carlib.protocol_card import dataset_record, protocol_card
+
+    class_labels = car_label_names(dataset) if preset.settings.mode == "semantic" else ()
+    extra = {"split_by": split_by, "limit": limit,
+             "expression_sets": list(expression_sets) if expression_sets is not None else None}
+    data = dataset_record(preset.name, split or getattr(dataset, "split", "val"), _card_ids(dataset, limit,
+                          expression_sets), without_background=without_background, data_root=str(data_root),
+                          class_labels=class_labels, extra=extra)
+    if alone is not None:
+        from carlib.pipeline import LoadedModels as Loaded
+
+        return protocol_card(preset=preset, settings=settings, models=Loaded(models.proposal, None, models.description),
+                             kind="method alone", method=alone.protocol.method, post=None,
+                             device=models.proposal.device, amp=amp, texts=alone.texts_record(),
+                             image=alone.image_record(), dataset=data, method_protocol=alone.protocol.to_dict())
+    return protocol_card(preset=preset, settings=settings, models=models, kind="CaR", method=settings.proposal_method,
+                         post=settings.post, device=models.proposal.device, amp=amp, dataset=data)
 
 
 def open_benchmark(preset: Preset, data_root: Path, split: Optional[str] = None, *, without_background: bool = False,
@@ -260,8 +410,63 @@ def to_car_labels(truth: np.ndarray, dataset) -> np.ndarray:
     return shifted
 
 
-def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: Distributed,
+class CarSemantic:
+    """CaR with a semantic preset's vocabulary, as :func:`_run_semantic` drives it: the recurrences of every pass
+    (model work), their post-processing jobs (run in worker processes), then the label map and its record."""
+
+    def __init__(self, car, preset: Preset) -> None:
+        self.car, self.preset = car, preset
+        self.sam_source = car.sam_source
+
+    def run(self, image):
+        return vocabulary_recurrences(self.car, self.preset, image)
+
+    def post_jobs(self, recurrences) -> list:
+        return [recurrence.post_job() for _, recurrence in recurrences]
+
+    def finish(self, recurrences, post_results) -> tuple[np.ndarray, dict]:
+        results = [self.car.finish(recurrence, masks, seconds)
+                   for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)]
+        segmentation = vocabulary_segmentation(self.car, recurrences, results)
+        record = {
+            name: {
+                "kept": [int(i) for i in np.flatnonzero(result.kept)],
+                "scores": [round(float(s), 6) for s in result.scores],
+                "steps": result.num_steps,
+                "seconds": {k: round(v, 4) for k, v in result.seconds.items()},
+            }
+            for name, result in segmentation.passes.items()
+        }
+        return segmentation.label_map, record
+
+
+class MethodSemantic:
+    """A dense method alone (:class:`carlib.method_alone.MethodAlone`) as :func:`_run_semantic` drives it:
+    no post-processing jobs, the label map straight from the per-pixel argmax."""
+
+    sam_source = None
+
+    def __init__(self, alone) -> None:
+        self.alone = alone
+
+    def run(self, image):
+        return self.alone.segment(image)
+
+    def post_jobs(self, result) -> list:
+        return []
+
+    def finish(self, result, post_results) -> tuple[np.ndarray, dict]:
+        record = {"method": self.alone.protocol.method, "protocol": self.alone.protocol.name,
+                  "labels": [int(label) for label in np.unique(result.label_map)], "windows": result.windows,
+                  "working_size": list(result.working_size), "dropped_by_area": result.dropped_by_area,
+                  "seconds": round(result.seconds, 4)}
+        return result.label_map, record
+
+
+def _run_semantic(segmenter, preset: Preset, dataset, predictions: Path, distributed: Distributed,
                   limit: Optional[int], progress: bool, workers: int, device, amp: str):
+    """Every image of a semantic dataset through ``segmenter`` (:class:`CarSemantic` or :class:`MethodSemantic`):
+    its model work here, its post-processing in ``workers`` processes, each prediction written and scored."""
     from carlib.datasets import SampleReadError
 
     matrix = ConfusionMatrix(len(car_label_names(dataset)), dataset.ignore_label)
@@ -269,28 +474,17 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
     ids = distributed.shard(_sample_ids(dataset, limit))
     model_seconds = 0.0
 
-    def finished(sample_id, truth, recurrences):
+    def finished(sample_id, truth, work):
         def record_it(post_results):
-            results = [car.finish(recurrence, masks, seconds)
-                       for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)]
-            segmentation = vocabulary_segmentation(car, recurrences, results)
-            save_label_png(segmentation.label_map, predictions / f"{sample_id}.png")
-            summary = {
-                name: {
-                    "kept": [int(i) for i in np.flatnonzero(result.kept)],
-                    "scores": [round(float(s), 6) for s in result.scores],
-                    "steps": result.num_steps,
-                    "seconds": {k: round(v, 4) for k, v in result.seconds.items()},
-                }
-                for name, result in segmentation.passes.items()
-            }
-            atomic_write_text(json.dumps(summary), _record_path(predictions, sample_id))
-            matrix.update(segmentation.label_map, to_car_labels(truth, dataset))
+            label_map, record = segmenter.finish(work, post_results)
+            save_label_png(label_map, predictions / f"{sample_id}.png")
+            atomic_write_text(json.dumps(record), _record_path(predictions, sample_id))
+            matrix.update(label_map, to_car_labels(truth, dataset))
             count.advance()
         return record_it
 
     samples = read_ahead(dataset.load, ids, SampleReadError, workers)
-    with PostProcessPool(workers, car.sam_source) as pool, counting(len(ids), "images") as count:
+    with PostProcessPool(workers, segmenter.sam_source) as pool, counting(len(ids), "images") as count:
         for sample_id, sample, error in tqdm(samples, total=len(ids), desc=f"eval {preset.name} (rank {distributed.rank})",
                                              disable=not progress):
             if error is not None:
@@ -304,10 +498,9 @@ def _run_semantic(car, preset: Preset, dataset, predictions: Path, distributed: 
                 continue
             started = time.perf_counter()
             with autocast_for(device, amp):
-                recurrences = vocabulary_recurrences(car, preset, image)
+                work = segmenter.run(image)
             model_seconds += time.perf_counter() - started
-            pool.submit([recurrence.post_job() for _, recurrence in recurrences],
-                        finished(sample_id, truth, recurrences))
+            pool.submit(segmenter.post_jobs(work), finished(sample_id, truth, work))
     return matrix.matrix.astype(np.float64), errors, len(ids), model_seconds
 
 
@@ -601,12 +794,14 @@ def _video_report(summary: EvalSummary) -> list[str]:
 
 
 def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
-                   without_background: bool, post: str, split_by: Optional[str],
-                   expression_sets: Optional[Sequence[str]] = None) -> None:
-    key = _paper_key(preset, summary.split, without_background, post, split_by)
-    paper = PAPER_MIOU.get(key)
+                   without_background: bool, post: Optional[str], split_by: Optional[str],
+                   expression_sets: Optional[Sequence[str]] = None, *, card: Optional[dict] = None,
+                   method: Optional[str] = None) -> None:
+    key = _paper_key(preset, summary.split, without_background, post or "none", split_by)
+    paper = PAPER_MIOU.get(key) if method is None else PAPER_METHOD_MIOU.get(method, {}).get(key)
     video = _is_video(dataset)
     payload = {
+        "method": method or "CaR",
         "preset": summary.preset,
         "split": summary.split,
         "images": summary.images,
@@ -618,14 +813,17 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "split_by": split_by,
         "headline": headline_metric(summary.preset),  # the metric paper_mIoU is compared with
         "paper_mIoU": paper,
+        **({"paper_source": PAPER_METHOD_SOURCES[method]} if method is not None else {}),
         **(_video_fields(dataset, key, expression_sets) if video else {}),
         **summary.metrics,
+        "protocol": card,
     }
     atomic_write_text(json.dumps(payload, indent=2), out_dir / "metrics.json")
     headline = headline_metric(summary.preset)
     ours = summary.metrics[headline] * 100
+    title = "CaR" if method is None else f"{METHOD_TITLES.get(method, method)} alone"
     lines = [
-        f"# CaR on {summary.preset} ({summary.split})",
+        f"# {title} on {summary.preset} ({summary.split})",
         "",
         f"- models: {models.description}",
         f"- {count_unit(summary.preset)}: {summary.images}; unreadable: {len(summary.errors)}",

@@ -56,9 +56,10 @@ class WorldAnalogue:
 
     Attributes:
         kind: ``"headline"`` (a variant of :func:`evaluate_car_on_world`),
-            ``"ablation"`` (a row of :func:`carlib.evaluation.ablation.table_rows`)
-            or ``"spread"`` (min–max over every row of an ablation table).
-        name: the variant (``car_crf``, ``car_sam``) or the ablation table.
+            ``"ablation"`` (a row of :func:`carlib.evaluation.ablation.table_rows`),
+            ``"spread"`` (min–max over every row of an ablation table) or
+            ``"method"`` (a dense method alone, :func:`carlib.evaluation.shapesworld.evaluate_method_on_world`).
+        name: the variant (``car_crf``, ``car_sam``), the ablation table or the method.
         row: the ablation row's name (``kind="ablation"`` only).
     """
 
@@ -105,6 +106,7 @@ class PaperTable:
     weights: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     world_note: str = ""
+    proposal_only: bool = False  # its commands load only the presets' proposal models (a method alone)
 
     def commands(self) -> list[tuple[str, ...]]:
         """The distinct commands of the table, in row order."""
@@ -165,10 +167,16 @@ def _table1() -> PaperTable:
                       f"table1/{out}/metrics.json",
                       WorldAnalogue("headline", "car_sam") if label == "VOC-21" else None)
              for label, value, preset, out in sam]
-    rows += [PaperRow(f"{label}, MaskCLIP (reference point)", value, method="MaskCLIP",
-                      note="another method's number; `--proposal-method maskclip` keeps CaR's recurrence, "
-                           "so it measures something else (Table 2's extra rows)")
-             for label, value in (("VOC-21", 38.8), ("COCO-Object", 20.6), ("Context-60", 23.6))]
+    maskclip = [("VOC-21", 38.8, "voc", "voc21_maskclip"), ("COCO-Object", 20.6, "coco_object", "coco_object_maskclip"),
+                ("Context-60", 23.6, "context", "context60_maskclip")]
+    rows += [PaperRow(f"{label}, MaskCLIP (reference point)", value,
+                      _eval(preset, f"table1/{out}", "--method", "maskclip", "--protocol", "field"),
+                      f"table1/{out}/metrics.json",
+                      WorldAnalogue("method", "maskclip") if label == "VOC-21" else None, method="MaskCLIP",
+                      note="MaskCLIP alone (`--method maskclip`, no recurrence) under the field's protocol as "
+                           "ClearCLIP's harness runs it; the paper quotes this number without saying which protocol "
+                           "produced it. `--proposal-method maskclip` keeps CaR's recurrence (Table 2's extra rows)")
+             for label, value, preset, out in maskclip]
     return PaperTable(
         "1", "Zero-shot semantic segmentation (VOC-20 and Context-59 are also supplementary Table B)",
         tuple(rows), ("voc", "coco_object", "context", "ade150", "ade847", "context459"),
@@ -261,6 +269,46 @@ def _table7() -> PaperTable:
                                  "--video`, docs/shapesworld.md)")
 
 
+METHODS_TABLE = "methods"
+"""The registry's table of the field's other training-free methods (not in the CaR paper): ``--table methods``."""
+
+METHOD_TITLES = {"sclip": "SCLIP", "clearclip": "ClearCLIP", "naclip": "NACLIP"}
+
+
+def _methods_table() -> PaperTable:
+    from carlib.evaluation.benchmark import PAPER_METHOD_MIOU, PAPER_METHOD_SOURCES
+
+    columns = [("VOC-21", "voc", "voc", ()), ("Context-60", "context", "context", ()),
+               ("COCO-Object", "coco_object", "coco_object", ()),
+               ("VOC-20", "voc20", "voc", ("--without-background",)),
+               ("Context-59", "context59", "context", ("--without-background",))]
+    rows = []
+    for method, title in METHOD_TITLES.items():
+        for label, key, preset, extra in columns:
+            folder = f"methods/{method}_{key}"
+            rows.append(PaperRow(f"{title} {label}", PAPER_METHOD_MIOU[method][key],
+                                 _eval(preset, folder, "--method", method, "--protocol", "field", *extra),
+                                 f"{folder}/metrics.json",
+                                 WorldAnalogue("method", method) if key == "voc" else None, method=title,
+                                 note=PAPER_METHOD_SOURCES[method]))
+    return PaperTable(
+        METHODS_TABLE, "Other training-free methods alone, mIoU with ViT-B/16 (not in the CaR paper)", tuple(rows),
+        ("voc", "context", "coco_object"),
+        notes=("each method alone (`--method NAME`, per-pixel argmax, no recurrence, no PAMR) under `--protocol "
+               "field`: its official harness's short side, sliding windows, logit scale, class-name files and "
+               "probability threshold (docs/datasets.md, The field's protocol)",
+               "published: " + "; ".join(f"{METHOD_TITLES[m]}: {PAPER_METHOD_SOURCES[m]}" for m in METHOD_TITLES),
+               "under CaR: `carlib eval --preset voc --proposal-method NAME` (no published number); on ShapesWorld "
+               "every method alone and under CaR + CRF: `carlib ablate --table methods --n 200`"),
+        world_note="only the VOC-21 rows have a ShapesWorld analogue: the method alone with carlib's protocol on "
+                   "held-out scenes", proposal_only=True)
+
+
+def registry_tables() -> dict[str, PaperTable]:
+    """The paper's tables (:func:`paper_tables`) and the other methods' (:data:`METHODS_TABLE`)."""
+    return {**paper_tables(), METHODS_TABLE: _methods_table()}
+
+
 def paper_tables() -> dict[str, PaperTable]:
     """Every table of the paper, keyed by its number ("1".."7")."""
     tables = (_table1(), _table2(), _table3(), _table4(), _table5(), _table6(), _table7())
@@ -273,8 +321,11 @@ TABLE_NUMBERS = ("1", "2", "3", "4", "5", "6", "7")
 def get_table(number: Union[str, int]) -> PaperTable:
     """The table called ``number``; a ``ValueError`` naming the known ones otherwise."""
     key = str(number)
+    if key == METHODS_TABLE:
+        return _methods_table()
     if key not in TABLE_NUMBERS:
-        raise ValueError(f"the paper has no table {number!r} here; choose one of {', '.join(TABLE_NUMBERS)}")
+        raise ValueError(f"the paper has no table {number!r} here; choose one of {', '.join(TABLE_NUMBERS)} "
+                         f"(or {METHODS_TABLE}: the other methods)")
     return paper_tables()[key]
 
 
@@ -293,8 +344,9 @@ def weights_needed(table: PaperTable) -> list[str]:
         except (KeyError, ValueError):
             needed.append(f"{name}: preset not defined in this checkout")
             continue
-        line = (f"{name}: proposals {preset.proposal_model} ({preset.proposal_pretrained}), "
-                f"classifier {preset.classifier_model} ({preset.classifier_pretrained})")
+        line = f"{name}: proposals {preset.proposal_model} ({preset.proposal_pretrained})"
+        if not table.proposal_only:
+            line += f", classifier {preset.classifier_model} ({preset.classifier_pretrained})"
         needed.append(line)
     return needed + list(table.weights)
 
@@ -404,6 +456,16 @@ class WorldRuns:
             self._models = load_models(self.preset, "shapes")
         return self._models
 
+    def method(self, name: str) -> float:
+        """mIoU in [0, 1] of a dense method alone (carlib's protocol) on the scenes (measured once)."""
+        key = f"method alone: {name}"
+        if key not in self._miou:
+            from carlib.evaluation.shapesworld import evaluate_method_on_world
+
+            self._miou[key] = evaluate_method_on_world(self.n, name, seed=self.seed, preset=self.preset,
+                                                       models=self.models, progress=self.progress)[0]
+        return self._miou[key]
+
     def _key(self, row: Row) -> str:
         options = dict(row.car_options)
         settings = self.preset.replace(**row.preset_changes).settings
@@ -489,6 +551,8 @@ class WorldRuns:
         if analogue.kind == "ablation":
             (row,) = [row for row in table_rows(analogue.name, self.preset) if row.name == analogue.row]
             return Measured(self.row(row) * 100, f"ShapesWorld `ablate --table {analogue.name}`")
+        if analogue.kind == "method":
+            return Measured(self.method(analogue.name) * 100, f"ShapesWorld, {analogue.name} alone")
         if analogue.kind == "spread":
             values = [value * 100 for _, value in self.ablation(analogue.name)]
             return Measured((min(values), max(values)), f"ShapesWorld, {len(values)} settings")
@@ -550,7 +614,7 @@ class Report:
     commands: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"### Table {self.table.number}: {self.table.title}", "", f"Ours: {self.source}.", "",
+        lines = [f"### {heading(self.table)}: {self.table.title}", "", f"Ours: {self.source}.", "",
                  "| row | published % | ours % | ours from |", "|---|---|---|---|"]
         for row in self.table.rows:
             measured = self.ours.get(row.label, Measured())
@@ -580,7 +644,7 @@ def listing(table: PaperTable, **values: Optional[str]) -> str:
     """What a table needs, as markdown: commands, datasets (with their docs), weights."""
     import shlex
 
-    lines = [f"### Table {table.number}: {table.title}", "", "Commands:", "", "```"]
+    lines = [f"### {heading(table)}: {table.title}", "", "Commands:", "", "```"]
     lines += ["carlib " + shlex.join(fill(command, **values)) for command in table.commands()] or ["(none)"]
     lines += ["```", "", "Datasets: " + ", ".join(f"`{name}` ({DATASET_DOCS.get(name, 'docs/datasets.md')})"
                                                   for name in table.presets), "",
@@ -589,12 +653,21 @@ def listing(table: PaperTable, **values: Optional[str]) -> str:
     unmeasured = [row for row in table.rows if row.command is None and row.method == "CaR"]
     if unmeasured:
         lines += ["", "Published but not run by carlib: " + "; ".join(f"{row.label} ({row.note})" for row in unmeasured)]
-    others: dict[str, int] = {}
+    others: dict[bool, dict[str, int]] = {True: {}, False: {}}
     for row in table.rows:
         if row.method != "CaR":
-            others[row.method] = others.get(row.method, 0) + 1
-    if others:
+            counts = others[row.command is not None]
+            counts[row.method] = counts.get(row.method, 0) + 1
+    if others[True]:
+        lines += ["", "Other methods' published numbers, measured by carlib running the method alone (`--method`): "
+                  + ", ".join(f"{method} ({count})" for method, count in others[True].items())]
+    if others[False]:
         lines += ["", "Other methods' published numbers, kept for comparison and not run: "
-                  + ", ".join(f"{method} ({count})" for method, count in others.items())]
+                  + ", ".join(f"{method} ({count})" for method, count in others[False].items())]
     return "\n".join(lines) + "\n"
+
+
+def heading(table: PaperTable) -> str:
+    """``Table N`` for the paper's tables, ``Other methods`` for :data:`METHODS_TABLE`."""
+    return f"Table {table.number}" if table.number in TABLE_NUMBERS else "Other methods"
 

@@ -133,3 +133,41 @@ def evaluate_car_on_world(
         report.mean_steps = float(np.mean(steps))
         report.seconds_per_scene = float(np.mean(seconds))
     return report
+
+
+def evaluate_method_on_world(
+    n: int,
+    method: str,
+    *,
+    seed: int = EVAL_SEED,
+    split: str = EVAL_SPLIT,
+    preset: Optional[Preset] = None,
+    models: Optional[LoadedModels] = None,
+    protocol=None,
+    progress: bool = True,
+) -> tuple[float, list[float]]:
+    """A dense method alone on ``n`` ShapesWorld scenes: mIoU over background + every class, and each class's IoU.
+
+    Arguments:
+        n, seed, split: the scenes (as :func:`evaluate_car_on_world`).
+        method: ``"maskclip"``, ``"sclip"``, ``"clearclip"`` or ``"naclip"``.
+        preset: settings (default ``shapes``): its vocabulary and background words.
+        models: loaded models (default: the ShapesWorld CLIP); the proposal model runs the method.
+        protocol: a :class:`carlib.method_alone.MethodProtocol` (default: carlib's, the method as CaR's proposal
+            stage reads it: per-pixel argmax over [classes; background words]).
+        progress: show a progress bar.
+
+    Returns:
+        (mIoU in [0, 1], IoU per label 0..8, NaN for a label absent from both prediction and truth).
+    """
+    from carlib.method_alone import MethodAlone, carlib_protocol
+
+    preset = preset or get_preset("shapes")
+    models = models or load_models(preset, "shapes")
+    protocol = protocol or carlib_protocol(method, preset.settings.neighbourhood_std)
+    alone = MethodAlone(models.proposal, preset, protocol)
+    matrix = ConfusionMatrix(len(CLASS_NAMES) + 1)
+    for index in tqdm(range(n), desc=f"{method} alone on ShapesWorld", disable=not progress):
+        scene = split_scene(split, index, seed)
+        matrix.update(alone.segment(scene.image).label_map, scene.class_map)
+    return matrix.miou(), matrix.iou().tolist()

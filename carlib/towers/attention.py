@@ -34,23 +34,40 @@ class HeadQueryKey:
             tensor; None means the usual 1/sqrt(d_head).
         cosine: True for scaled cosine attention (Swin V2): logits are
             cos(q, k) * scale instead of q·k * scale.
+        value: float32 B x heads x L x d_head values, when read
+            (:func:`head_query_key_value`, the towers' ``head_qkv``); None otherwise.
     """
 
     query: torch.Tensor
     key: torch.Tensor
     scale: Optional[Union[float, torch.Tensor]] = None
     cosine: bool = False
+    value: Optional[torch.Tensor] = None
 
     def logits(self) -> torch.Tensor:
         """Attention logits, float32 B x heads x L x L (rows: queries, columns: keys)."""
+        return self.pair_logits(self.query, self.key)
+
+    def pair_logits(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Logits of ``left`` rows against ``right`` rows, formed as this module forms q·kᵀ (scale, cosine).
+
+        The dense methods pair other things than queries with keys (SCLIP's q·qᵀ and
+        k·kᵀ, ClearCLIP's q·qᵀ, NACLIP's k·kᵀ); they keep the module's own scale.
+
+        Arguments:
+            left, right: float32 B x heads x L x d_head.
+
+        Returns:
+            float32 B x heads x L x L.
+        """
         if self.cosine:
-            cosines = F.normalize(self.query, dim=-1) @ F.normalize(self.key, dim=-1).transpose(-2, -1)
+            cosines = F.normalize(left, dim=-1) @ F.normalize(right, dim=-1).transpose(-2, -1)
             return cosines * (1.0 if self.scale is None else self.scale)
-        products = self.query @ self.key.transpose(-2, -1)
+        products = left @ right.transpose(-2, -1)
         if self.scale is None:
             # Dividing (not multiplying by the reciprocal) keeps nn.MultiheadAttention's
             # maps bit-identical to what carlib returned before the adapter existed.
-            return products / math.sqrt(self.query.shape[-1])
+            return products / math.sqrt(left.shape[-1])
         return products * self.scale
 
 
@@ -228,3 +245,76 @@ def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
         f"cannot read the value path of {type(attention).__name__}: MaskCLIP needs nn.MultiheadAttention or a "
         "module with in_proj_weight, num_heads and out_proj"
     )
+
+
+def head_query_key_value(attention: torch.nn.Module, tokens: torch.Tensor) -> HeadQueryKey:
+    """Per-head queries, keys and values of a self-attention module for batch-first tokens.
+
+    The queries and keys are :func:`head_query_key`'s (qk-norm and logit scale
+    honoured); the values are the module's value projection split into heads.
+
+    Supported: ``nn.MultiheadAttention`` (fused or separate weights) and modules
+    with a packed ``in_proj_weight`` and ``num_heads`` (open_clip's ``Attention``).
+
+    Arguments:
+        attention: the attention module.
+        tokens: B x L x D batch-first input of the attention (a block's ``ln_1`` output).
+
+    Returns:
+        a :class:`HeadQueryKey` whose ``value`` is float32 B x heads x L x d_head.
+
+    Raises:
+        NotImplementedError: another kind of attention module.
+    """
+    if isinstance(attention, torch.nn.MultiheadAttention):
+        width, heads = attention.embed_dim, attention.num_heads
+        bias = attention.in_proj_bias
+        weight = attention.in_proj_weight[2 * width:] if attention._qkv_same_embed_dim else attention.v_proj_weight
+    else:
+        in_proj_weight = getattr(attention, "in_proj_weight", None)
+        heads = getattr(attention, "num_heads", None)
+        if not isinstance(in_proj_weight, torch.Tensor) or not heads:
+            raise NotImplementedError(
+                f"cannot read per-head values from {type(attention).__name__}: the dense methods need "
+                "nn.MultiheadAttention or a module with in_proj_weight and num_heads (timm modules go through "
+                "carlib.towers.timm_attention)")
+        width = in_proj_weight.shape[0] // 3
+        bias, weight = getattr(attention, "in_proj_bias", None), in_proj_weight[2 * width:]
+    values = F.linear(tokens, weight, None if bias is None else bias[2 * width:])
+    batch, length, _ = values.shape
+    values = values.reshape(batch, length, heads, -1).transpose(1, 2).float()
+    query_key = head_query_key(attention, tokens)
+    query_key.value = values
+    return query_key
+
+
+def attention_output(attention: torch.nn.Module, heads: torch.Tensor) -> torch.Tensor:
+    """What an attention module does after mixing its values: merge heads, its output scaling and norm, out_proj.
+
+    For ``nn.MultiheadAttention`` that is the output projection; for open_clip's
+    ``Attention`` also its ``head_scale`` (per head, before merging) and ``ln_inner``,
+    as its forward does. With ``heads`` the unmixed values it is :func:`value_path`.
+
+    Arguments:
+        attention: ``nn.MultiheadAttention`` or a module with ``in_proj_weight``, ``num_heads`` and ``out_proj``.
+        heads: B x heads x L x d_head mixed values (any float dtype; cast to the module's).
+
+    Returns:
+        B x L x D in the module's dtype.
+
+    Raises:
+        NotImplementedError: another kind of attention module.
+    """
+    out_proj = getattr(attention, "out_proj", None)
+    if not isinstance(out_proj, torch.nn.Linear) or not getattr(attention, "num_heads", None):
+        raise NotImplementedError(f"cannot apply the output of {type(attention).__name__}: the dense methods need "
+                                  "nn.MultiheadAttention or a module with num_heads and out_proj")
+    heads = heads.to(out_proj.weight.dtype)
+    head_scale = None if isinstance(attention, torch.nn.MultiheadAttention) else getattr(attention, "head_scale", None)
+    if isinstance(head_scale, torch.Tensor):
+        heads = heads * head_scale
+    batch, _, length, _ = heads.shape
+    merged = heads.transpose(1, 2).reshape(batch, length, -1)
+    if not isinstance(attention, torch.nn.MultiheadAttention):
+        merged = _first_layer(attention, ("ln_inner",))(merged)
+    return out_proj(merged)

@@ -25,6 +25,9 @@ import torch
 
 from carlib.towers.attention import HeadQueryKey
 
+AttentionMix = Callable[[HeadQueryKey, tuple[int, int], int], torch.Tensor]
+"""``mix(qkv, grid, num_prefix_tokens)`` -> float32 B x heads x L x L attention weights (the dense methods)."""
+
 CamTarget = Literal["patch_mean", "class_token", "pooled"]
 CAM_TARGETS: tuple[str, ...] = get_args(CamTarget)
 
@@ -200,6 +203,26 @@ class VisionTower(ABC):
         self.require_attention("MaskCLIP-style dense maps")
         raise NotImplementedError
 
+    def attention_variant_embeddings(self, trunk: Trunk, mix: "AttentionMix", *,
+                                     keep_residual_and_mlp: bool) -> torch.Tensor:
+        """Per-patch embeddings (float32 n x E, unit-norm) of the last block run with another attention.
+
+        SCLIP, ClearCLIP and NACLIP (:mod:`carlib.dense_methods`) change only how the last
+        block's tokens attend to each other, and whether its residual and MLP stay.
+
+        Arguments:
+            trunk: the tokens entering the last block (:meth:`trunk`).
+            mix: ``mix(qkv, grid, num_prefix_tokens)`` -> float32 B x heads x L x L weights, from the
+                block's per-head queries, keys and values (:meth:`TransformerTower.head_qkv`).
+            keep_residual_and_mlp: True runs the rest of the block as it is (residual, MLP, layer
+                scale: SCLIP); False keeps the attention branch alone (ClearCLIP, NACLIP).
+
+        Raises:
+            CapabilityError: a convolutional tower.
+        """
+        self.require_attention("SCLIP, ClearCLIP and NACLIP dense maps")
+        raise NotImplementedError
+
     def token_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
         """Every patch token of the full pass, read out into the embedding space: B x n x E (not normalised).
 
@@ -286,6 +309,23 @@ class TransformerTower(VisionTower):
         """A context manager to run blocks in (open_clip picks the faster MHA path there)."""
         return _nothing()
 
+    # --- primitives of the dense methods (SCLIP, ClearCLIP, NACLIP) ---------------------------------
+    def head_qkv(self, index: int, normed: torch.Tensor, grid: tuple[int, int]) -> HeadQueryKey:
+        """Block ``index``'s per-head queries, keys and values (float32 B x heads x L x d_head, ``value`` set)
+        for its first norm's batch-first output, rotary embedding applied where the tower has one."""
+        raise CapabilityError(f"a {self.family} tower does not expose its per-head values")
+
+    def attention_branch(self, index: int, heads: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+        """What block ``index`` adds to its residual stream for mixed per-head values ``heads``
+        (B x heads x L x d_head): merged heads through the attention's output norm or gate and its output
+        projection, then the block's own post-attention norm and layer scale. B x L x D."""
+        raise CapabilityError(f"a {self.family} tower does not expose its attention output")
+
+    def block_tail(self, index: int, tokens: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        """The rest of block ``index`` after its attention: ``tokens + branch``, then the MLP branch added
+        (second norm, MLP, layer scale). With the block's own attention branch this is the block."""
+        raise CapabilityError(f"a {self.family} tower does not expose its MLP branch")
+
     # --- geometry ---------------------------------------------------------------------------------
     @property
     def num_blocks(self) -> int:
@@ -346,6 +386,19 @@ class TransformerTower(VisionTower):
         with torch.no_grad():
             values = self.value_path(last, self.first_norm(last)(trunk.tokens), trunk.grid)
             dense = self.readout(values[:, self.num_prefix_tokens:])[0]
+        return torch.nn.functional.normalize(dense.float(), dim=-1)
+
+    def attention_variant_embeddings(self, trunk: Trunk, mix: "AttentionMix", *,
+                                     keep_residual_and_mlp: bool) -> torch.Tensor:
+        last = self.num_blocks - 1
+        with torch.no_grad():
+            tokens = trunk.tokens
+            normed = self.first_norm(last)(tokens)
+            qkv = self.head_qkv(last, normed, trunk.grid)
+            weights = mix(qkv, trunk.grid, self.num_prefix_tokens)
+            branch = self.attention_branch(last, weights @ qkv.value, normed)
+            output = self.block_tail(last, tokens, branch) if keep_residual_and_mlp else branch
+            dense = self.readout(output[:, self.num_prefix_tokens:])[0]
         return torch.nn.functional.normalize(dense.float(), dim=-1)
 
     def run_all(self, pixels: torch.Tensor, stop: Optional[int] = None) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import torch
 
-from carlib.towers.attention import HeadQueryKey, head_query_key, value_path
+from carlib.towers.attention import HeadQueryKey, attention_output, head_query_key, head_query_key_value, value_path
 from carlib.towers.base import CamTarget, CapabilityError, TransformerTower
 from carlib.towers.positions import interpolate_positional_embedding
 
@@ -87,6 +87,21 @@ class OpenClipViT(TransformerTower):
 
     def value_path(self, index: int, normed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         return value_path(self._blocks[index].attn, normed)
+
+    def head_qkv(self, index: int, normed: torch.Tensor, grid: tuple[int, int]) -> HeadQueryKey:
+        return head_query_key_value(self._blocks[index].attn, normed)
+
+    def attention_branch(self, index: int, heads: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+        block = self._blocks[index]
+        output = attention_output(block.attn, heads)
+        # CustomResidualAttentionBlock normalises the attention output (ln_attn) before its layer scale.
+        output = getattr(block, "ln_attn", torch.nn.Identity())(output)
+        return block.ls_1(output)
+
+    def block_tail(self, index: int, tokens: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        block = self._blocks[index]
+        tokens = tokens + branch
+        return tokens + block.ls_2(block.mlp(block.ln_2(tokens)))
 
     def patch_rows(self, tensor: torch.Tensor) -> torch.Tensor:
         # The hooked ln_1 output is in the transformer's own layout: L x 1 x D when it is sequence-first.

@@ -121,6 +121,20 @@ class TimmViT(TransformerTower):
         attention, (_, _, v) = self._qkv(index, normed, grid)
         return timm_attention_output(attention, v, normed)
 
+    def head_qkv(self, index: int, normed: torch.Tensor, grid: tuple[int, int]) -> HeadQueryKey:
+        attention, (q, k, v) = self._qkv(index, normed, grid)
+        return HeadQueryKey(q.float(), k.float(), scale=timm_scale(attention), value=v.float())
+
+    def attention_branch(self, index: int, heads: torch.Tensor, normed: torch.Tensor) -> torch.Tensor:
+        block = self._blocks[index]
+        output = timm_attention_output(block.attn, heads.to(block.attn.proj.weight.dtype), normed)
+        return _layer_scale(block, "ls1", "gamma_1", output)
+
+    def block_tail(self, index: int, tokens: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+        block = self._blocks[index]
+        tokens = tokens + branch
+        return tokens + _layer_scale(block, "ls2", "gamma_2", block.mlp(block.norm2(tokens)))
+
     # --- head ----------------------------------------------------------------------------------------
     def _project(self, pooled: torch.Tensor) -> torch.Tensor:
         trunk = self.net
@@ -177,3 +191,12 @@ class TimmEva(TimmViT):
 
     def run_block(self, index: int, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         return self._blocks[index](tokens, rope=self.rope(grid))
+
+
+def _layer_scale(block: torch.nn.Module, module_name: str, parameter_name: str, branch: torch.Tensor) -> torch.Tensor:
+    """A timm block's layer scale applied to one branch: ``ls1``/``ls2`` modules (ViT) or ``gamma_1``/``gamma_2`` (Eva)."""
+    module = getattr(block, module_name, None)
+    if isinstance(module, torch.nn.Module):
+        return module(branch)
+    gamma = getattr(block, parameter_name, None)
+    return branch if gamma is None else gamma * branch

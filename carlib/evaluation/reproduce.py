@@ -204,7 +204,9 @@ def _table3() -> PaperTable:
     return PaperTable("3", "Proposal and classifier backbones (VOC-21 / COCO-Object)", tuple(rows),
                       ("voc", "coco_object"),
                       weights=("every pair needs both OpenAI ViT-B-16 and ViT-L-14: `make weights`",),
-                      world_note="ShapesWorld has one CLIP, so this table has no ShapesWorld analogue")
+                      world_note="ShapesWorld has two small models of different families, not two sizes of one, so "
+                                 "no row here has an analogue; `carlib ablate --table backbones` pairs the two "
+                                 "families in either stage (docs/shapesworld.md)")
 
 
 def _table4() -> PaperTable:

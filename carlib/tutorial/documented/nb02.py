@@ -5,6 +5,12 @@ The Grad-CAM and CLIP-ES figures are the ShapesWorld report's
 at the ``shapes`` preset's η, where CaR cuts its proposals; MaskCLIP is measured
 the same way by :func:`measure_maskclip`, which the notebook also runs on its
 bundled scenes.
+
+The field's dense methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP) alone and under
+CaR + CRF, with both ShapesWorld models, are ``carlib ablate --table methods``
+(:func:`carlib.evaluation.methods_table.methods_table`), stored here cell by
+cell (:func:`methods_figures`) so the notebook and docs/shapesworld.md print
+them from one file.
 """
 
 from __future__ import annotations
@@ -22,6 +28,45 @@ from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import Scene, split_scene
 
 NOTEBOOK = "02_clip_es_affinity"
+MODEL_FOLDERS = ("shapes_clip", "shapes_siglip")
+METHOD_CELLS = ("alone", "car_crf", "car_clip_es_crf")
+"""The methods table's columns (:class:`carlib.evaluation.methods_table.MethodsRow`)."""
+
+
+def method_key(model: str, proposals: str, cell: str) -> str:
+    """The figure name of one cell of the methods table, e.g. ``methods_shapes-siglip_sclip_alone``."""
+    return f"methods_{model}_{proposals}_{cell}"
+
+
+def methods_figures(rows: Sequence) -> dict[str, Figure]:
+    """The methods table's rows (:class:`carlib.evaluation.methods_table.MethodsRow`) as figures."""
+    from carlib.evaluation.methods_table import TITLES
+
+    figures = {}
+    for row in rows:
+        for cell in METHOD_CELLS:
+            value = getattr(row, cell)
+            if value is not None:
+                figures[method_key(row.model, row.proposals, cell)] = Figure(
+                    value, f"mIoU, {TITLES[row.proposals]} {cell.replace('_', ' ')}, {row.model}")
+    return figures
+
+
+def methods_rows(figures) -> list:
+    """The methods table's rows back from stored figures (a :class:`DocumentedFigures` or a name -> value map)."""
+    from carlib.evaluation.methods_table import METHODS_TABLE_MODELS, PROPOSALS, MethodsRow
+
+    names = set(figures.figures) if hasattr(figures, "figures") else set(figures)
+    rows = []
+    for model in METHODS_TABLE_MODELS:
+        for proposals in PROPOSALS:
+            if method_key(model, proposals, "car_crf") not in names:
+                continue
+            alone = method_key(model, proposals, "alone")
+            rows.append(MethodsRow(proposals, model, figures[alone] if alone in names else None,
+                                   figures[method_key(model, proposals, "car_crf")],
+                                   figures[method_key(model, proposals, "car_clip_es_crf")]))
+    return rows
 
 
 def measure_maskclip(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequence[str],
@@ -46,6 +91,7 @@ def measure_maskclip(proposal: ClipBundle, scenes: Sequence[Scene], background: 
 
 
 def compute(n: int, seed: int) -> dict[str, Figure]:
+    from carlib.evaluation.methods_table import methods_table
     from carlib.evaluation.shapesworld_report import evaluate_world
     from carlib.pipeline import load_models
     from carlib.presets import get_preset
@@ -66,4 +112,5 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
         "maskclip_miou": Figure(float(np.mean(dense["maskclip"])), f"mean IoU of present objects, MaskCLIP, {cut}"),
         "maskclip_clip_es_miou": Figure(float(np.mean(dense["maskclip_clip_es"])),
                                         f"mean IoU of present objects, MaskCLIP + CLIP-ES, {cut}"),
+        **methods_figures(methods_table(n, seed=seed, progress=True)[0]),
     }

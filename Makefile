@@ -45,6 +45,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_photo.py
 	$(BIN)/python benchmarks/bench_video.py
 	$(BIN)/python benchmarks/bench_vocabulary.py
+	$(BIN)/python benchmarks/bench_methods.py
+	$(BIN)/python benchmarks/bench_families.py
 
 # GPU figures in one run (CaR fp32/fp16, eval throughput, the 12 MP photo); without a GPU it says so and exits 0.
 bench-gpu: install

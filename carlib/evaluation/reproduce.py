@@ -303,7 +303,8 @@ def _methods_table() -> PaperTable:
                "under CaR: `carlib eval --preset voc --proposal-method NAME` (no published number); on ShapesWorld "
                "every method alone and under CaR + CRF: `carlib ablate --table methods --n 200`"),
         world_note="only the VOC-21 rows have a ShapesWorld analogue: the method alone with carlib's protocol on "
-                   "held-out scenes", proposal_only=True)
+                   "held-out scenes; every method alone and under CaR + CRF, with both ShapesWorld models, is "
+                   "`carlib ablate --table methods --n 200` (docs/shapesworld.md, notebook 02)", proposal_only=True)
 
 
 def registry_tables() -> dict[str, PaperTable]:
@@ -652,6 +653,8 @@ def listing(table: PaperTable, **values: Optional[str]) -> str:
                                                   for name in table.presets), "",
               "Weights:"]
     lines += [f"- {line}" for line in weights_needed(table)]
+    if table.world_note:
+        lines += ["", f"Offline, on ShapesWorld: {table.world_note}"]
     unmeasured = [row for row in table.rows if row.command is None and row.method == "CaR"]
     if unmeasured:
         lines += ["", "Published but not run by carlib: " + "; ".join(f"{row.label} ({row.note})" for row in unmeasured)]

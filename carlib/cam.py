@@ -20,8 +20,8 @@ last block only (``torch.autograd.grad(..., is_grads_batched=True)``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -59,7 +59,7 @@ class CamResult:
     raw_cams: np.ndarray
     scores: np.ndarray
     used_fallback: np.ndarray
-    attention: Optional[np.ndarray]
+    attention: np.ndarray | None
     grid: tuple[int, int]
     image_size: tuple[int, int]
 
@@ -101,13 +101,13 @@ def compute_cams(
     *,
     query_templates: Sequence[str] = ("{}",),
     background_templates: Sequence[str] = (BACKGROUND_TEMPLATE,),
-    target: Optional[CamTarget] = None,
+    target: CamTarget | None = None,
     attention_layers: int = CLIP_ES_ATTENTION_LAYERS,
-    query_embeddings: Optional[torch.Tensor] = None,
-    background_embeddings: Optional[torch.Tensor] = None,
+    query_embeddings: torch.Tensor | None = None,
+    background_embeddings: torch.Tensor | None = None,
     center_features: bool = False,
     score_kind: ScoreKind = "softmax",
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> CamResult:
     """Grad-CAM for every query at patch-grid resolution, plus CLIP-ES attention.
 
@@ -192,8 +192,8 @@ def prepare_inputs(
     *,
     query_templates: Sequence[str] = ("{}",),
     background_templates: Sequence[str] = (BACKGROUND_TEMPLATE,),
-    query_embeddings: Optional[torch.Tensor] = None,
-    background_embeddings: Optional[torch.Tensor] = None,
+    query_embeddings: torch.Tensor | None = None,
+    background_embeddings: torch.Tensor | None = None,
 ) -> ProposalInputs:
     """Validate the queries, read the image, embed the texts (unless given) and preprocess the pixels.
 
@@ -267,7 +267,7 @@ def mean_attention(trunk: Trunk, last_attention: torch.Tensor, attention_layers:
     return (total[0, p:, p:] / attention_layers).float().cpu().numpy().astype(np.float32)
 
 
-def trunk_attention(bundle: ClipBundle, trunk: Trunk, attention_layers: int) -> Optional[np.ndarray]:
+def trunk_attention(bundle: ClipBundle, trunk: Trunk, attention_layers: int) -> np.ndarray | None:
     """CLIP-ES's attention: the trunk's blocks plus the last one's, read from its first norm (n x n float32), or None."""
     if not attention_layers:
         return None
@@ -281,12 +281,12 @@ def gradcam_from_trunk(
     query_embeddings: torch.Tensor,
     background_embeddings: torch.Tensor,
     *,
-    target: Optional[CamTarget],
+    target: CamTarget | None,
     image_size: tuple[int, int],
     center_features: bool = False,
-    attention: Optional[np.ndarray] = None,
+    attention: np.ndarray | None = None,
     score_kind: ScoreKind = "softmax",
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> CamResult:
     """Grad-CAMs of the queries from a :class:`carlib.towers.Trunk`: the last block forward, batched backward passes.
 
@@ -348,12 +348,12 @@ def _gradcam_on_grid(
     query_embeddings: torch.Tensor,
     background_embeddings: torch.Tensor,
     *,
-    target: Optional[CamTarget],
+    target: CamTarget | None,
     attention_layers: int,
     image_size: tuple[int, int],
     center_features: bool = False,
     score_kind: ScoreKind = "softmax",
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> CamResult:
     trunk = run_trunk(bundle, pixels, attention_layers)
     return gradcam_from_trunk(bundle, trunk, query_embeddings, background_embeddings, target=target,
@@ -366,7 +366,7 @@ def _batched_cams(
     scores: torch.Tensor,
     forward: CamForward,
     center_features: bool = False,
-    chunk_size: Optional[int] = None,
+    chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Grad-CAM for every score, ``chunk_size`` scores per batched backward.
 

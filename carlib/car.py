@@ -8,9 +8,9 @@ per step, which the notebooks draw from.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ SHAPES_CLIP_MAX_SIDE = 96
 (each bundle says it: :attr:`carlib.models.ClipBundle.default_max_side`)."""
 
 
-def resolve_max_side(max_side: MaxSide, proposal_model: Optional[ClipBundle]) -> Optional[int]:
+def resolve_max_side(max_side: MaxSide, proposal_model: ClipBundle | None) -> int | None:
     """The bound in pixels: ``"auto"`` is the proposal model's own default (real CLIP's 640 without one); None: none."""
     if max_side != "auto":
         return max_side  # type: ignore[return-value]
@@ -173,12 +173,12 @@ class CaR:
 
     def __init__(
         self,
-        proposal_model: Optional[ClipBundle],
-        classifier_model: Optional[ClipBundle],
-        settings: Optional[CarSettings] = None,
+        proposal_model: ClipBundle | None,
+        classifier_model: ClipBundle | None,
+        settings: CarSettings | None = None,
         *,
-        proposals: Optional[ProposalStage] = None,
-        classifier: Optional[ClassifierStage] = None,
+        proposals: ProposalStage | None = None,
+        classifier: ClassifierStage | None = None,
         sam_source=None,
     ) -> None:
         self.settings = settings or CarSettings()
@@ -194,7 +194,7 @@ class CaR:
         self._built_proposals: dict[str, ProposalStage] = {}
         self.classifier: ClassifierStage = classifier or MaskClassifier(classifier_model)  # type: ignore[arg-type]
 
-    def proposal_stage(self, settings: Optional[CarSettings] = None) -> ProposalStage:
+    def proposal_stage(self, settings: CarSettings | None = None) -> ProposalStage:
         """The stage that proposes masks under ``settings``: the one given, else the method's, built once."""
         if self._given_proposals is not None:
             return self._given_proposals
@@ -204,11 +204,11 @@ class CaR:
         return self._built_proposals[method]
 
     @property
-    def max_side(self) -> Optional[int]:
+    def max_side(self) -> int | None:
         """The bound this CaR's settings give, in pixels (``"auto"`` resolved), or None."""
         return resolve_max_side(self.settings.max_side, self.proposal_model)
 
-    def segment(self, image: ImageInput, queries: Sequence[str], *, settings: Optional[CarSettings] = None) -> CarResult:
+    def segment(self, image: ImageInput, queries: Sequence[str], *, settings: CarSettings | None = None) -> CarResult:
         """Segment ``image`` with the given text queries.
 
         Arguments:
@@ -222,7 +222,7 @@ class CaR:
         """
         return self.finish(self.recur(image, queries, settings=settings))
 
-    def recur(self, image: ImageInput, queries: Sequence[str], *, settings: Optional[CarSettings] = None) -> Recurrence:
+    def recur(self, image: ImageInput, queries: Sequence[str], *, settings: CarSettings | None = None) -> Recurrence:
         """The model work of :meth:`segment`: the recurrence, without post-processing.
 
         :meth:`finish` completes it; ``carlib eval`` runs the CRF of
@@ -263,7 +263,7 @@ class CaR:
         return Recurrence(queries, rgb, tuple(original.shape[:2]), soft_masks, scores, steps, seconds,  # type: ignore[arg-type]
                           settings)
 
-    def finish(self, recurrence: Recurrence, masks: Optional[np.ndarray] = None, post_seconds: float = 0.0) -> CarResult:
+    def finish(self, recurrence: Recurrence, masks: np.ndarray | None = None, post_seconds: float = 0.0) -> CarResult:
         """A :class:`CarResult` from a recurrence: post-processed here, or with ``masks`` from :func:`post_process`."""
         seconds = dict(recurrence.seconds)
         if masks is None:
@@ -285,7 +285,7 @@ class CaR:
             working_size=tuple(recurrence.working_image.shape[:2]),  # type: ignore[arg-type]
         )
 
-    def _check_proposal_tower(self, settings: CarSettings, proposals: Optional[ProposalStage]) -> None:
+    def _check_proposal_tower(self, settings: CarSettings, proposals: ProposalStage | None) -> None:
         """Refuse, before any work, what the proposal tower cannot do (CLIP-ES or dense maps on a CNN)."""
         if proposals is not None or self.proposal_model is None:
             return

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,13 +119,13 @@ def tower_kind(names) -> str:
 
     if has("visual.transformer.resblocks"):
         return "an open_clip ViT vision tower (visual.transformer.resblocks)"
-    if has("visual.trunk.blocks") and has(".attn.q_proj.") or has("visual.trunk.rope"):
+    if (has("visual.trunk.blocks") and has(".attn.q_proj.")) or has("visual.trunk.rope"):
         return "a timm Eva vision tower (EVA02/PE-Core: visual.trunk.blocks with q_proj)"
     if has("visual.trunk.blocks"):
         parts = [part for part, present in (("a class token", has("visual.trunk.cls_token")),
                                             ("a MAP attention pool", has("visual.trunk.attn_pool"))) if present]
-        return f"a timm ViT vision tower with {' and '.join(parts) or 'neither class token nor attention pool'}" \
-               " (visual.trunk.blocks)"
+        return (f"a timm ViT vision tower with {' and '.join(parts) or 'neither class token nor attention pool'}"
+                " (visual.trunk.blocks)")
     if has("visual.trunk.stages"):
         return "a convolutional timm vision tower (visual.trunk.stages)"
     if has("visual.layer1."):
@@ -204,7 +205,7 @@ def _open_safetensors(path: Path) -> Checkpoint:
         entries[key[len("module."):] if prefixed else key] = (dtype, shape, data_start + begin, end - begin)
 
     def copy_into(key: str, target: torch.Tensor) -> None:
-        dtype, shape, offset, length = entries[key]
+        dtype, _shape, offset, length = entries[key]
         with path.open("rb") as handle:
             handle.seek(offset)
             if dtype == target.dtype and target.is_contiguous() and target.device.type == "cpu":

@@ -9,7 +9,8 @@ per-template probabilities are summed and softmaxed again.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch

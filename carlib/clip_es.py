@@ -17,8 +17,6 @@ differences by a few hundred).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import cv2
 import numpy as np
 import torch
@@ -157,7 +155,7 @@ def clip_es_refine(
     attention: np.ndarray,
     *,
     threshold: float = 0.4,
-    output_size: Optional[tuple[int, int]] = None,
+    output_size: tuple[int, int] | None = None,
     sinkhorn_rounds: int = 3,
     power: int = 1,
     reference_edge_clip: bool = True,
@@ -195,7 +193,7 @@ def refine_with_affinity(
     affinity: np.ndarray,
     *,
     threshold: float = 0.4,
-    output_size: Optional[tuple[int, int]] = None,
+    output_size: tuple[int, int] | None = None,
     reference_edge_clip: bool = True,
 ) -> np.ndarray:
     """The class-aware part of :func:`clip_es_refine`, given the affinity of :func:`affinity_from_attention`.
@@ -230,7 +228,7 @@ OFFICIAL_EPSILON = 1e-15
 
 
 def _official_refine(cams: np.ndarray, affinity: np.ndarray, threshold: float,
-                     output_size: Optional[tuple[int, int]], reference_edge_clip: bool) -> np.ndarray:
+                     output_size: tuple[int, int] | None, reference_edge_clip: bool) -> np.ndarray:
     """:func:`refine_with_affinity` in float32, in the official code's order of operations."""
     count, height, width = cams.shape
     transition = torch.from_numpy(np.ascontiguousarray(affinity))

@@ -29,8 +29,9 @@ blocks); :func:`dense_patch_embeddings` runs one through a tower and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import torch

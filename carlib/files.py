@@ -14,9 +14,9 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 
 class WriteError(OSError):
@@ -153,7 +153,7 @@ def staged_writes(staging: str | os.PathLike, out: str | os.PathLike) -> Iterato
         raise write_error(_final_name(error.filename, Path(staging), Path(out)), error) from error
 
 
-def _final_name(filename: Optional[str | bytes | os.PathLike], staging: Path, out: Path) -> Path:
+def _final_name(filename: str | bytes | os.PathLike | None, staging: Path, out: Path) -> Path:
     # A file written inside the staging folder is reported where it was going to be.
     if filename is None:
         return out

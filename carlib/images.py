@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageInput = Union[str, Path, Image.Image, np.ndarray]
+ImageInput = str | Path | Image.Image | np.ndarray
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -33,7 +33,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 """File suffixes treated as images when a folder is given (case-insensitive)."""
 
 
-def load_image(image: ImageInput, *, max_pixels: Optional[int] = None) -> np.ndarray:
+def load_image(image: ImageInput, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image from a path, a PIL image or an array, as RGB, upright.
 
     Arguments:
@@ -67,7 +67,7 @@ def load_image(image: ImageInput, *, max_pixels: Optional[int] = None) -> np.nda
     )
 
 
-def pixel_limit(max_pixels: Optional[int] = None) -> int:
+def pixel_limit(max_pixels: int | None = None) -> int:
     """The decoded-size limit in pixels: ``max_pixels``, else ``$CARLIB_MAX_IMAGE_PIXELS``, else the default."""
     if max_pixels is not None:
         return int(max_pixels)
@@ -105,7 +105,7 @@ def _read_image_file(path: Path, max_pixels: int) -> np.ndarray:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def fit_within(image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
+def fit_within(image: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink an image so its longer side is at most ``max_side`` (area interpolation); smaller ones as they are.
 
     Arguments:
@@ -123,7 +123,7 @@ def fit_within(image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-def bounded_size(height: int, width: int, max_side: Optional[int]) -> tuple[int, int]:
+def bounded_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
     """(height, width) scaled down so the longer side is ``max_side``; unchanged when it fits or no bound."""
     if max_side is None or max(height, width) <= max_side:
         return height, width

@@ -8,8 +8,7 @@ VOC colour map, a palette PNG, a colour overlay on the image.
 
 from __future__ import annotations
 
-from typing import Sequence
-
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2

@@ -17,7 +17,7 @@ normalised like a CAM. One forward pass, no backward.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

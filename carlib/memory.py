@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional, Union
 
 import torch
 
@@ -34,8 +34,8 @@ GPU_BUDGET_SHARE = 0.25
 """The default budget on a GPU: this share of the card's total memory."""
 ENVIRONMENT_VARIABLE = "CARLIB_MEMORY_BUDGET_MB"
 
-Device = Union[str, torch.device]
-_budget_override: Optional[int] = None
+Device = str | torch.device
+_budget_override: int | None = None
 
 
 def default_budget(device: Device) -> int:
@@ -61,7 +61,7 @@ def budget_bytes(device: Device) -> int:
     return default_budget(device)
 
 
-def set_memory_budget(megabytes: Optional[float]) -> None:
+def set_memory_budget(megabytes: float | None) -> None:
     """Set the budget for the rest of the process, in MiB (None: back to the environment or the default).
 
     Raises:
@@ -72,7 +72,7 @@ def set_memory_budget(megabytes: Optional[float]) -> None:
 
 
 @contextmanager
-def memory_budget(megabytes: Optional[float]) -> Iterator[None]:
+def memory_budget(megabytes: float | None) -> Iterator[None]:
     """Inside, the budget is ``megabytes`` MiB (None: the environment's or the device's default)."""
     global _budget_override
     previous = _budget_override
@@ -83,7 +83,7 @@ def memory_budget(megabytes: Optional[float]) -> Iterator[None]:
         _budget_override = previous
 
 
-def _megabytes(value: Union[str, float], what: str) -> int:
+def _megabytes(value: str | float, what: str) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -131,8 +131,8 @@ def gradcam_fixed_bytes(tokens: int, heads: int) -> int:
     return 4 * heads * tokens * tokens
 
 
-def gradcam_chunk_size(bundle, tokens: int, num_queries: int, budget: Optional[int] = None,
-                       width: Optional[int] = None) -> int:
+def gradcam_chunk_size(bundle, tokens: int, num_queries: int, budget: int | None = None,
+                       width: int | None = None) -> int:
     """Queries per batched Grad-CAM backward for a proposal CLIP, from the budget in force.
 
     Arguments:

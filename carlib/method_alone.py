@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence, get_args
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -85,17 +86,17 @@ class MethodProtocol:
 
     name: str
     method: str
-    short_side: Optional[int] = None
+    short_side: int | None = None
     long_side_limit: int = LONG_SIDE_LIMIT
-    window: Optional[int] = None
-    stride: Optional[int] = None
-    logit_scale: Optional[float] = None
+    window: int | None = None
+    stride: int | None = None
+    logit_scale: float | None = None
     templates: tuple[str, ...] = ("{}",)
-    class_names: Optional[str] = None
-    class_names_have_background: Optional[bool] = None
+    class_names: str | None = None
+    class_names_have_background: bool | None = None
     background_words: bool = True
     probability_threshold: float = 0.0
-    area_threshold: Optional[float] = None
+    area_threshold: float | None = None
     neighbourhood_std: float = NACLIP_GAUSSIAN_STD
     source: str = ""
     overrides: tuple[str, ...] = ()
@@ -130,7 +131,7 @@ class MethodProtocol:
         if not self.templates or any("{}" not in template for template in self.templates):
             raise ValueError(f"each template needs one '{{}}' placeholder; got {list(self.templates)}")
 
-    def replace(self, **changes) -> "MethodProtocol":
+    def replace(self, **changes) -> MethodProtocol:
         """A checked copy with some values changed (each changed name added to :attr:`overrides`)."""
         overrides = tuple(dict.fromkeys([*self.overrides, *(name for name in changes if name != "overrides")]))
         return dataclasses.replace(self, **changes, overrides=overrides)
@@ -154,12 +155,12 @@ class FieldConfig:
     probability_threshold: float
     class_names: str
     class_names_have_background: bool
-    area_threshold: Optional[float] = None
+    area_threshold: float | None = None
     source: str = ""
 
 
 def _sclip_like(repository: str, files_note: str, logit_scale_default: float,
-                overrides: dict[str, tuple[float, float, Optional[float]]]) -> dict[str, FieldConfig]:
+                overrides: dict[str, tuple[float, float, float | None]]) -> dict[str, FieldConfig]:
     """The five datasets of a harness with SCLIP's geometry (short side 336, window 224, stride 112)."""
     files = {"voc": ("sclip/cls_voc21.txt", True), "voc20": ("sclip/cls_voc20.txt", False),
              "context": ("sclip/cls_context60.txt", True), "context59": ("sclip/cls_context59.txt", False),
@@ -337,7 +338,7 @@ class MethodAlone:
     """
 
     def __init__(self, bundle: ClipBundle, preset: Preset, protocol: MethodProtocol,
-                 class_names: Optional[ClassNameList] = None) -> None:
+                 class_names: ClassNameList | None = None) -> None:
         spec = check_method(protocol.method)
         bundle.tower.require_attention(f"{spec.title} dense maps")
         self.bundle, self.preset, self.protocol = bundle, preset, protocol
@@ -442,7 +443,7 @@ class MethodAlone:
 
 def labels_from_cosines(cosines: torch.Tensor, text_labels: torch.Tensor, num_labels: int, logit_scale: float,
                         probability_threshold: float = 0.0,
-                        area_threshold: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+                        area_threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """The harness's post-processing: scale, softmax over every text, each label's best text, argmax, thresholds.
 
     Arguments:
@@ -482,9 +483,9 @@ def drop_small_classes(per_label: torch.Tensor, area_threshold: float) -> tuple[
 
 def protocol_from_options(name: str, method: str, preset_name: str, without_background: bool = False, *,
                           short_side: object = "default", window: object = "default", stride: object = "default",
-                          logit_scale: Optional[float] = None, probability_threshold: Optional[float] = None,
-                          class_names: Optional[str] = None, neighbourhood_std: Optional[float] = None,
-                          templates: Optional[Sequence[str]] = None) -> MethodProtocol:
+                          logit_scale: float | None = None, probability_threshold: float | None = None,
+                          class_names: str | None = None, neighbourhood_std: float | None = None,
+                          templates: Sequence[str] | None = None) -> MethodProtocol:
     """The named protocol with the command line's values on top (``"default"``: the protocol's own; None for
     short side and window: off). Each value given is listed in the card's ``overrides``."""
     protocol = make_protocol(name, method, preset_name, without_background)

@@ -19,10 +19,11 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import open_clip
 import torch
@@ -90,7 +91,7 @@ class ClipBundle:
     """
 
     name: str
-    pretrained: Optional[str]
+    pretrained: str | None
     model: torch.nn.Module
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
     preprocess: Callable[[Any], torch.Tensor]
@@ -105,9 +106,9 @@ class ClipBundle:
     embed_dim: int = 0
     default_max_side: int = REAL_CLIP_MAX_SIDE
     default_classifier_feature: str = ""
-    weights_file: Optional[str] = None
+    weights_file: str | None = None
 
-    _tower: Optional[VisionTower] = field(default=None, repr=False, compare=False)
+    _tower: VisionTower | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.default_classifier_feature:
@@ -136,7 +137,7 @@ class ClipBundle:
         return self.model.logit_scale.exp()
 
     @property
-    def logit_bias(self) -> Optional[torch.Tensor]:
+    def logit_bias(self) -> torch.Tensor | None:
         """The sigmoid loss's logit bias (SigLIP), or None for contrastively trained models."""
         return getattr(self.model, "logit_bias", None)
 
@@ -179,13 +180,13 @@ def data_dir() -> Path:
 
 def load_clip(
     name: str,
-    pretrained: Optional[str] = None,
+    pretrained: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     *,
     seed: int = 0,
-    quick_gelu: Optional[bool] = None,
-    tokenizer: Optional[str | os.PathLike] = None,
+    quick_gelu: bool | None = None,
+    tokenizer: str | os.PathLike | None = None,
 ) -> ClipBundle:
     """Build a CLIP model by open_clip name, with pretrained or seeded random weights.
 
@@ -277,10 +278,10 @@ class ActivationChoice:
 def infer_activation(
     name: str,
     *,
-    tag_cfg: Optional[dict] = None,
-    checkpoint: Optional[Path] = None,
+    tag_cfg: dict | None = None,
+    checkpoint: Path | None = None,
     openai_metadata: Sequence[str] = (),
-    quick_gelu: Optional[bool] = None,
+    quick_gelu: bool | None = None,
 ) -> ActivationChoice:
     """Decide QuickGELU or GELU for a model about to receive some weights.
 
@@ -334,9 +335,9 @@ def infer_activation(
     )
 
 
-def _tag_of_location(name: str, checkpoint: Path) -> Optional[str]:
+def _tag_of_location(name: str, checkpoint: Path) -> str | None:
     """The tag whose download location holds ``checkpoint``: ``<name>-<tag>/`` or the tag's hub cache folder."""
-    folders = [part for part in checkpoint.resolve().parts[:-1]] + [part for part in checkpoint.parts[:-1]]
+    folders = list(checkpoint.resolve().parts[:-1]) + list(checkpoint.parts[:-1])
     for tag in open_clip.list_pretrained_tags_by_model(name):
         repo = (open_clip.get_pretrained_cfg(name, tag).get("hf_hub") or "").strip("/")
         cache_folder = "models--" + repo.replace("/", "--") if repo else None
@@ -346,14 +347,14 @@ def _tag_of_location(name: str, checkpoint: Path) -> Optional[str]:
 
 
 def _load_open_clip(
-    name: str, pretrained: Optional[str], *, seed: int, quick_gelu: Optional[bool],
-    tokenizer: Optional[str | os.PathLike] = None,
+    name: str, pretrained: str | None, *, seed: int, quick_gelu: bool | None,
+    tokenizer: str | os.PathLike | None = None,
 ) -> ClipBundle:
     _check_model_name(name)
     # The tokenizer first: a missing one is a one-line error before any weights are read.
     text_tokenizer = _tokenizer_for(name, tokenizer, required=pretrained is not None)
-    path: Optional[Path] = None
-    tag_cfg: Optional[dict] = None
+    path: Path | None = None
+    tag_cfg: dict | None = None
     if pretrained is not None:
         if _looks_like_path(pretrained):
             path = Path(pretrained).expanduser()
@@ -452,7 +453,7 @@ class MissingTokenizer:
         raise WeightsNotFoundError(self.message)
 
 
-def _tokenizer_for(name: str, tokenizer: Optional[str | os.PathLike],
+def _tokenizer_for(name: str, tokenizer: str | os.PathLike | None,
                    required: bool = True) -> Callable[[Sequence[str]], torch.Tensor]:
     """The model's tokenizer: open_clip's BPE, or (SigLIP) a Hugging Face tokenizer from ``tokenizer`` or the cache.
 
@@ -563,7 +564,7 @@ def _build_architecture(name: str, *, seed: int, quick_gelu: bool) -> torch.nn.M
         return open_clip.create_model(name, pretrained=None, force_quick_gelu=quick_gelu)
 
 
-def _load_shapes_clip(name: str, pretrained: Optional[str]) -> ClipBundle:
+def _load_shapes_clip(name: str, pretrained: str | None) -> ClipBundle:
     from carlib.world.model import build_shapes_clip
 
     folder = Path(pretrained).expanduser() if pretrained else data_dir() / SHAPES_MODELS[name]

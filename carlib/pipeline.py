@@ -6,19 +6,27 @@ notebooks use, so a preset means the same thing everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence, get_args
+from typing import Literal, get_args
 
 import numpy as np
 
 from carlib.car import CaR, CarResult, Recurrence
 from carlib.classifier import ClassifierStage
-from carlib.proposals import ProposalStage
 from carlib.images import ImageInput, load_image
 from carlib.labels import paint_label_map
-from carlib.models import (SHAPES_MODEL_NAME, SHAPES_MODELS, ClipBundle, WeightsNotFoundError, default_tag, load_clip,
-                           needs_hf_tokenizer)
+from carlib.models import (
+    SHAPES_MODEL_NAME,
+    SHAPES_MODELS,
+    ClipBundle,
+    WeightsNotFoundError,
+    default_tag,
+    load_clip,
+    needs_hf_tokenizer,
+)
 from carlib.presets import Preset, SemanticPass, get_preset
+from carlib.proposals import ProposalStage
 
 ModelChoice = Literal["auto", "shapes", "openai"]
 MODEL_CHOICES: tuple[str, ...] = get_args(ModelChoice)
@@ -39,7 +47,7 @@ class LoadedModels:
         return [bundle.weights_note for bundle in bundles if bundle.weights_note]
 
 
-def parse_model_spec(spec: str) -> tuple[str, Optional[str]]:
+def parse_model_spec(spec: str) -> tuple[str, str | None]:
     """``NAME[:TAG|PATH]`` as (name, tag or path or None), e.g. ``"EVA02-B-16:merged2b_s8b_b131k"``.
 
     The name is an open_clip model name or a ShapesWorld model (``shapes``, ``shapes-siglip``); after the
@@ -60,9 +68,9 @@ def parse_model_spec(spec: str) -> tuple[str, Optional[str]]:
     return name, (pretrained.strip() or None)
 
 
-def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[str] = None,
-                quick_gelu: Optional[bool] = None, *, proposal: Optional[str] = None,
-                classifier: Optional[str] = None, tokenizer: Optional[str] = None) -> LoadedModels:
+def load_models(preset: Preset, model: ModelChoice = "auto", device: str | None = None,
+                quick_gelu: bool | None = None, *, proposal: str | None = None,
+                classifier: str | None = None, tokenizer: str | None = None) -> LoadedModels:
     """Load the proposal and classifier CLIPs for a preset.
 
     Arguments:
@@ -90,9 +98,9 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
                 if spec is not None}
     preset_roles = {"proposal": (preset.proposal_model, preset.proposal_pretrained),
                     "classifier": (preset.classifier_model, preset.classifier_pretrained)}
-    chosen: dict[str, tuple[str, Optional[str]]] = dict(explicit)
+    chosen: dict[str, tuple[str, str | None]] = dict(explicit)
     description = ""
-    cache: dict[tuple[str, Optional[str]], ClipBundle] = {}  # the availability check's models are the ones returned
+    cache: dict[tuple[str, str | None], ClipBundle] = {}  # the availability check's models are the ones returned
     others = [role for role in ("proposal", "classifier") if role not in explicit]
     if others:
         uses_shapes = model == "shapes" or any(preset_roles[role][0] in SHAPES_MODELS for role in others)
@@ -123,16 +131,15 @@ def load_models(preset: Preset, model: ModelChoice = "auto", device: Optional[st
     return LoadedModels(proposal_bundle, classifier_bundle, description)
 
 
-def _load_roles(roles: dict[str, tuple[str, Optional[str]]], device: Optional[str], quick_gelu: Optional[bool],
-                tokenizer: Optional[str],
-                loaded: Optional[dict[tuple[str, Optional[str]], ClipBundle]] = None) -> dict[str, ClipBundle]:
+def _load_roles(roles: dict[str, tuple[str, str | None]], device: str | None, quick_gelu: bool | None,
+                tokenizer: str | None,
+                loaded: dict[tuple[str, str | None], ClipBundle] | None = None) -> dict[str, ClipBundle]:
     """Each role's bundle; roles naming the same model and weights share one (also with ``loaded``, which keeps
     every model loaded here)."""
     loaded = {} if loaded is None else loaded
     bundles = {}
-    for role, (name, pretrained) in roles.items():
-        if name not in SHAPES_MODELS and pretrained is None:
-            pretrained = default_tag(name)
+    for role, (name, asked_tag) in roles.items():
+        pretrained = default_tag(name) if name not in SHAPES_MODELS and asked_tag is None else asked_tag
         key = (name, pretrained)
         if key not in loaded:
             options = {} if name in SHAPES_MODELS else {"quick_gelu": quick_gelu}
@@ -154,8 +161,8 @@ def car_from_preset(
     models: LoadedModels,
     *,
     sam_source=None,
-    proposals: Optional[ProposalStage] = None,
-    classifier: Optional[ClassifierStage] = None,
+    proposals: ProposalStage | None = None,
+    classifier: ClassifierStage | None = None,
     **changes,
 ) -> CaR:
     """A :class:`CaR` with a preset's settings and models.
@@ -236,11 +243,11 @@ def vocabulary_segmentation(car: CaR, recurrences: list[tuple[SemanticPass, Recu
     return SemanticSegmentation(label_map=label_map, passes=passes, class_indices=indices)
 
 
-def parse_queries(text: Optional[str] = None, lines: Optional[Sequence[str]] = None) -> list[str]:
+def parse_queries(text: str | None = None, lines: Sequence[str] | None = None) -> list[str]:
     """Queries from a comma-separated string and/or lines of a file (blank lines and # comments skipped)."""
     queries = [query.strip() for query in (text or "").split(",") if query.strip()]
-    for line in lines or ():
-        line = line.strip()
+    for raw_line in lines or ():
+        line = raw_line.strip()
         if line and not line.startswith("#"):
             queries.append(line)
     return queries

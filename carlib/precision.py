@@ -27,9 +27,9 @@ token: one ViT-L/14 block took 19 s instead of 0.6 s for 16 images.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import ContextManager, Iterator, Optional, Union
 
 import torch
 
@@ -37,10 +37,10 @@ AMP_CHOICES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 BF16_CPU_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
 """The ``lscpu`` / ``/proc/cpuinfo`` flags of CPUs that compute bf16 natively (AMX tiles, AVX512-BF16)."""
 
-Device = Union[str, torch.device]
+Device = str | torch.device
 
 
-def resolve_amp(device: Device, amp: str = "auto") -> Optional[torch.dtype]:
+def resolve_amp(device: Device, amp: str = "auto") -> torch.dtype | None:
     """The autocast dtype ``amp`` means on ``device``, or None for full precision.
 
     Arguments:
@@ -62,7 +62,7 @@ def resolve_amp(device: Device, amp: str = "auto") -> Optional[torch.dtype]:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def autocast_for(device: Device, amp: str = "auto") -> ContextManager:
+def autocast_for(device: Device, amp: str = "auto") -> AbstractContextManager:
     """The autocast context of the model work (:func:`resolve_amp`); a no-op for full precision.
 
     Raises:
@@ -110,13 +110,13 @@ def _attention_input_layout(module: torch.nn.Module, args: tuple):
     return tuple(relaid[id(tensor)] for tensor in args[:3]) + tuple(args[3:])
 
 
-def amp_name(dtype: Optional[torch.dtype]) -> str:
+def amp_name(dtype: torch.dtype | None) -> str:
     """``"off"``, ``"bf16"`` or ``"fp16"`` for a resolved autocast dtype."""
     return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 @contextmanager
-def full_precision(tensor_or_device: Union[torch.Tensor, Device]) -> Iterator[None]:
+def full_precision(tensor_or_device: torch.Tensor | Device) -> Iterator[None]:
     """Inside, autocast is off for the device: carlib's own small products stay float32.
 
     Arguments:
@@ -142,13 +142,13 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
-def cpu_bf16_support(flags: Optional[set[str]] = None) -> tuple[str, ...]:
+def cpu_bf16_support(flags: set[str] | None = None) -> tuple[str, ...]:
     """Which of :data:`BF16_CPU_FLAGS` this CPU has; bf16 pays on CPU only where this is not empty."""
     flags = cpu_flags() if flags is None else flags
     return tuple(flag for flag in BF16_CPU_FLAGS if flag in flags)
 
 
-def set_global_autocast(device: Device, amp: str = "off") -> Optional[torch.dtype]:
+def set_global_autocast(device: Device, amp: str = "off") -> torch.dtype | None:
     """Turn autocast on or off for everything this thread runs next on ``device`` (no context to close).
 
     For interactive sessions (the notebooks' :func:`carlib.tutorial.setup`),

@@ -19,9 +19,9 @@ scenes (the ``SHAPES_*`` constants below; how, in docs/shapesworld.md).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal
 
 from carlib.background import BACKGROUND_SETS, background_words
 from carlib.postprocess import CrfSettings, SamSettings
@@ -34,13 +34,13 @@ from carlib.vocabularies import (
     ADE_847,
     ADE_847_STUFF_IDS,
     ADE_847_THING_IDS,
-    CONTEXT_459,
-    CONTEXT_459_STUFF_IDS,
-    CONTEXT_459_THING_IDS,
+    COCO_OBJECT,
     CONTEXT_59,
     CONTEXT_59_STUFF_IDS,
     CONTEXT_59_THING_IDS,
-    COCO_OBJECT,
+    CONTEXT_459,
+    CONTEXT_459_STUFF_IDS,
+    CONTEXT_459_THING_IDS,
     VOC,
     ClassVocabulary,
     shapes_vocabulary,
@@ -189,11 +189,11 @@ class Preset:
     name: str
     settings: CarSettings
     proposal_model: str = "ViT-B-16"
-    proposal_pretrained: Optional[str] = "openai"
+    proposal_pretrained: str | None = "openai"
     classifier_model: str = "ViT-L-14"
-    classifier_pretrained: Optional[str] = "openai"
-    vocabulary: Optional[ClassVocabulary] = None
-    things_stuff: Optional[ThingsStuff] = None
+    classifier_pretrained: str | None = "openai"
+    vocabulary: ClassVocabulary | None = None
+    things_stuff: ThingsStuff | None = None
     ignore_background: bool = False
     source: str = ""
     # hash=False: a dict cannot be hashed; the preset stays hashable without it.
@@ -224,7 +224,7 @@ class Preset:
         """The class queries (``vocabulary.queries``), or () for referring presets."""
         return self.vocabulary.queries if self.vocabulary is not None else ()
 
-    def replace(self, **changes: Any) -> "Preset":
+    def replace(self, **changes: Any) -> Preset:
         """A validated copy with some fields changed, for ablations.
 
         Arguments:
@@ -255,7 +255,7 @@ class Preset:
         except ValueError as error:
             raise ValueError(f"preset {self.name!r}: {error}") from None
 
-    def with_background(self, set_name: str) -> "Preset":
+    def with_background(self, set_name: str) -> Preset:
         """A copy whose background words are the :mod:`carlib.background` set ``set_name``.
 
         Arguments:
@@ -315,7 +315,7 @@ class Preset:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Preset":
+    def from_dict(cls, data: Mapping[str, Any]) -> Preset:
         """Rebuild a preset from :meth:`to_dict`'s output (e.g. a result.json's ``preset``).
 
         Arguments:

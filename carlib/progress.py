@@ -11,9 +11,10 @@ prints or changes what a loop does; the command line reads
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 Item = TypeVar("Item")
 

@@ -9,7 +9,7 @@ is outlined with an ellipse, a rectangle or its contour.
 from __future__ import annotations
 
 import time
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ from scipy.ndimage import binary_fill_holes
 
 # The order the kinds are applied in. Region edits come before outlines so that
 # an outline is never blurred or grayed away, matching the reference code.
-PROMPT_KINDS: Tuple[str, ...] = ("blur", "gray", "black", "circle", "rectangle", "contour")
+PROMPT_KINDS: tuple[str, ...] = ("blur", "gray", "black", "circle", "rectangle", "contour")
 REFERENCE_BLUR_KERNEL = 15
 """Side of the reference's Gaussian blur kernel (15 x 15, on images of ~500 px)."""
 
@@ -28,7 +28,7 @@ _ALIASES = {"mask": "black"}
 _GRAY_CODES = {"rgb": cv2.COLOR_RGB2GRAY, "bgr_reference": cv2.COLOR_BGR2GRAY}
 
 
-def mask_center_and_extent(mask: np.ndarray) -> Tuple[int, int, int, int]:
+def mask_center_and_extent(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Centre and bounding-box size of a mask, as the reference ``mask2chw``.
 
     Arguments:
@@ -65,11 +65,11 @@ def check_blur_kernel(blur_kernel: object) -> None:
 
 
 def apply_visual_prompts(
-    image: Union[np.ndarray, Image.Image],
+    image: np.ndarray | Image.Image,
     mask: np.ndarray,
-    kinds: Union[str, Sequence[str]] = ("circle", "blur"),
+    kinds: str | Sequence[str] = ("circle", "blur"),
     *,
-    color: Tuple[int, int, int] = (255, 0, 0),
+    color: tuple[int, int, int] = (255, 0, 0),
     thickness: int = 1,
     blur_kernel: int = REFERENCE_BLUR_KERNEL,
     gray_formula: str = "rgb",
@@ -180,7 +180,7 @@ class PromptedImages(Sequence):
     """
 
     def __init__(self, image: np.ndarray, proposals: np.ndarray, threshold: float,
-                 kinds: Union[str, Sequence[str]], *, blur_kernel: int = REFERENCE_BLUR_KERNEL) -> None:
+                 kinds: str | Sequence[str], *, blur_kernel: int = REFERENCE_BLUR_KERNEL) -> None:
         self.image, self.proposals, self.threshold = image, proposals, threshold
         self.kinds, self.blur_kernel = kinds, blur_kernel
         self.seconds = 0.0
@@ -202,7 +202,7 @@ class PromptedImages(Sequence):
         return prompted
 
 
-def _as_rgb_uint8(image: Union[np.ndarray, Image.Image]) -> np.ndarray:
+def _as_rgb_uint8(image: np.ndarray | Image.Image) -> np.ndarray:
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
@@ -217,7 +217,7 @@ def _as_rgb_uint8(image: Union[np.ndarray, Image.Image]) -> np.ndarray:
     return image
 
 
-def _as_bool_mask(mask: np.ndarray, image_hw: Tuple[int, int]) -> np.ndarray:
+def _as_bool_mask(mask: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != tuple(image_hw):
         raise ValueError(
@@ -231,7 +231,7 @@ def _as_bool_mask(mask: np.ndarray, image_hw: Tuple[int, int]) -> np.ndarray:
     return mask != 0
 
 
-def prompt_kind_names(kinds: Union[str, Sequence[str]]) -> set:
+def prompt_kind_names(kinds: str | Sequence[str]) -> set:
     """The canonical names of some prompt kinds (the alias ``"mask"`` is ``"black"``).
 
     Raises:

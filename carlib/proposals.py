@@ -16,8 +16,9 @@ one passed in, so a new proposal method is one class. Two ship:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -73,8 +74,8 @@ class ImageWork:
     key: tuple
     trunk: Trunk
     image_size: tuple[int, int]
-    attention: Optional[np.ndarray]
-    affinity: Optional[np.ndarray]
+    attention: np.ndarray | None
+    affinity: np.ndarray | None
     extra: dict = field(default_factory=dict)
 
 
@@ -102,7 +103,7 @@ class DenseMapProposals:
         self.bundle = bundle
         self.texts = TextEmbeddingCache(bundle)
         self.passes: Counter = Counter()
-        self._work: Optional[ImageWork] = None
+        self._work: ImageWork | None = None
 
     def background_embeddings(self, words: Sequence[str]) -> torch.Tensor:
         """Unit embeddings of background words (``"a clean origami {}."``), each computed once."""

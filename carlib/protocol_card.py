@@ -19,8 +19,9 @@ import hashlib
 import os
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -127,7 +128,7 @@ def resolved_autocast(device, amp: str) -> str:
     return amp
 
 
-def post_record(settings: CarSettings, post: Optional[str] = None) -> dict:
+def post_record(settings: CarSettings, post: str | None = None) -> dict:
     """The post-processing and its settings (CRF or SAM settings; η for ``none``)."""
     post = post or settings.post
     record: dict[str, Any] = {"post": post}
@@ -140,7 +141,7 @@ def post_record(settings: CarSettings, post: Optional[str] = None) -> dict:
     return record
 
 
-def car_texts_record(preset: Preset, settings: CarSettings, queries: Optional[Sequence[str]] = None) -> dict:
+def car_texts_record(preset: Preset, settings: CarSettings, queries: Sequence[str] | None = None) -> dict:
     """CaR's texts: the CAM and classifier templates, the background words of each pass, the class-name list
     (the preset's vocabulary, or ``queries`` when given: ``carlib segment``)."""
     record: dict[str, Any] = {
@@ -175,8 +176,8 @@ def car_image_record(settings: CarSettings, proposal_bundle) -> dict:
 
 
 def dataset_record(name: str, split: str, ids: Sequence[str], *, without_background: bool = False,
-                   data_root: Optional[str] = None, class_labels: Sequence[str] = (),
-                   extra: Optional[dict] = None) -> dict:
+                   data_root: str | None = None, class_labels: Sequence[str] = (),
+                   extra: dict | None = None) -> dict:
     """The data a number was measured on: dataset, split, sample count and ids checksum, label space."""
     record = {"name": name, "split": split, "samples": len(ids), "ids_sha256": text_sha256(list(ids)),
               "without_background": without_background, "data_root": data_root,
@@ -186,9 +187,9 @@ def dataset_record(name: str, split: str, ids: Sequence[str], *, without_backgro
 
 
 def protocol_card(*, preset: Preset, settings: CarSettings, models, kind: str, method: str,
-                  post: Optional[str], device, amp: str = "off", texts: Optional[dict] = None,
-                  image: Optional[dict] = None, dataset: Optional[dict] = None,
-                  method_protocol: Optional[dict] = None) -> dict:
+                  post: str | None, device, amp: str = "off", texts: dict | None = None,
+                  image: dict | None = None, dataset: dict | None = None,
+                  method_protocol: dict | None = None) -> dict:
     """The card of one run (module docstring).
 
     Arguments:

@@ -21,7 +21,7 @@ better with a sigmoid-trained model is measured on ShapesWorld
 
 from __future__ import annotations
 
-from typing import Literal, Optional, get_args
+from typing import Literal, get_args
 
 import torch
 
@@ -48,7 +48,7 @@ def scaled_logits(embeddings: torch.Tensor, texts: torch.Tensor, scale: torch.Te
     return scale * embeddings @ texts.T
 
 
-def scores_from_logits(logits: torch.Tensor, bias: Optional[torch.Tensor], kind: ScoreKind,
+def scores_from_logits(logits: torch.Tensor, bias: torch.Tensor | None, kind: ScoreKind,
                        num_queries: int) -> torch.Tensor:
     """The first ``num_queries`` texts' scores from scaled logits (..., K), queries first then background words.
 

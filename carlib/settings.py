@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union, get_args
+from typing import Any, Literal, get_args
 
 from carlib.postprocess.crf import CrfSettings
 from carlib.postprocess.sam import SamSettings
@@ -27,7 +27,7 @@ ProposalMethod = Literal["gradcam", "maskclip", "sclip", "clearclip", "naclip"]
 ImageFeature = Literal["auto", "penultimate_class_token", "final"]
 CamTargetChoice = Literal["auto", "patch_mean", "class_token", "pooled"]
 Aggregation = Literal["sum_softmax", "softmax"]
-MaxSide = Union[int, None, Literal["auto"]]
+MaxSide = int | Literal["auto"] | None
 
 MODES: tuple[str, ...] = get_args(Mode)
 POST_PROCESSING: tuple[str, ...] = get_args(PostProcessing)
@@ -199,7 +199,7 @@ class CarSettings:
         if not isinstance(self.crf, CrfSettings) or not isinstance(self.sam, SamSettings):
             raise ValueError("crf and sam must be CrfSettings and SamSettings (carlib.postprocess)")
 
-    def replace(self, **changes: Any) -> "CarSettings":
+    def replace(self, **changes: Any) -> CarSettings:
         """A validated copy with some fields changed; unknown names are an error that lists the fields."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)

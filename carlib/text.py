@@ -10,7 +10,7 @@ made, so each text is encoded once, in batches.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import open_clip
 import torch

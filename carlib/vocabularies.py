@@ -1793,7 +1793,7 @@ class ClassVocabulary:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClassVocabulary":
+    def from_dict(cls, data: dict) -> ClassVocabulary:
         """Rebuild a vocabulary from :meth:`to_dict`'s output.
 
         Arguments:

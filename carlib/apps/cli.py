@@ -6,10 +6,9 @@ import argparse
 import errno
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from carlib.apps.interrupts import (INTERRUPTED_STATUS, close_progress_bars, interrupted_message,
-                                    stop_signals_interrupt)
+from carlib.apps.interrupts import INTERRUPTED_STATUS, close_progress_bars, interrupted_message, stop_signals_interrupt
 from carlib.files import WriteError
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG)
@@ -25,8 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # Imported here, not at the top: `carlib --help` should not pay for torch until a command needs it.
-    from carlib.apps import (ablate, compare, data, demo, documented, eval, families, gallery, reproduce, segment,
-                             weights, world)
+    from carlib.apps import (
+        ablate,
+        compare,
+        data,
+        demo,
+        documented,
+        eval,
+        families,
+        gallery,
+        reproduce,
+        segment,
+        weights,
+        world,
+    )
 
     for app in (demo, weights, families, segment, eval, compare, data, ablate, reproduce, world, gallery, documented):
         app.register(commands)

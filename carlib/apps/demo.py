@@ -10,8 +10,8 @@ ShapesWorld words; with real CLIP the bundled photo and everyday words.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from carlib.apps.options import announce_models
 from carlib.apps.segment import write_outputs
@@ -52,8 +52,8 @@ def draw_first_step(image, result: CarResult, title: str, out_path: Path) -> Pat
     return atomic_write(lambda target: figure.savefig(target, format="png", dpi=80), out_path)
 
 
-def run_demo(out_dir: Path, model: str = "auto", image_path: Optional[Path] = None,
-             queries: Optional[Sequence[str]] = None) -> tuple[Path, Path]:
+def run_demo(out_dir: Path, model: str = "auto", image_path: Path | None = None,
+             queries: Sequence[str] | None = None) -> tuple[Path, Path]:
     """Segment a bundled picture and draw it; returns the paths of ``cam.png`` and ``segment/overlay.png``."""
     models = load_models(get_preset("voc"), model)
     announce_models("demo", models)

@@ -6,12 +6,30 @@ import json
 import os
 from pathlib import Path
 
+from carlib.apps.options import (
+    add_method_options,
+    add_model_options,
+    add_precision_options,
+    add_sam_options,
+    announce_models,
+    apply_precision_options,
+    method_protocol_from_options,
+    model_overrides,
+    preset_from_options,
+    quick_gelu_option,
+    sam_source_from_options,
+)
 from carlib.datasets.refdavis import RefDavisDataset
-from carlib.apps.options import (add_method_options, add_model_options, add_precision_options, add_sam_options,
-                                 announce_models, apply_precision_options, method_protocol_from_options,
-                                 model_overrides, preset_from_options, quick_gelu_option, sam_source_from_options)
-from carlib.evaluation.benchmark import (METHOD_TITLES, check_expression_sets, check_method_run, count_unit, evaluate,
-                                         headline_metric, open_benchmark, proposal_only)
+from carlib.evaluation.benchmark import (
+    METHOD_TITLES,
+    check_expression_sets,
+    check_method_run,
+    count_unit,
+    evaluate,
+    headline_metric,
+    open_benchmark,
+    proposal_only,
+)
 from carlib.pipeline import load_models
 from carlib.presets import get_preset, preset_names
 from carlib.settings import POST_PROCESSING

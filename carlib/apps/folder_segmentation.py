@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from carlib.car import CaR, CarResult
-from carlib.files import atomic_directory, atomic_write_text
 from carlib.evaluation.distributed import Distributed
+from carlib.files import atomic_directory, atomic_write_text
 from carlib.images import IMAGE_SUFFIXES, load_image
 from carlib.labels import save_label_png
 from carlib.progress import counting
@@ -99,7 +100,7 @@ def find_images(spec: str | Path) -> list[ImageItem]:
 
 def _fixed_prefix(pattern: str) -> Path:
     parts = Path(pattern).parts
-    fixed = [part for part in parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))]]
+    fixed = list(parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))])
     return Path(*fixed) if fixed else Path(".")
 
 
@@ -111,9 +112,9 @@ def segment_folder(
     *,
     settings: dict[str, Any],
     labels_only: bool = False,
-    write_result: Optional[Callable[[Path, np.ndarray, CarResult], None]] = None,
+    write_result: Callable[[Path, np.ndarray, CarResult], None] | None = None,
     progress: bool = True,
-) -> Optional[FolderSummary]:
+) -> FolderSummary | None:
     """Segment every image with the same queries; resumable and shardable.
 
     Arguments:

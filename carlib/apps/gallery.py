@@ -20,22 +20,23 @@ from the network anyway.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from tqdm import tqdm
 
 from carlib.files import atomic_directory, atomic_write, atomic_write_text
 from carlib.models import data_dir
-from carlib.progress import counted
 from carlib.pipeline import MODEL_CHOICES
+from carlib.progress import counted
 
 
 def notebooks_dir() -> Path:
@@ -145,9 +146,9 @@ def render_html(executed: Path, target: Path, mathjax_url: str = MATHJAX_URL) ->
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(executed, as_version=4)
-    options = {} if _needs_requirejs(notebook) else dict(
-        extra_loaders=[DictLoader({"carlib_gallery.html.j2": _TEMPLATE_WITHOUT_REQUIREJS})],
-        template_file="carlib_gallery.html.j2")
+    options = {} if _needs_requirejs(notebook) else {
+        "extra_loaders": [DictLoader({"carlib_gallery.html.j2": _TEMPLATE_WITHOUT_REQUIREJS})],
+        "template_file": "carlib_gallery.html.j2"}
     body, _ = HTMLExporter(mathjax_url=mathjax_url, **options).from_notebook_node(
         notebook, resources={"metadata": {"name": executed.stem}})
     atomic_write_text(body, target)
@@ -194,12 +195,9 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str
             if not os.path.getsize(target):
                 raise _NothingExecuted from failure
 
-    with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as private:
-        try:
-            # A failed notebook is kept (its page shows where it failed); an interrupted one is not.
-            atomic_write(execute, executed)
-        except _NothingExecuted:
-            pass
+    # A failed notebook is kept (its page shows where it failed); an interrupted one is not.
+    with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as private, contextlib.suppress(_NothingExecuted):
+        atomic_write(execute, executed)
     seconds = time.perf_counter() - started
     if executed.exists():
         render_html(executed, executed.with_suffix(".html"))
@@ -229,7 +227,7 @@ def write_index(out_dir: Path, runs: Sequence[NotebookRun], model: str) -> Path:
     return index
 
 
-def build_gallery(out_dir: str | os.PathLike, *, model: str = "auto", notebooks: Optional[Sequence[Path]] = None,
+def build_gallery(out_dir: str | os.PathLike, *, model: str = "auto", notebooks: Sequence[Path] | None = None,
                   progress: bool = True, kernel_name: str = "python3") -> tuple[Path, list[NotebookRun]]:
     """Execute the notebooks into ``out_dir`` and write ``index.html``.
 

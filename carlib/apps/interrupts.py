@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 from carlib import progress
 
@@ -29,7 +29,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class _State:
     depth = 0
     interrupted = False
-    counts: Optional[tuple[progress.Count, ...]] = None
+    counts: tuple[progress.Count, ...] | None = None
 
 
 def _on_stop_signal(number: int, frame) -> None:

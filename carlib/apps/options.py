@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
 
 from carlib.memory import set_memory_budget
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, parse_model_spec
@@ -165,7 +164,7 @@ def preset_from_options(preset: Preset, args: argparse.Namespace) -> tuple[Prese
         changes["neighbourhood_std"] = args.neighbourhood_std
     model = args.model
     for role in ("proposal", "classifier"):
-        weights: Optional[Path] = getattr(args, f"{role}_weights", None)
+        weights: Path | None = getattr(args, f"{role}_weights", None)
         if weights is None:
             continue
         if getattr(args, f"{role}_model", None) is not None and weights.is_file():
@@ -202,7 +201,7 @@ def model_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def quick_gelu_option(args: argparse.Namespace) -> Optional[bool]:
+def quick_gelu_option(args: argparse.Namespace) -> bool | None:
     """--activation as load_clip's ``quick_gelu`` (None: infer)."""
     return ACTIVATIONS[args.activation]
 
@@ -251,7 +250,7 @@ METHOD_ONLY_OPTIONS = (("short_side", "--short-side"), ("window", "--window"), (
                        ("class_names", "--class-names"))
 
 
-def _pixels_or_none(text: Optional[str], option: str) -> object:
+def _pixels_or_none(text: str | None, option: str) -> object:
     if text is None:
         return "default"
     if text.lower() == "none":

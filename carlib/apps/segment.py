@@ -15,9 +15,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
 
-from carlib.car import CarResult
 from carlib.apps.folder_segmentation import (
     ImageItem,
     claim_run_folder,
@@ -25,18 +23,29 @@ from carlib.apps.folder_segmentation import (
     is_image_collection,
     segment_folder,
 )
-from carlib.apps.options import (add_method_options, add_model_options, add_precision_options, add_sam_options,
-                                 announce_models, apply_precision_options, method_protocol_from_options,
-                                 model_overrides, preset_from_options, quick_gelu_option, sam_source_from_options)
+from carlib.apps.options import (
+    add_method_options,
+    add_model_options,
+    add_precision_options,
+    add_sam_options,
+    announce_models,
+    apply_precision_options,
+    method_protocol_from_options,
+    model_overrides,
+    preset_from_options,
+    quick_gelu_option,
+    sam_source_from_options,
+)
+from carlib.car import CarResult
 from carlib.evaluation.benchmark import proposal_only
 from carlib.files import read_text_lines, staged_writes, write_error
 from carlib.images import load_image
+from carlib.labels import save_label_png
 from carlib.method_alone import AloneSegmenter
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.precision import amp_name, autocast_for, resolve_amp
-from carlib.protocol_card import car_texts_record, protocol_card
 from carlib.presets import get_preset, preset_names
-from carlib.labels import save_label_png
+from carlib.protocol_card import car_texts_record, protocol_card
 from carlib.settings import POST_PROCESSING
 from carlib.text import validate_queries
 from carlib.tutorial.figures import save_overlay_figure
@@ -177,7 +186,7 @@ def card_for_image(card: dict, path, image) -> dict:
 
 
 def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str,
-                   labels_png: str = "palette-8bit", amp: str = "off", card: Optional[dict] = None) -> dict:
+                   labels_png: str = "palette-8bit", amp: str = "off", card: dict | None = None) -> dict:
     """The JSON record of one segmentation (``labels_png``: how labels.png stores the labels; ``amp``: the
     autocast the models ran under, ``"off"`` for float32; ``card``: the protocol card, :mod:`carlib.protocol_card`)."""
     return {
@@ -199,7 +208,7 @@ def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: 
 
 
 def write_result_files(folder: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str,
-                       amp: str = "off", card: Optional[dict] = None) -> None:
+                       amp: str = "off", card: dict | None = None) -> None:
     """Write overlay.png, labels.png and result.json (last) into ``folder``."""
     title = (f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps" if result.steps
              else f"{len(result.kept_queries)}/{len(result.queries)} queries present ({card['method'] if card else ''} "
@@ -212,7 +221,7 @@ def write_result_files(folder: Path, image, result: CarResult, models: LoadedMod
 
 
 def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str,
-                  amp: str = "off", card: Optional[dict] = None) -> None:
+                  amp: str = "off", card: dict | None = None) -> None:
     """Write overlay.png, labels.png and result.json into ``out`` via a scratch folder: never a partial set."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,8 @@ from carlib.datasets.core import (
     segmentation_mask,
 )
 from carlib.datasets.gres import GresDataset, GresExpression
-from carlib.datasets.referring import load_refs
 from carlib.datasets.refdavis import EXPRESSION_SETS, RefDavisDataset, ReferringVideo
+from carlib.datasets.referring import load_refs
 from carlib.datasets.registry import DATASET_PRESETS, check_dataset, open_dataset
 from carlib.datasets.semantic import (
     COCO_THING_CATEGORY_IDS,

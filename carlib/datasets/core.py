@@ -17,9 +17,10 @@ evaluation loop can count such samples and go on.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -39,13 +40,13 @@ class SampleReadError(ValueError):
         path: the file that failed.
     """
 
-    def __init__(self, sample_id: str, path: Union[str, Path], reason: str) -> None:
+    def __init__(self, sample_id: str, path: str | Path, reason: str) -> None:
         self.sample_id = str(sample_id)
         self.path = Path(path)
         super().__init__(f"sample {self.sample_id!r}: {reason}: {self.path}")
 
 
-def layout_error(what: str, missing: Union[str, Path], tree: str, docs_section: str) -> FileNotFoundError:
+def layout_error(what: str, missing: str | Path, tree: str, docs_section: str) -> FileNotFoundError:
     """A :class:`FileNotFoundError` naming what is missing, the expected tree and the docs section.
 
     Arguments:
@@ -299,7 +300,7 @@ class ReferringDataset:
         """Where the image of ``obj`` is stored."""
         return self.image_dir / obj.file_name
 
-    def load(self, obj: Union[ReferringObject, str]) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, obj: ReferringObject | str) -> tuple[np.ndarray, np.ndarray]:
         """Read one referred object's image and ground-truth mask.
 
         Arguments:
@@ -378,7 +379,7 @@ def segmentation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     return decoded.astype(bool)
 
 
-def first_existing(candidates: list[Path]) -> Optional[Path]:
+def first_existing(candidates: list[Path]) -> Path | None:
     """The first path of ``candidates`` that exists, or None."""
     for candidate in candidates:
         if candidate.exists():

@@ -27,16 +27,17 @@ the plain-data unpickler of :mod:`carlib.datasets.referring`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 import numpy as np
 
 from carlib.datasets.core import SampleReadError, first_existing, layout_error, read_image, segmentation_mask
 from carlib.datasets.referring import SentenceField, load_refs, read_instances
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 GRES_NAME = "gres"
 DATASET_FOLDER = "grefcoco"
@@ -118,7 +119,7 @@ class GresDataset:
         """Where the image of ``expression`` is stored."""
         return self.image_dir / expression.file_name
 
-    def load(self, expression: Union[GresExpression, str]) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, expression: GresExpression | str) -> tuple[np.ndarray, np.ndarray]:
         """Read one expression's image and ground truth.
 
         Arguments:
@@ -187,7 +188,7 @@ def _read_refs(root: Path, split_by: str) -> tuple[Path, list[dict[str, Any]]]:
     raise layout_error("gRefCOCO", json_path, GRES_TREE, DOCS_SECTION)
 
 
-def _locate(data_root: Path) -> tuple[Optional[Path], Path]:
+def _locate(data_root: Path) -> tuple[Path | None, Path]:
     """(grefcoco folder or None, data folder) for ``data_root`` = the data folder or the grefcoco folder."""
     if (data_root / DATASET_FOLDER).is_dir():
         return data_root / DATASET_FOLDER, data_root
@@ -196,7 +197,7 @@ def _locate(data_root: Path) -> tuple[Optional[Path], Path]:
     return None, data_root
 
 
-def _check_split(split: Optional[str]) -> str:
+def _check_split(split: str | None) -> str:
     split = split or "val"
     if split not in GRES_SPLITS:
         raise ValueError(f"gRefCOCO: unknown split {split!r}; choose one of {', '.join(GRES_SPLITS)}")
@@ -205,10 +206,10 @@ def _check_split(split: Optional[str]) -> str:
 
 def open_gres(
     data_root: PathLike,
-    split: Optional[str] = None,
+    split: str | None = None,
     *,
-    split_by: Optional[str] = None,
-    image_dir: Optional[PathLike] = None,
+    split_by: str | None = None,
+    image_dir: PathLike | None = None,
     sentence_field: SentenceField = "raw",
 ) -> GresDataset:
     """Open gRefCOCO (see :func:`carlib.datasets.open_dataset`).
@@ -273,7 +274,7 @@ def open_gres(
                        expressions=tuple(expressions), images=images, annotations=annotations)
 
 
-def check_gres(data_root: PathLike, split: Optional[str] = None, *, split_by: Optional[str] = None) -> list[str]:
+def check_gres(data_root: PathLike, split: str | None = None, *, split_by: str | None = None) -> list[str]:
     """What is missing for gRefCOCO under ``data_root`` (empty: complete). Checks files by name only."""
     try:
         _check_split(split)

@@ -32,18 +32,20 @@ naming the file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping, Optional, Union
+from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from carlib.datasets.core import SampleReadError, layout_error, read_image, read_label_png
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 AnnotationChoice = Literal["auto", "semi-supervised", "unsupervised"]
 
 REFDAVIS_NAME = "refdavis17"
@@ -201,26 +203,26 @@ class RefDavisDataset:
 class _Layout:
     kind: str
     root: Path
-    davis: Optional[Path] = None
-    texts: Optional[Path] = None
-    meta: Optional[Path] = None
+    davis: Path | None = None
+    texts: Path | None = None
+    meta: Path | None = None
 
 
-def _davis_folder(folder: Path) -> Optional[Path]:
+def _davis_folder(folder: Path) -> Path | None:
     for candidate in (folder / "DAVIS", folder):
         if (candidate / "JPEGImages").is_dir() and (candidate / "ImageSets").is_dir():
             return candidate
     return None
 
 
-def _text_folder(folder: Path, davis: Path) -> Optional[Path]:
+def _text_folder(folder: Path, davis: Path) -> Path | None:
     for candidate in (folder / TEXT_FOLDER, davis / TEXT_FOLDER, davis.parent / TEXT_FOLDER):
         if candidate.is_dir():
             return candidate
     return None
 
 
-def _find_layout(data_root: Path, split: str) -> Optional[_Layout]:
+def _find_layout(data_root: Path, split: str) -> _Layout | None:
     """The first layout found under ``data_root``, ``data_root/ref-davis`` or ``data_root/Ref-DAVIS17``."""
     for folder in (data_root, data_root / "ref-davis", data_root / "Ref-DAVIS17", data_root / "refdavis17"):
         if not folder.is_dir():
@@ -235,14 +237,14 @@ def _find_layout(data_root: Path, split: str) -> Optional[_Layout]:
     return None
 
 
-def _check_split(split: Optional[str]) -> str:
+def _check_split(split: str | None) -> str:
     split = split or "val"
     if split not in SPLITS:
         raise ValueError(f"Ref-DAVIS17: unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     return split
 
 
-def _annotation_folder(davis: Path, choice: AnnotationChoice) -> tuple[Optional[Path], str]:
+def _annotation_folder(davis: Path, choice: AnnotationChoice) -> tuple[Path | None, str]:
     if choice not in ("auto", *ANNOTATION_FOLDERS):
         raise ValueError(f"annotations must be 'auto', 'semi-supervised' or 'unsupervised', not {choice!r}")
     names = list(ANNOTATION_FOLDERS.values()) if choice == "auto" else [ANNOTATION_FOLDERS[choice]]
@@ -332,7 +334,7 @@ def _header_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[list[str], Optional[ReferringVideo]]:
+def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[list[str], ReferringVideo | None]:
     """Every problem of one video folder, one line each, and the video when there is none."""
     if not image_dir.is_dir():
         return [f"video {name!r}: missing frame folder {image_dir}"], None
@@ -351,7 +353,7 @@ def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[l
     if all(stem.isdigit() for stem in frames):
         width = len(frames[0])
         numbers = sorted(int(stem) for stem in frames)
-        for before, after in zip(numbers, numbers[1:]):
+        for before, after in itertools.pairwise(numbers):
             for number in range(before + 1, after):
                 problems.append(f"video {name!r}: missing frame {image_dir / f'{number:0{width}d}.jpg'} and its "
                                 f"annotation (frames {before:0{width}d} and {after:0{width}d} exist; a video's frames "
@@ -395,7 +397,7 @@ def _expression_problems(clip: ReferringVideo, expressions: Mapping[str, Mapping
     return problems
 
 
-def _video_names(layout: _Layout, split: str) -> tuple[list[str], Optional[str]]:
+def _video_names(layout: _Layout, split: str) -> tuple[list[str], str | None]:
     if layout.kind == "davis":
         listing = layout.davis / "ImageSets" / "2017" / f"{split}.txt"
         if not listing.is_file():
@@ -409,7 +411,7 @@ class _LayoutMissing(Exception):
     """A folder or file of the layout is missing (not a problem of one video)."""
 
 
-def _gather(data_root: PathLike, split: Optional[str], annotations: AnnotationChoice):
+def _gather(data_root: PathLike, split: str | None, annotations: AnnotationChoice):
     """(layout, annotation folder name, expressions, sources, videos, problems of the videos).
 
     Raises:
@@ -437,7 +439,7 @@ def _gather(data_root: PathLike, split: Optional[str], annotations: AnnotationCh
                              f"({REFERFORMER_SPLITS[split]}/Annotations)")
         part = layout.root / REFERFORMER_SPLITS[split]
         annotation_name = f"{REFERFORMER_SPLITS[split]}/Annotations"
-        sources = {name: layout.meta for name in EXPRESSION_SETS}
+        sources = dict.fromkeys(EXPRESSION_SETS, layout.meta)
         expressions = _read_meta_expressions(layout.meta)
         image_root, annotation_root = part / "JPEGImages", part / "Annotations"
     names, missing_split = _video_names(layout, split)
@@ -453,7 +455,7 @@ def _gather(data_root: PathLike, split: Optional[str], annotations: AnnotationCh
     return layout, annotation_name, expressions, sources, videos, problems
 
 
-def open_refdavis(data_root: PathLike, split: Optional[str] = None, *,
+def open_refdavis(data_root: PathLike, split: str | None = None, *,
                   annotations: AnnotationChoice = "auto") -> RefDavisDataset:
     """Open Ref-DAVIS17 (see :func:`carlib.datasets.open_dataset`), checking every video of the split.
 
@@ -494,7 +496,7 @@ def open_refdavis(data_root: PathLike, split: Optional[str] = None, *,
     )
 
 
-def check_refdavis(data_root: PathLike, split: Optional[str] = None) -> list[str]:
+def check_refdavis(data_root: PathLike, split: str | None = None) -> list[str]:
     """Every problem of Ref-DAVIS17 under ``data_root``, one line each (empty: complete and consistent).
 
     Reads the expression files, the image and PNG headers and each video's first annotation; decodes no frame.

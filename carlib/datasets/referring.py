@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from carlib.datasets.core import ReferringDataset, ReferringObject, first_existing, layout_error
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 SentenceField = Literal["raw", "sent"]
 
 REFERRING_NAMES = ("refcoco", "refcoco+", "refcocog")
@@ -132,7 +132,7 @@ def _sentences(ref: dict[str, Any], field: SentenceField) -> tuple[str, ...]:
     return tuple(sentences)
 
 
-def _locate(name: str, data_root: Path) -> tuple[Optional[Path], Path]:
+def _locate(name: str, data_root: Path) -> tuple[Path | None, Path]:
     """(dataset folder or None, data folder) for ``data_root`` = the data folder or the dataset folder."""
     if (data_root / name).is_dir():
         return data_root / name, data_root
@@ -141,7 +141,7 @@ def _locate(name: str, data_root: Path) -> tuple[Optional[Path], Path]:
     return None, data_root
 
 
-def _check_names(name: str, split_by: Optional[str], split: Optional[str]) -> tuple[str, str]:
+def _check_names(name: str, split_by: str | None, split: str | None) -> tuple[str, str]:
     if name not in REFERRING_NAMES:
         raise ValueError(f"unknown referring dataset {name!r}; choose one of {', '.join(REFERRING_NAMES)}")
     split_by = split_by or DEFAULT_SPLIT_BY[name]
@@ -159,10 +159,10 @@ def _check_names(name: str, split_by: Optional[str], split: Optional[str]) -> tu
 def open_referring(
     name: str,
     data_root: PathLike,
-    split: Optional[str] = None,
+    split: str | None = None,
     *,
-    split_by: Optional[str] = None,
-    image_dir: Optional[PathLike] = None,
+    split_by: str | None = None,
+    image_dir: PathLike | None = None,
     sentence_field: SentenceField = "raw",
 ) -> ReferringDataset:
     """Open a referring benchmark (see :func:`carlib.datasets.open_dataset`).
@@ -238,7 +238,7 @@ def open_referring(
 
 
 def check_referring(
-    name: str, data_root: PathLike, split: Optional[str] = None, *, split_by: Optional[str] = None
+    name: str, data_root: PathLike, split: str | None = None, *, split_by: str | None = None
 ) -> list[str]:
     """What is missing for a referring benchmark under ``data_root`` (empty: complete).
 

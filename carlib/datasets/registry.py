@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 from carlib.datasets.core import ReferringDataset, SemanticDataset
 from carlib.datasets.gres import GRES_NAME, GresDataset, check_gres, open_gres
-from carlib.datasets.referring import REFERRING_NAMES, SentenceField, check_referring, open_referring
 from carlib.datasets.refdavis import REFDAVIS_NAME, RefDavisDataset, check_refdavis, open_refdavis
+from carlib.datasets.referring import REFERRING_NAMES, SentenceField, check_referring, open_referring
 from carlib.datasets.semantic import SEMANTIC_LAYOUTS, check_semantic, open_semantic
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 DATASET_PRESETS: tuple[str, ...] = (*SEMANTIC_LAYOUTS, *REFERRING_NAMES, GRES_NAME, REFDAVIS_NAME)
 """The preset names with a dataset reader: voc, shapes, context, coco_object, ade150, ade847, context459,
@@ -26,13 +25,13 @@ def _known(preset_name: str) -> None:
 def open_dataset(
     preset_name: str,
     data_root: PathLike,
-    split: Optional[str] = None,
+    split: str | None = None,
     *,
     without_background: bool = False,
-    split_by: Optional[str] = None,
-    image_dir: Optional[PathLike] = None,
+    split_by: str | None = None,
+    image_dir: PathLike | None = None,
     sentence_field: SentenceField = "raw",
-) -> Union[SemanticDataset, ReferringDataset, GresDataset, RefDavisDataset]:
+) -> SemanticDataset | ReferringDataset | GresDataset | RefDavisDataset:
     """Open the benchmark that preset ``preset_name`` is evaluated on.
 
     Checks the layout (folders, split file) but reads no sample; samples are
@@ -90,7 +89,7 @@ def open_dataset(
 
 
 def check_dataset(
-    preset_name: str, data_root: PathLike, split: Optional[str] = None, *, split_by: Optional[str] = None
+    preset_name: str, data_root: PathLike, split: str | None = None, *, split_by: str | None = None
 ) -> list[str]:
     """List what is missing for preset ``preset_name``'s benchmark under ``data_root``.
 

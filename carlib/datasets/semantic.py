@@ -34,17 +34,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
-
 from PIL import Image, UnidentifiedImageError
 
 from carlib.datasets.core import IGNORE_LABEL, SampleReadError, SemanticDataset, layout_error
 from carlib.files import read_text_file, read_text_lines
 from carlib.vocabularies import ADE_150, ADE_847, COCO_OBJECT, CONTEXT_59, CONTEXT_459, VOC
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 # The 80 COCO "thing" category ids, in the order of COCO-Object labels 1..80.
 COCO_THING_CATEGORY_IDS: tuple[int, ...] = (
@@ -88,8 +86,8 @@ class SemanticLayout:
     label_dir: str
     image_suffix: str
     label_suffix: str
-    split_file: Optional[str]
-    split_folders: Optional[dict[str, str]] = None
+    split_file: str | None
+    split_folders: dict[str, str] | None = None
     conversion_hint: str = ""
     ignore_label: int = IGNORE_LABEL
     full_label_set: bool = False
@@ -271,10 +269,10 @@ class ResolvedLayout:
     split: str
     image_dir: Path
     label_dir: Path
-    split_file: Optional[Path]
+    split_file: Path | None
 
 
-def find_root(layout: SemanticLayout, data_root: PathLike) -> Optional[Path]:
+def find_root(layout: SemanticLayout, data_root: PathLike) -> Path | None:
     """The dataset folder under ``data_root`` (the first candidate holding ``layout.marker``), or None."""
     data_root = Path(data_root)
     for candidate in layout.candidates:
@@ -381,7 +379,7 @@ _STANDARD_NAMES = {
 
 
 def open_semantic(
-    preset: str, data_root: PathLike, split: Optional[str] = None, *, without_background: bool = False
+    preset: str, data_root: PathLike, split: str | None = None, *, without_background: bool = False
 ) -> SemanticDataset:
     """Open a semantic benchmark (see :func:`carlib.datasets.open_dataset`)."""
     layout = SEMANTIC_LAYOUTS[preset]
@@ -472,7 +470,7 @@ def _first(names: list[str], limit: int = 3) -> str:
     return shown + (", ..." if len(names) > limit else "")
 
 
-def check_semantic(preset: str, data_root: PathLike, split: Optional[str] = None) -> list[str]:
+def check_semantic(preset: str, data_root: PathLike, split: str | None = None) -> list[str]:
     """What is missing for ``preset``'s benchmark under ``data_root`` (empty: complete).
 
     Checks the folders, the split file and that every listed sample has an

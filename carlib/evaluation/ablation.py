@@ -7,11 +7,9 @@ run. Every table prints as markdown with the paper's VOC number beside ours.
 
 from __future__ import annotations
 
-import argparse
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from carlib.background import BACKGROUND_SETS
 from carlib.presets import Preset, get_preset
@@ -32,7 +30,7 @@ class Row:
     name: str
     preset_changes: dict
     car_options: dict
-    paper: Optional[float]
+    paper: float | None
 
 
 def table_rows(table: str, preset: Preset) -> list[Row]:
@@ -127,13 +125,13 @@ def run_table(
     preset_name: str = "shapes",
     *,
     n: int = 100,
-    data_root: Optional[Path] = None,
-    out_dir: Optional[Path] = None,
+    data_root: Path | None = None,
+    out_dir: Path | None = None,
     model: str = "auto",
-    limit: Optional[int] = None,
+    limit: int | None = None,
     progress: bool = True,
-    model_overrides: Optional[dict] = None,
-    models: Optional[Sequence[str]] = None,
+    model_overrides: dict | None = None,
+    models: Sequence[str] | None = None,
 ) -> str:
     """Run an ablation table and return it as markdown.
 
@@ -190,8 +188,8 @@ def run_table(
     return "\n".join(lines) + "\n"
 
 
-def world_row(preset: Preset, row: Row, n: int, *, seed: Optional[int] = None, loaded: Optional[dict] = None,
-              progress: bool = False, model_overrides: Optional[dict] = None):
+def world_row(preset: Preset, row: Row, n: int, *, seed: int | None = None, loaded: dict | None = None,
+              progress: bool = False, model_overrides: dict | None = None):
     """CaR + dense CRF on ``n`` ShapesWorld test scenes with one row's changes (its models loaded once per pair).
 
     Returns:
@@ -226,7 +224,7 @@ def localisation_table(n: int, progress: bool = False) -> str:
 
 
 def _evaluate_row(evaluate, preset: Preset, row: Row, data_root: Path, out: Path, model: str,
-                  limit: Optional[int], progress: bool, model_overrides: Optional[dict] = None) -> float:
+                  limit: int | None, progress: bool, model_overrides: dict | None = None) -> float:
     """One real-data row through the resumable harness, with the row's changes applied."""
     summary = evaluate(preset.replace(**row.preset_changes), data_root, out, limit=limit, model=model,
                        progress=progress, car_options=row.car_options, model_overrides=model_overrides)

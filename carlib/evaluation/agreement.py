@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -67,8 +66,8 @@ def compare_precisions_on_world(
     *,
     seed: int = 0,
     split: str = "test",
-    preset: Optional[Preset] = None,
-    models: Optional[LoadedModels] = None,
+    preset: Preset | None = None,
+    models: LoadedModels | None = None,
     progress: bool = True,
 ) -> PrecisionAgreement:
     """Run CaR on ``n`` ShapesWorld scenes in float32 and under ``amp``; compare decisions and maps.
@@ -99,7 +98,7 @@ def compare_precisions_on_world(
     contexts = {"fp32": nullcontext, name: lambda: autocast_for(device, amp)}
     queries = list(CLASS_NAMES)
     matrices = {key: ConfusionMatrix(len(CLASS_NAMES) + 1) for key in cars}
-    seconds = {key: 0.0 for key in cars}
+    seconds = dict.fromkeys(cars, 0.0)
     same_kept = same_pixels = pixels = 0
     largest = 0.0
     changed: list[int] = []

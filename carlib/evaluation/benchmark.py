@@ -22,11 +22,10 @@ written, and the videos are sharded over ranks. Its headline is J&F.
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,14 +34,19 @@ from tqdm import tqdm
 from carlib.evaluation.davis_metrics import VideoScores, summarize
 from carlib.evaluation.distributed import Distributed
 from carlib.evaluation.gres_metrics import GresMetrics, gres_summary
-from carlib.labels import (merge_referring_masks, paint_referred_objects, read_label_png, save_label_png,
-                           save_palette_png)
 from carlib.evaluation.metrics import ConfusionMatrix, ReferringMetrics
 from carlib.evaluation.overlap import PostProcessPool, default_workers, read_ahead
-from carlib.precision import AMP_CHOICES, autocast_for
-from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
-from carlib.presets import Preset, get_preset
 from carlib.files import atomic_write_text
+from carlib.labels import (
+    merge_referring_masks,
+    paint_referred_objects,
+    read_label_png,
+    save_label_png,
+    save_palette_png,
+)
+from carlib.pipeline import LoadedModels, car_from_preset, load_models, vocabulary_recurrences, vocabulary_segmentation
+from carlib.precision import AMP_CHOICES, autocast_for
+from carlib.presets import Preset, get_preset
 from carlib.progress import counting
 
 PREDICTIONS = "predictions"
@@ -120,28 +124,28 @@ class EvalSummary:
 
 
 def evaluate(
-    preset_name: "str | Preset",
+    preset_name: str | Preset,
     data_root: Path,
     out_dir: Path,
     *,
-    split: Optional[str] = None,
-    limit: Optional[int] = None,
-    post: Optional[str] = None,
+    split: str | None = None,
+    limit: int | None = None,
+    post: str | None = None,
     model: str = "auto",
-    device: Optional[str] = None,
+    device: str | None = None,
     without_background: bool = False,
     progress: bool = True,
-    models: Optional[LoadedModels] = None,
-    car_options: Optional[dict] = None,
-    quick_gelu: Optional[bool] = None,
-    workers: Optional[int] = None,
+    models: LoadedModels | None = None,
+    car_options: dict | None = None,
+    quick_gelu: bool | None = None,
+    workers: int | None = None,
     amp: str = "auto",
     sam_source=None,
-    split_by: Optional[str] = None,
-    expression_sets: Optional[Sequence[str]] = None,
-    model_overrides: Optional[dict] = None,
+    split_by: str | None = None,
+    expression_sets: Sequence[str] | None = None,
+    model_overrides: dict | None = None,
     method_protocol=None,
-) -> Optional[EvalSummary]:
+) -> EvalSummary | None:
     """Evaluate CaR (or a dense method alone) with a preset on a dataset; resumable and shardable.
 
     Arguments:
@@ -262,7 +266,7 @@ def evaluate(
         distributed.close()
 
 
-def check_method_run(preset: Preset, method: str, post: Optional[str]) -> None:
+def check_method_run(preset: Preset, method: str, post: str | None) -> None:
     """A dense method alone needs a semantic benchmark and no post-processing.
 
     Raises:
@@ -330,7 +334,7 @@ def claim_eval_folder(out_dir: Path, card: dict) -> None:
     atomic_write_text(json.dumps(card, indent=1), path)
 
 
-def _card_ids(dataset, limit: Optional[int], expression_sets) -> list[str]:
+def _card_ids(dataset, limit: int | None, expression_sets) -> list[str]:
     """The ids of what a run scores, for the card's checksum: images, referred objects, expressions or frames."""
     if _is_video(dataset):
         videos = dataset.videos()
@@ -364,8 +368,8 @@ def _run_card(preset: Preset, settings, models: LoadedModels, alone, dataset, da
                          post=settings.post, device=models.proposal.device, amp=amp, dataset=data)
 
 
-def open_benchmark(preset: Preset, data_root: Path, split: Optional[str] = None, *, without_background: bool = False,
-                   split_by: Optional[str] = None):
+def open_benchmark(preset: Preset, data_root: Path, split: str | None = None, *, without_background: bool = False,
+                   split_by: str | None = None):
     """The dataset a preset is evaluated on (``without_background`` applies to semantic ones, ``split_by``
     to referring ones).
 
@@ -382,7 +386,7 @@ def open_benchmark(preset: Preset, data_root: Path, split: Optional[str] = None,
     return open_dataset(preset.name, data_root, split, split_by=split_by)
 
 
-def _sample_ids(dataset, limit: Optional[int]) -> list[str]:
+def _sample_ids(dataset, limit: int | None) -> list[str]:
     ids = list(dataset.ids())
     return ids[:limit] if limit is not None else ids
 
@@ -464,7 +468,7 @@ class MethodSemantic:
 
 
 def _run_semantic(segmenter, preset: Preset, dataset, predictions: Path, distributed: Distributed,
-                  limit: Optional[int], progress: bool, workers: int, device, amp: str):
+                  limit: int | None, progress: bool, workers: int, device, amp: str):
     """Every image of a semantic dataset through ``segmenter`` (:class:`CarSemantic` or :class:`MethodSemantic`):
     its model work here, its post-processing in ``workers`` processes, each prediction written and scored."""
     from carlib.datasets import SampleReadError
@@ -504,7 +508,7 @@ def _run_semantic(segmenter, preset: Preset, dataset, predictions: Path, distrib
     return matrix.matrix.astype(np.float64), errors, len(ids), model_seconds
 
 
-def _run_referring(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool,
+def _run_referring(car, dataset, predictions: Path, distributed: Distributed, limit: int | None, progress: bool,
                    workers: int, device, amp: str):
     from carlib.datasets import SampleReadError
 
@@ -561,7 +565,7 @@ def _is_gres(dataset) -> bool:
     return isinstance(dataset, GresDataset)
 
 
-def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool,
+def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: int | None, progress: bool,
               workers: int, device, amp: str):
     """gRefCOCO: one CaR run per expression (its only query); an empty prediction means "no target"."""
     from carlib.datasets import SampleReadError
@@ -613,7 +617,7 @@ def _is_video(dataset) -> bool:
     return isinstance(dataset, RefDavisDataset)
 
 
-def check_expression_sets(names: Optional[Sequence[str]]) -> tuple[str, ...]:
+def check_expression_sets(names: Sequence[str] | None) -> tuple[str, ...]:
     """The Ref-DAVIS17 expression sets to run: the benchmark's four by default, each name checked.
 
     Raises:
@@ -635,7 +639,7 @@ def _frame_record_path(predictions: Path, video: str, frame: str) -> Path:
     return predictions / "records" / video / f"{frame}.json"
 
 
-def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit: Optional[int], progress: bool,
+def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit: int | None, progress: bool,
                workers: int, device, amp: str, expression_sets: Sequence[str]):
     """Ref-DAVIS17: every frame, one CaR run per object and expression set; each set's objects painted in one
     label map per frame (DAVIS's result format) and scored frame by frame."""
@@ -742,7 +746,7 @@ def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bo
 
 
 def _paper_key(preset: Preset, split: str, without_background: bool, post: str = "crf",
-               split_by: Optional[str] = None) -> str:
+               split_by: str | None = None) -> str:
     if preset.settings.mode == "referring":
         return f"{preset.name}/{split}" + ("(G)" if split_by == "google" else "")
     suffix = {"voc": "voc20", "context": "context59"}.get(preset.name) if without_background else None
@@ -794,9 +798,9 @@ def _video_report(summary: EvalSummary) -> list[str]:
 
 
 def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
-                   without_background: bool, post: Optional[str], split_by: Optional[str],
-                   expression_sets: Optional[Sequence[str]] = None, *, card: Optional[dict] = None,
-                   method: Optional[str] = None) -> None:
+                   without_background: bool, post: str | None, split_by: str | None,
+                   expression_sets: Sequence[str] | None = None, *, card: dict | None = None,
+                   method: str | None = None) -> None:
     key = _paper_key(preset, summary.split, without_background, post or "none", split_by)
     paper = PAPER_MIOU.get(key) if method is None else PAPER_METHOD_MIOU.get(method, {}).get(key)
     video = _is_video(dataset)

@@ -14,9 +14,10 @@ are not comparable still get their table, headed by why not.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 COMPARABILITY_KEYS = ("dataset.name", "dataset.split", "dataset.samples", "dataset.ids_sha256",
                       "dataset.without_background", "dataset.labels_sha256", "dataset.split_by",
@@ -42,7 +43,7 @@ class Run:
     label: str
     path: Path
     record: dict
-    card: Optional[dict]
+    card: dict | None
 
     @property
     def kind(self) -> str:
@@ -136,7 +137,7 @@ def protocol_differences(runs: Sequence[Run]) -> list[tuple[str, list[Any]]]:
     return sorted(rows, key=lambda row: row[0])
 
 
-def _collapsible_parent(key: str, cards: list[dict]) -> Optional[str]:
+def _collapsible_parent(key: str, cards: list[dict]) -> str | None:
     """The shallowest parent of ``key`` that some cards lack entirely and the others agree on, or None."""
     parts = key.split(".")
     for depth in range(1, len(parts)):
@@ -150,7 +151,7 @@ def _collapsible_parent(key: str, cards: list[dict]) -> Optional[str]:
     return None
 
 
-def metric_rows(runs: Sequence[Run]) -> list[tuple[str, list[Optional[float]]]]:
+def metric_rows(runs: Sequence[Run]) -> list[tuple[str, list[float | None]]]:
     """The numeric measurements of eval runs (mIoU, pixel accuracy, ...), one value per run (None: absent)."""
     names: list[str] = []
     for run in runs:
@@ -161,7 +162,7 @@ def metric_rows(runs: Sequence[Run]) -> list[tuple[str, list[Optional[float]]]]:
     return [(name, [_number(run.record.get(name)) for run in runs]) for name in names]
 
 
-def class_rows(runs: Sequence[Run]) -> list[tuple[str, list[Optional[float]]]]:
+def class_rows(runs: Sequence[Run]) -> list[tuple[str, list[float | None]]]:
     """Each class's IoU in every eval run (classes in the first run's order, then any others)."""
     names: list[str] = []
     for run in runs:
@@ -216,7 +217,7 @@ def compare_runs(paths: Sequence[str | Path]) -> str:
 # --- formatting ----------------------------------------------------------------------------------------------
 
 
-def _number(value: Any) -> Optional[float]:
+def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 

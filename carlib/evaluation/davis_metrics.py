@@ -35,8 +35,9 @@ The toolkit's void pixels never take effect (it compares boolean masks with
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -271,7 +272,7 @@ class VideoScores:
                 "frames": list(self.frames), "pair_j": self.pair_j, "pair_f": self.pair_f}
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "VideoScores":
+    def from_record(cls, record: dict[str, Any]) -> VideoScores:
         return cls(record["expression_set"], record["video"], tuple(record["object_ids"]), list(record["frames"]),
                    record["pair_j"], record["pair_f"])
 
@@ -280,7 +281,7 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
-def summarize(videos: Sequence[VideoScores], expression_sets: Optional[Sequence[str]] = None) -> dict[str, Any]:
+def summarize(videos: Sequence[VideoScores], expression_sets: Sequence[str] | None = None) -> dict[str, Any]:
     """The benchmark's figures from every video's scores (possibly gathered from several ranks).
 
     Arguments:

@@ -30,7 +30,7 @@ compared with either.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class GresMetrics:
     def __post_init__(self) -> None:
         self.above = [0] * len(GRES_PRECISION_THRESHOLDS)
 
-    def update(self, prediction: np.ndarray, truth: np.ndarray, no_target: Optional[bool] = None) -> float:
+    def update(self, prediction: np.ndarray, truth: np.ndarray, no_target: bool | None = None) -> float:
         """Add one expression.
 
         Arguments:

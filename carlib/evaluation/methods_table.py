@@ -18,8 +18,8 @@ for every cell.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from carlib.dense_methods import DENSE_METHODS
 from carlib.models import SHAPES_MODEL_NAME, WeightsNotFoundError
@@ -38,7 +38,7 @@ class MethodsRow:
 
     proposals: str
     model: str
-    alone: Optional[float]
+    alone: float | None
     car_crf: float
     car_clip_es_crf: float
 
@@ -65,7 +65,7 @@ def load_world_models(names: Sequence[str], *, required: bool) -> tuple[dict, li
     return loaded, notes
 
 
-def methods_table(n: int, models: Optional[Sequence[str]] = None, *, seed: Optional[int] = None,
+def methods_table(n: int, models: Sequence[str] | None = None, *, seed: int | None = None,
                   progress: bool = True, proposals: Sequence[str] = PROPOSALS) -> tuple[list[MethodsRow], list[str]]:
     """Measure the table on ``n`` held-out test scenes.
 

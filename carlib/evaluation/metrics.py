@@ -5,8 +5,8 @@ Spec section 7.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class ConfusionMatrix:
             truth * self.num_classes + predicted, minlength=self.num_classes**2
         ).reshape(self.num_classes, self.num_classes)
 
-    def merge(self, other: "ConfusionMatrix") -> None:
+    def merge(self, other: ConfusionMatrix) -> None:
         """Add another matrix (e.g. from another process)."""
         if other.matrix.shape != self.matrix.shape:
             raise ValueError("cannot merge confusion matrices of different sizes")
@@ -64,7 +64,7 @@ class ConfusionMatrix:
         """bool per class: does it occur in the ground truth?"""
         return self.matrix.sum(axis=1) > 0
 
-    def miou(self, classes: Optional[Sequence[int]] = None) -> float:
+    def miou(self, classes: Sequence[int] | None = None) -> float:
         """Mean IoU over the classes present in the ground truth (optionally restricted to ``classes``)."""
         selected = self.present()
         if classes is not None:

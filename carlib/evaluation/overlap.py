@@ -16,8 +16,9 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -106,10 +107,10 @@ class PostProcessPool:
 
     def __init__(self, workers: int, sam_source=None) -> None:
         self.workers, self.sam_source = workers, sam_source
-        self._executor: Optional[ProcessPoolExecutor] = None
+        self._executor: ProcessPoolExecutor | None = None
         self._pending: deque[tuple[Future, Callable]] = deque()
 
-    def __enter__(self) -> "PostProcessPool":
+    def __enter__(self) -> PostProcessPool:
         if self.workers:
             # spawn, not fork: a forked copy of a process that has run OpenMP kernels can hang in them.
             self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 from carlib.evaluation.ablation import Row, table_rows
 from carlib.presets import get_preset
 
-Published = Union[float, tuple[float, float]]
+Published = float | tuple[float, float]
 """A published mIoU %, or the (low, high) spread of a sweep."""
 
 PLACEHOLDERS = {"data_root": "DATA_ROOT", "out": "runs/reproduce", "sam_checkpoint": "sam_hq_vit_h.pth"}
@@ -86,13 +86,13 @@ class PaperRow:
     """
 
     label: str
-    published: Optional[Published]
-    command: Optional[tuple[str, ...]] = None
-    metrics: Optional[str] = None
-    world: Optional[WorldAnalogue] = None
+    published: Published | None
+    command: tuple[str, ...] | None = None
+    metrics: str | None = None
+    world: WorldAnalogue | None = None
     method: str = "CaR"
     note: str = ""
-    metric: Optional[str] = None
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _ablate(table: str, preset: str, out: str) -> tuple[str, ...]:
 
 
 def _ablation_rows(number: str, table: str, published: dict[str, float], *, preset: str = "voc",
-                   out: Optional[str] = None, label_prefix: str = "") -> list[PaperRow]:
+                   out: str | None = None, label_prefix: str = "") -> list[PaperRow]:
     """One :class:`PaperRow` per row of an ablation table (run on ``preset``), published where the paper has it.
 
     ``carlib ablate`` writes row ``i`` of a real-data table to ``OUT/<table>-<i>/``.
@@ -321,7 +321,7 @@ def paper_tables() -> dict[str, PaperTable]:
 TABLE_NUMBERS = ("1", "2", "3", "4", "5", "6", "7")
 
 
-def get_table(number: Union[str, int]) -> PaperTable:
+def get_table(number: str | int) -> PaperTable:
     """The table called ``number``; a ``ValueError`` naming the known ones otherwise."""
     key = str(number)
     if key == METHODS_TABLE:
@@ -332,7 +332,7 @@ def get_table(number: Union[str, int]) -> PaperTable:
     return paper_tables()[key]
 
 
-def fill(argv: Sequence[str], **values: Optional[str]) -> list[str]:
+def fill(argv: Sequence[str], **values: str | None) -> list[str]:
     """A command with its placeholders replaced (by :data:`PLACEHOLDERS` where ``values`` gives none)."""
     chosen = {name: (values.get(name) or default) for name, default in PLACEHOLDERS.items()}
     return [part.format(**chosen) for part in argv]
@@ -361,11 +361,11 @@ def weights_needed(table: PaperTable) -> list[str]:
 class Measured:
     """Our number for one row: a value (mIoU %), a spread, or nothing, and where it came from."""
 
-    value: Optional[Published] = None
+    value: Published | None = None
     source: str = ""
 
 
-def format_number(value: Optional[Published], decimals: int = 1) -> str:
+def format_number(value: Published | None, decimals: int = 1) -> str:
     """A percentage or a spread for a table cell ("—" for none)."""
     if value is None:
         return "—"
@@ -380,7 +380,7 @@ def published_decimals(value: Published) -> int:
     return 2 if round(first, 1) != round(first, 2) else 1
 
 
-def _read_metric(path: Path, metric: Optional[str] = None) -> tuple[Optional[float], str]:
+def _read_metric(path: Path, metric: str | None = None) -> tuple[float | None, str]:
     record = json.loads(path.read_text())
     for key in (metric,) if metric else ("mIoU", "gIoU"):
         if isinstance(record.get(key), (int, float)):
@@ -407,7 +407,7 @@ def read_real_numbers(table: PaperTable, out_dir: Path) -> dict[str, Measured]:
             numbers = [value for _, value, _ in values]
             found[row.label] = Measured((min(numbers), max(numbers)), f"{len(numbers)} runs, {row.metrics}")
         else:
-            path, value, key = values[0]
+            _path, value, key = values[0]
             found[row.label] = Measured(value, f"{row.metrics}" + ("" if key in ("mIoU", row.metric) else f" ({key})"))
     return found
 
@@ -435,7 +435,7 @@ class WorldRuns:
     are measured once and shared.
     """
 
-    def __init__(self, n: int, *, seed: Optional[int] = None, models=None, progress: bool = False,
+    def __init__(self, n: int, *, seed: int | None = None, models=None, progress: bool = False,
                  variants: Sequence[str] = HEADLINE) -> None:
         from carlib.evaluation.shapesworld import EVAL_SEED
 
@@ -498,7 +498,7 @@ class WorldRuns:
             self._miou[key] = report.miou["car_crf"]
         return self._miou[key]
 
-    def prefetch(self, rows: Sequence[Row], *, headline: bool = True, workers: Optional[int] = None) -> None:
+    def prefetch(self, rows: Sequence[Row], *, headline: bool = True, workers: int | None = None) -> None:
         """Measure the headline variants and ``rows`` in ``workers`` processes at once (every job is independent).
 
         Each worker loads the ShapesWorld CLIP itself and runs on one thread,
@@ -643,7 +643,7 @@ class Report:
         }
 
 
-def listing(table: PaperTable, **values: Optional[str]) -> str:
+def listing(table: PaperTable, **values: str | None) -> str:
     """What a table needs, as markdown: commands, datasets (with their docs), weights."""
     import shlex
 

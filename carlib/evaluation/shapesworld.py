@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -51,11 +50,11 @@ def evaluate_car_on_world(
     *,
     seed: int = EVAL_SEED,
     split: str = EVAL_SPLIT,
-    preset: Optional[Preset] = None,
-    models: Optional[LoadedModels] = None,
+    preset: Preset | None = None,
+    models: LoadedModels | None = None,
     variants: tuple[str, ...] = ("car_crf", "car_none", "single_pass_crf"),
     progress: bool = True,
-    car_options: Optional[dict] = None,
+    car_options: dict | None = None,
     sam_source=None,
 ) -> CarWorldReport:
     """Run CaR variants on ``n`` test scenes and measure them.
@@ -84,11 +83,11 @@ def evaluate_car_on_world(
     options = dict(car_options or {})
     recurrent = options.pop("recurrent", True)
     settings = {
-        "car_crf": dict(post="crf", recurrent=recurrent),
-        "car_none": dict(post="none", recurrent=recurrent),
-        "single_pass_crf": dict(post="crf", recurrent=False),
-        "oracle_crf": dict(post="crf", recurrent=False),
-        "car_sam": dict(post="sam", recurrent=recurrent),
+        "car_crf": {"post": "crf", "recurrent": recurrent},
+        "car_none": {"post": "none", "recurrent": recurrent},
+        "single_pass_crf": {"post": "crf", "recurrent": False},
+        "oracle_crf": {"post": "crf", "recurrent": False},
+        "car_sam": {"post": "sam", "recurrent": recurrent},
     }
     unknown = set(variants) - set(settings)
     if unknown:
@@ -141,8 +140,8 @@ def evaluate_method_on_world(
     *,
     seed: int = EVAL_SEED,
     split: str = EVAL_SPLIT,
-    preset: Optional[Preset] = None,
-    models: Optional[LoadedModels] = None,
+    preset: Preset | None = None,
+    models: LoadedModels | None = None,
     protocol=None,
     progress: bool = True,
 ) -> tuple[float, list[float]]:

@@ -13,8 +13,9 @@ Three figures on held-out ``test``-split scenes (never seen in training):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,7 +85,7 @@ class WorldReport:
 
 
 def evaluate_world(
-    model: Optional[str] = None,
+    model: str | None = None,
     *,
     name: str = "shapes",
     score_kind: str = "softmax",
@@ -94,7 +95,7 @@ def evaluate_world(
     cam_threshold: float = CAM_THRESHOLD,
     clip_es_threshold: float = CLIP_ES_THRESHOLD,
     clip_es_layers: int = CLIP_ES_LAYERS,
-    background: Optional[Sequence[str]] = None,
+    background: Sequence[str] | None = None,
     progress: bool = False,
 ) -> WorldReport:
     """Measure zero-shot accuracy, Grad-CAM and CLIP-ES IoU of a ShapesWorld CLIP.

@@ -110,7 +110,7 @@ class CrfSettings:
         if self.bilateral_image not in ("reference", "rgb"):
             raise ValueError(f"bilateral_image must be 'reference' or 'rgb', got {self.bilateral_image!r}")
 
-    def replace(self, **changes) -> "CrfSettings":
+    def replace(self, **changes) -> CrfSettings:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 

@@ -20,7 +20,7 @@ import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -122,10 +122,10 @@ class SamMaskSource:
 
     def __init__(
         self,
-        checkpoint: Union[str, Path],
+        checkpoint: str | Path,
         model_type: str = "auto",
-        device: Optional[str] = None,
-        settings: Optional[SamSettings] = None,
+        device: str | None = None,
+        settings: SamSettings | None = None,
     ) -> None:
         settings = settings or SamSettings()
         if model_type not in _SAM_MODEL_TYPES:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class SamSettings:
     """
 
     iom_threshold: float = 0.7
-    iou_threshold: Optional[float] = 0.7
+    iou_threshold: float | None = 0.7
     min_pred_threshold: float = 0.05
     model: str = "hq_sam_vit_h"
     points_per_side: int = 64
@@ -88,7 +88,7 @@ class SamSettings:
         if int(self.min_mask_region_area) != self.min_mask_region_area or self.min_mask_region_area < 0:
             raise ValueError(f"SAM min_mask_region_area must be a non-negative integer, got {self.min_mask_region_area}")
 
-    def replace(self, **changes) -> "SamSettings":
+    def replace(self, **changes) -> SamSettings:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
@@ -155,7 +155,7 @@ def match_regions(
     region_masks: np.ndarray,
     *,
     iom_threshold: float,
-    iou_threshold: Optional[float],
+    iou_threshold: float | None,
     min_pred_threshold: float = DEFAULT_MIN_PRED_THRESHOLD,
 ) -> RegionMatch:
     """Match one CaR mask to the automatic regions, keeping every intermediate.
@@ -208,7 +208,7 @@ def match_masks_to_regions(
     region_masks: np.ndarray,
     *,
     iom_threshold: float,
-    iou_threshold: Optional[float],
+    iou_threshold: float | None,
     min_pred_threshold: float = DEFAULT_MIN_PRED_THRESHOLD,
 ) -> np.ndarray:
     """Replace each CaR mask by the union of the regions it matches, when they agree.

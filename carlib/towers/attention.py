@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from carlib.precision import full_precision
-
 
 SUPPORTED_ATTENTION = "an attention module exposing in_proj_weight, qkv, or q_proj/k_proj plus num_heads"
 
@@ -40,9 +38,9 @@ class HeadQueryKey:
 
     query: torch.Tensor
     key: torch.Tensor
-    scale: Optional[Union[float, torch.Tensor]] = None
+    scale: float | torch.Tensor | None = None
     cosine: bool = False
-    value: Optional[torch.Tensor] = None
+    value: torch.Tensor | None = None
 
     def logits(self) -> torch.Tensor:
         """Attention logits, float32 B x heads x L x L (rows: queries, columns: keys)."""

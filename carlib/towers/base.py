@@ -17,9 +17,10 @@ attributes itself, so a new family is one subclass here. Two kinds exist:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, Optional, get_args
+from typing import Literal, get_args
 
 import torch
 
@@ -50,7 +51,7 @@ class Trunk:
 
     tokens: torch.Tensor
     grid: tuple[int, int]
-    attention_sum: Optional[torch.Tensor]
+    attention_sum: torch.Tensor | None
 
 
 @dataclass
@@ -203,7 +204,7 @@ class VisionTower(ABC):
         self.require_attention("MaskCLIP-style dense maps")
         raise NotImplementedError
 
-    def attention_variant_embeddings(self, trunk: Trunk, mix: "AttentionMix", *,
+    def attention_variant_embeddings(self, trunk: Trunk, mix: AttentionMix, *,
                                      keep_residual_and_mlp: bool) -> torch.Tensor:
         """Per-patch embeddings (float32 n x E, unit-norm) of the last block run with another attention.
 
@@ -351,7 +352,7 @@ class TransformerTower(VisionTower):
             self.require_attention("CLIP-ES")
         blocks = self.num_blocks
         first_attention_block = blocks - attention_layers
-        attention_sum: Optional[torch.Tensor] = None
+        attention_sum: torch.Tensor | None = None
         with torch.no_grad():
             tokens, grid = self.embed(pixels, fp16_positions=fp16_positions)
             with self.attention_block_context(tokens.shape[1] if tokens.device.type == "cpu" else 0):
@@ -388,7 +389,7 @@ class TransformerTower(VisionTower):
             dense = self.readout(values[:, self.num_prefix_tokens:])[0]
         return torch.nn.functional.normalize(dense.float(), dim=-1)
 
-    def attention_variant_embeddings(self, trunk: Trunk, mix: "AttentionMix", *,
+    def attention_variant_embeddings(self, trunk: Trunk, mix: AttentionMix, *,
                                      keep_residual_and_mlp: bool) -> torch.Tensor:
         last = self.num_blocks - 1
         with torch.no_grad():
@@ -401,7 +402,7 @@ class TransformerTower(VisionTower):
             dense = self.readout(output[:, self.num_prefix_tokens:])[0]
         return torch.nn.functional.normalize(dense.float(), dim=-1)
 
-    def run_all(self, pixels: torch.Tensor, stop: Optional[int] = None) -> tuple[torch.Tensor, tuple[int, int]]:
+    def run_all(self, pixels: torch.Tensor, stop: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """Embed and run blocks ``0..stop-1`` (all by default): (B x L x D tokens, grid)."""
         tokens, grid = self.embed(pixels)
         stop = self.num_blocks if stop is None else stop

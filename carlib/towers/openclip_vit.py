@@ -9,8 +9,8 @@ feature is the last block's ``ln_1`` output, and the image embedding is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 

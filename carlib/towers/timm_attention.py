@@ -10,14 +10,12 @@ patch tokens' queries and keys, never to prefix tokens, as timm does.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from timm.layers import apply_rot_embed_cat
 
 
-def timm_qkv(attention: torch.nn.Module, tokens: torch.Tensor, rope: Optional[torch.Tensor] = None,
+def timm_qkv(attention: torch.nn.Module, tokens: torch.Tensor, rope: torch.Tensor | None = None,
              num_prefix_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-head queries, keys and values of a timm attention module (after its qk-norm and rotary embedding).
 

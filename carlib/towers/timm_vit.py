@@ -20,8 +20,6 @@ MaskCLIP's reading of OpenAI's ResNet attention pool.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from carlib.towers.attention import HeadQueryKey
@@ -82,7 +80,7 @@ class TimmViT(TransformerTower):
         patches = patch_embed.norm(patches.flatten(2).transpose(1, 2))
         prefix = [token.expand(patches.shape[0], -1, -1) for token in (trunk.cls_token, trunk.reg_token)
                   if token is not None]
-        positions: Optional[torch.Tensor] = None
+        positions: torch.Tensor | None = None
         if trunk.pos_embed is not None:
             embedded_prefix = 0 if trunk.no_embed_class else self.num_prefix_tokens
             positions = interpolate_positional_embedding(trunk.pos_embed[0], grid, embedded_prefix)
@@ -98,7 +96,7 @@ class TimmViT(TransformerTower):
         return trunk.norm_pre(tokens), grid
 
     # --- blocks --------------------------------------------------------------------------------------
-    def rope(self, grid: tuple[int, int]) -> Optional[torch.Tensor]:
+    def rope(self, grid: tuple[int, int]) -> torch.Tensor | None:
         """The rotary position embedding of the grid (None: the tower has none)."""
         return None
 
@@ -175,7 +173,7 @@ class TimmEva(TimmViT):
             raise CapabilityError("Eva towers with mixed (per-block) rotary embeddings are not supported")
         self._ropes: dict[tuple, torch.Tensor] = {}
 
-    def rope(self, grid: tuple[int, int]) -> Optional[torch.Tensor]:
+    def rope(self, grid: tuple[int, int]) -> torch.Tensor | None:
         rope = getattr(self.net, "rope", None)
         if rope is None:
             return None

@@ -9,8 +9,6 @@
 """
 
 from carlib.tutorial.session import (
-    BACKGROUND_NAMES,
-    CLASS_NAMES,
     PHOTO_QUERIES,
     SHAPES_IMAGES,
     Tutorial,
@@ -19,6 +17,7 @@ from carlib.tutorial.session import (
     setup,
     shapes_scene,
 )
+from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 
 __all__ = [
     "BACKGROUND_NAMES",

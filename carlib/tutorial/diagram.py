@@ -6,7 +6,7 @@ the notebook's text name them the same way.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -100,7 +100,7 @@ def pipeline_diagram(stages: Sequence[tuple[str, str]] = PIPELINE_STAGES, *, loo
     arrow((lx - box_w / 2 + 0.3, ly + box_h / 2 + 0.05), (px + 0.3, py - box_h / 2 - 0.05),
           color="#b03030", connectionstyle="arc3,rad=-0.15", linestyle="--")
     axis.text((lx + px) / 2 + 0.9, 3.45, loop_label, ha="center", va="center", fontsize=LABEL_POINTS,
-              color="#b03030", bbox=dict(facecolor="white", edgecolor="none", pad=1.5))
+              color="#b03030", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
     axis.text(width / 2, 6.6, "CLIP as RNN: the same frozen CLIPs applied again and again to a shrinking set of words",
               ha="center", va="center", fontsize=LABEL_POINTS + 2)
     return figure

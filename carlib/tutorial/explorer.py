@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 from io import BytesIO
-from typing import Optional
 
 import numpy as np
 
 from carlib.car import CarResult
 from carlib.images import load_image
 from carlib.pipeline import parse_queries
-from carlib.tutorial.figures import figure_png, step_figure
 from carlib.prompts import PROMPT_KINDS
 from carlib.text import validate_queries
 from carlib.tutorial import Tutorial
+from carlib.tutorial.figures import figure_png, step_figure
 
 UPLOADED = "(uploaded picture)"
 
@@ -45,23 +44,23 @@ class Explorer:
         picture: the picture being segmented (H x W x 3 uint8).
     """
 
-    def __init__(self, session: Tutorial, image: Optional[str] = None, queries: Optional[str] = None,
+    def __init__(self, session: Tutorial, image: str | None = None, queries: str | None = None,
                  sam_source=None) -> None:
         import ipywidgets as widgets
 
         self.session = session
         self.sam_source = sam_source
         settings = session.settings
-        self.result: Optional[CarResult] = None
-        self._segmented: Optional[np.ndarray] = None  # the picture self.result belongs to
+        self.result: CarResult | None = None
+        self._segmented: np.ndarray | None = None  # the picture self.result belongs to
         self.figure = None
-        self._uploaded: Optional[np.ndarray] = None
+        self._uploaded: np.ndarray | None = None
         self.image = widgets.Dropdown(options=list(session.images), value=image or session.images[0],
                                       description="picture")
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         self.queries = widgets.Text(value=queries or ", ".join(session.queries_for(image)), description="words",
                                     continuous_update=False, layout=widgets.Layout(width="420px"))
-        slider = dict(min=0.0, max=1.0, step=0.05, continuous_update=False, readout_format=".2f")
+        slider = {"min": 0.0, "max": 1.0, "step": 0.05, "continuous_update": False, "readout_format": ".2f"}
         self.eta = widgets.FloatSlider(value=settings.mask_threshold, description="η (mask)", **slider)
         self.theta = widgets.FloatSlider(value=settings.confidence_threshold, description="θ (keep)", **slider)
         self.lam = widgets.FloatSlider(value=settings.clipes_threshold, description="λ (box)",
@@ -142,7 +141,7 @@ class Explorer:
         if not self.auto_run.value:
             self.run()
 
-    def run(self) -> Optional[CarResult]:
+    def run(self) -> CarResult | None:
         """Segment the picture with the current settings and draw the last step."""
         try:
             words = validate_queries(parse_queries(self.queries.value))
@@ -152,9 +151,9 @@ class Explorer:
         if not self.prompts.value:
             self.status.value = "<b>choose at least one prompt kind</b>"
             return None
-        options = dict(mask_threshold=self.eta.value, confidence_threshold=self.theta.value,
-                       clipes_threshold=self.lam.value, prompt_kinds=tuple(self.prompts.value), post=self.post.value,
-                       center_cam_features=self.centred_cam.value)
+        options = {"mask_threshold": self.eta.value, "confidence_threshold": self.theta.value,
+                       "clipes_threshold": self.lam.value, "prompt_kinds": tuple(self.prompts.value), "post": self.post.value,
+                       "center_cam_features": self.centred_cam.value}
         if self.post.value == "sam":
             options["sam_source"] = self._sam()
         car = self.session.car(**options)

@@ -42,9 +42,9 @@ from __future__ import annotations
 import hashlib
 import math
 import textwrap
+from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
-from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -265,7 +265,7 @@ def outline_thickness(image: np.ndarray, panel: float = MIN_PANEL, *, dpi: float
     return max(1, math.ceil(pixels * max(np.shape(image)[:2]) / shown))
 
 
-def label_picture(image: np.ndarray, label_map: np.ndarray, *, names: Optional[Sequence[str]] = None,
+def label_picture(image: np.ndarray, label_map: np.ndarray, *, names: Sequence[str] | None = None,
                   thickness: int = 1) -> np.ndarray:
     """A label map drawn over a grey copy of the picture, each region outlined: H x W x 3 uint8.
 
@@ -305,7 +305,7 @@ def label_picture(image: np.ndarray, label_map: np.ndarray, *, names: Optional[S
     return drawn.round().astype(np.uint8)
 
 
-def grid_columns(count: int, cols: Optional[int] = None, *, extra_width: float = 0.0) -> int:
+def grid_columns(count: int, cols: int | None = None, *, extra_width: float = 0.0) -> int:
     """Panels per row for ``count`` panels, so the row fits :data:`MAX_WIDTH` at :data:`MIN_PANEL` per panel.
 
     Given ``cols`` is kept (a caller that needs a row per something may ask
@@ -333,7 +333,7 @@ def _panel_inches(panel: float, cols: int, extra_width: float = 0.0) -> float:
     return max(MIN_PANEL, min(panel, (MAX_WIDTH - extra_width) / max(cols, 1)))
 
 
-def _grid(rows: int, cols: int, panel: float, extra_width: float = 0.0, *, count: Optional[int] = None,
+def _grid(rows: int, cols: int, panel: float, extra_width: float = 0.0, *, count: int | None = None,
           dpi: float = NOTEBOOK_DPI, extra_height: float = 0.0) -> tuple[Figure, np.ndarray]:
     """A rows x cols grid of bare axes; with ``count``, the axes past it are removed from the figure."""
     figure = Figure(figsize=(cols * panel + extra_width, rows * panel + extra_height), dpi=dpi, layout="constrained")
@@ -361,15 +361,15 @@ def _colourbar(figure: Figure, axes: Sequence, label: str, *, cmap: str = HEATMA
 
 def show_images(
     images: Sequence[np.ndarray],
-    titles: Optional[Sequence[str]] = None,
+    titles: Sequence[str] | None = None,
     *,
-    cols: Optional[int] = None,
+    cols: int | None = None,
     panel: float = 2.2,
-    cmap: Optional[str] = None,
-    vmin: Optional[float] = None,
-    vmax: Optional[float] = None,
+    cmap: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
     suptitle: str = "",
-    colourbar: Optional[bool] = None,
+    colourbar: bool | None = None,
     colourbar_label: str = "map value",
     dpi: float = NOTEBOOK_DPI,
 ) -> Figure:
@@ -424,7 +424,7 @@ def show_heatmaps(
     maps: np.ndarray,
     titles: Sequence[str],
     *,
-    cols: Optional[int] = None,
+    cols: int | None = None,
     panel: float = 2.2,
     suptitle: str = "",
     with_image: bool = True,
@@ -439,7 +439,7 @@ def show_heatmaps(
     return show_images(panels, names, cols=cols, panel=panel, suptitle=suptitle, colourbar_label=colourbar_label)
 
 
-def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Optional[Sequence[float]],
+def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Sequence[float] | None,
                     palette: str) -> list[Patch]:
     labels = list(labels)
     hidden = 0
@@ -463,7 +463,7 @@ def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Optiona
     return handles
 
 
-def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Optional[Sequence[float]],
+def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Sequence[float] | None,
             palette: str = "tutorial") -> None:
     """The labels' legend to the right of ``axis``, outside it."""
     axis.legend(handles=_legend_handles(names, labels, scores, palette), loc="upper left", bbox_to_anchor=(1.02, 1.0),
@@ -514,7 +514,7 @@ def segmentation_figure(
     names: Sequence[str],
     *,
     title: str = "",
-    scores: Optional[Sequence[float]] = None,
+    scores: Sequence[float] | None = None,
     size: float = 3.0,
     dpi: float = NOTEBOOK_DPI,
     with_image: bool = True,
@@ -566,7 +566,7 @@ def compare_segmentations(
     names: Sequence[str],
     *,
     panel: float = 2.6,
-    cols: Optional[int] = None,
+    cols: int | None = None,
 ) -> Figure:
     """The input picture, then several label maps of it, and one shared legend (in a spare panel, or under them).
 
@@ -597,8 +597,8 @@ def _step_title(axis, result, trace, k: int, index: int) -> None:
                    color="red" if dropped else "black", fontweight="bold" if dropped else "normal")
 
 
-def trace_figure(image: np.ndarray, result, *, threshold: Optional[float] = None, panel: float = 1.8,
-                 cols: int = 4, upto_step: Optional[int] = None) -> Figure:
+def trace_figure(image: np.ndarray, result, *, threshold: float | None = None, panel: float = 1.8,
+                 cols: int = 4, upto_step: int | None = None) -> Figure:
     """The recurrence step by step: each step's proposals for the queries still alive, ``cols`` per row.
 
     Each step starts a new row (labelled "step t") and takes as many rows as
@@ -648,8 +648,8 @@ def trace_figure(image: np.ndarray, result, *, threshold: Optional[float] = None
     return figure
 
 
-def step_figure(image: np.ndarray, result, step: int, *, threshold: Optional[float] = None,
-                panel: float = 2.0, cols: Optional[int] = None) -> Figure:
+def step_figure(image: np.ndarray, result, step: int, *, threshold: float | None = None,
+                panel: float = 2.0, cols: int | None = None) -> Figure:
     """One step of the recurrence: the input, the final segmentation, then that step's proposals and scores.
 
     The legend of the segmentation takes the grid's spare panel when there is
@@ -731,7 +731,7 @@ BAR_LABEL_CHARACTERS = 16
 
 
 def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "", width: float = 5.5,
-               reference: Optional[dict[str, float]] = None, label: str = "ours",
+               reference: dict[str, float] | None = None, label: str = "ours",
                reference_label: str = "paper", fmt: str = "{:.2f}") -> Figure:
     """A labelled bar chart (e.g. mIoU per setting), with optional reference bars beside them, each value written
     over its bar with ``fmt``.
@@ -767,7 +767,7 @@ def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "
 
 
 def tradeoff_figure(points: dict[str, tuple[float, float]], *, xlabel: str = "", ylabel: str = "", title: str = "",
-                    highlight: Optional[str] = None, width: float = 6.5) -> Figure:
+                    highlight: str | None = None, width: float = 6.5) -> Figure:
     """One marker per named point (x, y), each its own colour and shape, named in a legend outside the axes.
 
     For a trade-off between two rates (e.g. absent words kept against present
@@ -868,12 +868,12 @@ def matrix_figure(
     title: str = "",
     xlabel: str = "",
     ylabel: str = "",
-    vmin: Optional[float] = 0.0,
-    vmax: Optional[float] = 1.0,
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
     cell: float = 0.55,
     cmap: str = "viridis",
     colourbar_label: str = "",
-    row_images: Optional[Sequence[np.ndarray]] = None,
+    row_images: Sequence[np.ndarray] | None = None,
 ) -> Figure:
     """A labelled R x C matrix as a heat map with each value written in its cell (2 decimals), and a colourbar.
 
@@ -956,7 +956,7 @@ def _row_thumbnails(figure: Figure, axis, images: Sequence[np.ndarray], cell: fl
 def line_figure(
     series: dict[str, Sequence[float]],
     *,
-    x: Optional[Sequence[float]] = None,
+    x: Sequence[float] | None = None,
     xlabel: str = "",
     ylabel: str = "",
     title: str = "",
@@ -969,8 +969,8 @@ def line_figure(
     (values that are not positive are left out there). The legend is outside, to the right.
     """
     figure, axis = _chart(width)
-    for label, values in series.items():
-        values = np.asarray(values, dtype=float)
+    for label, raw_values in series.items():
+        values = np.asarray(raw_values, dtype=float)
         positions = np.arange(len(values)) if x is None else np.asarray(x, dtype=float)
         if log_y:
             values = np.where(values > 0, values, np.nan)

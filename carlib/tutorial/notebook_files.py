@@ -14,8 +14,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import nbformat
 
@@ -127,7 +127,7 @@ def refresh(path: str | os.PathLike, kernel_name: str = "python3") -> None:
     clean_file(path)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``clean`` or ``check`` the given notebooks."""
     parser = argparse.ArgumentParser(prog="python -m carlib.tutorial.notebook_files", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("refresh", "clean", "check"))

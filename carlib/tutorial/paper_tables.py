@@ -6,7 +6,7 @@ sentences cannot drift from its tables.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from carlib.evaluation.reproduce import WorldRuns, get_table
 from carlib.tutorial.documented import DocumentedFigures

@@ -10,9 +10,9 @@ photos for real CLIP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,6 @@ from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_m
 from carlib.precision import amp_name, set_global_autocast
 from carlib.presets import Preset, get_preset
 from carlib.settings import CarSettings
-from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 
 SHAPES_IMAGES: dict[str, tuple[str, int]] = {
     "shapes_0_orange_starfish_balloon.png": ("test", 2),
@@ -116,7 +115,7 @@ class Tutorial:
         """True when the "real" CLIP weights on disk are seeded random ones (nothing they show means anything)."""
         return not self.uses_shapes and (self.models.proposal.seeded_random or self.models.classifier.seeded_random)
 
-    def narrate(self, shapes: str, real: str, seeded: Optional[str] = None):
+    def narrate(self, shapes: str, real: str, seeded: str | None = None):
         """The notebook's narrative for the model that actually ran, as Markdown (a cell's last value renders it).
 
         Arguments:
@@ -134,7 +133,7 @@ class Tutorial:
                                       f"weights:)* {real}")
         return Markdown(real)
 
-    def load(self, image: Optional[str | Path | np.ndarray] = None) -> np.ndarray:
+    def load(self, image: str | Path | np.ndarray | None = None) -> np.ndarray:
         """A picture as H x W x 3 uint8 RGB: a bundled name, a file path, an array, or None (the first one)."""
         if image is None or (isinstance(image, str) and image == ""):
             image = self.images[0]
@@ -144,8 +143,8 @@ class Tutorial:
             return photo(image)
         return load_image(image)
 
-    def queries_for(self, image: Optional[str | Path | np.ndarray] = None,
-                    queries: Optional[Sequence[str] | str] = None) -> list[str]:
+    def queries_for(self, image: str | Path | np.ndarray | None = None,
+                    queries: Sequence[str] | str | None = None) -> list[str]:
         """The words to ask about ``image``: ``queries`` when given (a list or "a, b, c"), else defaults."""
         if queries:
             if isinstance(queries, str):
@@ -161,7 +160,7 @@ class Tutorial:
         return car_from_preset(preset, self.models, sam_source=sam_source)
 
 
-def setup(model: str = "auto", preset: str = "voc", device: Optional[str] = None, verbose: bool = True,
+def setup(model: str = "auto", preset: str = "voc", device: str | None = None, verbose: bool = True,
           amp: str = "off") -> Tutorial:
     """Resolve the model choice and return what a notebook needs.
 

@@ -9,7 +9,6 @@ object in the scene fits them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -104,7 +103,7 @@ def random_caption(scene: Scene, rng: np.random.Generator) -> Caption:
         return Caption(template.format(mentions[0]), (tuple(key_mentions), None))
     phrase = _join([f"{_article(m)} {m}" for m in mentions])
     text = f"a photo of {phrase}" if rng.uniform() < 0.7 else phrase
-    background_key: Optional[tuple] = None
+    background_key: tuple | None = None
     if with_background:
         text += " on " + " and ".join(surfaces)
         background_key = tuple(surfaces)

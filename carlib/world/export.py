@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
@@ -98,7 +98,7 @@ def export_voc(
     n: int = 200,
     seed: int = 0,
     overwrite: bool = False,
-    on_scene: Optional[Callable[[int], None]] = None,
+    on_scene: Callable[[int], None] | None = None,
 ) -> Path:
     """Export scenes in the PASCAL VOC 2012 segmentation layout.
 
@@ -155,9 +155,9 @@ def export_refdavis(
     split: str = "test",
     n: int = 20,
     seed: int = 0,
-    frames: Optional[int] = None,
+    frames: int | None = None,
     overwrite: bool = False,
-    on_clip: Optional[Callable[[int], None]] = None,
+    on_clip: Callable[[int], None] | None = None,
 ) -> Path:
     """Export moving-ShapesWorld clips in the Ref-DAVIS17 layout (:mod:`carlib.world.video`).
 

@@ -13,8 +13,8 @@ and different spawn keys give independent streams.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -135,11 +135,11 @@ def split_scene(split: str, index: int, seed: int = 0, **options) -> Scene:
 
 
 def generate_scene(
-    rng: Union[int, np.random.Generator],
+    rng: int | np.random.Generator,
     *,
     image_size: int = DEFAULT_IMAGE_SIZE,
-    num_objects: Optional[int] = None,
-    classes: Optional[list[str]] = None,
+    num_objects: int | None = None,
+    classes: list[str] | None = None,
     max_objects: int = MAX_OBJECTS,
     duplicate_probability: float = 0.25,
     two_backgrounds_probability: float = 0.5,

@@ -52,9 +52,10 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -68,9 +69,9 @@ from carlib.progress import counting
 from carlib.prompts import apply_visual_prompts, check_blur_kernel
 from carlib.towers import tower_for
 from carlib.world.captions import Caption, object_caption, random_caption
-from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
 from carlib.world.classes import BACKGROUND_NAMES, CLASS_NAMES
 from carlib.world.model import DEFAULT_PATCH_SIZE as PATCH_SIZE
+from carlib.world.model import build_shapes_clip, default_config, save_shapes_checkpoint, tokenizer_for
 from carlib.world.scene import MAX_OBJECTS, generate_scene, scene_rng
 
 RESUME_FILE = "resume.pt"
@@ -199,7 +200,7 @@ def make_sample(index: int, settings: TrainSettings) -> tuple[np.ndarray, Captio
     empty = rng.uniform() < settings.empty_probability
     prompted = not empty and rng.uniform() < settings.prompt_probability
     if empty:
-        num_objects: Optional[int] = 0
+        num_objects: int | None = 0
     elif prompted:
         num_objects = int(rng.integers(settings.prompt_min_objects, MAX_OBJECTS + 1))
     else:
@@ -244,7 +245,7 @@ def make_batch(
 
 
 def dense_loss(patch_embeddings: torch.Tensor, name_features: torch.Tensor, labels: torch.Tensor,
-               scale: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+               scale: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """How badly every patch matches the text of what covers it, among :data:`DENSE_NAMES`.
 
     Cross-entropy over the names for a contrastive model; for a sigmoid model
@@ -458,8 +459,8 @@ def train(
     out: str | os.PathLike,
     settings: TrainSettings = TrainSettings(),
     *,
-    minutes: Optional[float] = None,
-    threads: Optional[int] = None,
+    minutes: float | None = None,
+    threads: int | None = None,
     save_every: int = 50,
     progress: bool = True,
     resume: bool = True,
@@ -511,7 +512,7 @@ def train(
     model.train()
     started = time.perf_counter()
     budget = None if minutes is None else minutes * 60.0
-    step = start_step
+    steps_done = start_step
     bar = tqdm(range(start_step, settings.steps), initial=start_step, total=settings.steps, disable=not progress,
                mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
     # What an interrupted run says: the steps done, and which of them resume.pt keeps.
@@ -539,13 +540,13 @@ def train(
                     print(f"step {step + 1}/{settings.steps} loss {np.mean(losses[-save_every:]):.3f} "
                           f"{rate:.1f} samples/s {elapsed / 60:.1f} min", flush=True)
             if budget is not None and elapsed >= budget and step + 1 < settings.steps:
-                step += 1
-                _save_resume(resume_path, model, optimizer, step, elapsed, losses, settings)
-                print(f"time budget of {minutes} min reached at step {step}/{settings.steps}; the checkpoint is "
+                steps_done = step + 1
+                _save_resume(resume_path, model, optimizer, steps_done, elapsed, losses, settings)
+                print(f"time budget of {minutes} min reached at step {steps_done}/{settings.steps}; the checkpoint is "
                       f"written and {resume_path} kept: rerun with a larger --minutes to finish", flush=True)
                 break
         else:
-            step = settings.steps
+            steps_done = settings.steps
     bar.close()
     run_seconds = time.perf_counter() - started
     elapsed = elapsed_before + run_seconds
@@ -553,22 +554,22 @@ def train(
         "command": command or " ".join(sys.argv),
         "seed": settings.seed,
         "settings": asdict(settings),
-        "steps": step,
-        "samples_seen": step * settings.batch_size,
+        "steps": steps_done,
+        "samples_seen": steps_done * settings.batch_size,
         "minutes": round(elapsed / 60.0, 2),
-        "samples_per_second": round((step - start_step) * settings.batch_size / max(run_seconds, 1e-9), 1),
+        "samples_per_second": round((steps_done - start_step) * settings.batch_size / max(run_seconds, 1e-9), 1),
         "hardware": f"{cpu_name()}, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores visible",
         "torch_version": torch.__version__,
         "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
     }
     config["training"] = record
     save_shapes_checkpoint(model, config, out)
-    if step >= settings.steps and resume_path.exists():
+    if steps_done >= settings.steps and resume_path.exists():
         resume_path.unlink()
     return {**record, "losses": losses}
 
 
-def build_arg_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the training options to ``parser`` (or a new one)."""
     parser = parser or argparse.ArgumentParser(prog="python -m carlib.world.train", description=__doc__.splitlines()[0])
     defaults = TrainSettings()
@@ -623,7 +624,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point of ``python -m carlib.world.train``."""
     args = build_arg_parser().parse_args(argv)
     return run_from_args(args)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -155,11 +154,11 @@ def _stays_visible(objects: list[ClipObject], num_frames: int, size: int) -> boo
 
 
 def generate_clip(
-    rng: "int | np.random.Generator",
+    rng: int | np.random.Generator,
     *,
     num_frames: int = DEFAULT_FRAMES,
     image_size: int = DEFAULT_IMAGE_SIZE,
-    num_objects: Optional[int] = None,
+    num_objects: int | None = None,
     max_objects: int = MAX_CLIP_OBJECTS,
     duplicate_probability: float = 0.25,
     two_backgrounds_probability: float = 0.5,
@@ -242,7 +241,7 @@ def _render(backdrop: np.ndarray, background_map: np.ndarray, objects: list[Clip
     return Clip(frames, instance_maps, background_map, objects)
 
 
-def _names(obj: ClipObject, objects: list[ClipObject], frames: "slice | int") -> list[str]:
+def _names(obj: ClipObject, objects: list[ClipObject], frames: slice | int) -> list[str]:
     """Unambiguous names of ``obj`` from what holds over ``frames``, shortest first."""
     same_class = [other for other in objects if other.class_id == obj.class_id]
     names = [f"the {obj.class_name}"] if len(same_class) == 1 else []

@@ -33,9 +33,10 @@ import importlib
 import json
 import pkgutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 from carlib.files import atomic_write_text
 from carlib.models import data_dir
@@ -129,12 +130,12 @@ def modules() -> dict[str, Any]:
     return dict(sorted(found.items()))
 
 
-def path_for(notebook: str, directory: Optional[Path] = None) -> Path:
+def path_for(notebook: str, directory: Path | None = None) -> Path:
     """The file of ``notebook``'s figures in ``directory`` (default :func:`documented_dir`)."""
     return Path(directory or documented_dir()) / f"{notebook}.json"
 
 
-def documented(notebook: str, *, check_model: bool = True, directory: Optional[Path] = None) -> DocumentedFigures:
+def documented(notebook: str, *, check_model: bool = True, directory: Path | None = None) -> DocumentedFigures:
     """Read the stored figures of ``notebook``.
 
     Arguments:
@@ -174,7 +175,7 @@ def documented(notebook: str, *, check_model: bool = True, directory: Optional[P
 
 
 def refresh(notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED_SEED,
-            out_dir: Optional[Path] = None) -> Path:
+            out_dir: Path | None = None) -> Path:
     """Measure ``notebook``'s figures on ``n`` test scenes and store them atomically; returns the file."""
     known = modules()
     if notebook not in known:
@@ -203,7 +204,7 @@ def refresh(notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED
 
 
 def beside_documented(live: Mapping[str, float], stored: DocumentedFigures, *, live_scenes: int,
-                      labels: Optional[Mapping[str, str]] = None, fmt: Callable[[float], str] = "{:.3f}".format
+                      labels: Mapping[str, str] | None = None, fmt: Callable[[float], str] = "{:.3f}".format
                       ) -> str:
     """A markdown table: each live figure beside its documented one, with the sample sizes in the header."""
     labels = labels or {}

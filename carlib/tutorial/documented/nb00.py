@@ -7,7 +7,7 @@ the same figures on the notebook's bundled scenes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from carlib.car import CaR
 from carlib.evaluation.metrics import ConfusionMatrix

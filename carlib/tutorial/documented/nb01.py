@@ -9,11 +9,10 @@ bundled scenes and prints the result beside these 200-scene figures.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
-
 import torch
 
 from carlib.cam import compute_cams, resize_maps

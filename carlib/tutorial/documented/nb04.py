@@ -19,8 +19,8 @@ disjoint samples of the notebooks' live sizes (:data:`SAMPLE_SIZES`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

@@ -7,8 +7,6 @@ few-scene tables and these 200-scene ones differ only in the scenes.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from carlib.evaluation.ablation import Row
 from carlib.evaluation.ablation import table_rows as ablation_rows
 from carlib.evaluation.reproduce import WorldRuns
@@ -48,7 +46,7 @@ def table_rows(table: str) -> list[Row]:
     return [rows[name] for name in TABLE_ROWS[table]]
 
 
-def compute(n: int, seed: int, *, workers: Optional[int] = None) -> dict[str, Figure]:
+def compute(n: int, seed: int, *, workers: int | None = None) -> dict[str, Figure]:
     """Every figure the notebook prints, on ``n`` test scenes.
 
     Its 11 runs are independent, so by default each gets its own process: on

@@ -91,7 +91,7 @@ class Family:
     """
 
     name: str
-    tower: type
+    tower: type[VisionTower]
     examples: tuple[str, ...]
     weights: str
     training_loss: str

@@ -155,8 +155,8 @@ def _split_heads(attention: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     if isinstance(logit_scale, torch.Tensor):
         # open_clip's scaled-cosine branch skips ln_q/ln_k (it cannot be combined with qk-norm).
         limit = getattr(attention, "logit_scale_max", None)
-        scale = (logit_scale if limit is None else logit_scale.clamp(max=limit)).float().exp()
-        return HeadQueryKey(query.float(), key.float(), scale=scale, cosine=True)
+        cosine_scale = (logit_scale if limit is None else logit_scale.clamp(max=limit)).float().exp()
+        return HeadQueryKey(query.float(), key.float(), scale=cosine_scale, cosine=True)
     # open_clip names its qk-norm layers ln_q/ln_k, timm names them q_norm/k_norm.
     query = _first_layer(attention, ("ln_q", "q_norm"))(query)
     key = _first_layer(attention, ("ln_k", "k_norm"))(key)
@@ -193,7 +193,7 @@ def attention_weights(block: torch.nn.Module, normed_tokens: torch.Tensor) -> to
     Raises:
         NotImplementedError: ``block.attn`` is not a supported attention module.
     """
-    query_key = head_query_key(block.attn, normed_tokens)
+    query_key = head_query_key(block.get_submodule("attn"), normed_tokens)
     with full_precision(normed_tokens):  # the projections follow autocast; the maps CLIP-ES reads stay float32
         return query_key.logits().softmax(dim=-1).mean(dim=1)
 
@@ -222,7 +222,7 @@ def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
     """
     if isinstance(attention, torch.nn.MultiheadAttention):
         width = attention.embed_dim
-        bias = attention.in_proj_bias
+        bias: torch.Tensor | None = attention.in_proj_bias
         weight = attention.in_proj_weight[2 * width:] if attention._qkv_same_embed_dim else attention.v_proj_weight
         values = F.linear(tokens, weight, None if bias is None else bias[2 * width:])
         return attention.out_proj(values)
@@ -266,7 +266,7 @@ def head_query_key_value(attention: torch.nn.Module, tokens: torch.Tensor) -> He
     """
     if isinstance(attention, torch.nn.MultiheadAttention):
         width, heads = attention.embed_dim, attention.num_heads
-        bias = attention.in_proj_bias
+        bias: torch.Tensor | None = attention.in_proj_bias
         weight = attention.in_proj_weight[2 * width:] if attention._qkv_same_embed_dim else attention.v_proj_weight
     else:
         in_proj_weight = getattr(attention, "in_proj_weight", None)

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 
@@ -107,8 +107,9 @@ class VisionTower(ABC):
     @property
     def image_size(self) -> tuple[int, int]:
         """The (height, width) the tower was trained at (what its classifier preprocessing resizes to)."""
-        size = self.visual.image_size
-        return (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[return-value]
+        # Every open_clip vision tower sets image_size (an int or a pair); nn.Module types attributes Tensor | Module.
+        size = cast("int | tuple[int, int]", self.visual.image_size)
+        return (size, size) if isinstance(size, int) else (size[0], size[1])
 
     @property
     def preprocess_cfg(self) -> dict:
@@ -396,6 +397,7 @@ class TransformerTower(VisionTower):
             tokens = trunk.tokens
             normed = self.first_norm(last)(tokens)
             qkv = self.head_qkv(last, normed, trunk.grid)
+            assert qkv.value is not None  # head_qkv always reads the values
             weights = mix(qkv, trunk.grid, self.num_prefix_tokens)
             branch = self.attention_branch(last, weights @ qkv.value, normed)
             output = self.block_tail(last, tokens, branch) if keep_residual_and_mlp else branch

@@ -12,9 +12,28 @@ treats the tower as convolutional.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
 import torch
 
 from carlib.towers.base import CamForward, CamTarget, Trunk, VisionTower
+
+if TYPE_CHECKING:
+    from open_clip.timm_model import TimmModel
+
+
+class TimmConvNet(Protocol):
+    """What :class:`ConvTower` reads of a timm CNN (ConvNeXt, FastViT): timm gives them no common base class."""
+
+    feature_info: list[dict[str, Any]]
+    stages: torch.nn.Sequential
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
 
 
 class ConvTower(VisionTower):
@@ -22,9 +41,11 @@ class ConvTower(VisionTower):
 
     has_attention = False
 
-    def __init__(self, visual: torch.nn.Module) -> None:
+    visual: TimmModel
+
+    def __init__(self, visual: TimmModel) -> None:
         super().__init__(visual)
-        self.net = visual.trunk  # the timm model (not called "trunk": that is a method)
+        self.net: TimmConvNet = visual.trunk  # the timm model (not called "trunk": that is a method)
         self.family = f"timm {type(self.net).__name__}"
 
     @property

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 
 from carlib.towers.attention import HeadQueryKey, attention_output, head_query_key, head_query_key_value, value_path
 from carlib.towers.base import CamTarget, CapabilityError, TransformerTower
 from carlib.towers.positions import interpolate_positional_embedding
+
+if TYPE_CHECKING:
+    from open_clip.transformer import VisionTransformer
 
 LONG_SEQUENCE = 512
 """From this many tokens on, PyTorch's fused inference attention (the MHA "fast path") is slower on CPU than
@@ -32,8 +36,9 @@ class OpenClipViT(TransformerTower):
     """
 
     family = "open_clip ViT"
+    visual: VisionTransformer
 
-    def __init__(self, visual: torch.nn.Module) -> None:
+    def __init__(self, visual: VisionTransformer) -> None:
         super().__init__(visual)
         if getattr(visual, "attn_pool", None) is not None:
             raise CapabilityError("open_clip vision towers with attentional pooling (CoCa) are not supported")

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from timm.layers import apply_rot_embed_cat
+from timm.layers import Attention, AttentionRope, apply_rot_embed_cat
+from timm.models.eva import EvaAttention
+
+TimmAttention = Attention | EvaAttention | AttentionRope
+"""The timm attention modules read here."""
 
 
-def timm_qkv(attention: torch.nn.Module, tokens: torch.Tensor, rope: torch.Tensor | None = None,
+def timm_qkv(attention: TimmAttention, tokens: torch.Tensor, rope: torch.Tensor | None = None,
              num_prefix_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-head queries, keys and values of a timm attention module (after its qk-norm and rotary embedding).
 
@@ -37,15 +41,20 @@ def timm_qkv(attention: torch.nn.Module, tokens: torch.Tensor, rope: torch.Tenso
         if q_bias is None:
             packed = qkv(tokens)
         else:
-            bias = torch.cat((q_bias, attention.k_bias, attention.v_bias))
+            k_bias, v_bias = attention.k_bias, attention.v_bias  # with q_bias, always tensors (EvaAttention)
+            assert isinstance(k_bias, torch.Tensor) and isinstance(v_bias, torch.Tensor)
+            bias = torch.cat((q_bias, k_bias, v_bias))
             packed = qkv(tokens) + bias if getattr(attention, "qkv_bias_separate", False) else F.linear(
                 tokens, qkv.weight, bias)
         q, k, v = packed.reshape(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
     else:
         kv_heads = getattr(attention, "num_kv_heads", heads)
-        q = attention.q_proj(tokens).reshape(batch, length, heads, -1).transpose(1, 2)
-        k = attention.k_proj(tokens).reshape(batch, length, kv_heads, -1).transpose(1, 2)
-        v = attention.v_proj(tokens).reshape(batch, length, kv_heads, -1).transpose(1, 2)
+        q_proj, k_proj, v_proj = attention.q_proj, attention.k_proj, attention.v_proj  # without qkv, always modules
+        assert isinstance(q_proj, torch.nn.Module) and isinstance(k_proj, torch.nn.Module)
+        assert isinstance(v_proj, torch.nn.Module)
+        q = q_proj(tokens).reshape(batch, length, heads, -1).transpose(1, 2)
+        k = k_proj(tokens).reshape(batch, length, kv_heads, -1).transpose(1, 2)
+        v = v_proj(tokens).reshape(batch, length, kv_heads, -1).transpose(1, 2)
     q, k = attention.q_norm(q), attention.k_norm(k)
     if rope is not None:
         half = getattr(attention, "rotate_half", False)
@@ -59,7 +68,7 @@ def timm_qkv(attention: torch.nn.Module, tokens: torch.Tensor, rope: torch.Tenso
     return q, k, v
 
 
-def timm_attention_output(attention: torch.nn.Module, heads: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+def timm_attention_output(attention: TimmAttention, heads: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """What a timm attention module does after mixing: merge heads, its output norm and gate, the projection.
 
     Arguments:
@@ -79,6 +88,6 @@ def timm_attention_output(attention: torch.nn.Module, heads: torch.Tensor, token
     return attention.proj(merged)
 
 
-def timm_scale(attention: torch.nn.Module) -> float:
+def timm_scale(attention: TimmAttention) -> float:
     """The module's logit multiplier (1/sqrt(d_head))."""
     return float(attention.scale)

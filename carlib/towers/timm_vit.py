@@ -20,12 +20,19 @@ MaskCLIP's reading of OpenAI's ResNet attention pool.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from carlib.towers.attention import HeadQueryKey
 from carlib.towers.base import CamTarget, CapabilityError, TransformerTower
 from carlib.towers.positions import interpolate_positional_embedding
 from carlib.towers.timm_attention import timm_attention_output, timm_qkv, timm_scale
+
+if TYPE_CHECKING:
+    from open_clip.timm_model import TimmModel
+    from timm.models.eva import Eva
+    from timm.models.vision_transformer import VisionTransformer
 
 
 class TimmViT(TransformerTower):
@@ -37,10 +44,11 @@ class TimmViT(TransformerTower):
     """
 
     family = "timm ViT"
+    visual: TimmModel
 
-    def __init__(self, visual: torch.nn.Module) -> None:
+    def __init__(self, visual: TimmModel) -> None:
         super().__init__(visual)
-        self.net = visual.trunk  # the timm model (not called "trunk": that is a method)
+        self.net: VisionTransformer | Eva = visual.trunk  # the timm model (not called "trunk": that is a method)
         if any(name == "pool" for name, _ in visual.head.named_children()):
             raise CapabilityError(f"{type(self.net).__name__} with an open_clip attention-pool head is not supported")
         pool = getattr(self.net, "attn_pool", None)
@@ -167,7 +175,7 @@ class TimmEva(TimmViT):
 
     family = "timm Eva"
 
-    def __init__(self, visual: torch.nn.Module) -> None:
+    def __init__(self, visual: TimmModel) -> None:
         super().__init__(visual)
         if getattr(self.net, "rope_mixed", False):
             raise CapabilityError("Eva towers with mixed (per-block) rotary embeddings are not supported")

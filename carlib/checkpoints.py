@@ -211,7 +211,7 @@ def _open_safetensors(path: Path) -> Checkpoint:
             if dtype == target.dtype and target.is_contiguous() and target.device.type == "cpu":
                 # Straight into the parameter's memory: no temporary copy of a 1.7 GB model.
                 buffer = target.view(-1).view(torch.uint8).numpy() if target.numel() else np.empty(0, np.uint8)
-                if handle.readinto(memoryview(buffer)) != length:
+                if handle.readinto(buffer.data) != length:
                     raise CheckpointError(f"cannot read checkpoint {path}: {key!r} is truncated")
                 return
             raw = bytearray(handle.read(length))

@@ -99,7 +99,7 @@ def merge_referring_masks(
         weights = np.ones_like(weights)
     merged = np.tensordot(weights / weights.sum(), masks, axes=1) >= threshold
     if merged.sum() <= min_area_fraction * merged.size:
-        merged = (masks > 0).any(axis=0)  # the reference's union: any positive value
+        merged = np.asarray((masks > 0).any(axis=0))  # the reference's union: any positive value
     return merged
 
 

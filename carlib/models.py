@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import open_clip
 import torch
@@ -34,6 +34,9 @@ from carlib.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from carlib.towers import VisionTower, tower_for
 
 logger = logging.getLogger("carlib")
+
+OpenClipModel: TypeAlias = open_clip.CLIP | open_clip.CustomTextCLIP
+"""The open_clip model classes carlib loads (every open_clip factory returns one of them)."""
 
 REAL_CLIP_MAX_SIDE = 640
 """The proposal-stage bound for real CLIP (``max_side="auto"``): every benchmark image but ADE's
@@ -92,7 +95,7 @@ class ClipBundle:
 
     name: str
     pretrained: str | None
-    model: torch.nn.Module
+    model: OpenClipModel
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
     preprocess: Callable[[Any], torch.Tensor]
     mean: tuple[float, float, float]
@@ -599,8 +602,8 @@ def _load_shapes_clip(name: str, pretrained: str | None) -> ClipBundle:
         model=model,
         tokenizer=open_clip.tokenizer.SimpleTokenizer(context_length=config["context_length"]),
         preprocess=open_clip.image_transform(image_size, is_train=False, mean=mean, std=std),
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
         patch_size=tower.patch_size,
         device=torch.device("cpu"),
         dtype=torch.float32,

@@ -32,6 +32,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 AMP_CHOICES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 BF16_CPU_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
@@ -80,7 +81,7 @@ class _CpuAutocast(torch.autocast):
 
     def __init__(self, dtype: torch.dtype) -> None:
         super().__init__(device_type="cpu", dtype=dtype)
-        self._layout = None
+        self._layout: RemovableHandle | None = None
 
     def __enter__(self):
         entered = super().__enter__()
@@ -174,4 +175,4 @@ def set_global_autocast(device: Device, amp: str = "off") -> torch.dtype | None:
     return dtype
 
 
-_global_layout = None
+_global_layout: RemovableHandle | None = None

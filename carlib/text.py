@@ -16,7 +16,7 @@ import open_clip
 import torch
 from open_clip.transformer import text_global_pool
 
-from carlib.models import ClipBundle
+from carlib.models import ClipBundle, OpenClipModel
 
 BACKGROUND_TEMPLATE = "a clean origami {}."
 
@@ -99,18 +99,19 @@ def _check_templates(templates: Sequence[str]) -> None:
         raise ValueError(f"each template needs one '{{}}' placeholder; got {list(templates)}")
 
 
-def _end_positions(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def _end_positions(model: OpenClipModel, tokens: torch.Tensor) -> torch.Tensor:
     """Where each row's end token is (the pooled position); the last position when the model pools elsewhere."""
     pool = getattr(model, "text_pool_type", None)
     if pool == "argmax":
         return tokens.argmax(dim=-1)
-    if pool == "eos" and getattr(model, "text_eos_id", None) is not None:
-        return (tokens == model.text_eos_id).int().argmax(dim=-1)
+    eos_id = getattr(model, "text_eos_id", None)
+    if pool == "eos" and eos_id is not None:
+        return (tokens == eos_id).int().argmax(dim=-1)
     return torch.full((tokens.shape[0],), tokens.shape[1] - 1, device=tokens.device)
 
 
 @torch.no_grad()
-def encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def encode_tokens(model: OpenClipModel, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text(tokens)``, running only the positions up to the batch's last end token.
 
     The text transformer is causal and pools at the end token, so dropping the

@@ -200,12 +200,25 @@ class RefDavisDataset:
 
 
 @dataclass(frozen=True)
-class _Layout:
-    kind: str
+class _DavisLayout:
+    """DAVIS 2017 with the Ref-DAVIS17 expression files beside it."""
+
     root: Path
-    davis: Path | None = None
-    texts: Path | None = None
-    meta: Path | None = None
+    davis: Path
+    texts: Path
+    kind: str = "davis"
+
+
+@dataclass(frozen=True)
+class _ReferFormerLayout:
+    """ReferFormer's conversion: one meta_expressions.json per split."""
+
+    root: Path
+    meta: Path
+    kind: str = "referformer"
+
+
+_Layout = _DavisLayout | _ReferFormerLayout
 
 
 def _davis_folder(folder: Path) -> Path | None:
@@ -230,10 +243,10 @@ def _find_layout(data_root: Path, split: str) -> _Layout | None:
         davis = _davis_folder(folder)
         texts = _text_folder(folder, davis) if davis is not None else None
         if davis is not None and texts is not None:
-            return _Layout("davis", folder, davis=davis, texts=texts)
+            return _DavisLayout(folder, davis=davis, texts=texts)
         meta = folder / "meta_expressions" / REFERFORMER_SPLITS[split] / "meta_expressions.json"
         if meta.is_file() and (folder / REFERFORMER_SPLITS[split] / "JPEGImages").is_dir():
-            return _Layout("referformer", folder, meta=meta)
+            return _ReferFormerLayout(folder, meta=meta)
     return None
 
 
@@ -398,7 +411,7 @@ def _expression_problems(clip: ReferringVideo, expressions: Mapping[str, Mapping
 
 
 def _video_names(layout: _Layout, split: str) -> tuple[list[str], str | None]:
-    if layout.kind == "davis":
+    if isinstance(layout, _DavisLayout):
         listing = layout.davis / "ImageSets" / "2017" / f"{split}.txt"
         if not listing.is_file():
             return [], f"missing split file {listing}"
@@ -423,7 +436,7 @@ def _gather(data_root: PathLike, split: str | None, annotations: AnnotationChoic
     if layout is None:
         raise _LayoutMissing(f"no DAVIS folder with {TEXT_FOLDER}/ beside it, and no ReferFormer conversion, "
                              f"under {data_root}")
-    if layout.kind == "davis":
+    if isinstance(layout, _DavisLayout):
         folder, annotation_name = _annotation_folder(layout.davis, annotations)
         if folder is None:
             raise _LayoutMissing(f"missing annotation folder {layout.davis / annotation_name}")

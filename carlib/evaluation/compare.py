@@ -99,7 +99,7 @@ def comparability(runs: Sequence[Run]) -> list[str]:
     if len(kinds) > 1:
         return ["a benchmark run (metrics.json) and a single-image segmentation (result.json)"]
     if kinds == {"segment"}:
-        images = [(run.card.get("image_input") or {}).get("pixels_sha256") for run in runs]
+        images = [((run.card or {}).get("image_input") or {}).get("pixels_sha256") for run in runs]  # no card is None here
         return [] if len(set(images)) == 1 and images[0] else ["different images (image_input.pixels_sha256)"]
     cards = [flatten(run.card) for run in runs]
     for key in COMPARABILITY_KEYS:

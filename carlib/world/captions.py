@@ -88,7 +88,7 @@ def random_caption(scene: Scene, rng: np.random.Generator) -> Caption:
         return Caption(template.format(surface), ("background", surface))
     order = [names[i] for i in rng.permutation(len(names))]
     mentions = []
-    key_mentions = []
+    key_mentions: list[tuple[str, str | None]] = []
     for name in order:
         instances = [obj for obj in scene.objects if obj.class_name == name]
         if len(instances) == 1 and rng.uniform() < 0.3:
@@ -120,6 +120,7 @@ def object_caption(obj: SceneObject, rng: np.random.Generator) -> Caption:
     Returns:
         a :class:`Caption` whose key matches a one-class scene caption.
     """
+    key: tuple[str, str | None]
     if rng.uniform() < 0.3:
         mention, key = f"{obj.size} {obj.class_name}", (obj.class_name, obj.size)
     else:

@@ -141,7 +141,7 @@ def default_config(image_size: int = DEFAULT_IMAGE_SIZE, pool_type: str = "avg",
     }
 
 
-def build_shapes_clip(config: dict[str, Any]) -> torch.nn.Module:
+def build_shapes_clip(config: dict[str, Any]) -> open_clip.CLIP | open_clip.CustomTextCLIP:
     """The model of a ShapesWorld config with freshly initialised weights.
 
     Arguments:

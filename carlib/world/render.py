@@ -59,9 +59,9 @@ def draw_background(kind_id: int, size: int, rng: np.random.Generator) -> np.nda
             cv2.polylines(canvas, [points], False, accent, 1)
     elif kind.name == "sand":  # darker grains
         count = int(size * size * 0.08)
-        ys = rng.integers(0, size, size=count)
-        xs = rng.integers(0, size, size=count)
-        canvas[ys, xs] = accent
+        grain_ys = rng.integers(0, size, size=count)
+        grain_xs = rng.integers(0, size, size=count)
+        canvas[grain_ys, grain_xs] = accent
     return canvas
 
 

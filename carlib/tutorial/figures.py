@@ -49,10 +49,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from carlib.files import atomic_write
 from carlib.images import fit_within
@@ -224,7 +226,7 @@ def class_colours(names: Sequence[str]) -> np.ndarray:
     names = list(names)
     colours = np.zeros((len(names), 3), dtype=np.uint8)
     fixed = {tuple(colour) for colour in CLASS_COLOURS.values()}
-    palette = [tuple(int(v) for v in colour) for colour in LABEL_PALETTE]
+    palette = [(int(red), int(green), int(blue)) for red, green, blue in LABEL_PALETTE]  # N x 3
     taken: set[tuple[int, int, int]] = {CLASS_COLOURS[name] for name in names if name in CLASS_COLOURS}
     for index, name in enumerate(names):
         if name in CLASS_COLOURS:
@@ -431,7 +433,7 @@ def show_heatmaps(
     colourbar_label: str = "map value",
 ) -> Figure:
     """The image (unless ``with_image`` is False), then each N x H x W map in [0, 1] over it, with a colourbar."""
-    panels = [heat_overlay(image, m) for m in maps]
+    panels: list[np.ndarray] = [heat_overlay(image, m) for m in maps]
     names = list(titles)
     if with_image:
         panels.insert(0, image)
@@ -696,7 +698,7 @@ def step_figure(image: np.ndarray, result, step: int, *, threshold: float | None
     return figure
 
 
-def _chart(width: float, height: float = 3.0) -> tuple[Figure, object]:
+def _chart(width: float, height: float = 3.0) -> tuple[Figure, Axes]:
     figure = Figure(figsize=(width, height), dpi=NOTEBOOK_DPI, layout="constrained")
     axis = figure.subplots()
     axis.tick_params(labelsize=SMALL_FONT)
@@ -804,11 +806,11 @@ def histogram_figure(values: Sequence[float], marks: dict[str, float], *, xlabel
         label: what one value is, for the legend ("12 samples").
     """
     figure, axis = _chart(width, 3.2)
-    values = np.asarray(values, dtype=float)
-    low = min(values.min(), *marks.values()) if marks else values.min()
-    high = max(values.max(), *marks.values()) if marks else values.max()
-    axis.hist(values, bins=np.linspace(low, high, bins + 1), color="#9ecae1", edgecolor="#3182bd",
-              label=f"{len(values)} {label}")
+    samples = np.asarray(values, dtype=float)
+    low = min(samples.min(), *marks.values()) if marks else samples.min()
+    high = max(samples.max(), *marks.values()) if marks else samples.max()
+    axis.hist(samples, bins=np.linspace(low, high, bins + 1).tolist(), color="#9ecae1", edgecolor="#3182bd",
+              label=f"{len(samples)} {label}")
     styles = ("-", "--", ":", "-.")
     colours = ("#d62728", "#2ca02c", "#ff7f0e", "#9467bd")  # lines only: no label map is drawn here
     for index, (label, x) in enumerate(marks.items()):
@@ -816,7 +818,9 @@ def histogram_figure(values: Sequence[float], marks: dict[str, float], *, xlabel
                      label=f"{label} ({x:.3f})")
     axis.set_xlabel(xlabel, fontsize=FONT)
     axis.set_ylabel("count", fontsize=FONT)
-    axis.yaxis.get_major_locator().set_params(integer=True)
+    locator = axis.yaxis.get_major_locator()
+    assert isinstance(locator, MaxNLocator)  # a linear axis' AutoLocator
+    locator.set_params(integer=True)
     _outside_legend(axis)
     if title:
         figure.suptitle(title, fontsize=TITLE_FONT)  # over the whole figure: the legend makes the axes narrow

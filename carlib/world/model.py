@@ -52,7 +52,7 @@ def carlib_shapes_siglip_vit(pretrained: bool = False, **kwargs: Any) -> VisionT
     """
     if pretrained:
         raise ValueError("the ShapesWorld SigLIP tower has no timm weights; load data/shapes_siglip instead")
-    options = {"img_size": DEFAULT_IMAGE_SIZE, "patch_size": DEFAULT_PATCH_SIZE, "embed_dim": 128, "depth": 6,
+    options: dict[str, Any] = {"img_size": DEFAULT_IMAGE_SIZE, "patch_size": DEFAULT_PATCH_SIZE, "embed_dim": 128, "depth": 6,
                    "num_heads": 4, "mlp_ratio": 4.0, "class_token": False, "global_pool": "map"}
     # timm's factory also passes its bookkeeping (pretrained_cfg, cache_dir...), which the class does not take.
     options.update({key: value for key, value in kwargs.items() if key in ("num_classes", "global_pool")})

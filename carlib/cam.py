@@ -212,7 +212,7 @@ def prepare_inputs(
         raise ValueError(f"got {query_embeddings.shape[0]} query embeddings for {len(queries)} queries")
     pixels = proposal_input(rgb, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
     return ProposalInputs(queries, pixels, query_embeddings.to(bundle.device).float(),
-                          background_embeddings.to(bundle.device).float(), tuple(rgb.shape[:2]))  # type: ignore[arg-type]
+                          background_embeddings.to(bundle.device).float(), tuple(rgb.shape[:2]))
 
 
 def gradcam(
@@ -338,7 +338,7 @@ def gradcam_from_trunk(
         used_fallback=used_fallback.cpu().numpy(),
         attention=attention,
         grid=trunk.grid,
-        image_size=tuple(image_size),  # type: ignore[arg-type]
+        image_size=(image_size[0], image_size[1]),
     )
 
 

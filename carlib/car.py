@@ -33,7 +33,7 @@ SHAPES_CLIP_MAX_SIDE = 96
 def resolve_max_side(max_side: MaxSide, proposal_model: ClipBundle | None) -> int | None:
     """The bound in pixels: ``"auto"`` is the proposal model's own default (real CLIP's 640 without one); None: none."""
     if max_side != "auto":
-        return max_side  # type: ignore[return-value]
+        return max_side
     return REAL_CLIP_MAX_SIDE if proposal_model is None else proposal_model.default_max_side
 
 
@@ -192,7 +192,10 @@ class CaR:
         self._check_proposal_tower(self.settings, proposals)
         self._given_proposals = proposals
         self._built_proposals: dict[str, ProposalStage] = {}
-        self.classifier: ClassifierStage = classifier or MaskClassifier(classifier_model)  # type: ignore[arg-type]
+        if not classifier:
+            assert classifier_model is not None  # checked above
+            classifier = MaskClassifier(classifier_model)
+        self.classifier: ClassifierStage = classifier
 
     def proposal_stage(self, settings: CarSettings | None = None) -> ProposalStage:
         """The stage that proposes masks under ``settings``: the one given, else the method's, built once."""
@@ -260,7 +263,7 @@ class CaR:
         soft_masks = np.zeros((len(queries), *rgb.shape[:2]), dtype=np.float32)
         for index, proposal in final_proposals.items():
             soft_masks[index] = proposal
-        return Recurrence(queries, rgb, tuple(original.shape[:2]), soft_masks, scores, steps, seconds,  # type: ignore[arg-type]
+        return Recurrence(queries, rgb, tuple(original.shape[:2]), soft_masks, scores, steps, seconds,
                           settings)
 
     def finish(self, recurrence: Recurrence, masks: np.ndarray | None = None, post_seconds: float = 0.0) -> CarResult:
@@ -282,7 +285,7 @@ class CaR:
             label_map=paint_label_map(masks, recurrence.scores),
             steps=recurrence.steps,
             seconds=seconds,
-            working_size=tuple(recurrence.working_image.shape[:2]),  # type: ignore[arg-type]
+            working_size=tuple(recurrence.working_image.shape[:2]),
         )
 
     def _check_proposal_tower(self, settings: CarSettings, proposals: ProposalStage | None) -> None:

@@ -36,7 +36,7 @@ def sinkhorn(attention: np.ndarray, rounds: int = 3, dtype: type = np.float64) -
     Returns:
         ``dtype`` n x n matrix, rows summing to 1 and columns close to 1.
     """
-    matrix = np.asarray(attention, dtype=dtype)
+    matrix: np.ndarray = np.asarray(attention, dtype=dtype)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"attention must be a square n x n matrix, got shape {matrix.shape}")
     if (matrix < 0).any():

@@ -308,7 +308,7 @@ class Preset:
             value = getattr(self, f.name)
             if isinstance(value, ClassVocabulary):
                 data[f.name] = value.to_dict()
-            elif dataclasses.is_dataclass(value):
+            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
                 data[f.name] = _jsonable(dataclasses.asdict(value))
             else:
                 data[f.name] = _jsonable(value)

@@ -125,7 +125,7 @@ class DenseMapProposals:
             if attention is not None:
                 affinity = affinity_from_attention(attention, dtype=np.float32 if official_numerics else np.float64)
                 self.passes["affinity"] += 1
-            self._work = ImageWork(key, trunk, tuple(image.shape[:2]), attention, affinity)  # type: ignore[arg-type]
+            self._work = ImageWork(key, trunk, tuple(image.shape[:2]), attention, affinity)
         return self._work
 
     def propose(self, image: np.ndarray, texts: Sequence[str], settings: CarSettings) -> ProposalMaps:

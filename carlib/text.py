@@ -44,7 +44,11 @@ def validate_queries(queries: Sequence[str], *, what: str = "queries") -> list[s
     if not cleaned:
         raise ValueError(f"{what} is empty; give at least one word or phrase")
     seen: set[str] = set()
-    duplicates = [query for query in cleaned if query in seen or seen.add(query)]  # type: ignore[func-returns-value]
+    duplicates = []
+    for query in cleaned:
+        if query in seen:
+            duplicates.append(query)
+        seen.add(query)
     if duplicates:
         raise ValueError(f"duplicate {what}: {sorted(set(duplicates))}; each must appear once")
     return cleaned

@@ -167,8 +167,9 @@ def segment_folder(
                 if labels_only:
                     save_label_png(result.label_map, done_marker)
                 else:
+                    assert write_result is not None  # checked on entry
                     with atomic_directory(out / item.key, overwrite=True) as staging:
-                        write_result(staging, image, result)  # type: ignore[misc]
+                        write_result(staging, image, result)
                 summary.done += 1
                 count.advance()
         counts = distributed.sum_array(np.array([summary.done, summary.skipped], dtype=np.float64))

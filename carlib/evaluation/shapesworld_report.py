@@ -24,6 +24,7 @@ from tqdm import tqdm
 from carlib.cam import CLIP_ES_ATTENTION_LAYERS
 from carlib.evaluation.metrics import iou
 from carlib.presets import SHAPES_CLIPES_THRESHOLD
+from carlib.scores import ScoreKind
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import split_scene
 
@@ -88,7 +89,7 @@ def evaluate_world(
     model: str | None = None,
     *,
     name: str = "shapes",
-    score_kind: str = "softmax",
+    score_kind: ScoreKind = "softmax",
     n: int = 200,
     seed: int = 0,
     split: str = "test",
@@ -151,7 +152,7 @@ def evaluate_world(
         result = carlib.compute_cams(
             bundle, scene.image, list(CLASS_NAMES), background,
             query_embeddings=class_embeddings, background_embeddings=background_embeddings,
-            attention_layers=clip_es_layers, score_kind=score_kind,  # type: ignore[arg-type]
+            attention_layers=clip_es_layers, score_kind=score_kind,
         )
         cams = result.upsampled()
         refined = carlib.clip_es_refine(

@@ -196,7 +196,7 @@ def match_regions(
         # ``match_masks``: fall back to the best single region (np.argmax, like
         # torch.argmax, returns the first index on ties).
         kept = np.array([int(np.argmax(iom))])
-    union = regions[kept].any(axis=0)
+    union = np.asarray(regions[kept].any(axis=0))
     iou = _iou(union, car)
     replaced = iou_threshold is None or iou > iou_threshold
     mask = union if replaced else car.copy()

@@ -17,7 +17,8 @@ from carlib.world.classes import BACKGROUND_KINDS, OBJECT_CLASSES, RGB
 
 def _jitter(color: RGB, rng: np.random.Generator, amount: int) -> tuple[int, int, int]:
     shifted = np.asarray(color, dtype=np.int64) + rng.integers(-amount, amount + 1, size=3)
-    return tuple(int(v) for v in np.clip(shifted, 0, 255))  # type: ignore[return-value]
+    red, green, blue = (int(v) for v in np.clip(shifted, 0, 255))
+    return red, green, blue
 
 
 def draw_background(kind_id: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -357,7 +357,10 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
     # both the dense and the prompt-class loss compare with the names: encode them once per batch
     names = (F.normalize(model.encode_text(dense_text_tokens), dim=-1)
              if settings.dense_weight or settings.prompt_class_weight else None)
-    dense = dense_loss(outputs.patch_embeddings, names, labels, scale, bias) if settings.dense_weight else zero
+    dense = zero
+    if settings.dense_weight:
+        assert names is not None
+        dense = dense_loss(outputs.patch_embeddings, names, labels, scale, bias)
     # the affinity loss wants the scene's own layout: prompted samples' labels are not that
     prompted = prompted_classes != IGNORE_PATCH
     scene_labels = labels.masked_fill(prompted[:, None], IGNORE_PATCH)
@@ -365,6 +368,7 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
                 if outputs.attention else zero)
     prompt_class = zero
     if settings.prompt_class_weight:
+        assert names is not None
         prompt_class = prompt_class_loss(image_features, names[: len(CLASS_NAMES)], scale, prompted_classes)
     return BatchLosses(contrastive, dense, affinity, prompt_class)
 
@@ -406,7 +410,8 @@ def contrastive_loss(
 
 
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
         plain = (parameter.ndim < 2 or "embedding" in name or "logit_scale" in name or "logit_bias" in name
                  or name.endswith("class_embedding"))

@@ -152,7 +152,7 @@ def box_mask(
 
 def clip_es_refine(
     cams: np.ndarray,
-    attention: np.ndarray,
+    attention: np.ndarray | None,
     *,
     threshold: float = 0.4,
     output_size: tuple[int, int] | None = None,
@@ -170,7 +170,8 @@ def clip_es_refine(
         cams: N x h x w float CAMs in [0, 1] on the patch grid
             (:attr:`carlib.cam.CamResult.cams`).
         attention: n x n head-averaged attention of the last blocks, n = h·w
-            (:attr:`carlib.cam.CamResult.attention`).
+            (:attr:`carlib.cam.CamResult.attention`; None, from CAMs computed without
+            attention layers, is refused).
         threshold: λ for the box mask (``clipes_threshold``: 0.4 VOC, 0.5 COCO...).
         output_size: (H, W) to resize to; None keeps the grid.
         sinkhorn_rounds, power: see :func:`affinity_from_attention`.
@@ -181,7 +182,12 @@ def clip_es_refine(
 
     Returns:
         float32 N x H x W (or N x h x w) refined CAMs in [0, 1].
+
+    Raises:
+        ValueError: no attention, or CAMs and attention of different grids.
     """
+    if attention is None:
+        raise ValueError("no attention to refine with: compute the CAMs with attention_layers > 0 (CLIP-ES)")
     cams = _check_cams(cams, attention)
     affinity = affinity_from_attention(attention, sinkhorn_rounds, power, dtype)
     return refine_with_affinity(cams, affinity, threshold=threshold, output_size=output_size,

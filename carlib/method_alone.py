@@ -113,7 +113,7 @@ class MethodProtocol:
         if (self.window is None) != (self.stride is None):
             raise ValueError("sliding-window inference needs both a window and a stride (--window and --stride), "
                              "or neither")
-        if self.window is not None and self.stride > self.window:
+        if self.window is not None and self.stride is not None and self.stride > self.window:
             raise ValueError(f"a stride ({self.stride} px) longer than the window ({self.window} px) leaves pixels "
                              f"no window covers; use a stride of at most {self.window}")
         if self.window is not None and self.short_side is not None and self.window > self.short_side:
@@ -343,7 +343,8 @@ class MethodAlone:
         bundle.tower.require_attention(f"{spec.title} dense maps")
         self.bundle, self.preset, self.protocol = bundle, preset, protocol
         given = class_names is not None
-        classes = len(class_names.labels) - (1 - class_names.first_label) if given else len(preset.class_names)
+        classes = (len(class_names.labels) - (1 - class_names.first_label) if class_names is not None
+                   else len(preset.class_names))
         if class_names is None and protocol.class_names is not None:
             background = protocol.class_names_have_background
             class_names = read_class_name_file(protocol.class_names, has_background=bool(background))
@@ -397,7 +398,8 @@ class MethodAlone:
         """The image the windows run on: resized to the protocol's short side (bilinear), else shrunk to max_side."""
         if self.protocol.short_side is None:
             return fit_within(image, self.max_side)
-        size = short_side_size(*image.shape[:2], self.protocol.short_side, self.protocol.long_side_limit)
+        height, width = image.shape[:2]
+        size = short_side_size(height, width, self.protocol.short_side, self.protocol.long_side_limit)
         if size == tuple(image.shape[:2]):
             return image
         return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
@@ -406,8 +408,12 @@ class MethodAlone:
         """Every text's cosine map at the image's size (float32 T x H x W), the working size and the passes."""
         working = self.working_image(image)
         height, width = working.shape[:2]
-        windows = (sliding_windows(height, width, self.protocol.window, self.protocol.stride)
-                   if self.protocol.window is not None else [(0, height, 0, width)])
+        window, stride = self.protocol.window, self.protocol.stride
+        if window is None:
+            windows = [(0, height, 0, width)]
+        else:
+            assert stride is not None  # MethodProtocol checks: both or neither
+            windows = sliding_windows(height, width, window, stride)
         device = self.bundle.device
         total = torch.zeros((len(self.texts), height, width), device=device)
         count = torch.zeros((1, height, width), device=device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -68,14 +68,15 @@ def parse_model_spec(spec: str) -> tuple[str, str | None]:
     return name, (pretrained.strip() or None)
 
 
-def load_models(preset: Preset, model: ModelChoice = "auto", device: str | None = None,
+def load_models(preset: Preset, model: str = "auto", device: str | None = None,
                 quick_gelu: bool | None = None, *, proposal: str | None = None,
                 classifier: str | None = None, tokenizer: str | None = None) -> LoadedModels:
     """Load the proposal and classifier CLIPs for a preset.
 
     Arguments:
         preset: the preset naming the models (e.g. ViT-B-16 + ViT-L-14 for ``voc``).
-        model: ``"openai"`` loads the preset's OpenAI weights (error with
+        model: one of :data:`MODEL_CHOICES` (checked here: callers pass command-line strings).
+            ``"openai"`` loads the preset's OpenAI weights (error with
             instructions if they are not on disk); ``"shapes"`` uses the
             ShapesWorld CLIP for both roles; ``"auto"`` tries OpenAI weights
             and falls back to ShapesWorld, saying which it used.
@@ -142,7 +143,7 @@ def _load_roles(roles: dict[str, tuple[str, str | None]], device: str | None, qu
         pretrained = default_tag(name) if name not in SHAPES_MODELS and asked_tag is None else asked_tag
         key = (name, pretrained)
         if key not in loaded:
-            options = {} if name in SHAPES_MODELS else {"quick_gelu": quick_gelu}
+            options: dict[str, Any] = {} if name in SHAPES_MODELS else {"quick_gelu": quick_gelu}
             if tokenizer is not None and name not in SHAPES_MODELS and needs_hf_tokenizer(name):
                 options["tokenizer"] = tokenizer  # --tokenizer serves the role that needs it, whichever that is
             loaded[key] = load_clip(name, pretrained, device=device, **options)

@@ -131,7 +131,7 @@ def apply_visual_prompts(
         return prompted
 
     outside = ~inside
-    color = tuple(int(c) for c in color)
+    line_color = tuple(int(c) for c in color)
     thickness = int(thickness)
     if "blur" in selected:
         blurred = cv2.GaussianBlur(prompted, (int(blur_kernel), int(blur_kernel)), 0)
@@ -144,19 +144,19 @@ def apply_visual_prompts(
     if "circle" in selected or "rectangle" in selected:
         row, col, height, width = mask_center_and_extent(inside)
         if "circle" in selected:
-            cv2.ellipse(prompted, (col, row), (width // 2, height // 2), 0, 0, 360, color, thickness)
+            cv2.ellipse(prompted, (col, row), (width // 2, height // 2), 0, 0, 360, line_color, thickness)
         if "rectangle" in selected:
             cv2.rectangle(
                 prompted,
                 (col - width // 2, row - height // 2),
                 (col + width // 2, row + height // 2),
-                color,
+                line_color,
                 thickness,
             )
     if "contour" in selected:
         filled = binary_fill_holes(inside).astype(np.uint8)
         contours, _ = cv2.findContours(filled, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(prompted, contours, -1, color, thickness)
+        cv2.drawContours(prompted, contours, -1, line_color, thickness)
     return prompted
 
 

@@ -141,6 +141,7 @@ class DenseMapProposals:
             self.passes["maps"] += 1
             cams.append(result.upsampled())
             if settings.use_clip_es:
+                assert work.affinity is not None  # computed whenever CLIP-ES is on (layers > 0)
                 proposals.append(refine_with_affinity(result.cams, work.affinity, threshold=settings.clipes_threshold,
                                                       output_size=result.image_size))
             else:

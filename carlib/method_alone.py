@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from carlib.cam import run_trunk
-from carlib.car import resolve_max_side
+from carlib.car import CarResult, resolve_max_side
 from carlib.class_names import ClassNameList, read_class_name_file, vocabulary_class_names
 from carlib.dense_methods import NACLIP_GAUSSIAN_STD, check_method, cosine_maps, dense_patch_embeddings
 from carlib.images import fit_within, load_image, proposal_input
@@ -538,8 +538,7 @@ class AloneSegmenter:
                                                 class_names=vocabulary_class_names(key, source="the queries"))
         return self._segmenters[key]
 
-    def segment(self, image, queries: Sequence[str]):
-        from carlib.car import CarResult
+    def segment(self, image, queries: Sequence[str]) -> CarResult:
         from carlib.text import validate_queries
 
         queries = validate_queries(queries)

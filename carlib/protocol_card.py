@@ -27,6 +27,7 @@ import torch
 
 from carlib.car import resolve_max_side
 from carlib.class_names import vocabulary_class_names
+from carlib.models import ClipBundle
 from carlib.presets import Preset
 from carlib.settings import CarSettings
 from carlib.text import BACKGROUND_TEMPLATE
@@ -54,6 +55,15 @@ def file_sha256(path: str | os.PathLike) -> str:
 def text_sha256(items: Sequence[str]) -> str:
     """sha256 of strings joined by newlines (a checksum of sample ids or names)."""
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class CardModels:
+    """The models a card records when a run has no classifier (a method alone); otherwise a LoadedModels."""
+
+    proposal: ClipBundle
+    classifier: ClipBundle | None
+    description: str
 
 
 def model_record(bundle) -> dict:

@@ -16,12 +16,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from carlib.car import CaR, CarResult
+from carlib.car import CarResult
 from carlib.evaluation.distributed import Distributed
 from carlib.files import atomic_directory, atomic_write_text
 from carlib.images import IMAGE_SUFFIXES, load_image
@@ -104,8 +104,15 @@ def _fixed_prefix(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
+class Segmenter(Protocol):
+    """What :func:`segment_folder` runs: a :class:`carlib.car.CaR`, or a method alone
+    (:class:`carlib.method_alone.AloneSegmenter`)."""
+
+    def segment(self, image: np.ndarray, queries: Sequence[str]) -> CarResult: ...
+
+
 def segment_folder(
-    car: CaR,
+    car: Segmenter,
     items: Sequence[ImageItem],
     queries: Sequence[str],
     out: str | Path,

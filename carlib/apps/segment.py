@@ -18,6 +18,7 @@ from pathlib import Path
 
 from carlib.apps.folder_segmentation import (
     ImageItem,
+    Segmenter,
     claim_run_folder,
     find_images,
     is_image_collection,
@@ -45,7 +46,7 @@ from carlib.method_alone import AloneSegmenter
 from carlib.pipeline import LoadedModels, car_from_preset, load_models, parse_queries
 from carlib.precision import amp_name, autocast_for, resolve_amp
 from carlib.presets import get_preset, preset_names
-from carlib.protocol_card import car_texts_record, protocol_card
+from carlib.protocol_card import CardModels, car_texts_record, protocol_card
 from carlib.settings import POST_PROCESSING
 from carlib.text import validate_queries
 from carlib.tutorial.figures import save_overlay_figure
@@ -119,6 +120,7 @@ def _segment_command(args: argparse.Namespace) -> int:
     models = load_models(preset if protocol is None else proposal_only(preset), model_choice, device=args.device,
                          quick_gelu=quick_gelu_option(args), **overrides)
     announce_models("segment", models)
+    car: Segmenter
     if protocol is None:
         car = car_from_preset(preset, models, post=post,
                               sam_source=sam_source_from_options("segment", post, args, models, preset))
@@ -126,14 +128,15 @@ def _segment_command(args: argparse.Namespace) -> int:
                              method=car.settings.proposal_method, post=post, device=models.proposal.device,
                              texts=car_texts_record(preset, car.settings, queries))
     else:
-        car = AloneSegmenter(models.proposal, preset, protocol)
-        alone = car.method_alone(queries)
+        car = segmenter = AloneSegmenter(models.proposal, preset, protocol)
+        alone = segmenter.method_alone(queries)
         card = protocol_card(preset=preset, settings=preset.settings,
-                             models=LoadedModels(models.proposal, None, models.description), kind="method alone",
+                             models=CardModels(models.proposal, None, models.description), kind="method alone",
                              method=protocol.method, post=None, device=models.proposal.device,
                              texts=alone.texts_record(), image=alone.image_record(),
                              method_protocol=protocol.to_dict())
     if not folder_mode:
+        assert image is not None  # one image: folder_mode is False
         with autocast_for(models.proposal.device, args.amp):
             result = car.segment(image, queries)
         write_outputs(args.out, image, result, models, preset_record, post, amp,

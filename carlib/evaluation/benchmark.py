@@ -349,7 +349,7 @@ def _card_ids(dataset, limit: int | None, expression_sets) -> list[str]:
 def _run_card(preset: Preset, settings, models: LoadedModels, alone, dataset, data_root, split, limit,
               without_background: bool, split_by, expression_sets, amp: str) -> dict:
     """The protocol card of an eval run (:mod:`carlib.protocol_card`)."""
-    from carlib.protocol_card import dataset_record, protocol_card
+    from carlib.protocol_card import CardModels, dataset_record, protocol_card
 
     class_labels = car_label_names(dataset) if preset.settings.mode == "semantic" else ()
     extra = {"split_by": split_by, "limit": limit,
@@ -358,9 +358,7 @@ def _run_card(preset: Preset, settings, models: LoadedModels, alone, dataset, da
                           expression_sets), without_background=without_background, data_root=str(data_root),
                           class_labels=class_labels, extra=extra)
     if alone is not None:
-        from carlib.pipeline import LoadedModels as Loaded
-
-        return protocol_card(preset=preset, settings=settings, models=Loaded(models.proposal, None, models.description),
+        return protocol_card(preset=preset, settings=settings, models=CardModels(models.proposal, None, models.description),
                              kind="method alone", method=alone.protocol.method, post=None,
                              device=models.proposal.device, amp=amp, texts=alone.texts_record(),
                              image=alone.image_record(), dataset=data, method_protocol=alone.protocol.to_dict())

@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 from carlib import progress
 
@@ -53,7 +55,7 @@ def stop_signals_interrupt() -> Iterator[bool]:
     """
     outermost = _State.depth == 0
     _State.depth += 1
-    previous: dict[int, object] = {}
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | signal.Handlers | None] = {}
     try:
         if outermost:
             _State.interrupted, _State.counts = False, None
@@ -64,8 +66,8 @@ def stop_signals_interrupt() -> Iterator[bool]:
                         previous[number] = signal.signal(number, _on_stop_signal)
         yield outermost
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for signal_number, handler in previous.items():
+            signal.signal(signal_number, handler)
         _State.depth -= 1
 
 

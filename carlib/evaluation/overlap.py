@@ -41,7 +41,7 @@ def default_workers(device: torch.device | str) -> int:
 class _Reads(torch.utils.data.Dataset):
     """The samples of ``ids`` as ``(item, loaded, error)``: a read failure is a value, not a crashed worker."""
 
-    def __init__(self, load: Callable[[Any], Any], items: Sequence[Any], error_type: type):
+    def __init__(self, load: Callable[[Any], Any], items: Sequence[Any], error_type: type[Exception]):
         self.load, self.items, self.error_type = load, list(items), error_type
 
     def __len__(self) -> int:
@@ -119,12 +119,12 @@ class PostProcessPool:
 
     def submit(self, jobs: list[PostJob], then: Callable[[list[tuple[Any, float]]], None]) -> None:
         """Post-process ``jobs`` (one sample's); call ``then([(masks, seconds), ...])`` when done, in order."""
-        inline = self._executor is None or any(job.settings.post == "sam" for job in jobs)
-        if inline:
+        executor = self._executor
+        if executor is None or any(job.settings.post == "sam" for job in jobs):
             self.drain()
             then(_post_process_all(jobs, self.sam_source))
             return
-        self._pending.append((self._executor.submit(_post_process_all, jobs), then))
+        self._pending.append((executor.submit(_post_process_all, jobs), then))
         while len(self._pending) > 2 * self.workers:
             self._complete_oldest()
 

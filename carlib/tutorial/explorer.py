@@ -175,10 +175,11 @@ class Explorer:
         """Redraw the figure for the step slider's step."""
         if self.result is None:
             return
-        self.figure = explorer_figure(self._segmented, self.result, self.step.value, self.theta.value)
+        assert self._segmented is not None  # set with self.result
+        self.figure = figure = explorer_figure(self._segmented, self.result, self.step.value, self.theta.value)
         # Set the Output widget's content directly rather than display() inside it: the
         # picture then lands in the widget only, whether or not a front end is listening.
-        png = base64.b64encode(figure_png(self.figure)).decode("ascii")
+        png = base64.b64encode(figure_png(figure)).decode("ascii")
         self.output.outputs = ({"output_type": "display_data", "metadata": {},
                                 "data": {"image/png": png, "text/plain": repr(self.figure)}},)
 

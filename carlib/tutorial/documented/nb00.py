@@ -26,7 +26,8 @@ def measure_car(car: CaR, scenes: Sequence[Scene]) -> dict[str, float]:
     """
     names = list(CLASS_NAMES)
     matrix = ConfusionMatrix(len(names) + 1)
-    kept_present, dropped_absent = [], []
+    kept_present: list[bool] = []
+    dropped_absent: list[bool] = []
     for scene in scenes:
         result = car.segment(scene.image, names)
         matrix.update(result.label_map, scene.class_map)

@@ -18,6 +18,7 @@ import torch
 from carlib.cam import compute_cams, resize_maps
 from carlib.evaluation.metrics import iou
 from carlib.models import ClipBundle
+from carlib.towers import CapabilityError, TransformerTower
 from carlib.tutorial.documented import Figure
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import Scene, split_scene
@@ -92,6 +93,8 @@ def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[st
     from carlib.images import proposal_input
     from carlib.text import BACKGROUND_TEMPLATE, encode_texts
     tower = bundle.tower
+    if not isinstance(tower, TransformerTower):
+        raise CapabilityError(f"Grad-CAM at a block needs a transformer tower; a {tower.family} tower has no blocks")
     texts = torch.cat([encode_texts(bundle, list(queries), ("{}",)),
                        encode_texts(bundle, list(background), (BACKGROUND_TEMPLATE,))]).float()
     features = {}
@@ -131,6 +134,9 @@ def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequ
     """
     names = list(CLASS_NAMES)
     background = list(background)
+    tower = proposal.tower
+    if not isinstance(tower, TransformerTower):
+        raise CapabilityError(f"the final-token Grad-CAM reads a block; a {tower.family} tower has no blocks")
     measures = CamMeasures()
     for scene in scenes:
         size = scene.image.shape[:2]
@@ -144,7 +150,7 @@ def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequ
                                     attention_layers=0).upsampled(),
             "no_background": compute_cams(proposal, scene.image, names, (), attention_layers=0).upsampled(),
             "final_tokens": resize_maps(gradcam_at_layer(proposal, scene.image, names, background,
-                                                         proposal.tower.blocks()[-1]), size),
+                                                         tower.blocks()[-1]), size),
         }
         raw_peaks = resize_maps(plain.raw_cams, size).reshape(len(names), -1).max(axis=1)
         present = scene.class_names_present

@@ -81,6 +81,7 @@ class PromptMeasures:
         """Figures keyed ``p_<mask>_<prompt>``, ``top_<mask>_<prompt>``, ``p_blur_<kernel>``,
         ``kept_present_<prompt>``, ``p_absent_<prompt>``, ``kept_absent_<prompt>``, ``step_*``."""
         figures = {}
+        values: Sequence[float]
         for (mask, prompt), values in self.target_probability.items():
             figures[f"p_{mask}_{prompt}"] = float(np.mean(values))
             figures[f"top_{mask}_{prompt}"] = float(np.mean(self.target_top[(mask, prompt)]))

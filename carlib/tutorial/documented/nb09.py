@@ -12,12 +12,13 @@ from __future__ import annotations
 from carlib.evaluation.ablation import SHAPES_FAMILIES, backbone_rows_on_world, world_row
 from carlib.evaluation.shapesworld_report import evaluate_world
 from carlib.presets import get_preset
+from carlib.scores import ScoreKind
 from carlib.tutorial.documented import Figure
 
 NOTEBOOK = "09_other_vlms"
 MODEL_FOLDERS = ("shapes_clip", "shapes_siglip")
 SHORT = {"shapes": "clip", "shapes-siglip": "siglip"}
-LOCALISATION = (("shapes", "softmax"), ("shapes-siglip", "softmax"), ("shapes-siglip", "sigmoid"))
+LOCALISATION: tuple[tuple[str, ScoreKind], ...] = (("shapes", "softmax"), ("shapes-siglip", "softmax"), ("shapes-siglip", "sigmoid"))
 """Each model under each Grad-CAM target its training allows."""
 
 

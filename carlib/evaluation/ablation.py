@@ -153,8 +153,8 @@ def run_table(
                              "`carlib eval --method NAME` (alone) and `carlib eval --proposal-method NAME` (under CaR)")
         from carlib.evaluation.methods_table import methods_markdown, methods_table
 
-        rows, notes = methods_table(n, models, progress=progress)
-        return methods_markdown(rows, notes, n)
+        method_rows, notes = methods_table(n, models, progress=progress)
+        return methods_markdown(method_rows, notes, n)
     preset = get_preset(preset_name)
     rows = table_rows(table, preset)
     results: list[tuple[Row, float]] = []

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -228,6 +229,7 @@ def evaluate(
                                                                 distributed, limit, progress, workers,
                                                                 models.proposal.device, amp)
         elif video:
+            assert expression_sets is not None  # checked above for a video benchmark
             local, errors, count, model_seconds = _run_video(car, dataset, predictions, distributed, limit, progress,
                                                              workers, models.proposal.device, amp, expression_sets)
         elif _is_gres(dataset):
@@ -244,11 +246,11 @@ def evaluate(
         merged = distributed.gather(local) if video else distributed.sum_array(local)
         count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
         errors = distributed.gather(errors)
-        split_name = split or getattr(dataset, "split", "val")
+        split_name: str = split if split else getattr(dataset, "split", "val")
         if distributed.rank != 0:
             return None
         metrics = (summarize([VideoScores.from_record(record) for record in merged], expression_sets) if video
-                   else _metrics(preset, dataset, merged, without_background))
+                   else _metrics(preset, dataset, np.asarray(merged), without_background))
         summary = EvalSummary(
             preset=preset.name,
             split=split_name,
@@ -662,7 +664,7 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
             results: dict[str, list] = {name: [] for name in expression_sets}
             for name, object_id, queries in runs:
                 results[name].append((object_id, done[queries]))
-            record = {"sets": list(expression_sets), "objects": {}}
+            record: dict[str, Any] = {"sets": list(expression_sets), "objects": {}}
             for name, objects in results.items():
                 weights = [result.scores / max(float(result.scores.sum()), 1e-12) for _, result in objects]
                 label_map = paint_referred_objects(
@@ -802,6 +804,10 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
     key = _paper_key(preset, summary.split, without_background, post or "none", split_by)
     paper = PAPER_MIOU.get(key) if method is None else PAPER_METHOD_MIOU.get(method, {}).get(key)
     video = _is_video(dataset)
+    video_fields = {}
+    if video:
+        assert expression_sets is not None  # a video benchmark always names its sets (check_expression_sets)
+        video_fields = _video_fields(dataset, key, expression_sets)
     payload = {
         "method": method or "CaR",
         "preset": summary.preset,
@@ -816,7 +822,7 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "headline": headline_metric(summary.preset),  # the metric paper_mIoU is compared with
         "paper_mIoU": paper,
         **({"paper_source": PAPER_METHOD_SOURCES[method]} if method is not None else {}),
-        **(_video_fields(dataset, key, expression_sets) if video else {}),
+        **video_fields,
         **summary.metrics,
         "protocol": card,
     }

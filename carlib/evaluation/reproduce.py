@@ -399,8 +399,8 @@ def read_real_numbers(table: PaperTable, out_dir: Path) -> dict[str, Measured]:
             found[row.label] = Measured(source=row.note or "no command")
             continue
         paths = sorted(Path(p) for p in glob.glob(str(Path(out_dir) / row.metrics)))
-        values = [(path, *_read_metric(path, row.metric)) for path in paths]
-        values = [(path, value, key) for path, value, key in values if value is not None]
+        read = [(path, *_read_metric(path, row.metric)) for path in paths]
+        values = [(path, value, key) for path, value, key in read if value is not None]
         if not values:
             found[row.label] = Measured(source=f"no {row.metrics} yet")
         elif "*" in row.metrics:
@@ -417,7 +417,7 @@ def missing_commands(table: PaperTable, out_dir: Path) -> list[tuple[str, ...]]:
     missing = []
     for command in table.commands():
         for row in table.rows:
-            if row.command == command and not glob.glob(str(Path(out_dir) / row.metrics)):
+            if row.command == command and row.metrics is not None and not glob.glob(str(Path(out_dir) / row.metrics)):
                 missing.append(command)
                 break
     return missing
@@ -508,7 +508,7 @@ class WorldRuns:
         """
         import multiprocessing
 
-        jobs: list[tuple[str, object]] = [("variant", name) for name in self.variants] \
+        jobs: list[tuple[str, str | Row]] = [("variant", name) for name in self.variants] \
             if headline and self._headline is None else []
         covered = set(self._miou)
         if jobs:  # rows with the preset's own settings, or the single pass, come with the headline
@@ -531,6 +531,7 @@ class WorldRuns:
                 if kind == "variant":
                     reports[job] = future.get()
                 else:
+                    assert isinstance(job, Row)  # kind "row"
                     self._miou[self._key(job)] = future.get()
         if reports:
             self._store_headline(_merge_reports(self.n, reports))

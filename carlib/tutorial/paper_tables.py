@@ -21,7 +21,9 @@ PAPER_TABLE = {"recurrence": "2", "prompts": "4", "background": "6"}
 
 def published(table: str) -> dict[str, float]:
     """The paper's VOC-21 mIoU % of each row of ``carlib ablate --table TABLE`` that it publishes."""
-    return {row.label: row.published for row in get_table(PAPER_TABLE[table]).rows if row.published is not None}
+    # These tables publish single numbers, never a (low, high) spread.
+    return {row.label: row.published for row in get_table(PAPER_TABLE[table]).rows
+            if row.published is not None and not isinstance(row.published, tuple)}
 
 
 def live_rows(table: str, runs: WorldRuns) -> dict[str, float]:

@@ -8,7 +8,7 @@ MODEL ?= auto
 LAB_PORT ?= 8888
 LAB_BROWSER ?= no
 
-.PHONY: install demo lab test test-slow bench bench-gpu lock weights weights-random clean
+.PHONY: install demo lab lint test test-slow bench bench-gpu lock weights weights-random clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,15 @@ lab: install
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate --LabApp.news_url=None \
 	  --LabApp.extension_manager=readonly $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# The whole suite: unit tests, then nbval over every notebook (stored outputs must reproduce).
-test: install
+# Lint and types on carlib/ (settings in pyproject.toml): ruff's rules, ruff's formatting, mypy.
+lint: install
+	$(BIN)/ruff check carlib
+	$(BIN)/ruff format --check carlib
+	$(BIN)/mypy carlib
+
+# The whole suite: lint and types first (fail fast), unit tests, then nbval over every notebook
+# (stored outputs must reproduce).
+test: install lint
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 test-slow: install
@@ -66,4 +73,4 @@ weights-random: install
 	$(BIN)/python -m carlib weights --model ViT-L-14 --pretrained openai --random-seed 0
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -148,9 +148,16 @@ def compute_cams(
     """
     if target is not None and target not in CAM_TARGETS:
         raise ValueError(f"unknown CAM target {target!r}; choose one of {CAM_TARGETS}")
-    inputs = prepare_inputs(bundle, image, queries, background, query_templates=query_templates,
-                            background_templates=background_templates, query_embeddings=query_embeddings,
-                            background_embeddings=background_embeddings)
+    inputs = prepare_inputs(
+        bundle,
+        image,
+        queries,
+        background,
+        query_templates=query_templates,
+        background_templates=background_templates,
+        query_embeddings=query_embeddings,
+        background_embeddings=background_embeddings,
+    )
     return _gradcam_on_grid(
         bundle,
         inputs.pixels,
@@ -211,8 +218,13 @@ def prepare_inputs(
     if query_embeddings.shape[0] != len(queries):
         raise ValueError(f"got {query_embeddings.shape[0]} query embeddings for {len(queries)} queries")
     pixels = proposal_input(rgb, bundle.patch_size, bundle.mean, bundle.std).to(bundle.device)
-    return ProposalInputs(queries, pixels, query_embeddings.to(bundle.device).float(),
-                          background_embeddings.to(bundle.device).float(), tuple(rgb.shape[:2]))
+    return ProposalInputs(
+        queries,
+        pixels,
+        query_embeddings.to(bundle.device).float(),
+        background_embeddings.to(bundle.device).float(),
+        tuple(rgb.shape[:2]),
+    )
 
 
 def gradcam(
@@ -240,8 +252,9 @@ def gradcam(
     return compute_cams(bundle, image, queries, background, **options).upsampled()
 
 
-def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int, *,
-              fp16_positions: bool = False) -> Trunk:
+def run_trunk(
+    bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int, *, fp16_positions: bool = False
+) -> Trunk:
     """Patch embedding and blocks 1..L-1 without gradients, summing the attention CLIP-ES reads.
 
     Arguments:
@@ -259,8 +272,9 @@ def run_trunk(bundle: ClipBundle, pixels: torch.Tensor, attention_layers: int, *
     return bundle.tower.trunk(pixels.to(bundle.dtype), attention_layers, fp16_positions=fp16_positions)
 
 
-def mean_attention(trunk: Trunk, last_attention: torch.Tensor, attention_layers: int,
-                   num_prefix_tokens: int = 1) -> np.ndarray:
+def mean_attention(
+    trunk: Trunk, last_attention: torch.Tensor, attention_layers: int, num_prefix_tokens: int = 1
+) -> np.ndarray:
     """The head-averaged attention of the last ``attention_layers`` blocks, prefix tokens dropped: n x n float32."""
     total = last_attention if trunk.attention_sum is None else trunk.attention_sum + last_attention
     p = num_prefix_tokens
@@ -320,8 +334,9 @@ def gradcam_from_trunk(
             width = forward.rows(forward.leaf).shape[-1]
             tokens = forward.leaf.numel() // width  # prefix tokens included
             chunk_size = gradcam_chunk_size(bundle, tokens, count, width=width)
-        cams, scores = _batched_cams(scores_from_logits(logits, bundle.logit_bias, score_kind, count), forward,
-                                     center_features, chunk_size)
+        cams, scores = _batched_cams(
+            scores_from_logits(logits, bundle.logit_bias, score_kind, count), forward, center_features, chunk_size
+        )
         used_fallback = cams.flatten(1).amax(dim=1) <= 0
         if used_fallback.any() and len(background_embeddings) and score_kind == "softmax":
             # An all-zero CAM carries no location; the reference retries without background words.
@@ -356,10 +371,18 @@ def _gradcam_on_grid(
     chunk_size: int | None = None,
 ) -> CamResult:
     trunk = run_trunk(bundle, pixels, attention_layers)
-    return gradcam_from_trunk(bundle, trunk, query_embeddings, background_embeddings, target=target,
-                              image_size=image_size, center_features=center_features,
-                              attention=trunk_attention(bundle, trunk, attention_layers), score_kind=score_kind,
-                              chunk_size=chunk_size)
+    return gradcam_from_trunk(
+        bundle,
+        trunk,
+        query_embeddings,
+        background_embeddings,
+        target=target,
+        image_size=image_size,
+        center_features=center_features,
+        attention=trunk_attention(bundle, trunk, attention_layers),
+        score_kind=score_kind,
+        chunk_size=chunk_size,
+    )
 
 
 def _batched_cams(
@@ -386,10 +409,16 @@ def _batched_cams(
     chunk_size = count if chunk_size is None else max(1, int(chunk_size))
     # Only alpha (one D-vector per query) is kept from each chunk; the CAMs are formed once at the end.
     patch_features = forward.rows(forward.leaf.detach()).float()  # n x D
-    channel_weights = torch.cat([
-        _channel_weights(scores, forward, start, min(start + chunk_size, count))
-        for start in range(0, count, chunk_size)
-    ]) if count else torch.zeros((0, patch_features.shape[-1]), device=patch_features.device)
+    channel_weights = (
+        torch.cat(
+            [
+                _channel_weights(scores, forward, start, min(start + chunk_size, count))
+                for start in range(0, count, chunk_size)
+            ]
+        )
+        if count
+        else torch.zeros((0, patch_features.shape[-1]), device=patch_features.device)
+    )
     if center_features:
         patch_features = patch_features - patch_features.mean(dim=0, keepdim=True)
     with full_precision(patch_features):

@@ -185,7 +185,9 @@ class CaR:
         if not isinstance(self.settings, CarSettings):
             raise ValueError(f"settings must be a carlib.settings.CarSettings, got {type(self.settings).__name__}")
         if (proposals is None and proposal_model is None) or (classifier is None and classifier_model is None):
-            raise ValueError("CaR needs a proposal_model (or a proposals stage) and a classifier_model (or a classifier)")
+            raise ValueError(
+                "CaR needs a proposal_model (or a proposals stage) and a classifier_model (or a classifier)"
+            )
         self.proposal_model = proposal_model
         self.sam_source = sam_source
         self._check_sam(self.settings)
@@ -263,8 +265,7 @@ class CaR:
         soft_masks = np.zeros((len(queries), *rgb.shape[:2]), dtype=np.float32)
         for index, proposal in final_proposals.items():
             soft_masks[index] = proposal
-        return Recurrence(queries, rgb, tuple(original.shape[:2]), soft_masks, scores, steps, seconds,
-                          settings)
+        return Recurrence(queries, rgb, tuple(original.shape[:2]), soft_masks, scores, steps, seconds, settings)
 
     def finish(self, recurrence: Recurrence, masks: np.ndarray | None = None, post_seconds: float = 0.0) -> CarResult:
         """A :class:`CarResult` from a recurrence: post-processed here, or with ``masks`` from :func:`post_process`."""
@@ -327,8 +328,9 @@ class CaR:
                 proposals = np.stack([previous_proposals[index] for index in alive])
         # Drawn as the classifier reads them, so the step never holds all K prompted images at once;
         # the drawing time is reported as its own stage.
-        prompted = PromptedImages(image, proposals, settings.mask_threshold, settings.prompt_kinds,
-                                  blur_kernel=settings.blur_kernel)
+        prompted = PromptedImages(
+            image, proposals, settings.mask_threshold, settings.prompt_kinds, blur_kernel=settings.blur_kernel
+        )
         with _timed(seconds, "classify"):
             matrix = self.classifier.classify(prompted, texts, settings)
         seconds["prompts"] = prompted.seconds
@@ -390,8 +392,9 @@ def post_process(job: PostJob, sam_source=None) -> np.ndarray:
         else:
             if sam_source is None:
                 raise ValueError("post='sam' needs a sam_source (e.g. carlib.postprocess.SamMaskSource(checkpoint))")
-            masks[kept] = sam_refine(job.image, job.soft_masks[kept] > settings.mask_threshold, sam_source,
-                                     settings.sam)
+            masks[kept] = sam_refine(
+                job.image, job.soft_masks[kept] > settings.mask_threshold, sam_source, settings.sam
+            )
     if job.image.shape[:2] != tuple(job.image_size):
         masks = _resize_kept(masks, job.scores, job.image_size, resize_masks)
     return masks
@@ -412,4 +415,3 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
         yield
     finally:
         seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
-

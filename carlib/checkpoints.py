@@ -122,10 +122,18 @@ def tower_kind(names) -> str:
     if (has("visual.trunk.blocks") and has(".attn.q_proj.")) or has("visual.trunk.rope"):
         return "a timm Eva vision tower (EVA02/PE-Core: visual.trunk.blocks with q_proj)"
     if has("visual.trunk.blocks"):
-        parts = [part for part, present in (("a class token", has("visual.trunk.cls_token")),
-                                            ("a MAP attention pool", has("visual.trunk.attn_pool"))) if present]
-        return (f"a timm ViT vision tower with {' and '.join(parts) or 'neither class token nor attention pool'}"
-                " (visual.trunk.blocks)")
+        parts = [
+            part
+            for part, present in (
+                ("a class token", has("visual.trunk.cls_token")),
+                ("a MAP attention pool", has("visual.trunk.attn_pool")),
+            )
+            if present
+        ]
+        return (
+            f"a timm ViT vision tower with {' and '.join(parts) or 'neither class token nor attention pool'}"
+            " (visual.trunk.blocks)"
+        )
     if has("visual.trunk.stages"):
         return "a convolutional timm vision tower (visual.trunk.stages)"
     if has("visual.layer1."):
@@ -202,7 +210,7 @@ def _open_safetensors(path: Path) -> Checkpoint:
         expected = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
         if end - begin != expected or data_start + end > size:
             raise CheckpointError(f"cannot read checkpoint {path}: {key!r} is truncated or corrupt")
-        entries[key[len("module."):] if prefixed else key] = (dtype, shape, data_start + begin, end - begin)
+        entries[key[len("module.") :] if prefixed else key] = (dtype, shape, data_start + begin, end - begin)
 
     def copy_into(key: str, target: torch.Tensor) -> None:
         dtype, _shape, offset, length = entries[key]
@@ -239,7 +247,7 @@ def _open_torch_file(path: Path) -> Checkpoint:
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     prefixed = _all_prefixed(loaded)
-    tensors = {(key[len("module."):] if prefixed else key): value for key, value in loaded.items()}
+    tensors = {(key[len("module.") :] if prefixed else key): value for key, value in loaded.items()}
 
     def copy_into(key: str, target: torch.Tensor) -> None:
         target.copy_(tensors[key].reshape(target.shape))
@@ -247,8 +255,12 @@ def _open_torch_file(path: Path) -> Checkpoint:
     return _checkpoint(path, {key: tuple(value.shape) for key, value in tensors.items()}, {}, copy_into)
 
 
-def _checkpoint(path: Path, shapes: dict[str, tuple[int, ...]], metadata: dict[str, str],
-                copy_into: Callable[[str, torch.Tensor], None]) -> Checkpoint:
+def _checkpoint(
+    path: Path,
+    shapes: dict[str, tuple[int, ...]],
+    metadata: dict[str, str],
+    copy_into: Callable[[str, torch.Tensor], None],
+) -> Checkpoint:
     openai = tuple(key for key in OPENAI_METADATA_KEYS if key in shapes)
     parameters = {key: shape for key, shape in shapes.items() if key not in OPENAI_METADATA_KEYS}
     return Checkpoint(path, set(parameters), metadata, openai, copy_into, parameters)

@@ -48,14 +48,21 @@ class ClassNameList:
 
     def digest(self) -> str:
         """sha256 of the list (labels, names, first label) as canonical JSON: equal lists, equal digests."""
-        payload = json.dumps({"first_label": self.first_label, "labels": [list(names) for names in self.labels]},
-                             separators=(",", ":"), ensure_ascii=False)
+        payload = json.dumps(
+            {"first_label": self.first_label, "labels": [list(names) for names in self.labels]},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict:
         """What a protocol card records: source, first label, every label's names, the digest."""
-        return {"source": self.source, "first_label": self.first_label,
-                "labels": [list(names) for names in self.labels], "sha256": self.digest()}
+        return {
+            "source": self.source,
+            "first_label": self.first_label,
+            "labels": [list(names) for names in self.labels],
+            "sha256": self.digest(),
+        }
 
 
 def parse_class_name_lines(lines: Sequence[str], *, has_background: bool, source: str) -> ClassNameList:
@@ -87,10 +94,12 @@ def resolve_class_name_file(name: str | Path) -> Path:
     shipped = data_dir() / CLASS_NAMES_FOLDER / str(name)
     if shipped.is_file():
         return shipped
-    available = sorted(str(p.relative_to(data_dir() / CLASS_NAMES_FOLDER))
-                       for p in (data_dir() / CLASS_NAMES_FOLDER).glob("*/*.txt"))
-    raise FileNotFoundError(f"class-name file {name} not found; give a path or one of the shipped files: "
-                            f"{', '.join(available)}")
+    available = sorted(
+        str(p.relative_to(data_dir() / CLASS_NAMES_FOLDER)) for p in (data_dir() / CLASS_NAMES_FOLDER).glob("*/*.txt")
+    )
+    raise FileNotFoundError(
+        f"class-name file {name} not found; give a path or one of the shipped files: {', '.join(available)}"
+    )
 
 
 def read_class_name_file(name: str | Path, *, has_background: bool) -> ClassNameList:

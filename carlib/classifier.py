@@ -159,13 +159,19 @@ class MaskClassifier:
                 probabilities = per_template.sum(dim=0).softmax(dim=-1)
         return probabilities.float().cpu().numpy().astype(np.float32)
 
-    def _sigmoid_scores(self, image_embeddings: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor,
-                        settings: CarSettings) -> torch.Tensor:
+    def _sigmoid_scores(
+        self, image_embeddings: torch.Tensor, texts: torch.Tensor, scale: torch.Tensor, settings: CarSettings
+    ) -> torch.Tensor:
         count = texts.shape[1]
         if settings.classifier_aggregation == "softmax":
             mean_texts = torch.nn.functional.normalize(texts.mean(dim=0), dim=-1)
-            return scores_from_logits(scaled_logits(image_embeddings, mean_texts, scale), self.bundle.logit_bias,
-                                      "sigmoid", count)
-        per_template = [scores_from_logits(scaled_logits(image_embeddings, template, scale), self.bundle.logit_bias,
-                                           "sigmoid", count) for template in texts]
+            return scores_from_logits(
+                scaled_logits(image_embeddings, mean_texts, scale), self.bundle.logit_bias, "sigmoid", count
+            )
+        per_template = [
+            scores_from_logits(
+                scaled_logits(image_embeddings, template, scale), self.bundle.logit_bias, "sigmoid", count
+            )
+            for template in texts
+        ]
         return torch.stack(per_template).mean(dim=0)

@@ -49,8 +49,9 @@ def sinkhorn(attention: np.ndarray, rounds: int = 3, dtype: type = np.float64) -
     return matrix
 
 
-def affinity_from_attention(attention: np.ndarray, sinkhorn_rounds: int = 3, power: int = 1,
-                            dtype: type = np.float64) -> np.ndarray:
+def affinity_from_attention(
+    attention: np.ndarray, sinkhorn_rounds: int = 3, power: int = 1, dtype: type = np.float64
+) -> np.ndarray:
     """Symmetric affinity (D + Dᵀ)/2 of the Sinkhorn-normalised attention, squared ``power`` times.
 
     Arguments:
@@ -190,8 +191,9 @@ def clip_es_refine(
         raise ValueError("no attention to refine with: compute the CAMs with attention_layers > 0 (CLIP-ES)")
     cams = _check_cams(cams, attention)
     affinity = affinity_from_attention(attention, sinkhorn_rounds, power, dtype)
-    return refine_with_affinity(cams, affinity, threshold=threshold, output_size=output_size,
-                                reference_edge_clip=reference_edge_clip)
+    return refine_with_affinity(
+        cams, affinity, threshold=threshold, output_size=output_size, reference_edge_clip=reference_edge_clip
+    )
 
 
 def refine_with_affinity(
@@ -233,8 +235,13 @@ OFFICIAL_EPSILON = 1e-15
 """The official ``scale_cam_image`` divides by ``1e-15 + max``."""
 
 
-def _official_refine(cams: np.ndarray, affinity: np.ndarray, threshold: float,
-                     output_size: tuple[int, int] | None, reference_edge_clip: bool) -> np.ndarray:
+def _official_refine(
+    cams: np.ndarray,
+    affinity: np.ndarray,
+    threshold: float,
+    output_size: tuple[int, int] | None,
+    reference_edge_clip: bool,
+) -> np.ndarray:
     """:func:`refine_with_affinity` in float32, in the official code's order of operations."""
     count, height, width = cams.shape
     transition = torch.from_numpy(np.ascontiguousarray(affinity))

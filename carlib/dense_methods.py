@@ -71,35 +71,59 @@ class DenseMethodSpec:
 
 METHOD_SPECS: dict[str, DenseMethodSpec] = {
     "maskclip": DenseMethodSpec(
-        "maskclip", "MaskCLIP", "identity (each token keeps its own value)", False,
+        "maskclip",
+        "MaskCLIP",
+        "identity (each token keeps its own value)",
+        False,
         "carlib.maskclip (Zhou et al., ECCV 2022; the value path of the last block)",
-        ("carlib's MaskCLIP skips the layer scale of towers that have one (its value path); the three newer "
-         "methods keep it",)),
+        (
+            "carlib's MaskCLIP skips the layer scale of towers that have one (its value path); the three newer "
+            "methods keep it",
+        ),
+    ),
     "sclip": DenseMethodSpec(
-        "sclip", "SCLIP", "correlative self-attention: softmax(q qᵀ s) + softmax(k kᵀ s)", True,
+        "sclip",
+        "SCLIP",
+        "correlative self-attention: softmax(q qᵀ s) + softmax(k kᵀ s)",
+        True,
         "wangf3014/SCLIP clip/model.py (VisionTransformer.forward, custom_attn with csa=True)",
-        ("the official last block keeps its residual and MLP (x + attn, then x + mlp(ln_2 x)); carlib does too",
-         "the two softmaxes are added, not averaged: each row of the weights sums to 2, so the value part of "
-         "the attention output is doubled while the output projection's bias is added once; carlib keeps that",
-         "the official code interpolates the positional embedding bicubically (scale factor, +0.1); carlib "
-         "resizes it bilinearly to the grid, as for every method (carlib.towers.positions)")),
+        (
+            "the official last block keeps its residual and MLP (x + attn, then x + mlp(ln_2 x)); carlib does too",
+            "the two softmaxes are added, not averaged: each row of the weights sums to 2, so the value part of "
+            "the attention output is doubled while the output projection's bias is added once; carlib keeps that",
+            "the official code interpolates the positional embedding bicubically (scale factor, +0.1); carlib "
+            "resizes it bilinearly to the grid, as for every method (carlib.towers.positions)",
+        ),
+    ),
     "clearclip": DenseMethodSpec(
-        "clearclip", "ClearCLIP", "query-query attention: softmax(q qᵀ s)", False,
+        "clearclip",
+        "ClearCLIP",
+        "query-query attention: softmax(q qᵀ s)",
+        False,
         "mc-lan/ClearCLIP open_clip/transformer.py (VisionTransformer.forward with ignore_residual=True, "
         "custom_attn with model_type='ClearCLIP'); clearclip_segmentor.py",
-        ("the stored configs/base_config.py sets model_type='vanilla' (q-k attention without residual, the "
-         "paper's ablation); the method is model_type='ClearCLIP', the forward's default, which carlib implements",
-         "the official code runs the model in fp16; carlib in the model's precision (fp32 by default)",
-         "the official code interpolates the positional embedding bicubically; carlib bilinearly")),
+        (
+            "the stored configs/base_config.py sets model_type='vanilla' (q-k attention without residual, the "
+            "paper's ablation); the method is model_type='ClearCLIP', the forward's default, which carlib implements",
+            "the official code runs the model in fp16; carlib in the model's precision (fp32 by default)",
+            "the official code interpolates the positional embedding bicubically; carlib bilinearly",
+        ),
+    ),
     "naclip": DenseMethodSpec(
-        "naclip", "NACLIP", "key-key attention plus a Gaussian neighbourhood: softmax(k kᵀ s + Ω)", False,
+        "naclip",
+        "NACLIP",
+        "key-key attention plus a Gaussian neighbourhood: softmax(k kᵀ s + Ω)",
+        False,
         "sinahmr/NACLIP clip/model.py (VisionTransformer.forward with arch='reduced', custom_attn with "
         "attn_strategy='naclip'); naclip.py",
-        ("Ω is added after the scale: logits = k kᵀ s + Ω, Ω[p, p'] = exp(-|p - p'|² / (2σ²)) over patch-grid "
-         "positions, σ = 5 patches; Ω is 0 (not -inf) in the class token's row and column",
-         "the official segmentor turns PAMR on by default (pamr_steps=10, and the README's results use it); "
-         "carlib has no PAMR: the numbers to compare with are the paper's without PAMR",
-         "the official code interpolates the positional embedding bicubically; carlib bilinearly")),
+        (
+            "Ω is added after the scale: logits = k kᵀ s + Ω, Ω[p, p'] = exp(-|p - p'|² / (2σ²)) over patch-grid "
+            "positions, σ = 5 patches; Ω is 0 (not -inf) in the class token's row and column",
+            "the official segmentor turns PAMR on by default (pamr_steps=10, and the README's results use it); "
+            "carlib has no PAMR: the numbers to compare with are the paper's without PAMR",
+            "the official code interpolates the positional embedding bicubically; carlib bilinearly",
+        ),
+    ),
 }
 """Every dense method by name."""
 
@@ -163,8 +187,9 @@ def gaussian_neighbourhood(grid: tuple[int, int], std: float, num_prefix: int = 
     return omega
 
 
-def neighbourhood_key_attention(qkv: HeadQueryKey, grid: tuple[int, int], num_prefix: int = 0, *,
-                                std: float = NACLIP_GAUSSIAN_STD) -> torch.Tensor:
+def neighbourhood_key_attention(
+    qkv: HeadQueryKey, grid: tuple[int, int], num_prefix: int = 0, *, std: float = NACLIP_GAUSSIAN_STD
+) -> torch.Tensor:
     """NACLIP's attention: softmax(k·kᵀ·s + Ω), Ω :func:`gaussian_neighbourhood`. float32 B x heads x L x L."""
     omega = gaussian_neighbourhood(grid, std, num_prefix).to(qkv.key.device)
     return (qkv.pair_logits(qkv.key, qkv.key) + omega).softmax(dim=-1)
@@ -177,15 +202,15 @@ def attention_of(method: str, neighbourhood_std: float = NACLIP_GAUSSIAN_STD):
         if not neighbourhood_std > 0:
             raise ValueError(f"NACLIP's Gaussian std must be positive (patches), got {neighbourhood_std!r}")
         return lambda qkv, grid, prefix: neighbourhood_key_attention(qkv, grid, prefix, std=neighbourhood_std)
-    return {"maskclip": identity_attention, "sclip": correlative_attention,
-            "clearclip": query_query_attention}[method]
+    return {"maskclip": identity_attention, "sclip": correlative_attention, "clearclip": query_query_attention}[method]
 
 
 # --- through a tower ---------------------------------------------------------------------------------------
 
 
-def dense_patch_embeddings(bundle: ClipBundle, trunk: Trunk, method: str,
-                           neighbourhood_std: float = NACLIP_GAUSSIAN_STD) -> torch.Tensor:
+def dense_patch_embeddings(
+    bundle: ClipBundle, trunk: Trunk, method: str, neighbourhood_std: float = NACLIP_GAUSSIAN_STD
+) -> torch.Tensor:
     """Per-patch embeddings of ``method`` from the tokens entering the last block.
 
     MaskCLIP is carlib's :meth:`carlib.towers.VisionTower.dense_embeddings` (the
@@ -209,12 +234,19 @@ def dense_patch_embeddings(bundle: ClipBundle, trunk: Trunk, method: str,
     with torch.no_grad():
         if method == "maskclip":
             return bundle.tower.dense_embeddings(trunk)
-        return bundle.tower.attention_variant_embeddings(trunk, attention_of(method, neighbourhood_std),
-                                                         keep_residual_and_mlp=spec.keeps_residual_and_mlp)
+        return bundle.tower.attention_variant_embeddings(
+            trunk, attention_of(method, neighbourhood_std), keep_residual_and_mlp=spec.keeps_residual_and_mlp
+        )
 
 
-def dense_similarity(bundle: ClipBundle, image: ImageInput, texts: Sequence[str], method: str = "maskclip", *,
-                     neighbourhood_std: float = NACLIP_GAUSSIAN_STD) -> np.ndarray:
+def dense_similarity(
+    bundle: ClipBundle,
+    image: ImageInput,
+    texts: Sequence[str],
+    method: str = "maskclip",
+    *,
+    neighbourhood_std: float = NACLIP_GAUSSIAN_STD,
+) -> np.ndarray:
     """The cosine of every patch's final embedding with every text, on the patch grid.
 
     The image is prepared as for Grad-CAM (:func:`carlib.images.proposal_input`:

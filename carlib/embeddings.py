@@ -15,8 +15,9 @@ EmbeddingFeature = Literal["final", "penultimate_class_token"]
 
 
 @torch.no_grad()
-def image_embeddings(bundle: ClipBundle, images: Sequence[ImageInput], *, batch_size: int = 16,
-                     feature: EmbeddingFeature = "final") -> torch.Tensor:
+def image_embeddings(
+    bundle: ClipBundle, images: Sequence[ImageInput], *, batch_size: int = 16, feature: EmbeddingFeature = "final"
+) -> torch.Tensor:
     """Unit image embeddings, one per image, for any family (:mod:`carlib.towers`).
 
     Each image goes through the model's own preprocessing (``bundle.preprocess``:
@@ -40,8 +41,9 @@ def image_embeddings(bundle: ClipBundle, images: Sequence[ImageInput], *, batch_
         raise ValueError(f"unknown image feature {feature!r}; choose 'final' or 'penultimate_class_token'")
     chunks = []
     for start in range(0, len(images), batch_size):
-        batch = torch.stack([bundle.preprocess(Image.fromarray(load_image(image)))
-                             for image in images[start: start + batch_size]])
+        batch = torch.stack(
+            [bundle.preprocess(Image.fromarray(load_image(image))) for image in images[start : start + batch_size]]
+        )
         chunks.append(torch.nn.functional.normalize(encode(batch.to(bundle.device, bundle.dtype)).float(), dim=-1))
     if not chunks:
         return torch.zeros((0, bundle.embed_dim), device=bundle.device)

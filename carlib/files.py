@@ -167,9 +167,14 @@ def _final_name(filename: str | bytes | os.PathLike | None, staging: Path, out: 
 # --- reading the text files users give (queries, class names) ---------------------------------------------------
 
 _SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip file"),
-    (b"\x80\x02", "a pickle"), (b"\x7fELF", "a program"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x1f\x8b", "a gzip file"),
+    (b"\x80\x02", "a pickle"),
+    (b"\x7fELF", "a program"),
 )
 
 
@@ -206,8 +211,9 @@ def read_text_file(path: str | os.PathLike, what: str = "text file") -> str:
         return raw[mark:].decode("utf-8")
     except UnicodeDecodeError as error:
         offset = mark + error.start
-        raise ValueError(f"{what} {path} is not UTF-8 text (byte 0x{raw[offset]:02x} at offset {offset}); "
-                         "save it as UTF-8") from None
+        raise ValueError(
+            f"{what} {path} is not UTF-8 text (byte 0x{raw[offset]:02x} at offset {offset}); save it as UTF-8"
+        ) from None
 
 
 def read_text_lines(path: str | os.PathLike, what: str = "text file") -> list[str]:

@@ -62,8 +62,7 @@ def load_image(image: ImageInput, *, max_pixels: int | None = None) -> np.ndarra
     if isinstance(image, np.ndarray):
         return _array_to_rgb(image)
     raise ValueError(
-        f"unsupported image type {type(image).__name__}; pass a file path, a PIL image "
-        "or an HxWx3 uint8 numpy array"
+        f"unsupported image type {type(image).__name__}; pass a file path, a PIL image or an HxWx3 uint8 numpy array"
     )
 
 
@@ -149,9 +148,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         array = np.stack([array] * 3, axis=-1)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(
-            f"image array must be HxW, HxWx1, HxWx3 or HxWx4, got shape {array.shape}"
-        )
+        raise ValueError(f"image array must be HxW, HxWx1, HxWx3 or HxWx4, got shape {array.shape}")
     array = array[:, :, :3]
     if array.dtype == np.uint8:
         return array.copy()
@@ -169,9 +166,7 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
                 "convert to uint8 first"
             )
         return np.round(np.nan_to_num(array) * 255.0).astype(np.uint8)
-    raise ValueError(
-        f"unsupported image dtype {array.dtype}; use uint8 (0..255), uint16 or float in [0, 1]"
-    )
+    raise ValueError(f"unsupported image dtype {array.dtype}; use uint8 (0..255), uint16 or float in [0, 1]")
 
 
 def pixel_digest(image: np.ndarray) -> tuple:

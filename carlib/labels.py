@@ -103,8 +103,9 @@ def merge_referring_masks(
     return merged
 
 
-def paint_referred_objects(masks: Sequence[np.ndarray], strengths: Sequence[np.ndarray],
-                           object_ids: Sequence[int]) -> np.ndarray:
+def paint_referred_objects(
+    masks: Sequence[np.ndarray], strengths: Sequence[np.ndarray], object_ids: Sequence[int]
+) -> np.ndarray:
     """One label map of several referred objects, each predicted on its own (a video frame's, in DAVIS's format).
 
     Where masks overlap, the pixel goes to the object whose strength is
@@ -120,8 +121,9 @@ def paint_referred_objects(masks: Sequence[np.ndarray], strengths: Sequence[np.n
         H x W uint8 label map: 0 background, ``object_ids[k]`` where object k wins.
     """
     if not (len(masks) == len(strengths) == len(object_ids)):
-        raise ValueError(f"need one mask and one strength per object, got {len(masks)}, {len(strengths)} and "
-                         f"{len(object_ids)}")
+        raise ValueError(
+            f"need one mask and one strength per object, got {len(masks)}, {len(strengths)} and {len(object_ids)}"
+        )
     if not len(masks):
         raise ValueError("need at least one object")
     ids = np.asarray(object_ids, dtype=np.int64)

@@ -31,8 +31,12 @@ from carlib.text import BACKGROUND_TEMPLATE
 
 
 def dense_probabilities(
-    patches: torch.Tensor, texts: torch.Tensor, num_queries: int, logit_scale: float,
-    logit_bias: torch.Tensor | None = None, score_kind: ScoreKind = "softmax",
+    patches: torch.Tensor,
+    texts: torch.Tensor,
+    num_queries: int,
+    logit_scale: float,
+    logit_bias: torch.Tensor | None = None,
+    score_kind: ScoreKind = "softmax",
 ) -> torch.Tensor:
     """Each patch's score for each query: its softmax over the texts (or SigLIP's sigmoid, :mod:`carlib.scores`).
 
@@ -80,15 +84,25 @@ def compute_maskclip(
         ``scores`` the probabilities averaged over the patches; ``used_fallback``
         is all False.
     """
-    inputs = prepare_inputs(bundle, image, queries, background, query_templates=query_templates,
-                            background_templates=background_templates, query_embeddings=query_embeddings,
-                            background_embeddings=background_embeddings)
+    inputs = prepare_inputs(
+        bundle,
+        image,
+        queries,
+        background,
+        query_templates=query_templates,
+        background_templates=background_templates,
+        query_embeddings=query_embeddings,
+        background_embeddings=background_embeddings,
+    )
     trunk = run_trunk(bundle, inputs.pixels, attention_layers)
     patches = bundle.tower.dense_embeddings(trunk)
     texts = torch.cat([inputs.query_embeddings, inputs.background_embeddings])
-    probabilities = dense_probabilities(patches, texts, len(inputs.queries), float(bundle.logit_scale),
-                                        bundle.logit_bias, score_kind)
-    return maskclip_result(probabilities, trunk.grid, inputs.image_size, trunk_attention(bundle, trunk, attention_layers))
+    probabilities = dense_probabilities(
+        patches, texts, len(inputs.queries), float(bundle.logit_scale), bundle.logit_bias, score_kind
+    )
+    return maskclip_result(
+        probabilities, trunk.grid, inputs.image_size, trunk_attention(bundle, trunk, attention_layers)
+    )
 
 
 def maskclip_result(

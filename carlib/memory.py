@@ -131,8 +131,9 @@ def gradcam_fixed_bytes(tokens: int, heads: int) -> int:
     return 4 * heads * tokens * tokens
 
 
-def gradcam_chunk_size(bundle, tokens: int, num_queries: int, budget: int | None = None,
-                       width: int | None = None) -> int:
+def gradcam_chunk_size(
+    bundle, tokens: int, num_queries: int, budget: int | None = None, width: int | None = None
+) -> int:
     """Queries per batched Grad-CAM backward for a proposal CLIP, from the budget in force.
 
     Arguments:
@@ -167,6 +168,9 @@ def _residual_width(tail: torch.nn.Module) -> int:
 
 
 def _mlp_width(tail: torch.nn.Module, width: int) -> int:
-    widths = [layer.out_features for layer in tail.modules()
-              if isinstance(layer, torch.nn.Linear) and layer.out_features > width]
+    widths = [
+        layer.out_features
+        for layer in tail.modules()
+        if isinstance(layer, torch.nn.Linear) and layer.out_features > width
+    ]
     return max(widths, default=4 * width)

@@ -51,7 +51,8 @@ ProtocolName = Literal["carlib", "field"]
 PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
 
 OPENAI_IMAGENET_TEMPLATES: tuple[str, ...] = tuple(
-    template("{}") for template in open_clip.zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES)
+    template("{}") for template in open_clip.zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES
+)
 """OpenAI's 80 ImageNet templates (``openai_imagenet_template`` in every method's ``prompts/``), from open_clip."""
 
 LONG_SIDE_LIMIT = 2048
@@ -111,15 +112,20 @@ class MethodProtocol:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"the {option} must be a positive number of pixels, got {value!r}")
         if (self.window is None) != (self.stride is None):
-            raise ValueError("sliding-window inference needs both a window and a stride (--window and --stride), "
-                             "or neither")
+            raise ValueError(
+                "sliding-window inference needs both a window and a stride (--window and --stride), or neither"
+            )
         if self.window is not None and self.stride is not None and self.stride > self.window:
-            raise ValueError(f"a stride ({self.stride} px) longer than the window ({self.window} px) leaves pixels "
-                             f"no window covers; use a stride of at most {self.window}")
+            raise ValueError(
+                f"a stride ({self.stride} px) longer than the window ({self.window} px) leaves pixels "
+                f"no window covers; use a stride of at most {self.window}"
+            )
         if self.window is not None and self.short_side is not None and self.window > self.short_side:
-            raise ValueError(f"the window ({self.window} px) is larger than the image's short side after resizing "
-                             f"({self.short_side} px); use --window of at most {self.short_side} or a larger "
-                             "--short-side")
+            raise ValueError(
+                f"the window ({self.window} px) is larger than the image's short side after resizing "
+                f"({self.short_side} px); use --window of at most {self.short_side} or a larger "
+                "--short-side"
+            )
         if self.logit_scale is not None and not self.logit_scale > 0:
             raise ValueError(f"the logit scale must be positive, got {self.logit_scale!r}")
         if not 0.0 <= self.probability_threshold <= 1.0:
@@ -159,46 +165,97 @@ class FieldConfig:
     source: str = ""
 
 
-def _sclip_like(repository: str, files_note: str, logit_scale_default: float,
-                overrides: dict[str, tuple[float, float, float | None]]) -> dict[str, FieldConfig]:
+def _sclip_like(
+    repository: str,
+    files_note: str,
+    logit_scale_default: float,
+    overrides: dict[str, tuple[float, float, float | None]],
+) -> dict[str, FieldConfig]:
     """The five datasets of a harness with SCLIP's geometry (short side 336, window 224, stride 112)."""
-    files = {"voc": ("sclip/cls_voc21.txt", True), "voc20": ("sclip/cls_voc20.txt", False),
-             "context": ("sclip/cls_context60.txt", True), "context59": ("sclip/cls_context59.txt", False),
-             "coco_object": ("sclip/cls_coco_object.txt", True)}
+    files = {
+        "voc": ("sclip/cls_voc21.txt", True),
+        "voc20": ("sclip/cls_voc20.txt", False),
+        "context": ("sclip/cls_context60.txt", True),
+        "context59": ("sclip/cls_context59.txt", False),
+        "coco_object": ("sclip/cls_coco_object.txt", True),
+    }
     configs = {}
     for key, (names, background) in files.items():
         scale, threshold, area = overrides.get(key, (logit_scale_default, 0.0, None))
         cfg = {"voc": "voc21", "context": "context60"}.get(key, key)
-        configs[key] = FieldConfig(336, 224, 112, scale, threshold, names, background, area,
-                                   f"{repository} configs/cfg_{cfg}.py (Resize scale (2048, 336)); {files_note}")
+        configs[key] = FieldConfig(
+            336,
+            224,
+            112,
+            scale,
+            threshold,
+            names,
+            background,
+            area,
+            f"{repository} configs/cfg_{cfg}.py (Resize scale (2048, 336)); {files_note}",
+        )
     return configs
 
 
 def _clearclip_like(note: str) -> dict[str, FieldConfig]:
     """ClearCLIP's harness: short side 448, window 448, stride 224, logit scale 50 (ClearCLIPSegmentation's
     defaults), its per-dataset prob_thd."""
-    rows = {"voc": ("clearclip/cls_voc21.txt", True, 0.5, "voc21", "its own cls_voc21.txt"),
-            "voc20": ("sclip/cls_voc20.txt", False, 0.0, "voc20", "SCLIP's cls_voc20.txt (ClearCLIP's unreadable)"),
-            "context": ("sclip/cls_context60.txt", True, 0.15, "context60",
-                        "SCLIP's cls_context60.txt (ClearCLIP's unreadable)"),
-            "context59": ("sclip/cls_context59.txt", False, 0.0, "context59",
-                          "SCLIP's cls_context59.txt (ClearCLIP's unreadable)"),
-            "coco_object": ("sclip/cls_coco_object.txt", True, 0.4, "coco_object",
-                            "SCLIP's cls_coco_object.txt (ClearCLIP's unreadable)")}
-    return {key: FieldConfig(448, 448, 224, 50.0, threshold, names, background, None,
-                             f"mc-lan/ClearCLIP configs/cfg_{cfg}.py (Resize scale (2048, 448)) and "
-                             f"clearclip_segmentor.py defaults (slide 448/224, logit_scale 50); {files}{note}")
-            for key, (names, background, threshold, cfg, files) in rows.items()}
+    rows = {
+        "voc": ("clearclip/cls_voc21.txt", True, 0.5, "voc21", "its own cls_voc21.txt"),
+        "voc20": ("sclip/cls_voc20.txt", False, 0.0, "voc20", "SCLIP's cls_voc20.txt (ClearCLIP's unreadable)"),
+        "context": (
+            "sclip/cls_context60.txt",
+            True,
+            0.15,
+            "context60",
+            "SCLIP's cls_context60.txt (ClearCLIP's unreadable)",
+        ),
+        "context59": (
+            "sclip/cls_context59.txt",
+            False,
+            0.0,
+            "context59",
+            "SCLIP's cls_context59.txt (ClearCLIP's unreadable)",
+        ),
+        "coco_object": (
+            "sclip/cls_coco_object.txt",
+            True,
+            0.4,
+            "coco_object",
+            "SCLIP's cls_coco_object.txt (ClearCLIP's unreadable)",
+        ),
+    }
+    return {
+        key: FieldConfig(
+            448,
+            448,
+            224,
+            50.0,
+            threshold,
+            names,
+            background,
+            None,
+            f"mc-lan/ClearCLIP configs/cfg_{cfg}.py (Resize scale (2048, 448)) and "
+            f"clearclip_segmentor.py defaults (slide 448/224, logit_scale 50); {files}{note}",
+        )
+        for key, (names, background, threshold, cfg, files) in rows.items()
+    }
 
 
 FIELD_CONFIGS: dict[str, dict[str, FieldConfig]] = {
-    "sclip": _sclip_like("wangf3014/SCLIP", "its own class-name files", 40.0,
-                         {"voc": (65.0, 0.1, 0.1), "context": (50.0, 0.1, None), "coco_object": (50.0, 0.1, None)}),
-    "naclip": _sclip_like("sinahmr/NACLIP",
-                          "SCLIP's class-name files (NACLIP's configs name cls_*.txt files that could not be read; "
-                          "its README: dataset configurations following SCLIP); PAMR off (NACLIP's default is on)",
-                          40.0, {"voc": (40.0, 0.1, None), "context": (40.0, 0.1, None),
-                                 "coco_object": (40.0, 0.1, None)}),
+    "sclip": _sclip_like(
+        "wangf3014/SCLIP",
+        "its own class-name files",
+        40.0,
+        {"voc": (65.0, 0.1, 0.1), "context": (50.0, 0.1, None), "coco_object": (50.0, 0.1, None)},
+    ),
+    "naclip": _sclip_like(
+        "sinahmr/NACLIP",
+        "SCLIP's class-name files (NACLIP's configs name cls_*.txt files that could not be read; "
+        "its README: dataset configurations following SCLIP); PAMR off (NACLIP's default is on)",
+        40.0,
+        {"voc": (40.0, 0.1, None), "context": (40.0, 0.1, None), "coco_object": (40.0, 0.1, None)},
+    ),
     "clearclip": _clearclip_like(""),
     "maskclip": _clearclip_like("; MaskCLIP as ClearCLIP's code evaluates it (model_type 'MaskCLIP')"),
 }
@@ -232,23 +289,44 @@ def field_protocol(method: str, preset_name: str, without_background: bool = Fal
     config = FIELD_CONFIGS[method].get(field_key(preset_name, without_background))
     if config is None:
         window, stride, scale, source = HARNESS_DEFAULTS[method]
-        return MethodProtocol("field", method, window=window, stride=stride, logit_scale=scale,
-                              templates=OPENAI_IMAGENET_TEMPLATES, background_words=False,
-                              source=f"no per-dataset config for {field_key(preset_name, without_background)}: "
-                                     f"{source}, the preset's vocabulary, no threshold")
-    return MethodProtocol("field", method, short_side=config.short_side, window=config.window, stride=config.stride,
-                          logit_scale=config.logit_scale, templates=OPENAI_IMAGENET_TEMPLATES,
-                          class_names=config.class_names, class_names_have_background=config.class_names_have_background,
-                          background_words=False, probability_threshold=config.probability_threshold,
-                          area_threshold=config.area_threshold, source=config.source)
+        return MethodProtocol(
+            "field",
+            method,
+            window=window,
+            stride=stride,
+            logit_scale=scale,
+            templates=OPENAI_IMAGENET_TEMPLATES,
+            background_words=False,
+            source=f"no per-dataset config for {field_key(preset_name, without_background)}: "
+            f"{source}, the preset's vocabulary, no threshold",
+        )
+    return MethodProtocol(
+        "field",
+        method,
+        short_side=config.short_side,
+        window=config.window,
+        stride=config.stride,
+        logit_scale=config.logit_scale,
+        templates=OPENAI_IMAGENET_TEMPLATES,
+        class_names=config.class_names,
+        class_names_have_background=config.class_names_have_background,
+        background_words=False,
+        probability_threshold=config.probability_threshold,
+        area_threshold=config.area_threshold,
+        source=config.source,
+    )
 
 
 def carlib_protocol(method: str, neighbourhood_std: float = NACLIP_GAUSSIAN_STD) -> MethodProtocol:
     """carlib's protocol: the method as CaR's proposal stage reads it (module docstring)."""
-    return MethodProtocol("carlib", method, neighbourhood_std=neighbourhood_std,
-                          source="carlib: the proposal stage's texts (queries without a template, the preset's "
-                                 "background words as 'a clean origami {}.'), the model's logit scale, one pass over "
-                                 "the image shrunk to max_side")
+    return MethodProtocol(
+        "carlib",
+        method,
+        neighbourhood_std=neighbourhood_std,
+        source="carlib: the proposal stage's texts (queries without a template, the preset's "
+        "background words as 'a clean origami {}.'), the model's logit scale, one pass over "
+        "the image shrunk to max_side",
+    )
 
 
 def make_protocol(name: str, method: str, preset_name: str, without_background: bool = False) -> MethodProtocol:
@@ -263,7 +341,9 @@ def make_protocol(name: str, method: str, preset_name: str, without_background: 
 # --- geometry ------------------------------------------------------------------------------------------------
 
 
-def short_side_size(height: int, width: int, short_side: int, long_side_limit: int = LONG_SIDE_LIMIT) -> tuple[int, int]:
+def short_side_size(
+    height: int, width: int, short_side: int, long_side_limit: int = LONG_SIDE_LIMIT
+) -> tuple[int, int]:
     """mmcv's keep-ratio rescale to ``(long_side_limit, short_side)``: (new height, new width).
 
     The scale is min(long_side_limit / long side, short_side / short side); each side becomes
@@ -283,9 +363,11 @@ def sliding_windows(height: int, width: int, window: int, stride: int) -> list[t
         ValueError: a window larger than the image (the harness would then run a smaller crop).
     """
     if window > min(height, width):
-        raise ValueError(f"the window ({window} px) is larger than the image ({height} x {width} px after "
-                         f"resizing); use --window of at most {min(height, width)} or --short-side of at least "
-                         f"{window}")
+        raise ValueError(
+            f"the window ({window} px) is larger than the image ({height} x {width} px after "
+            f"resizing); use --window of at most {min(height, width)} or --short-side of at least "
+            f"{window}"
+        )
     rows = max(height - window + stride - 1, 0) // stride + 1
     columns = max(width - window + stride - 1, 0) // stride + 1
     windows = []
@@ -337,14 +419,18 @@ class MethodAlone:
         carlib.towers.CapabilityError: a convolutional tower.
     """
 
-    def __init__(self, bundle: ClipBundle, preset: Preset, protocol: MethodProtocol,
-                 class_names: ClassNameList | None = None) -> None:
+    def __init__(
+        self, bundle: ClipBundle, preset: Preset, protocol: MethodProtocol, class_names: ClassNameList | None = None
+    ) -> None:
         spec = check_method(protocol.method)
         bundle.tower.require_attention(f"{spec.title} dense maps")
         self.bundle, self.preset, self.protocol = bundle, preset, protocol
         given = class_names is not None
-        classes = (len(class_names.labels) - (1 - class_names.first_label) if class_names is not None
-                   else len(preset.class_names))
+        classes = (
+            len(class_names.labels) - (1 - class_names.first_label)
+            if class_names is not None
+            else len(preset.class_names)
+        )
         if class_names is None and protocol.class_names is not None:
             background = protocol.class_names_have_background
             class_names = read_class_name_file(protocol.class_names, has_background=bool(background))
@@ -354,9 +440,11 @@ class MethodAlone:
             class_names = vocabulary_class_names(preset.class_names, preset.name)
         expected = classes + (1 if class_names.first_label == 0 else 0)
         if not given and len(class_names.labels) != expected:
-            raise ValueError(f"{class_names.source} lists {len(class_names.labels)} labels; preset {preset.name} has "
-                             f"{classes} classes{' plus the background' if class_names.first_label == 0 else ''} "
-                             f"({expected}): use a class-name file of that dataset")
+            raise ValueError(
+                f"{class_names.source} lists {len(class_names.labels)} labels; preset {preset.name} has "
+                f"{classes} classes{' plus the background' if class_names.first_label == 0 else ''} "
+                f"({expected}): use a class-name file of that dataset"
+            )
         self.class_names = class_names
         self.background = tuple(preset.settings.background) if protocol.background_words else ()
         self.num_labels = classes + 1
@@ -369,24 +457,37 @@ class MethodAlone:
 
     def texts_record(self) -> dict:
         """The protocol card's texts: templates, background words, the class-name list with its sha256."""
-        return {"templates": list(self.protocol.templates), "background_template": BACKGROUND_TEMPLATE,
-                "background_words": list(self.background), "class_names": self.class_names.to_dict(),
-                "logit_scale": self.logit_scale}
+        return {
+            "templates": list(self.protocol.templates),
+            "background_template": BACKGROUND_TEMPLATE,
+            "background_words": list(self.background),
+            "class_names": self.class_names.to_dict(),
+            "logit_scale": self.logit_scale,
+        }
 
     def image_record(self) -> dict:
         """The protocol card's geometry: resize rule, max side, window and stride."""
         protocol = self.protocol
         if protocol.short_side is None:
-            rule = ("shrunk to max_side (area) when larger; each window resized bicubically to a multiple of the "
-                    "patch size (no crop), positional embedding resized bilinearly")
+            rule = (
+                "shrunk to max_side (area) when larger; each window resized bicubically to a multiple of the "
+                "patch size (no crop), positional embedding resized bilinearly"
+            )
         else:
-            rule = (f"short side resized to {protocol.short_side} px (bilinear, keep ratio, long side at most "
-                    f"{protocol.long_side_limit}); each window resized bicubically to a multiple of the patch size "
-                    "(no crop), positional embedding resized bilinearly; maps resized bilinearly to each window, "
-                    "averaged where windows overlap, resized bilinearly to the image")
-        return {"resize_rule": rule, "max_side": self.max_side if protocol.short_side is None else None,
-                "short_side": protocol.short_side, "patch_size": self.bundle.patch_size,
-                "window": protocol.window, "stride": protocol.stride}
+            rule = (
+                f"short side resized to {protocol.short_side} px (bilinear, keep ratio, long side at most "
+                f"{protocol.long_side_limit}); each window resized bicubically to a multiple of the patch size "
+                "(no crop), positional embedding resized bilinearly; maps resized bilinearly to each window, "
+                "averaged where windows overlap, resized bilinearly to the image"
+            )
+        return {
+            "resize_rule": rule,
+            "max_side": self.max_side if protocol.short_side is None else None,
+            "short_side": protocol.short_side,
+            "patch_size": self.bundle.patch_size,
+            "window": protocol.window,
+            "stride": protocol.stride,
+        }
 
     @property
     def logit_scale(self) -> float:
@@ -423,11 +524,13 @@ class MethodAlone:
             pixels = proposal_input(crop, self.bundle.patch_size, self.bundle.mean, self.bundle.std).to(device)
             with torch.no_grad():
                 trunk = run_trunk(self.bundle, pixels, 0)
-                patches = dense_patch_embeddings(self.bundle, trunk, self.protocol.method,
-                                                 self.protocol.neighbourhood_std)
+                patches = dense_patch_embeddings(
+                    self.bundle, trunk, self.protocol.method, self.protocol.neighbourhood_std
+                )
                 maps = cosine_maps(patches, texts, trunk.grid)
-                maps = F.interpolate(maps[None], size=(bottom - top, right - left), mode="bilinear",
-                                     align_corners=False)[0]
+                maps = F.interpolate(
+                    maps[None], size=(bottom - top, right - left), mode="bilinear", align_corners=False
+                )[0]
             total[:, top:bottom, left:right] += maps
             count[:, top:bottom, left:right] += 1
         cosines = total / count
@@ -441,15 +544,31 @@ class MethodAlone:
         rgb = load_image(image)
         cosines, working_size, passes = self.cosines(rgb)
         labels, per_label, dropped = labels_from_cosines(
-            cosines, self.text_labels, self.num_labels, self.logit_scale, self.protocol.probability_threshold,
-            self.protocol.area_threshold)
-        return AloneResult(labels.to(torch.int32).cpu().numpy(), per_label.float().cpu().numpy(), working_size,
-                           passes, time.perf_counter() - start, dropped)
+            cosines,
+            self.text_labels,
+            self.num_labels,
+            self.logit_scale,
+            self.protocol.probability_threshold,
+            self.protocol.area_threshold,
+        )
+        return AloneResult(
+            labels.to(torch.int32).cpu().numpy(),
+            per_label.float().cpu().numpy(),
+            working_size,
+            passes,
+            time.perf_counter() - start,
+            dropped,
+        )
 
 
-def labels_from_cosines(cosines: torch.Tensor, text_labels: torch.Tensor, num_labels: int, logit_scale: float,
-                        probability_threshold: float = 0.0,
-                        area_threshold: float | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+def labels_from_cosines(
+    cosines: torch.Tensor,
+    text_labels: torch.Tensor,
+    num_labels: int,
+    logit_scale: float,
+    probability_threshold: float = 0.0,
+    area_threshold: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """The harness's post-processing: scale, softmax over every text, each label's best text, argmax, thresholds.
 
     Arguments:
@@ -487,11 +606,21 @@ def drop_small_classes(per_label: torch.Tensor, area_threshold: float) -> tuple[
     return result, [int(label) + 1 for label in torch.nonzero(~keep).flatten()]
 
 
-def protocol_from_options(name: str, method: str, preset_name: str, without_background: bool = False, *,
-                          short_side: object = "default", window: object = "default", stride: object = "default",
-                          logit_scale: float | None = None, probability_threshold: float | None = None,
-                          class_names: str | None = None, neighbourhood_std: float | None = None,
-                          templates: Sequence[str] | None = None) -> MethodProtocol:
+def protocol_from_options(
+    name: str,
+    method: str,
+    preset_name: str,
+    without_background: bool = False,
+    *,
+    short_side: object = "default",
+    window: object = "default",
+    stride: object = "default",
+    logit_scale: float | None = None,
+    probability_threshold: float | None = None,
+    class_names: str | None = None,
+    neighbourhood_std: float | None = None,
+    templates: Sequence[str] | None = None,
+) -> MethodProtocol:
     """The named protocol with the command line's values on top (``"default"``: the protocol's own; None for
     short side and window: off). Each value given is listed in the card's ``overrides``."""
     protocol = make_protocol(name, method, preset_name, without_background)
@@ -501,8 +630,11 @@ def protocol_from_options(name: str, method: str, preset_name: str, without_back
             changes[option] = value
     if "window" in changes and changes["window"] is None:
         changes["stride"] = None
-    for option, value in (("logit_scale", logit_scale), ("probability_threshold", probability_threshold),
-                          ("neighbourhood_std", neighbourhood_std)):
+    for option, value in (
+        ("logit_scale", logit_scale),
+        ("probability_threshold", probability_threshold),
+        ("neighbourhood_std", neighbourhood_std),
+    ):
         if value is not None:
             changes[option] = value
     if templates is not None:
@@ -534,8 +666,9 @@ class AloneSegmenter:
         """The :class:`MethodAlone` of these queries (built once per query list)."""
         key = tuple(queries)
         if key not in self._segmenters:
-            self._segmenters[key] = MethodAlone(self.bundle, self.preset, self.protocol,
-                                                class_names=vocabulary_class_names(key, source="the queries"))
+            self._segmenters[key] = MethodAlone(
+                self.bundle, self.preset, self.protocol, class_names=vocabulary_class_names(key, source="the queries")
+            )
         return self._segmenters[key]
 
     def segment(self, image, queries: Sequence[str]) -> CarResult:
@@ -546,8 +679,17 @@ class AloneSegmenter:
         label_map = result.label_map
         probabilities = np.clip(result.probabilities[1:], 0.0, 1.0).astype(np.float32)
         masks = np.stack([label_map == index + 1 for index in range(len(queries))])
-        scores = np.array([float(probabilities[index][mask].mean()) if mask.any() else 0.0
-                           for index, mask in enumerate(masks)], dtype=np.float32)
-        return CarResult(queries=list(queries), soft_masks=probabilities, masks=masks, scores=scores,
-                         label_map=label_map, steps=[], seconds={"method": result.seconds},
-                         working_size=result.working_size)
+        scores = np.array(
+            [float(probabilities[index][mask].mean()) if mask.any() else 0.0 for index, mask in enumerate(masks)],
+            dtype=np.float32,
+        )
+        return CarResult(
+            queries=list(queries),
+            soft_masks=probabilities,
+            masks=masks,
+            scores=scores,
+            label_map=label_map,
+            steps=[],
+            seconds={"method": result.seconds},
+            working_size=result.working_size,
+        )

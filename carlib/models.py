@@ -350,7 +350,11 @@ def _tag_of_location(name: str, checkpoint: Path) -> str | None:
 
 
 def _load_open_clip(
-    name: str, pretrained: str | None, *, seed: int, quick_gelu: bool | None,
+    name: str,
+    pretrained: str | None,
+    *,
+    seed: int,
+    quick_gelu: bool | None,
     tokenizer: str | os.PathLike | None = None,
 ) -> ClipBundle:
     _check_model_name(name)
@@ -388,8 +392,10 @@ def _load_open_clip(
     source = f"seed {seed}" if checkpoint is None else f"{pretrained!r} ({path})" if tag_cfg else str(path)
     note = f"{name} weights from {source}: {activation.name} ({activation.reason})"
     if checkpoint is not None and seeded:
-        note += (f"; SEEDED RANDOM weights written by `carlib weights --random-seed` (seed "
-                 f"{checkpoint.metadata[SEEDED_WEIGHTS_KEY]}): results mean nothing, delete the file for real ones")
+        note += (
+            f"; SEEDED RANDOM weights written by `carlib weights --random-seed` (seed "
+            f"{checkpoint.metadata[SEEDED_WEIGHTS_KEY]}): results mean nothing, delete the file for real ones"
+        )
 
     if not tag_cfg and path is not None:
         location_tag = _tag_of_location(name, path)
@@ -423,7 +429,10 @@ def _preprocessing(tower: VisionTower, tag_cfg: dict) -> tuple[Callable, tuple, 
     mean = tuple(tag_cfg.get("mean", preprocess_cfg.get("mean", OPENAI_CLIP_MEAN)))
     std = tuple(tag_cfg.get("std", preprocess_cfg.get("std", OPENAI_CLIP_STD)))
     preprocess = open_clip.image_transform(
-        tower.image_size, is_train=False, mean=mean, std=std,
+        tower.image_size,
+        is_train=False,
+        mean=mean,
+        std=std,
         resize_mode=tag_cfg.get("resize_mode", preprocess_cfg.get("resize_mode")),
         interpolation=tag_cfg.get("interpolation", preprocess_cfg.get("interpolation")),
     )
@@ -431,7 +440,7 @@ def _preprocessing(tower: VisionTower, tag_cfg: dict) -> tuple[Callable, tuple, 
 
 
 HF_TOKENIZER_HINT = (
-    "on a machine with internet run once: python -c \"from transformers import AutoTokenizer; "
+    'on a machine with internet run once: python -c "from transformers import AutoTokenizer; '
     "AutoTokenizer.from_pretrained('{repo}').save_pretrained('{folder}')\" and pass tokenizer='{folder}' "
     "(command line: --tokenizer {folder})"
 )
@@ -456,8 +465,9 @@ class MissingTokenizer:
         raise WeightsNotFoundError(self.message)
 
 
-def _tokenizer_for(name: str, tokenizer: str | os.PathLike | None,
-                   required: bool = True) -> Callable[[Sequence[str]], torch.Tensor]:
+def _tokenizer_for(
+    name: str, tokenizer: str | os.PathLike | None, required: bool = True
+) -> Callable[[Sequence[str]], torch.Tensor]:
     """The model's tokenizer: open_clip's BPE, or (SigLIP) a Hugging Face tokenizer from ``tokenizer`` or the cache.
 
     Arguments:
@@ -473,8 +483,10 @@ def _tokenizer_for(name: str, tokenizer: str | os.PathLike | None,
     repo = text_cfg.get("hf_tokenizer_name")
     if not repo:
         if tokenizer is not None:
-            raise ValueError(f"{name} uses open_clip's own BPE tokenizer; tokenizer= is only for models "
-                             "whose tokenizer comes from Hugging Face (SigLIP)")
+            raise ValueError(
+                f"{name} uses open_clip's own BPE tokenizer; tokenizer= is only for models "
+                "whose tokenizer comes from Hugging Face (SigLIP)"
+            )
         return open_clip.get_tokenizer(name)
     folder = f"{name.lower()}-tokenizer"
     options = dict(context_length=text_cfg.get("context_length"), **text_cfg.get("tokenizer_kwargs", {}))
@@ -488,15 +500,18 @@ def _tokenizer_for(name: str, tokenizer: str | os.PathLike | None,
     if tokenizer is not None:
         path = Path(tokenizer).expanduser()
         if not path.is_dir():
-            raise WeightsNotFoundError(f"tokenizer folder not found: {path}; " + HF_TOKENIZER_HINT.format(
-                repo=repo, folder=path))
+            raise WeightsNotFoundError(
+                f"tokenizer folder not found: {path}; " + HF_TOKENIZER_HINT.format(repo=repo, folder=path)
+            )
         return open_clip.tokenizer.HFTokenizer(str(path), **options)
     online = not _offline() and _hub_reachable()
     try:
         return open_clip.tokenizer.HFTokenizer(repo, local_files_only=not online, **options)
     except Exception as error:  # transformers raises OSError, ValueError, HF errors...: one message for the user
-        message = (f"{name}'s tokenizer (Hugging Face '{repo}') is not on this machine ({type(error).__name__}); "
-                   + HF_TOKENIZER_HINT.format(repo=repo, folder=folder))
+        message = (
+            f"{name}'s tokenizer (Hugging Face '{repo}') is not on this machine ({type(error).__name__}); "
+            + HF_TOKENIZER_HINT.format(repo=repo, folder=folder)
+        )
         if not required:
             return MissingTokenizer(message)
         raise WeightsNotFoundError(message) from None
@@ -588,8 +603,10 @@ def _load_shapes_clip(name: str, pretrained: str | None) -> ClipBundle:
     family = config.get("family", "clip")
     expected = "siglip" if name == "shapes-siglip" else "clip"
     if family != expected:
-        raise CheckpointError(f"{folder} holds a ShapesWorld {family!r} model, but {name!r} is the {expected!r} one; "
-                              f"load it as {'shapes-siglip' if family == 'siglip' else 'shapes'}")
+        raise CheckpointError(
+            f"{folder} holds a ShapesWorld {family!r} model, but {name!r} is the {expected!r} one; "
+            f"load it as {'shapes-siglip' if family == 'siglip' else 'shapes'}"
+        )
     model = build_shapes_clip(config)
     open_checkpoint(weights_path).load_into(model, name)
     mean = tuple(config.get("mean", OPENAI_CLIP_MEAN))

@@ -63,14 +63,23 @@ def parse_model_spec(spec: str) -> tuple[str, str | None]:
     if not name:
         raise ValueError(f"model {spec!r} has no name; write NAME[:TAG|PATH], e.g. ViT-B-16:openai")
     if name not in SHAPES_MODELS and name not in open_clip.list_models():
-        raise ValueError(f"unknown model {name!r}; `carlib models` lists the families, open_clip.list_models() "
-                         f"every name, and {', '.join(SHAPES_MODELS)} are the ShapesWorld models")
+        raise ValueError(
+            f"unknown model {name!r}; `carlib models` lists the families, open_clip.list_models() "
+            f"every name, and {', '.join(SHAPES_MODELS)} are the ShapesWorld models"
+        )
     return name, (pretrained.strip() or None)
 
 
-def load_models(preset: Preset, model: str = "auto", device: str | None = None,
-                quick_gelu: bool | None = None, *, proposal: str | None = None,
-                classifier: str | None = None, tokenizer: str | None = None) -> LoadedModels:
+def load_models(
+    preset: Preset,
+    model: str = "auto",
+    device: str | None = None,
+    quick_gelu: bool | None = None,
+    *,
+    proposal: str | None = None,
+    classifier: str | None = None,
+    tokenizer: str | None = None,
+) -> LoadedModels:
     """Load the proposal and classifier CLIPs for a preset.
 
     Arguments:
@@ -95,10 +104,15 @@ def load_models(preset: Preset, model: str = "auto", device: str | None = None,
     """
     if model not in MODEL_CHOICES:
         raise ValueError(f"unknown model choice {model!r}; choose one of {MODEL_CHOICES}")
-    explicit = {role: parse_model_spec(spec) for role, spec in (("proposal", proposal), ("classifier", classifier))
-                if spec is not None}
-    preset_roles = {"proposal": (preset.proposal_model, preset.proposal_pretrained),
-                    "classifier": (preset.classifier_model, preset.classifier_pretrained)}
+    explicit = {
+        role: parse_model_spec(spec)
+        for role, spec in (("proposal", proposal), ("classifier", classifier))
+        if spec is not None
+    }
+    preset_roles = {
+        "proposal": (preset.proposal_model, preset.proposal_pretrained),
+        "classifier": (preset.classifier_model, preset.classifier_pretrained),
+    }
     chosen: dict[str, tuple[str, str | None]] = dict(explicit)
     description = ""
     cache: dict[tuple[str, str | None], ClipBundle] = {}  # the availability check's models are the ones returned
@@ -132,9 +146,13 @@ def load_models(preset: Preset, model: str = "auto", device: str | None = None,
     return LoadedModels(proposal_bundle, classifier_bundle, description)
 
 
-def _load_roles(roles: dict[str, tuple[str, str | None]], device: str | None, quick_gelu: bool | None,
-                tokenizer: str | None,
-                loaded: dict[tuple[str, str | None], ClipBundle] | None = None) -> dict[str, ClipBundle]:
+def _load_roles(
+    roles: dict[str, tuple[str, str | None]],
+    device: str | None,
+    quick_gelu: bool | None,
+    tokenizer: str | None,
+    loaded: dict[tuple[str, str | None], ClipBundle] | None = None,
+) -> dict[str, ClipBundle]:
     """Each role's bundle; roles naming the same model and weights share one (also with ``loaded``, which keeps
     every model loaded here)."""
     loaded = {} if loaded is None else loaded
@@ -181,8 +199,9 @@ def car_from_preset(
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     settings = preset.settings.replace(**changes) if changes else preset.settings
-    return CaR(models.proposal, models.classifier, settings, proposals=proposals, classifier=classifier,
-               sam_source=sam_source)
+    return CaR(
+        models.proposal, models.classifier, settings, proposals=proposals, classifier=classifier, sam_source=sam_source
+    )
 
 
 @dataclass
@@ -228,8 +247,9 @@ def vocabulary_recurrences(car: CaR, preset: Preset, image: ImageInput) -> list[
     return recurrences
 
 
-def vocabulary_segmentation(car: CaR, recurrences: list[tuple[SemanticPass, Recurrence]],
-                            results: list[CarResult]) -> SemanticSegmentation:
+def vocabulary_segmentation(
+    car: CaR, recurrences: list[tuple[SemanticPass, Recurrence]], results: list[CarResult]
+) -> SemanticSegmentation:
     """Paint the passes' results (``car.finish`` of each recurrence) into one label map of dataset class ids."""
     label_map = np.zeros(recurrences[0][1].image_size, dtype=np.int32)
     passes: dict[str, CarResult] = {}

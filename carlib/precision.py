@@ -101,8 +101,12 @@ def _attention_input_layout(module: torch.nn.Module, args: tuple):
     if not isinstance(module, torch.nn.MultiheadAttention) or not module.batch_first or len(args) < 3:
         return None
     query = args[0]
-    if not isinstance(query, torch.Tensor) or query.dim() != 3 or query.device.type != "cpu" \
-            or not torch.is_autocast_enabled("cpu"):
+    if (
+        not isinstance(query, torch.Tensor)
+        or query.dim() != 3
+        or query.device.type != "cpu"
+        or not torch.is_autocast_enabled("cpu")
+    ):
         return None
     relaid = {}
     for tensor in args[:3]:

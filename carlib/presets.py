@@ -206,7 +206,9 @@ class Preset:
         object.__setattr__(self, "notes", tuple(self.notes))
         object.__setattr__(self, "paper_values", dict(self.paper_values))
         if not isinstance(self.settings, CarSettings):
-            raise ValueError(f"preset {self.name!r}: settings must be a CarSettings, got {type(self.settings).__name__}")
+            raise ValueError(
+                f"preset {self.name!r}: settings must be a CarSettings, got {type(self.settings).__name__}"
+            )
         if self.settings.mode == "semantic" and self.vocabulary is None:
             raise ValueError(f"preset {self.name!r}: a semantic preset needs a vocabulary")
         if self.things_stuff is not None:
@@ -289,7 +291,8 @@ class Preset:
         stuff_names = tuple(queries[i] for i in split.stuff_ids)
         things_background = self.settings.background if split.things_background == "preset" else stuff_names
         stuff_settings = self.settings.replace(
-            background=thing_names, prompt_kinds=split.stuff_prompt_kinds,
+            background=thing_names,
+            prompt_kinds=split.stuff_prompt_kinds,
             crf=self.settings.crf.replace(bg_factor=split.stuff_bg_factor),
         )
         return (
@@ -378,8 +381,13 @@ _THINGS_STUFF_NOTE = (
 def _voc() -> Preset:
     return Preset(
         name="voc",
-        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.4, confidence_threshold=0.6, clipes_threshold=0.4,
-                                           prompt_kinds=("circle", "blur"), sam=SamSettings(iom_threshold=0.6)),
+        settings=SEMANTIC_SETTINGS.replace(
+            mask_threshold=0.4,
+            confidence_threshold=0.6,
+            clipes_threshold=0.4,
+            prompt_kinds=("circle", "blur"),
+            sam=SamSettings(iom_threshold=0.6),
+        ),
         vocabulary=VOC,
         source=_CFG + "voc.yaml",
         paper_values=dict(_PAPER_SAM),
@@ -398,8 +406,13 @@ def _voc() -> Preset:
 def _coco_object() -> Preset:
     return Preset(
         name="coco_object",
-        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.5, confidence_threshold=0.3, clipes_threshold=0.5,
-                                           prompt_kinds=("blur", "gray"), sam=SamSettings(iom_threshold=0.7)),
+        settings=SEMANTIC_SETTINGS.replace(
+            mask_threshold=0.5,
+            confidence_threshold=0.3,
+            clipes_threshold=0.5,
+            prompt_kinds=("blur", "gray"),
+            sam=SamSettings(iom_threshold=0.7),
+        ),
         vocabulary=COCO_OBJECT,
         source=_CFG + "coco.yaml",
         notes=("the COCO vocabulary keeps the reference's typo 'sknowboard'", _SAM_NOTE),
@@ -409,8 +422,13 @@ def _coco_object() -> Preset:
 def _context() -> Preset:
     return Preset(
         name="context",
-        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.6, confidence_threshold=0.25, clipes_threshold=0.4,
-                                           prompt_kinds=("blur", "circle"), sam=SamSettings(iom_threshold=0.5)),
+        settings=SEMANTIC_SETTINGS.replace(
+            mask_threshold=0.6,
+            confidence_threshold=0.25,
+            clipes_threshold=0.4,
+            prompt_kinds=("blur", "circle"),
+            sam=SamSettings(iom_threshold=0.5),
+        ),
         vocabulary=CONTEXT_59,
         things_stuff=ThingsStuff(
             thing_ids=CONTEXT_59_THING_IDS,
@@ -431,9 +449,14 @@ def _context() -> Preset:
 def _ade150() -> Preset:
     return Preset(
         name="ade150",
-        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.6, confidence_threshold=0.25, clipes_threshold=0.7,
-                                           prompt_kinds=("gray", "blur"), sam=SamSettings(iom_threshold=0.6),
-                                           max_side=ADE_MAX_SIDE),
+        settings=SEMANTIC_SETTINGS.replace(
+            mask_threshold=0.6,
+            confidence_threshold=0.25,
+            clipes_threshold=0.7,
+            prompt_kinds=("gray", "blur"),
+            sam=SamSettings(iom_threshold=0.6),
+            max_side=ADE_MAX_SIDE,
+        ),
         vocabulary=ADE_150,
         things_stuff=ThingsStuff(
             thing_ids=ADE_150_THING_IDS,
@@ -459,9 +482,14 @@ def _ade150() -> Preset:
 def _ade847() -> Preset:
     return Preset(
         name="ade847",
-        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.6, confidence_threshold=0.25, clipes_threshold=0.7,
-                                           prompt_kinds=("gray", "blur"), sam=SamSettings(iom_threshold=0.6),
-                                           max_side=ADE_MAX_SIDE),
+        settings=SEMANTIC_SETTINGS.replace(
+            mask_threshold=0.6,
+            confidence_threshold=0.25,
+            clipes_threshold=0.7,
+            prompt_kinds=("gray", "blur"),
+            sam=SamSettings(iom_threshold=0.6),
+            max_side=ADE_MAX_SIDE,
+        ),
         vocabulary=ADE_847,
         things_stuff=ThingsStuff(
             thing_ids=ADE_847_THING_IDS,
@@ -490,8 +518,13 @@ def _ade847() -> Preset:
 def _context459() -> Preset:
     return Preset(
         name="context459",
-        settings=SEMANTIC_SETTINGS.replace(mask_threshold=0.4, confidence_threshold=0.25, clipes_threshold=0.7,
-                                           prompt_kinds=("gray", "blur"), sam=SamSettings(iom_threshold=0.6)),
+        settings=SEMANTIC_SETTINGS.replace(
+            mask_threshold=0.4,
+            confidence_threshold=0.25,
+            clipes_threshold=0.7,
+            prompt_kinds=("gray", "blur"),
+            sam=SamSettings(iom_threshold=0.6),
+        ),
         vocabulary=CONTEXT_459,
         things_stuff=ThingsStuff(
             thing_ids=CONTEXT_459_THING_IDS,
@@ -524,8 +557,14 @@ _REFERRING_NOTES = (
 
 def _referring(name: str, eta: float, theta: float, lam: float, prompts: tuple[str, ...], **extra: Any) -> Preset:
     settings = CarSettings(
-        mode="referring", mask_threshold=eta, confidence_threshold=theta, clipes_threshold=lam, prompt_kinds=prompts,
-        background=BACKGROUND_SETS["default"], templates=REFERRING_TEMPLATES, classifier_aggregation="softmax",
+        mode="referring",
+        mask_threshold=eta,
+        confidence_threshold=theta,
+        clipes_threshold=lam,
+        prompt_kinds=prompts,
+        background=BACKGROUND_SETS["default"],
+        templates=REFERRING_TEMPLATES,
+        classifier_aggregation="softmax",
         sam=SamSettings(iom_threshold=0.5),
     )
     return Preset(name=name, settings=settings, classifier_model="ViT-B-16", **extra)
@@ -533,7 +572,11 @@ def _referring(name: str, eta: float, theta: float, lam: float, prompts: tuple[s
 
 def _refcoco() -> Preset:
     return _referring(
-        "refcoco", 0.5, 0.3, 0.5, ("circle",),
+        "refcoco",
+        0.5,
+        0.3,
+        0.5,
+        ("circle",),
         source=_CFG + "refcoco.yaml",
         paper_values={"prompt_kinds": ("circle", "blur")},
         notes=("refcoco.yaml uses circle only; the supplementary says circle + blur",) + _REFERRING_NOTES,
@@ -542,7 +585,11 @@ def _refcoco() -> Preset:
 
 def _refcoco_plus() -> Preset:
     return _referring(
-        "refcoco+", 0.2, 0.1, 0.5, ("circle", "blur"),
+        "refcoco+",
+        0.2,
+        0.1,
+        0.5,
+        ("circle", "blur"),
         source=_CFG + "refcoco+.yaml",
         notes=_REFERRING_NOTES,
     )
@@ -550,7 +597,11 @@ def _refcoco_plus() -> Preset:
 
 def _refcocog() -> Preset:
     return _referring(
-        "refcocog", 0.5, 0.1, 0.6, ("circle", "blur"),
+        "refcocog",
+        0.5,
+        0.1,
+        0.6,
+        ("circle", "blur"),
         source=_CFG + "refcocog.yaml",
         notes=(
             "refcocog.yaml sets test.ds_name 'refcoco+' with splitby 'umd': as published it would evaluate "
@@ -562,13 +613,16 @@ def _refcocog() -> Preset:
 
 def _gres() -> Preset:
     return _referring(
-        "gres", 0.5, 0.0, 0.3, ("circle",),
+        "gres",
+        0.5,
+        0.0,
+        0.3,
+        ("circle",),
         source=_CFG + "gres.yaml",
         notes=(
             "gres.yaml sets confidence_threshold 0, so no expression is ever rejected: a no-target "
             "expression is predicted empty only when its post-processed mask is empty",
-            "the classifier is ViT-L/14 (gres.yaml semantic_clip_model_name), not the ViT-B/16 of the "
-            "RefCOCO configs",
+            "the classifier is ViT-L/14 (gres.yaml semantic_clip_model_name), not the ViT-B/16 of the RefCOCO configs",
             "one sample per sentence, scored against the union of its referred objects as the GRES benchmark "
             "does (ReLA); the official data/gres.py scores against the first object's mask only",
             "the official evaluate.py scores GRES with its RefCOCO loop (mean IoU, 0 when prediction and ground "
@@ -580,15 +634,20 @@ def _gres() -> Preset:
 
 def _refdavis17() -> Preset:
     return _referring(
-        "refdavis17", 0.5, 0.1, 0.6, ("circle", "blur"),
+        "refdavis17",
+        0.5,
+        0.1,
+        0.6,
+        ("circle", "blur"),
         source="none: the official code has no video evaluation and the paper gives no video setting; these are "
-               "RefCOCOg's values (" + _CFG + "refcocog.yaml)",
+        "RefCOCOg's values (" + _CFG + "refcocog.yaml)",
         notes=(
             "settings chosen by carlib, not published: RefCOCOg's, whose sentence-long expressions are the most like "
             "Ref-DAVIS17's (docs/datasets.md, section Ref-DAVIS17)",
             "every frame is segmented on its own, one CaR run per object and expression set; with one expression "
             "the classifier's softmax over the surviving sentences is 1, so θ never drops it",
-        ) + _REFERRING_NOTES,
+        )
+        + _REFERRING_NOTES,
     )
 
 

@@ -59,8 +59,12 @@ def mask_center_and_extent(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def check_blur_kernel(blur_kernel: object) -> None:
     """Raise ValueError unless ``blur_kernel`` is a positive odd int (cv2's Gaussian kernel side)."""
-    if isinstance(blur_kernel, bool) or not isinstance(blur_kernel, (int, np.integer)) or blur_kernel < 1 \
-            or blur_kernel % 2 == 0:
+    if (
+        isinstance(blur_kernel, bool)
+        or not isinstance(blur_kernel, (int, np.integer))
+        or blur_kernel < 1
+        or blur_kernel % 2 == 0
+    ):
         raise ValueError(f"blur_kernel must be a positive odd int (cv2 requires it), e.g. 15; got {blur_kernel!r}")
 
 
@@ -120,9 +124,7 @@ def apply_visual_prompts(
     inside = _as_bool_mask(mask, image.shape[:2])
     selected = prompt_kind_names(kinds)
     if gray_formula not in _GRAY_CODES:
-        raise ValueError(
-            f"unknown gray_formula {gray_formula!r}; use one of {sorted(_GRAY_CODES)}"
-        )
+        raise ValueError(f"unknown gray_formula {gray_formula!r}; use one of {sorted(_GRAY_CODES)}")
     if "blur" in selected:
         check_blur_kernel(blur_kernel)
 
@@ -179,8 +181,15 @@ class PromptedImages(Sequence):
         drawn: how many images were drawn so far.
     """
 
-    def __init__(self, image: np.ndarray, proposals: np.ndarray, threshold: float,
-                 kinds: str | Sequence[str], *, blur_kernel: int = REFERENCE_BLUR_KERNEL) -> None:
+    def __init__(
+        self,
+        image: np.ndarray,
+        proposals: np.ndarray,
+        threshold: float,
+        kinds: str | Sequence[str],
+        *,
+        blur_kernel: int = REFERENCE_BLUR_KERNEL,
+    ) -> None:
         self.image, self.proposals, self.threshold = image, proposals, threshold
         self.kinds, self.blur_kernel = kinds, blur_kernel
         self.seconds = 0.0
@@ -195,8 +204,9 @@ class PromptedImages(Sequence):
         if not -len(self) <= index < len(self):
             raise IndexError(f"prompted image {index} of {len(self)}")
         start = time.perf_counter()
-        prompted = apply_visual_prompts(self.image, self.proposals[index] > self.threshold, self.kinds,
-                                        blur_kernel=self.blur_kernel)
+        prompted = apply_visual_prompts(
+            self.image, self.proposals[index] > self.threshold, self.kinds, blur_kernel=self.blur_kernel
+        )
         self.seconds += time.perf_counter() - start
         self.drawn += 1
         return prompted
@@ -206,9 +216,7 @@ def _as_rgb_uint8(image: np.ndarray | Image.Image) -> np.ndarray:
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
-        raise ValueError(
-            f"image must be an HxWx3 uint8 RGB numpy array or a PIL image, got {type(image).__name__}"
-        )
+        raise ValueError(f"image must be an HxWx3 uint8 RGB numpy array or a PIL image, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(
             f"image must be an HxWx3 uint8 RGB array, got shape {image.shape} dtype {image.dtype}; "

@@ -142,16 +142,20 @@ class DenseMapProposals:
             cams.append(result.upsampled())
             if settings.use_clip_es:
                 assert work.affinity is not None  # computed whenever CLIP-ES is on (layers > 0)
-                proposals.append(refine_with_affinity(result.cams, work.affinity, threshold=settings.clipes_threshold,
-                                                      output_size=result.image_size))
+                proposals.append(
+                    refine_with_affinity(
+                        result.cams, work.affinity, threshold=settings.clipes_threshold, output_size=result.image_size
+                    )
+                )
             else:
                 proposals.append(cams[-1])
         if len(groups) == 1:  # no copy: at 847 queries each array is N x H x W float32 (0.9 GB at 512 x 512)
             return ProposalMaps(cams[0], proposals[0])
         return ProposalMaps(np.concatenate(cams), np.concatenate(proposals))
 
-    def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
-             settings: CarSettings) -> CamResult:
+    def maps(
+        self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor, settings: CarSettings
+    ) -> CamResult:
         """The texts' maps on the patch grid from the image's work (queries and background: unit embeddings)."""
         raise NotImplementedError
 
@@ -163,13 +167,21 @@ class GradCamProposals(DenseMapProposals):
         bundle: the proposal CLIP (ViT-B/16 in the paper).
     """
 
-    def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
-             settings: CarSettings) -> CamResult:
+    def maps(
+        self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor, settings: CarSettings
+    ) -> CamResult:
         target = None if settings.cam_target == "auto" else settings.cam_target
-        return gradcam_from_trunk(self.bundle, work.trunk, queries, background, target=target,
-                                  image_size=work.image_size, center_features=settings.center_cam_features,
-                                  attention=work.attention,
-                                  score_kind=score_kind_for(self.bundle.training_loss, settings.score_rule))
+        return gradcam_from_trunk(
+            self.bundle,
+            work.trunk,
+            queries,
+            background,
+            target=target,
+            image_size=work.image_size,
+            center_features=settings.center_cam_features,
+            attention=work.attention,
+            score_kind=score_kind_for(self.bundle.training_loss, settings.score_rule),
+        )
 
 
 class DenseMethodProposals(DenseMapProposals):
@@ -190,15 +202,21 @@ class DenseMethodProposals(DenseMapProposals):
 
     method: str = "maskclip"
 
-    def maps(self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor,
-             settings: CarSettings) -> CamResult:
+    def maps(
+        self, work: ImageWork, queries: torch.Tensor, background: torch.Tensor, settings: CarSettings
+    ) -> CamResult:
         key = ("patches", self.method, settings.neighbourhood_std if self.method == "naclip" else None)
         if key not in work.extra:
             work.extra[key] = dense_patch_embeddings(self.bundle, work.trunk, self.method, settings.neighbourhood_std)
         with torch.no_grad():
-            probabilities = dense_probabilities(work.extra[key], torch.cat([queries, background]),
-                                                len(queries), float(self.bundle.logit_scale), self.bundle.logit_bias,
-                                                score_kind_for(self.bundle.training_loss, settings.score_rule))
+            probabilities = dense_probabilities(
+                work.extra[key],
+                torch.cat([queries, background]),
+                len(queries),
+                float(self.bundle.logit_scale),
+                self.bundle.logit_bias,
+                score_kind_for(self.bundle.training_loss, settings.score_rule),
+            )
         return maskclip_result(probabilities, work.trunk.grid, work.image_size, work.attention)
 
 
@@ -226,7 +244,11 @@ class NaclipProposals(DenseMethodProposals):
     method = "naclip"
 
 
-PROPOSAL_STAGES: dict[str, type] = {"gradcam": GradCamProposals, "maskclip": MaskClipProposals,
-                                     "sclip": SclipProposals, "clearclip": ClearClipProposals,
-                                     "naclip": NaclipProposals}
+PROPOSAL_STAGES: dict[str, type] = {
+    "gradcam": GradCamProposals,
+    "maskclip": MaskClipProposals,
+    "sclip": SclipProposals,
+    "clearclip": ClearClipProposals,
+    "naclip": NaclipProposals,
+}
 """``CarSettings.proposal_method`` -> the stage class :class:`carlib.car.CaR` builds for it."""

@@ -83,8 +83,11 @@ def model_record(bundle) -> dict:
 
 def models_record(models) -> dict:
     """Both roles of a :class:`carlib.pipeline.LoadedModels` (``classifier`` is None when a run has none)."""
-    return {"description": models.description, "proposal": model_record(models.proposal),
-            "classifier": model_record(models.classifier) if models.classifier is not None else None}
+    return {
+        "description": models.description,
+        "proposal": model_record(models.proposal),
+        "classifier": model_record(models.classifier) if models.classifier is not None else None,
+    }
 
 
 def carlib_record() -> dict:
@@ -94,10 +97,19 @@ def carlib_record() -> dict:
     root = Path(__file__).resolve().parent.parent
     commit = dirty = None
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip() or None
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            or None
+        )
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         dirty = bool(status.strip())
     except (OSError, subprocess.SubprocessError):
         pass
@@ -115,8 +127,13 @@ def software_record() -> dict:
         timm_version = timm.__version__
     except ImportError:  # timm is optional for open_clip's own towers
         timm_version = None
-    return {"python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
-            "timm": timm_version, "numpy": numpy.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "timm": timm_version,
+        "numpy": numpy.__version__,
+    }
 
 
 def device_record(device, amp: str = "off") -> dict:
@@ -155,8 +172,8 @@ def car_texts_record(preset: Preset, settings: CarSettings, queries: Sequence[st
     """CaR's texts: the CAM and classifier templates, the background words of each pass, the class-name list
     (the preset's vocabulary, or ``queries`` when given: ``carlib segment``)."""
     record: dict[str, Any] = {
-        "cam_templates": ["{}"] + ([BACKGROUND_TEMPLATE + " (from step 2)"] if settings.templated_cams_after_first_step
-                                   else []),
+        "cam_templates": ["{}"]
+        + ([BACKGROUND_TEMPLATE + " (from step 2)"] if settings.templated_cams_after_first_step else []),
         "classifier_templates": list(settings.templates),
         "background_template": BACKGROUND_TEMPLATE,
         "background_words": list(settings.background),
@@ -165,8 +182,10 @@ def car_texts_record(preset: Preset, settings: CarSettings, queries: Sequence[st
         record["class_names"] = vocabulary_class_names(queries, source="the queries").to_dict()
     elif preset.vocabulary is not None:
         if preset.things_stuff is not None:
-            record["background_words_per_pass"] = {semantic_pass.name: list(semantic_pass.settings.background)
-                                                   for semantic_pass in preset.replace(settings=settings).semantic_passes()}
+            record["background_words_per_pass"] = {
+                semantic_pass.name: list(semantic_pass.settings.background)
+                for semantic_pass in preset.replace(settings=settings).semantic_passes()
+            }
         record["class_names"] = vocabulary_class_names(preset.class_names, preset.name).to_dict()
     return record
 
@@ -175,8 +194,8 @@ def car_image_record(settings: CarSettings, proposal_bundle) -> dict:
     """CaR's geometry: the image shrunk to max_side, the proposal CLIP's patch-aligned resize, no windows."""
     return {
         "resize_rule": "shrunk to max_side (area) when larger; the proposal CLIP reads it resized bicubically to a "
-                       "multiple of its patch size (no crop), its positional embedding resized bilinearly to the "
-                       "grid; the classifier reads each prompted image through the model's own preprocessing",
+        "multiple of its patch size (no crop), its positional embedding resized bilinearly to the "
+        "grid; the classifier reads each prompted image through the model's own preprocessing",
         "max_side": resolve_max_side(settings.max_side, proposal_bundle),
         "max_side_setting": settings.max_side,
         "patch_size": proposal_bundle.patch_size,
@@ -185,21 +204,46 @@ def car_image_record(settings: CarSettings, proposal_bundle) -> dict:
     }
 
 
-def dataset_record(name: str, split: str, ids: Sequence[str], *, without_background: bool = False,
-                   data_root: str | None = None, class_labels: Sequence[str] = (),
-                   extra: dict | None = None) -> dict:
+def dataset_record(
+    name: str,
+    split: str,
+    ids: Sequence[str],
+    *,
+    without_background: bool = False,
+    data_root: str | None = None,
+    class_labels: Sequence[str] = (),
+    extra: dict | None = None,
+) -> dict:
     """The data a number was measured on: dataset, split, sample count and ids checksum, label space."""
-    record = {"name": name, "split": split, "samples": len(ids), "ids_sha256": text_sha256(list(ids)),
-              "without_background": without_background, "data_root": data_root,
-              "labels": list(class_labels), "labels_sha256": text_sha256(list(class_labels))}
+    record = {
+        "name": name,
+        "split": split,
+        "samples": len(ids),
+        "ids_sha256": text_sha256(list(ids)),
+        "without_background": without_background,
+        "data_root": data_root,
+        "labels": list(class_labels),
+        "labels_sha256": text_sha256(list(class_labels)),
+    }
     record.update(extra or {})
     return record
 
 
-def protocol_card(*, preset: Preset, settings: CarSettings, models, kind: str, method: str,
-                  post: str | None, device, amp: str = "off", texts: dict | None = None,
-                  image: dict | None = None, dataset: dict | None = None,
-                  method_protocol: dict | None = None) -> dict:
+def protocol_card(
+    *,
+    preset: Preset,
+    settings: CarSettings,
+    models,
+    kind: str,
+    method: str,
+    post: str | None,
+    device,
+    amp: str = "off",
+    texts: dict | None = None,
+    image: dict | None = None,
+    dataset: dict | None = None,
+    method_protocol: dict | None = None,
+) -> dict:
     """The card of one run (module docstring).
 
     Arguments:

@@ -48,8 +48,9 @@ def scaled_logits(embeddings: torch.Tensor, texts: torch.Tensor, scale: torch.Te
     return scale * embeddings @ texts.T
 
 
-def scores_from_logits(logits: torch.Tensor, bias: torch.Tensor | None, kind: ScoreKind,
-                       num_queries: int) -> torch.Tensor:
+def scores_from_logits(
+    logits: torch.Tensor, bias: torch.Tensor | None, kind: ScoreKind, num_queries: int
+) -> torch.Tensor:
     """The first ``num_queries`` texts' scores from scaled logits (..., K), queries first then background words.
 
     Arguments:
@@ -68,7 +69,9 @@ def scores_from_logits(logits: torch.Tensor, bias: torch.Tensor | None, kind: Sc
         return logits.softmax(dim=-1)[..., :num_queries]
     if kind == "sigmoid":
         if bias is None:
-            raise ValueError("score_kind 'sigmoid' needs a model trained with a sigmoid loss and a logit bias "
-                             "(SigLIP); this model has none: use score_kind 'softmax'")
+            raise ValueError(
+                "score_kind 'sigmoid' needs a model trained with a sigmoid loss and a logit bias "
+                "(SigLIP); this model has none: use score_kind 'softmax'"
+            )
         return torch.sigmoid(logits[..., :num_queries] + bias.to(logits.dtype))
     raise ValueError(f"unknown score kind {kind!r}; choose one of {SCORE_KINDS}")

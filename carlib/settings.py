@@ -178,10 +178,14 @@ class CarSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-        if isinstance(self.neighbourhood_std, bool) or not isinstance(self.neighbourhood_std, (int, float)) \
-                or not self.neighbourhood_std > 0:
-            raise ValueError(f"neighbourhood_std (NACLIP's Gaussian, in patches) must be positive, "
-                             f"got {self.neighbourhood_std!r}")
+        if (
+            isinstance(self.neighbourhood_std, bool)
+            or not isinstance(self.neighbourhood_std, (int, float))
+            or not self.neighbourhood_std > 0
+        ):
+            raise ValueError(
+                f"neighbourhood_std (NACLIP's Gaussian, in patches) must be positive, got {self.neighbourhood_std!r}"
+            )
         check_blur_kernel(self.blur_kernel)
         if not self.prompt_kinds:
             raise ValueError("give at least one visual prompt kind, e.g. ('circle', 'blur')")

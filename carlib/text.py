@@ -143,7 +143,11 @@ def encode_tokens(model: OpenClipModel, tokens: torch.Tensor) -> torch.Tensor:
     x = model.ln_final(x)
     x = text_global_pool(x, tokens[:, :length], pool, eos_token_id=getattr(model, "text_eos_id", None))
     if model.text_projection is not None:
-        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+        x = (
+            model.text_projection(x)
+            if isinstance(model.text_projection, torch.nn.Linear)
+            else x @ model.text_projection
+        )
     return x
 
 
@@ -169,8 +173,12 @@ class TextEmbeddingCache:
     def embed_templates(self, names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """Unit embeddings of every name under every template, T x N x D; all missing pairs in one batch."""
         _check_templates(templates)
-        missing = [(template, name) for template in templates for name in dict.fromkeys(names)
-                   if (template, name) not in self._store]
+        missing = [
+            (template, name)
+            for template in templates
+            for name in dict.fromkeys(names)
+            if (template, name) not in self._store
+        ]
         if missing:
             start = time.perf_counter()
             strings = [template.format(name) for template, name in missing]

@@ -24,9 +24,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="auto", choices=MODEL_CHOICES)
     parser.add_argument("--limit", type=int, default=None)
     add_vlm_options(parser)
-    parser.add_argument("--models", default=None, metavar="NAME[,NAME...]",
-                        help="methods table: the ShapesWorld models (default shapes,shapes-siglip, each only if it "
-                        "loads; named here, each must load)")
+    parser.add_argument(
+        "--models",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="methods table: the ShapesWorld models (default shapes,shapes-siglip, each only if it "
+        "loads; named here, each must load)",
+    )
     parser.set_defaults(handler=_ablate_command)
 
 
@@ -41,8 +45,17 @@ def _ablate_command(args: argparse.Namespace) -> int:
         unknown = [name for name in models if name not in SHAPES_MODELS]
         if unknown or not models:
             raise ValueError(f"--models takes ShapesWorld models ({', '.join(SHAPES_MODELS)}), got {args.models!r}")
-    markdown = run_table(args.table, args.preset, n=args.n, data_root=args.data_root, out_dir=args.out,
-                         model=args.model, limit=args.limit, model_overrides=model_overrides(args), models=models)
+    markdown = run_table(
+        args.table,
+        args.preset,
+        n=args.n,
+        data_root=args.data_root,
+        out_dir=args.out,
+        model=args.model,
+        limit=args.limit,
+        model_overrides=model_overrides(args),
+        models=models,
+    )
     print(markdown)
     if args.out is not None:
         record = json.dumps({"table": args.table, "markdown": markdown})

@@ -52,8 +52,9 @@ def draw_first_step(image, result: CarResult, title: str, out_path: Path) -> Pat
     return atomic_write(lambda target: figure.savefig(target, format="png", dpi=80), out_path)
 
 
-def run_demo(out_dir: Path, model: str = "auto", image_path: Path | None = None,
-             queries: Sequence[str] | None = None) -> tuple[Path, Path]:
+def run_demo(
+    out_dir: Path, model: str = "auto", image_path: Path | None = None, queries: Sequence[str] | None = None
+) -> tuple[Path, Path]:
     """Segment a bundled picture and draw it; returns the paths of ``cam.png`` and ``segment/overlay.png``."""
     models = load_models(get_preset("voc"), model)
     announce_models("demo", models)
@@ -65,8 +66,9 @@ def run_demo(out_dir: Path, model: str = "auto", image_path: Path | None = None,
     car = car_from_preset(preset, models)
     result = car.segment(image, words)
     # The trace's maps are at the working size: draw them over the picture as the recurrence saw it.
-    cams = draw_first_step(fit_within(image, car.max_side), result, f"{Path(image_path).name}: {models.description}",
-                           out_dir / "cam.png")
+    cams = draw_first_step(
+        fit_within(image, car.max_side), result, f"{Path(image_path).name}: {models.description}", out_dir / "cam.png"
+    )
     write_outputs(out_dir / "segment", image, result, models, preset.to_dict(), car.settings.post)
     return cams, out_dir / "segment" / "overlay.png"
 

@@ -8,21 +8,26 @@ from pathlib import Path
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib documented refresh|show``."""
-    parser = commands.add_parser("documented", help="refresh or show the notebooks' documented figures "
-                                                    "(data/documented_figures/, 200 held-out ShapesWorld scenes)")
+    parser = commands.add_parser(
+        "documented",
+        help="refresh or show the notebooks' documented figures "
+        "(data/documented_figures/, 200 held-out ShapesWorld scenes)",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     refresh = actions.add_parser("refresh", help="measure and store the figures (after changing the model or library)")
     refresh.add_argument("notebooks", nargs="*", help="notebook stems, e.g. 04_recurrence (default: all)")
     refresh.add_argument("--n", type=int, default=None, help="test scenes (default 200)")
     refresh.add_argument("--seed", type=int, default=None, help="base seed of the scenes (default 0)")
-    refresh.add_argument("--directory", type=Path, default=None,
-                         help="where to write the files (default data/documented_figures)")
+    refresh.add_argument(
+        "--directory", type=Path, default=None, help="where to write the files (default data/documented_figures)"
+    )
     refresh.set_defaults(handler=_refresh)
     show = actions.add_parser("show", help="print the stored figures")
     show.add_argument("notebooks", nargs="*", help="notebook stems (default: all)")
-    show.add_argument("--directory", type=Path, default=None,
-                      help="where the files are (default data/documented_figures)")
+    show.add_argument(
+        "--directory", type=Path, default=None, help="where the files are (default data/documented_figures)"
+    )
     show.set_defaults(handler=_show)
 
 
@@ -50,8 +55,7 @@ def _refresh(args: argparse.Namespace) -> int:
     # shared machine, and the figures of a notebook's live sample then match the first scenes measured here.
     torch.set_num_threads(1)
     for notebook in counted(notebooks, "notebooks", resumable=False):
-        path = refresh(notebook, n=n, seed=DOCUMENTED_SEED if args.seed is None else args.seed,
-                       out_dir=args.directory)
+        path = refresh(notebook, n=n, seed=DOCUMENTED_SEED if args.seed is None else args.seed, out_dir=args.directory)
         print(f"wrote {path}", flush=True)
     return 0
 
@@ -64,8 +68,10 @@ def _show(args: argparse.Namespace) -> int:
         stored = documented(notebook, check_model=False, directory=args.directory)
         print(f"{notebook}: {stored.source}")
         if stored.model_digest != shipped:
-            print(f"  STALE: measured with other ShapesWorld weights (digest {stored.model_digest}, shipped "
-                  f"{shipped}); run `carlib documented refresh {notebook}`")
+            print(
+                f"  STALE: measured with other ShapesWorld weights (digest {stored.model_digest}, shipped "
+                f"{shipped}); run `carlib documented refresh {notebook}`"
+            )
         for name, figure in stored.figures.items():
             print(f"  {name:<36} {figure.value:8.4f}  {figure.what}")
     return 0

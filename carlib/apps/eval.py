@@ -37,29 +37,42 @@ from carlib.settings import POST_PROCESSING
 
 def register(commands) -> None:
     """Add ``carlib eval`` to the command line (works under ``torchrun ... -m carlib eval``)."""
-    parser = commands.add_parser("eval", help="evaluate CaR, or a dense method alone (--method), on a benchmark "
-                                 "(resumable, shardable with torchrun)")
+    parser = commands.add_parser(
+        "eval",
+        help="evaluate CaR, or a dense method alone (--method), on a benchmark (resumable, shardable with torchrun)",
+    )
     parser.add_argument("--preset", required=True, help=", ".join(preset_names()))
     parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
     parser.add_argument("--split", default=None, help="dataset split (default: the benchmark's evaluation split)")
-    parser.add_argument("--split-by", default=None, choices=("unc", "umd", "google"),
-                        help="referring only: whose split of the refs (RefCOCOg: umd by default, google for the "
-                        "paper's val(G))")
+    parser.add_argument(
+        "--split-by",
+        default=None,
+        choices=("unc", "umd", "google"),
+        help="referring only: whose split of the refs (RefCOCOg: umd by default, google for the paper's val(G))",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N images (videos for refdavis17)")
-    parser.add_argument("--expression-sets", default=None, metavar="SET[,SET...]",
-                        help="refdavis17 only: which of its expression sets to run (default the four: "
-                        "annot1-first-frame, annot1-full-video, annot2-first-frame, annot2-full-video; 'all' runs "
-                        "each object's expressions together)")
+    parser.add_argument(
+        "--expression-sets",
+        default=None,
+        metavar="SET[,SET...]",
+        help="refdavis17 only: which of its expression sets to run (default the four: "
+        "annot1-first-frame, annot1-full-video, annot2-first-frame, annot2-full-video; 'all' runs "
+        "each object's expressions together)",
+    )
     parser.add_argument("--post", choices=POST_PROCESSING, default=None, help="default: the preset's")
     add_sam_options(parser)
     add_model_options(parser)
     add_method_options(parser)
     parser.add_argument("--device", default=None)
     parser.add_argument("--without-background", action="store_true", help="VOC-20 / Context-59 setting")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes reading images ahead and running the CRF while the model works "
-                             "(default: on GPU half the cores, at most 4; on CPU 0). Metrics do not depend on it")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes reading images ahead and running the CRF while the model works "
+        "(default: on GPU half the cores, at most 4; on CPU 0). Metrics do not depend on it",
+    )
     add_precision_options(parser)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=_eval_command)
@@ -71,8 +84,9 @@ def _eval_command(args) -> int:
     protocol = method_protocol_from_options(args, preset, args.without_background)
     if protocol is not None:
         check_method_run(preset, protocol.method, args.post)
-    dataset = open_benchmark(preset, args.data_root, args.split, without_background=args.without_background,
-                             split_by=args.split_by)  # fails fast
+    dataset = open_benchmark(
+        preset, args.data_root, args.split, without_background=args.without_background, split_by=args.split_by
+    )  # fails fast
     expression_sets = None
     if args.expression_sets is not None:
         if not isinstance(dataset, RefDavisDataset):
@@ -81,12 +95,20 @@ def _eval_command(args) -> int:
     overrides = model_overrides(args)
     if protocol is not None and "proposal" in overrides:
         overrides["classifier"] = overrides["proposal"]  # one model: the method runs alone
-    models = load_models(preset if protocol is None else proposal_only(preset), model, device=args.device,
-                         quick_gelu=quick_gelu_option(args), **overrides)
+    models = load_models(
+        preset if protocol is None else proposal_only(preset),
+        model,
+        device=args.device,
+        quick_gelu=quick_gelu_option(args),
+        **overrides,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         announce_models("eval", models)
-    sam_source = None if protocol is not None else sam_source_from_options(
-        "eval", args.post or preset.settings.post, args, models, preset)
+    sam_source = (
+        None
+        if protocol is not None
+        else sam_source_from_options("eval", args.post or preset.settings.post, args, models, preset)
+    )
     summary = evaluate(
         preset,
         args.data_root,
@@ -110,7 +132,11 @@ def _eval_command(args) -> int:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
         headline = headline_metric(summary.preset)
         who = "" if protocol is None else f"{METHOD_TITLES[protocol.method]} alone ({protocol.name} protocol): "
-        print(who + f"{headline} {summary.metrics[headline] * 100:.2f}%" + (f" (paper {paper}%)" if paper else "")
-              + f" on {summary.images} {count_unit(summary.preset)}, "
-              f"{len(summary.errors)} unreadable; wrote {args.out}/metrics.json")
+        print(
+            who
+            + f"{headline} {summary.metrics[headline] * 100:.2f}%"
+            + (f" (paper {paper}%)" if paper else "")
+            + f" on {summary.images} {count_unit(summary.preset)}, "
+            f"{len(summary.errors)} unreadable; wrote {args.out}/metrics.json"
+        )
     return 0

@@ -8,10 +8,12 @@ import argparse
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib models``."""
     parser = commands.add_parser(
-        "models", help="list the supported VLM families and what each can do in each stage",
+        "models",
+        help="list the supported VLM families and what each can do in each stage",
         description="Every family carlib reads through a vision-tower adapter (carlib.towers), with example open_clip "
         "names, their weights, what each stage can do with them, and how they score. Pass any example with "
-        "--proposal-model / --classifier-model (NAME[:TAG|PATH]).")
+        "--proposal-model / --classifier-model (NAME[:TAG|PATH]).",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown (as in README)")
     parser.set_defaults(handler=_models_command)
 
@@ -24,13 +26,44 @@ def families_table(markdown: bool = False) -> str:
     def mark(value: bool) -> str:
         return "yes" if value else "no"
 
-    header = ("family", "examples (open_clip names)", "weights (tags)", "Grad-CAM", "CLIP-ES",
-              "dense maps (MaskCLIP, SCLIP, ClearCLIP, NACLIP)", "classifier", "trained with", "classifier feature (auto)")
-    rows = [(family.name, ", ".join(family.examples), family.weights, mark(family.gradcam), mark(family.clip_es),
-             mark(family.dense_maps), mark(family.classifier), family.training_loss, family.classifier_feature)
-            for family in FAMILIES]
-    rows.append(("ShapesWorld (this project)", ", ".join(SHAPES_MODELS), "data/shapes_clip, data/shapes_siglip",
-                 "yes", "yes", "yes", "yes", "softmax (shapes), sigmoid (shapes-siglip)", "final"))
+    header = (
+        "family",
+        "examples (open_clip names)",
+        "weights (tags)",
+        "Grad-CAM",
+        "CLIP-ES",
+        "dense maps (MaskCLIP, SCLIP, ClearCLIP, NACLIP)",
+        "classifier",
+        "trained with",
+        "classifier feature (auto)",
+    )
+    rows = [
+        (
+            family.name,
+            ", ".join(family.examples),
+            family.weights,
+            mark(family.gradcam),
+            mark(family.clip_es),
+            mark(family.dense_maps),
+            mark(family.classifier),
+            family.training_loss,
+            family.classifier_feature,
+        )
+        for family in FAMILIES
+    ]
+    rows.append(
+        (
+            "ShapesWorld (this project)",
+            ", ".join(SHAPES_MODELS),
+            "data/shapes_clip, data/shapes_siglip",
+            "yes",
+            "yes",
+            "yes",
+            "yes",
+            "softmax (shapes), sigmoid (shapes-siglip)",
+            "final",
+        )
+    )
     notes = [family.note for family in FAMILIES] + ["small CLIPs trained and shipped by this project (offline)"]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -38,10 +71,13 @@ def families_table(markdown: bool = False) -> str:
         return "\n".join(lines) + "\n\n" + "\n".join(f"- {row[0]}: {note}" for row, note in zip(rows, notes)) + "\n"
     blocks = []
     for row, note in zip(rows, notes):
-        stages = " · ".join(f"{name} {value}" for name, value in zip(("Grad-CAM", "CLIP-ES", "dense maps", "classifier"),
-                                                                     row[3:7]))
-        blocks.append(f"{row[0]}: {row[1]}\n  weights: {row[2]}\n  stages: {stages}\n"
-                      f"  trained with {row[7]}; classifier feature (auto): {row[8]}\n  {note}")
+        stages = " · ".join(
+            f"{name} {value}" for name, value in zip(("Grad-CAM", "CLIP-ES", "dense maps", "classifier"), row[3:7])
+        )
+        blocks.append(
+            f"{row[0]}: {row[1]}\n  weights: {row[2]}\n  stages: {stages}\n"
+            f"  trained with {row[7]}; classifier feature (auto): {row[8]}\n  {note}"
+        )
     return "\n\n".join(blocks) + "\n"
 
 

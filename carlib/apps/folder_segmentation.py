@@ -184,15 +184,18 @@ def segment_folder(
         if distributed.rank != 0:
             return None
         total = FolderSummary(int(counts[0]), int(counts[1]), sorted(errors, key=lambda e: e["path"]))
-        atomic_write_text(json.dumps({"done": total.done, "skipped": total.skipped, "errors": total.errors},
-                                     indent=2), out / ERRORS_FILE)
+        atomic_write_text(
+            json.dumps({"done": total.done, "skipped": total.skipped, "errors": total.errors}, indent=2),
+            out / ERRORS_FILE,
+        )
         return total
     finally:
         distributed.close()
 
 
-def claim_run_folder(out: Path, settings: dict[str, Any], queries: Sequence[str], labels_only: bool,
-                     *, write: bool = True) -> None:
+def claim_run_folder(
+    out: Path, settings: dict[str, Any], queries: Sequence[str], labels_only: bool, *, write: bool = True
+) -> None:
     """Store a run's settings in ``out/run.json``, or check that a resumed run has the same ones.
 
     ``write=False`` only checks (a command line does so before loading any model).

@@ -73,10 +73,19 @@ MATHJAX_FOLDER = "mathjax"
 #: is the rest: TeX extensions that macros such as ``\boldsymbol`` autoload, operator tables, HTML-CSS
 #: table/menclose code, and the STIX-Web fonts (all of them, as which ones a page needs depends on its glyphs).
 MATHJAX_FILES = (
-    "LICENSE", "MathJax.js", "config/TeX-AMS-MML_HTMLorMML-full.js", "config/Safe.js", "extensions/Safe.js",
-    "extensions/MathMenu.js", "extensions/MathZoom.js", "extensions/a11y/accessibility-menu.js",
-    "extensions/TeX/*.js", "jax/element/mml/optable/*.js", "jax/output/HTML-CSS/autoload/*.js",
-    "jax/output/HTML-CSS/fonts/STIX-Web/**/*.js", "fonts/HTML-CSS/STIX-Web/woff/*.woff",
+    "LICENSE",
+    "MathJax.js",
+    "config/TeX-AMS-MML_HTMLorMML-full.js",
+    "config/Safe.js",
+    "extensions/Safe.js",
+    "extensions/MathMenu.js",
+    "extensions/MathZoom.js",
+    "extensions/a11y/accessibility-menu.js",
+    "extensions/TeX/*.js",
+    "jax/element/mml/optable/*.js",
+    "jax/output/HTML-CSS/autoload/*.js",
+    "jax/output/HTML-CSS/fonts/STIX-Web/**/*.js",
+    "fonts/HTML-CSS/STIX-Web/woff/*.woff",
 )
 #: The package ships STIX-Web as its only web font, so HTML-CSS must not look for the default TeX fonts.
 MATHJAX_LOCAL_CONFIG = (
@@ -91,8 +100,7 @@ MATHJAX_URL = f"{MATHJAX_FOLDER}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Sa
 #: state and ``application/javascript`` outputs use it, and behind a firewall that drops packets a
 #: blocking <script> from the internet holds the page blank until it times out.
 _TEMPLATE_WITHOUT_REQUIREJS = (
-    "{%- extends 'index.html.j2' -%}\n"
-    "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n"
+    "{%- extends 'index.html.j2' -%}\n{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n"
 )
 
 
@@ -101,8 +109,10 @@ def mathjax_source() -> Path:
     try:
         import jupyter_server_mathjax
     except ImportError as missing:
-        raise ImportError("the gallery needs the jupyter-server-mathjax package for its maths: "
-                          "run `make install` or `pip install -e '.[tutorial]'`") from missing
+        raise ImportError(
+            "the gallery needs the jupyter-server-mathjax package for its maths: "
+            "run `make install` or `pip install -e '.[tutorial]'`"
+        ) from missing
     return Path(jupyter_server_mathjax.__file__).resolve().parent / "static"
 
 
@@ -116,8 +126,10 @@ def copy_mathjax(out_dir: Path) -> Path:
     for pattern in MATHJAX_FILES:
         found = sorted(path for path in source.glob(pattern) if path.is_file())
         if not found:
-            raise FileNotFoundError(f"{source} has no {pattern}: jupyter-server-mathjax changed its layout; "
-                                    "install the version in requirements.lock")
+            raise FileNotFoundError(
+                f"{source} has no {pattern}: jupyter-server-mathjax changed its layout; "
+                "install the version in requirements.lock"
+            )
         files += found
     target = out_dir / MATHJAX_FOLDER
     with atomic_directory(target, overwrite=True) as staging:
@@ -133,7 +145,10 @@ def copy_mathjax(out_dir: Path) -> Path:
 def _needs_requirejs(notebook) -> bool:
     return "widgets" in notebook.metadata or any(
         "application/javascript" in output.get("data", {})
-        for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", []))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
 
 
 def render_html(executed: Path, target: Path, mathjax_url: str = MATHJAX_URL) -> None:
@@ -146,11 +161,17 @@ def render_html(executed: Path, target: Path, mathjax_url: str = MATHJAX_URL) ->
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(executed, as_version=4)
-    options = {} if _needs_requirejs(notebook) else {
-        "extra_loaders": [DictLoader({"carlib_gallery.html.j2": _TEMPLATE_WITHOUT_REQUIREJS})],
-        "template_file": "carlib_gallery.html.j2"}
+    options = (
+        {}
+        if _needs_requirejs(notebook)
+        else {
+            "extra_loaders": [DictLoader({"carlib_gallery.html.j2": _TEMPLATE_WITHOUT_REQUIREJS})],
+            "template_file": "carlib_gallery.html.j2",
+        }
+    )
     body, _ = HTMLExporter(mathjax_url=mathjax_url, **options).from_notebook_node(
-        notebook, resources={"metadata": {"name": executed.stem}})
+        notebook, resources={"metadata": {"name": executed.stem}}
+    )
     atomic_write_text(body, target)
 
 
@@ -169,8 +190,9 @@ class _NothingExecuted(Exception):
     """papermill failed before writing the executed notebook."""
 
 
-def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str = "python3",
-                 timeout: int = 600) -> NotebookRun:
+def run_notebook(
+    source: Path, out_dir: Path, parameters: dict, kernel_name: str = "python3", timeout: int = 600
+) -> NotebookRun:
     """Execute one notebook with papermill and render it; never raises for a failing notebook.
 
     The kernel runs over IPC (:func:`ipc_kernel_config`), its sockets in a private temporary folder.
@@ -186,12 +208,19 @@ def run_notebook(source: Path, out_dir: Path, parameters: dict, kernel_name: str
         try:
             # shutdown_kernel="immediate": the kernel is stopped, not asked to stop, once the notebook is done or
             # interrupted; asked, a kernel interrupted mid-cell prints a traceback of its closed sockets.
-            papermill.execute_notebook(str(source), target, parameters=parameters, kernel_name=kernel_name,
-                                       progress_bar=False, cwd=str(source.parent), execution_timeout=timeout,
-                                       shutdown_kernel="immediate", config=ipc_kernel_config(Path(private)))
+            papermill.execute_notebook(
+                str(source),
+                target,
+                parameters=parameters,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                cwd=str(source.parent),
+                execution_timeout=timeout,
+                shutdown_kernel="immediate",
+                config=ipc_kernel_config(Path(private)),
+            )
         except Exception as failure:  # papermill raises PapermillExecutionError with the cell's traceback
-            error = (f"{type(failure).__name__}: "
-                     f"{str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}")
+            error = f"{type(failure).__name__}: {str(failure).strip().splitlines()[-1] if str(failure).strip() else ''}"
             if not os.path.getsize(target):
                 raise _NothingExecuted from failure
 
@@ -220,15 +249,22 @@ def write_index(out_dir: Path, runs: Sequence[NotebookRun], model: str) -> Path:
         "<body><h1>carlib: CLIP as RNN, step by step</h1>"
         f"<p>Every notebook executed headless with <code>model = {html.escape(repr(model))}</code>.</p>"
         "<table><tr><th>notebook</th><th>source</th><th>time</th><th>status</th></tr>"
-        + "".join(rows) + "</table></body></html>\n"
+        + "".join(rows)
+        + "</table></body></html>\n"
     )
     index = out_dir / "index.html"
     atomic_write_text(page, index)
     return index
 
 
-def build_gallery(out_dir: str | os.PathLike, *, model: str = "auto", notebooks: Sequence[Path] | None = None,
-                  progress: bool = True, kernel_name: str = "python3") -> tuple[Path, list[NotebookRun]]:
+def build_gallery(
+    out_dir: str | os.PathLike,
+    *,
+    model: str = "auto",
+    notebooks: Sequence[Path] | None = None,
+    progress: bool = True,
+    kernel_name: str = "python3",
+) -> tuple[Path, list[NotebookRun]]:
     """Execute the notebooks into ``out_dir`` and write ``index.html``.
 
     Arguments:
@@ -261,8 +297,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib gallery``."""
     parser = commands.add_parser("gallery", help="execute the tutorial notebooks and publish them as HTML")
     parser.add_argument("--out", default="outputs", help="output folder (default: outputs)")
-    parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
-                        help="auto: OpenAI CLIP if its weights are present, else the ShapesWorld CLIP")
+    parser.add_argument(
+        "--model",
+        default="auto",
+        choices=MODEL_CHOICES,
+        help="auto: OpenAI CLIP if its weights are present, else the ShapesWorld CLIP",
+    )
     parser.add_argument("--notebooks", nargs="*", default=None, help="only these notebook files")
     parser.set_defaults(handler=_gallery_command)
 
@@ -272,8 +312,10 @@ def _gallery_command(args: argparse.Namespace) -> int:
     notebooks = [Path(p) for p in args.notebooks] if args.notebooks else None
     index, runs = build_gallery(args.out, model=args.model, notebooks=notebooks)
     failed = [run.name for run in runs if run.error]
-    print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {time.perf_counter() - started:.0f} s; "
-          f"open {index.resolve()}")
+    print(
+        f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {time.perf_counter() - started:.0f} s; "
+        f"open {index.resolve()}"
+    )
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -21,56 +21,109 @@ ACTIVATIONS = {"auto": None, "quickgelu": True, "gelu": False}
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Add --model, --proposal-model, --classifier-model, --tokenizer, --proposal-weights, --classifier-weights,
     --activation, --proposal-method, --cam-target, --score-rule, --no-clip-es, --official-numerics and --max-side."""
-    parser.add_argument("--model", default="auto", choices=MODEL_CHOICES,
-                        help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP")
+    parser.add_argument(
+        "--model",
+        default="auto",
+        choices=MODEL_CHOICES,
+        help="auto: OpenAI CLIP when its weights are on disk, else the ShapesWorld CLIP",
+    )
     add_vlm_options(parser)
-    parser.add_argument("--proposal-weights", type=Path,
-                        help="checkpoint file for the proposal CLIP (the preset's architecture; implies real CLIP)")
+    parser.add_argument(
+        "--proposal-weights",
+        type=Path,
+        help="checkpoint file for the proposal CLIP (the preset's architecture; implies real CLIP)",
+    )
     parser.add_argument("--classifier-weights", type=Path, help="checkpoint file for the classifier CLIP")
-    parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="auto",
-                        help="MLP activation for checkpoint files (auto: inferred and reported; OpenAI's weights "
-                        "need quickgelu)")
-    parser.add_argument("--proposal-method", choices=PROPOSAL_METHODS, default=None,
-                        help="how masks are proposed: gradcam (the paper's, default of every preset) or a dense "
-                        "method's maps, no gradients: maskclip, sclip, clearclip, naclip (the last block's attention "
-                        "as each method's official code changes it; README, Other methods)")
-    parser.add_argument("--cam-target", choices=CAM_TARGET_CHOICES, default=None,
-                        help="what Grad-CAM explains: patch_mean (CaR's), class_token, pooled (the tower's own "
-                        "pooling) or auto (the tower's default); default: the preset's (auto)")
-    parser.add_argument("--score-rule", choices=SCORE_RULES, default=None,
-                        help="softmax: every model scores with CLIP's softmax (the reference's, default); as_trained: "
-                        "sigmoid-trained models (SigLIP) score with their sigmoid and logit bias, in Grad-CAM's "
-                        "target and the classifier's keep rule")
-    parser.add_argument("--no-clip-es", action="store_true",
-                        help="plain Grad-CAM proposals, no CLIP-ES refinement (needed for convolutional towers)")
-    parser.add_argument("--official-numerics", action="store_true",
-                        help="the official code's float32 CLIP-ES and fp16-rounded positional embedding, for "
-                        "pixel-identical label maps (off: float64 and full precision)")
-    parser.add_argument("--max-side", default=FROM_PRESET, metavar="PIXELS|auto|none",
-                        help="shrink larger images to this longer side for the recurrence; masks come back at full "
-                        "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)")
+    parser.add_argument(
+        "--activation",
+        choices=tuple(ACTIVATIONS),
+        default="auto",
+        help="MLP activation for checkpoint files (auto: inferred and reported; OpenAI's weights need quickgelu)",
+    )
+    parser.add_argument(
+        "--proposal-method",
+        choices=PROPOSAL_METHODS,
+        default=None,
+        help="how masks are proposed: gradcam (the paper's, default of every preset) or a dense "
+        "method's maps, no gradients: maskclip, sclip, clearclip, naclip (the last block's attention "
+        "as each method's official code changes it; README, Other methods)",
+    )
+    parser.add_argument(
+        "--cam-target",
+        choices=CAM_TARGET_CHOICES,
+        default=None,
+        help="what Grad-CAM explains: patch_mean (CaR's), class_token, pooled (the tower's own "
+        "pooling) or auto (the tower's default); default: the preset's (auto)",
+    )
+    parser.add_argument(
+        "--score-rule",
+        choices=SCORE_RULES,
+        default=None,
+        help="softmax: every model scores with CLIP's softmax (the reference's, default); as_trained: "
+        "sigmoid-trained models (SigLIP) score with their sigmoid and logit bias, in Grad-CAM's "
+        "target and the classifier's keep rule",
+    )
+    parser.add_argument(
+        "--no-clip-es",
+        action="store_true",
+        help="plain Grad-CAM proposals, no CLIP-ES refinement (needed for convolutional towers)",
+    )
+    parser.add_argument(
+        "--official-numerics",
+        action="store_true",
+        help="the official code's float32 CLIP-ES and fp16-rounded positional embedding, for "
+        "pixel-identical label maps (off: float64 and full precision)",
+    )
+    parser.add_argument(
+        "--max-side",
+        default=FROM_PRESET,
+        metavar="PIXELS|auto|none",
+        help="shrink larger images to this longer side for the recurrence; masks come back at full "
+        "size (default: the preset's; auto = 640 for real CLIP, 96 for the ShapesWorld CLIP)",
+    )
 
 
 def add_vlm_options(parser: argparse.ArgumentParser) -> None:
     """Add --proposal-model, --classifier-model and --tokenizer: other VLMs in either stage."""
-    parser.add_argument("--proposal-model", metavar="NAME[:TAG|PATH]", default=None,
-                        help="another VLM for the proposals: any family `carlib models` lists (e.g. EVA02-B-16, "
-                        "ViT-B-16:dfn2b, ViT-B-16-SigLIP2:webli) or shapes-siglip; must load, no fallback")
-    parser.add_argument("--classifier-model", metavar="NAME[:TAG|PATH]", default=None,
-                        help="another VLM for the classifier, as --proposal-model")
-    parser.add_argument("--tokenizer", metavar="DIR", default=None,
-                        help="a Hugging Face tokenizer folder for models whose tokenizer is not open_clip's (SigLIP)")
+    parser.add_argument(
+        "--proposal-model",
+        metavar="NAME[:TAG|PATH]",
+        default=None,
+        help="another VLM for the proposals: any family `carlib models` lists (e.g. EVA02-B-16, "
+        "ViT-B-16:dfn2b, ViT-B-16-SigLIP2:webli) or shapes-siglip; must load, no fallback",
+    )
+    parser.add_argument(
+        "--classifier-model",
+        metavar="NAME[:TAG|PATH]",
+        default=None,
+        help="another VLM for the classifier, as --proposal-model",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="DIR",
+        default=None,
+        help="a Hugging Face tokenizer folder for models whose tokenizer is not open_clip's (SigLIP)",
+    )
 
 
 def add_precision_options(parser: argparse.ArgumentParser) -> None:
     """Add --amp and --memory-budget."""
-    parser.add_argument("--amp", choices=AMP_CHOICES, default="auto",
-                        help="autocast of the model work: auto = bf16/fp16 on a GPU and off (float32) on CPU; bf16 "
-                        "pays on CPUs with amx_bf16 or avx512_bf16 (see README) and changes a few decisions")
-    parser.add_argument("--memory-budget", type=float, default=None, metavar="MB",
-                        help="memory for Grad-CAM's batched backward, which grows with the number of queries, in MiB "
-                        "(default: 1024 on CPU, a quarter of the GPU's; $CARLIB_MEMORY_BUDGET_MB). Results do "
-                        "not depend on it")
+    parser.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        default="auto",
+        help="autocast of the model work: auto = bf16/fp16 on a GPU and off (float32) on CPU; bf16 "
+        "pays on CPUs with amx_bf16 or avx512_bf16 (see README) and changes a few decisions",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="memory for Grad-CAM's batched backward, which grows with the number of queries, in MiB "
+        "(default: 1024 on CPU, a quarter of the GPU's; $CARLIB_MEMORY_BUDGET_MB). Results do "
+        "not depend on it",
+    )
 
 
 def apply_precision_options(args: argparse.Namespace) -> str:
@@ -90,15 +143,21 @@ def apply_precision_options(args: argparse.Namespace) -> str:
 
 def add_sam_options(parser: argparse.ArgumentParser) -> None:
     """Add --sam-checkpoint and --sam-points-per-side (used with --post sam)."""
-    parser.add_argument("--sam-checkpoint", type=Path,
-                        help="SAM checkpoint for --post sam: an official sam_vit_h/l/b file or HQ-SAM's "
-                        "sam_hq_vit_h/l/b/tiny.pth (the model type and family are read from it)")
-    parser.add_argument("--sam-points-per-side", type=int, default=None,
-                        help="SAM's automatic generator grid (default: the preset's, 64 as the reference)")
+    parser.add_argument(
+        "--sam-checkpoint",
+        type=Path,
+        help="SAM checkpoint for --post sam: an official sam_vit_h/l/b file or HQ-SAM's "
+        "sam_hq_vit_h/l/b/tiny.pth (the model type and family are read from it)",
+    )
+    parser.add_argument(
+        "--sam-points-per-side",
+        type=int,
+        default=None,
+        help="SAM's automatic generator grid (default: the preset's, 64 as the reference)",
+    )
 
 
-def sam_source_from_options(command: str, post: str, args: argparse.Namespace, models: LoadedModels,
-                            preset: Preset):
+def sam_source_from_options(command: str, post: str, args: argparse.Namespace, models: LoadedModels, preset: Preset):
     """The SAM mask source ``--post sam`` asks for, or None for other post-processing.
 
     With the ShapesWorld CLIP and no checkpoint, ShapesWorld's colour regions stand in for SAM (said on stderr).
@@ -219,35 +278,71 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     from carlib.dense_methods import DENSE_METHODS
     from carlib.method_alone import PROTOCOLS
 
-    parser.add_argument("--method", choices=DENSE_METHODS, default=None,
-                        help="run a dense method alone instead of CaR: per-pixel argmax over [classes; background], "
-                        "no recurrence, no post-processing (README, Other methods)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="carlib",
-                        help="with --method: carlib (the method as CaR's proposal stage reads it, the default) or "
-                        "field (the method's official harness: short side, sliding windows, its logit scale, its "
-                        "class-name files, its probability threshold; docs/datasets.md)")
-    parser.add_argument("--short-side", default=None, metavar="PIXELS|none",
-                        help="with --method: resize the image's short side to this (none: the image as max_side "
-                        "gives it); default: the protocol's")
-    parser.add_argument("--window", default=None, metavar="PIXELS|none",
-                        help="with --method: sliding-window inference with this window (none: one pass); default: "
-                        "the protocol's")
+    parser.add_argument(
+        "--method",
+        choices=DENSE_METHODS,
+        default=None,
+        help="run a dense method alone instead of CaR: per-pixel argmax over [classes; background], "
+        "no recurrence, no post-processing (README, Other methods)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="carlib",
+        help="with --method: carlib (the method as CaR's proposal stage reads it, the default) or "
+        "field (the method's official harness: short side, sliding windows, its logit scale, its "
+        "class-name files, its probability threshold; docs/datasets.md)",
+    )
+    parser.add_argument(
+        "--short-side",
+        default=None,
+        metavar="PIXELS|none",
+        help="with --method: resize the image's short side to this (none: the image as max_side "
+        "gives it); default: the protocol's",
+    )
+    parser.add_argument(
+        "--window",
+        default=None,
+        metavar="PIXELS|none",
+        help="with --method: sliding-window inference with this window (none: one pass); default: the protocol's",
+    )
     parser.add_argument("--stride", type=int, default=None, help="with --method: the windows' stride in pixels")
-    parser.add_argument("--logit-scale", type=float, default=None,
-                        help="with --method: the cosines' multiplier before the softmax (default: the protocol's; "
-                        "carlib: the model's own)")
-    parser.add_argument("--prob-threshold", type=float, default=None,
-                        help="with --method: pixels whose best probability is below this are background")
-    parser.add_argument("--class-names", default=None, metavar="FILE",
-                        help="with --method: a class-name file (one line per label, synonyms separated by commas; "
-                        "a shipped one such as sclip/cls_voc21.txt, or a path)")
-    parser.add_argument("--neighbourhood-std", type=float, default=None,
-                        help="NACLIP's Gaussian σ in patches (default 5), alone or as CaR's proposals")
+    parser.add_argument(
+        "--logit-scale",
+        type=float,
+        default=None,
+        help="with --method: the cosines' multiplier before the softmax (default: the protocol's; "
+        "carlib: the model's own)",
+    )
+    parser.add_argument(
+        "--prob-threshold",
+        type=float,
+        default=None,
+        help="with --method: pixels whose best probability is below this are background",
+    )
+    parser.add_argument(
+        "--class-names",
+        default=None,
+        metavar="FILE",
+        help="with --method: a class-name file (one line per label, synonyms separated by commas; "
+        "a shipped one such as sclip/cls_voc21.txt, or a path)",
+    )
+    parser.add_argument(
+        "--neighbourhood-std",
+        type=float,
+        default=None,
+        help="NACLIP's Gaussian σ in patches (default 5), alone or as CaR's proposals",
+    )
 
 
-METHOD_ONLY_OPTIONS = (("short_side", "--short-side"), ("window", "--window"), ("stride", "--stride"),
-                       ("logit_scale", "--logit-scale"), ("prob_threshold", "--prob-threshold"),
-                       ("class_names", "--class-names"))
+METHOD_ONLY_OPTIONS = (
+    ("short_side", "--short-side"),
+    ("window", "--window"),
+    ("stride", "--stride"),
+    ("logit_scale", "--logit-scale"),
+    ("prob_threshold", "--prob-threshold"),
+    ("class_names", "--class-names"),
+)
 
 
 def _pixels_or_none(text: str | None, option: str) -> object:
@@ -277,8 +372,10 @@ def method_protocol_from_options(args: argparse.Namespace, preset: Preset, witho
         given = [flag for name, flag in METHOD_ONLY_OPTIONS if getattr(args, name, None) is not None]
         if given or getattr(args, "protocol", "carlib") != "carlib":
             flags = given + (["--protocol"] if getattr(args, "protocol", "carlib") != "carlib" else [])
-            raise ValueError(f"{', '.join(flags)} apply to a method run alone (--method NAME); CaR reads the whole "
-                             "image with the preset's texts")
+            raise ValueError(
+                f"{', '.join(flags)} apply to a method run alone (--method NAME); CaR reads the whole "
+                "image with the preset's texts"
+            )
         return None
     if getattr(args, "proposal_method", None) not in (None, method):
         raise ValueError(f"--method {method} runs {method} alone; --proposal-method is CaR's: give one of them")
@@ -286,9 +383,15 @@ def method_protocol_from_options(args: argparse.Namespace, preset: Preset, witho
         raise ValueError(f"--method {method} runs the proposal model alone: there is no classifier to set")
     std = args.neighbourhood_std if args.neighbourhood_std is not None else preset.settings.neighbourhood_std
     return protocol_from_options(
-        args.protocol, method, preset.name, without_background,
+        args.protocol,
+        method,
+        preset.name,
+        without_background,
         short_side=_pixels_or_none(args.short_side, "--short-side"),
         window=_pixels_or_none(args.window, "--window"),
         stride=args.stride if args.stride is not None else "default",
-        logit_scale=args.logit_scale, probability_threshold=args.prob_threshold, class_names=args.class_names,
-        neighbourhood_std=std if std != 5.0 else None)
+        logit_scale=args.logit_scale,
+        probability_threshold=args.prob_threshold,
+        class_names=args.class_names,
+        neighbourhood_std=std if std != 5.0 else None,
+    )

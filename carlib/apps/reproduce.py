@@ -19,29 +19,55 @@ def register(commands: argparse._SubParsersAction) -> None:
     from carlib.evaluation.reproduce import METHODS_TABLE, TABLE_NUMBERS
 
     parser = commands.add_parser(
-        "reproduce", help="reproduce one of the paper's tables (ShapesWorld analogue offline, or real data)",
+        "reproduce",
+        help="reproduce one of the paper's tables (ShapesWorld analogue offline, or real data)",
         description="Without --data-root: the table's analogue on held-out ShapesWorld scenes, ours beside the "
-                    "published numbers. With --data-root: runs the table's `carlib eval`/`carlib ablate` commands "
-                    "that have no metrics.json under --out yet, then reports every row. --list prints the commands, "
-                    "datasets and weights without running anything.")
-    parser.add_argument("--table", choices=(*TABLE_NUMBERS, METHODS_TABLE, "all"), default=None,
-                        help="the paper's table number, or methods (SCLIP, ClearCLIP, NACLIP alone; not in the "
-                        "paper); all: every table (default with --list)")
-    parser.add_argument("--list", "--dry-run", dest="list_only", action="store_true",
-                        help="print the commands, datasets and weights; run nothing")
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="folder holding the benchmarks in their docs/datasets.md layouts (real data)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"where the report goes; with real data, the runs' root (default {DEFAULT_RUNS})")
-    parser.add_argument("--report-only", action="store_true",
-                        help="real data: only read the metrics.json files already under --out; run nothing")
+        "published numbers. With --data-root: runs the table's `carlib eval`/`carlib ablate` commands "
+        "that have no metrics.json under --out yet, then reports every row. --list prints the commands, "
+        "datasets and weights without running anything.",
+    )
+    parser.add_argument(
+        "--table",
+        choices=(*TABLE_NUMBERS, METHODS_TABLE, "all"),
+        default=None,
+        help="the paper's table number, or methods (SCLIP, ClearCLIP, NACLIP alone; not in the "
+        "paper); all: every table (default with --list)",
+    )
+    parser.add_argument(
+        "--list",
+        "--dry-run",
+        dest="list_only",
+        action="store_true",
+        help="print the commands, datasets and weights; run nothing",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="folder holding the benchmarks in their docs/datasets.md layouts (real data)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"where the report goes; with real data, the runs' root (default {DEFAULT_RUNS})",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="real data: only read the metrics.json files already under --out; run nothing",
+    )
     parser.add_argument("--n", type=int, default=100, help="ShapesWorld scenes per row (default 100)")
     parser.add_argument("--seed", type=int, default=None, help="ShapesWorld scene seed (default: the test split's)")
     parser.add_argument("--model", default=None, choices=MODEL_CHOICES, help="real data: passed to every command")
     parser.add_argument("--limit", type=int, default=None, help="real data: only the first N images per command")
     add_vlm_options(parser)
-    parser.add_argument("--sam-checkpoint", type=Path, default=None,
-                        help="real data: the SAM checkpoint of Table 1's CaR + SAM rows (default sam_hq_vit_h.pth)")
+    parser.add_argument(
+        "--sam-checkpoint",
+        type=Path,
+        default=None,
+        help="real data: the SAM checkpoint of Table 1's CaR + SAM rows (default sam_hq_vit_h.pth)",
+    )
     parser.set_defaults(handler=_reproduce_command)
 
 
@@ -54,8 +80,11 @@ def _reproduce_command(args: argparse.Namespace) -> int:
     tables = [get_table(number) for number in numbers]
     real = args.data_root is not None or args.report_only
     out = args.out if args.out is not None or not real else DEFAULT_RUNS
-    values = {"data_root": str(args.data_root) if args.data_root else None, "out": str(out) if out else None,
-              "sam_checkpoint": str(args.sam_checkpoint) if args.sam_checkpoint else None}
+    values = {
+        "data_root": str(args.data_root) if args.data_root else None,
+        "out": str(out) if out else None,
+        "sam_checkpoint": str(args.sam_checkpoint) if args.sam_checkpoint else None,
+    }
     if args.list_only:
         print("\n".join(listing(table, **values) for table in tables))
         return 0
@@ -81,8 +110,10 @@ def _reproduce_command(args: argparse.Namespace) -> int:
 def _world_report(table, runs):
     from carlib.evaluation.reproduce import Report, listing, world_numbers
 
-    source = (f"ShapesWorld analogue, {runs.n} held-out test scenes (seed {runs.seed}), CaR + dense CRF with the "
-              f"ShapesWorld CLIP: same code, different model and world, for orientation, not equality")
+    source = (
+        f"ShapesWorld analogue, {runs.n} held-out test scenes (seed {runs.seed}), CaR + dense CRF with the "
+        f"ShapesWorld CLIP: same code, different model and world, for orientation, not equality"
+    )
     commands = [line for line in listing(table).splitlines() if line.startswith("carlib ")]
     return Report(table, world_numbers(table, runs), source, commands)
 

@@ -72,8 +72,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     add_precision_options(parser)
     add_method_options(parser)
-    parser.add_argument("--labels-only", action="store_true",
-                        help="write only label PNGs (pseudo-labels), DIR/NAME.png, and DIR/classes.txt")
+    parser.add_argument(
+        "--labels-only",
+        action="store_true",
+        help="write only label PNGs (pseudo-labels), DIR/NAME.png, and DIR/classes.txt",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", type=Path, default=Path("segment_out"), help="output folder")
@@ -93,8 +96,10 @@ def _segment_command(args: argparse.Namespace) -> int:
     protocol = method_protocol_from_options(args, preset)
     if protocol is not None:
         if args.post is not None:
-            raise ValueError(f"a method alone has no post-processing (per-pixel argmax); drop --post, or run it under "
-                             f"CaR with --proposal-method {protocol.method} --post {args.post}")
+            raise ValueError(
+                f"a method alone has no post-processing (per-pixel argmax); drop --post, or run it under "
+                f"CaR with --proposal-method {protocol.method} --post {args.post}"
+            )
         if args.class_names is not None:
             raise ValueError("carlib segment's classes are its --queries; --class-names applies to carlib eval")
         if protocol.class_names is not None:
@@ -105,9 +110,16 @@ def _segment_command(args: argparse.Namespace) -> int:
     preset_record = preset.to_dict()
     folder_mode = image is None or args.labels_only
     overrides = model_overrides(args)
-    settings = {"preset": preset_record, "post": post, "model": {
-        "choice": model_choice, "activation": args.activation, "device": args.device,
-        **{role: overrides[role] for role in ("proposal", "classifier") if role in overrides}}}
+    settings = {
+        "preset": preset_record,
+        "post": post,
+        "model": {
+            "choice": model_choice,
+            "activation": args.activation,
+            "device": args.device,
+            **{role: overrides[role] for role in ("proposal", "classifier") if role in overrides},
+        },
+    }
     if amp != "off":  # float32 runs keep the run.json they always had, so they still resume
         settings["amp"] = amp
     if protocol is not None:
@@ -117,48 +129,81 @@ def _segment_command(args: argparse.Namespace) -> int:
     if folder_mode:
         claim_run_folder(args.out, settings, queries, args.labels_only, write=False)
 
-    models = load_models(preset if protocol is None else proposal_only(preset), model_choice, device=args.device,
-                         quick_gelu=quick_gelu_option(args), **overrides)
+    models = load_models(
+        preset if protocol is None else proposal_only(preset),
+        model_choice,
+        device=args.device,
+        quick_gelu=quick_gelu_option(args),
+        **overrides,
+    )
     announce_models("segment", models)
     car: Segmenter
     if protocol is None:
-        car = car_from_preset(preset, models, post=post,
-                              sam_source=sam_source_from_options("segment", post, args, models, preset))
-        card = protocol_card(preset=preset, settings=car.settings, models=models, kind="CaR",
-                             method=car.settings.proposal_method, post=post, device=models.proposal.device,
-                             texts=car_texts_record(preset, car.settings, queries))
+        car = car_from_preset(
+            preset, models, post=post, sam_source=sam_source_from_options("segment", post, args, models, preset)
+        )
+        card = protocol_card(
+            preset=preset,
+            settings=car.settings,
+            models=models,
+            kind="CaR",
+            method=car.settings.proposal_method,
+            post=post,
+            device=models.proposal.device,
+            texts=car_texts_record(preset, car.settings, queries),
+        )
     else:
         car = segmenter = AloneSegmenter(models.proposal, preset, protocol)
         alone = segmenter.method_alone(queries)
-        card = protocol_card(preset=preset, settings=preset.settings,
-                             models=CardModels(models.proposal, None, models.description), kind="method alone",
-                             method=protocol.method, post=None, device=models.proposal.device,
-                             texts=alone.texts_record(), image=alone.image_record(),
-                             method_protocol=protocol.to_dict())
+        card = protocol_card(
+            preset=preset,
+            settings=preset.settings,
+            models=CardModels(models.proposal, None, models.description),
+            kind="method alone",
+            method=protocol.method,
+            post=None,
+            device=models.proposal.device,
+            texts=alone.texts_record(),
+            image=alone.image_record(),
+            method_protocol=protocol.to_dict(),
+        )
     if not folder_mode:
         assert image is not None  # one image: folder_mode is False
         with autocast_for(models.proposal.device, args.amp):
             result = car.segment(image, queries)
-        write_outputs(args.out, image, result, models, preset_record, post, amp,
-                      card=card_for_image(card, args.image, image))
+        write_outputs(
+            args.out, image, result, models, preset_record, post, amp, card=card_for_image(card, args.image, image)
+        )
         if protocol is None:
-            print(f"kept {', '.join(result.kept_queries) or 'nothing'} after {result.num_steps} steps; wrote {args.out}/")
+            print(
+                f"kept {', '.join(result.kept_queries) or 'nothing'} after {result.num_steps} steps; wrote {args.out}/"
+            )
         else:
-            print(f"{protocol.method} alone: {', '.join(result.kept_queries) or 'no query'} in the label map; "
-                  f"wrote {args.out}/")
+            print(
+                f"{protocol.method} alone: {', '.join(result.kept_queries) or 'no query'} in the label map; "
+                f"wrote {args.out}/"
+            )
         return 0
     if items is None:
         items = [ImageItem(Path(args.image).stem, Path(args.image))]
     with autocast_for(models.proposal.device, args.amp):
         summary = segment_folder(
-            car, items, queries, args.out, settings=settings, labels_only=args.labels_only,
+            car,
+            items,
+            queries,
+            args.out,
+            settings=settings,
+            labels_only=args.labels_only,
             write_result=lambda folder, picture, result: write_result_files(
-                folder, picture, result, models, preset_record, post, amp, card=card_for_image(card, None, picture)),
+                folder, picture, result, models, preset_record, post, amp, card=card_for_image(card, None, picture)
+            ),
             progress=not args.no_progress,
         )
     if summary is not None:
-        print(f"{summary.done} images segmented, {summary.skipped} already done, {len(summary.errors)} unreadable "
-              f"(listed in {args.out / 'errors.json'}); wrote {args.out}/")
+        print(
+            f"{summary.done} images segmented, {summary.skipped} already done, {len(summary.errors)} unreadable "
+            f"(listed in {args.out / 'errors.json'}); wrote {args.out}/"
+        )
         for error in summary.errors:
             print(f"carlib segment: skipped {error['path']}: {error['error']}", file=sys.stderr)
     return 0
@@ -171,10 +216,18 @@ def _read_queries_file(path: Path) -> list[str]:
 
 
 def _models_record(models: LoadedModels) -> dict:
-    return {"description": models.description,
-            **{role: {"name": bundle.name, "pretrained": bundle.pretrained, "activation": bundle.activation,
-                      "family": bundle.family}
-               for role, bundle in (("proposal", models.proposal), ("classifier", models.classifier))}}
+    return {
+        "description": models.description,
+        **{
+            role: {
+                "name": bundle.name,
+                "pretrained": bundle.pretrained,
+                "activation": bundle.activation,
+                "family": bundle.family,
+            }
+            for role, bundle in (("proposal", models.proposal), ("classifier", models.classifier))
+        },
+    }
 
 
 def card_for_image(card: dict, path, image) -> dict:
@@ -184,12 +237,25 @@ def card_for_image(card: dict, path, image) -> dict:
     import numpy as np
 
     pixels = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
-    return {**card, "image_input": {"path": None if path is None else str(path), "size": list(image.shape[:2]),
-                                    "pixels_sha256": pixels}}
+    return {
+        **card,
+        "image_input": {
+            "path": None if path is None else str(path),
+            "size": list(image.shape[:2]),
+            "pixels_sha256": pixels,
+        },
+    }
 
 
-def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: str,
-                   labels_png: str = "palette-8bit", amp: str = "off", card: dict | None = None) -> dict:
+def result_summary(
+    result: CarResult,
+    models: LoadedModels,
+    preset: dict,
+    post: str,
+    labels_png: str = "palette-8bit",
+    amp: str = "off",
+    card: dict | None = None,
+) -> dict:
     """The JSON record of one segmentation (``labels_png``: how labels.png stores the labels; ``amp``: the
     autocast the models ran under, ``"off"`` for float32; ``card``: the protocol card, :mod:`carlib.protocol_card`)."""
     return {
@@ -210,21 +276,42 @@ def result_summary(result: CarResult, models: LoadedModels, preset: dict, post: 
     }
 
 
-def write_result_files(folder: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str,
-                       amp: str = "off", card: dict | None = None) -> None:
+def write_result_files(
+    folder: Path,
+    image,
+    result: CarResult,
+    models: LoadedModels,
+    preset: dict,
+    post: str,
+    amp: str = "off",
+    card: dict | None = None,
+) -> None:
     """Write overlay.png, labels.png and result.json (last) into ``folder``."""
-    title = (f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps" if result.steps
-             else f"{len(result.kept_queries)}/{len(result.queries)} queries present ({card['method'] if card else ''} "
-                  "alone)")
-    save_overlay_figure(image, result.label_map, result.queries, folder / "overlay.png", title=title,
-                        scores=result.scores.tolist())
+    title = (
+        f"{len(result.kept_queries)}/{len(result.queries)} queries kept, {result.num_steps} steps"
+        if result.steps
+        else f"{len(result.kept_queries)}/{len(result.queries)} queries present ({card['method'] if card else ''} "
+        "alone)"
+    )
+    save_overlay_figure(
+        image, result.label_map, result.queries, folder / "overlay.png", title=title, scores=result.scores.tolist()
+    )
     labels_png = save_label_png(result.label_map, folder / "labels.png")
-    (folder / "result.json").write_text(json.dumps(result_summary(result, models, preset, post, labels_png, amp, card),
-                                                   indent=2))
+    (folder / "result.json").write_text(
+        json.dumps(result_summary(result, models, preset, post, labels_png, amp, card), indent=2)
+    )
 
 
-def write_outputs(out: Path, image, result: CarResult, models: LoadedModels, preset: dict, post: str,
-                  amp: str = "off", card: dict | None = None) -> None:
+def write_outputs(
+    out: Path,
+    image,
+    result: CarResult,
+    models: LoadedModels,
+    preset: dict,
+    post: str,
+    amp: str = "off",
+    card: dict | None = None,
+) -> None:
     """Write overlay.png, labels.png and result.json into ``out`` via a scratch folder: never a partial set."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,8 +59,7 @@ def layout_error(what: str, missing: str | Path, tree: str, docs_section: str) -
         the error, to be raised by the caller.
     """
     return FileNotFoundError(
-        f"{what}: not found: {missing}\nExpected layout:\n{tree.rstrip()}\n"
-        f"({DOCS_HINT}, section '{docs_section}')"
+        f"{what}: not found: {missing}\nExpected layout:\n{tree.rstrip()}\n({DOCS_HINT}, section '{docs_section}')"
     )
 
 
@@ -89,7 +88,8 @@ def read_label_png(path: Path, sample_id: str) -> np.ndarray:
             mode = opened.mode
             if mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
                 raise SampleReadError(
-                    sample_id, path,
+                    sample_id,
+                    path,
                     f"ground truth must be a single-channel (palette or grey) PNG or TIFF of label ids, got mode {mode}",
                 )
             labels = np.asarray(opened)
@@ -220,7 +220,8 @@ class SemanticDataset:
         labels = read_label_png(label_path, sample_id)
         if labels.shape != image.shape[:2]:
             raise SampleReadError(
-                sample_id, label_path,
+                sample_id,
+                label_path,
                 f"ground truth is {labels.shape[1]}x{labels.shape[0]} but the image is "
                 f"{image.shape[1]}x{image.shape[0]} (width x height)",
             )
@@ -230,7 +231,8 @@ class SemanticDataset:
         if scored.size and (scored.min() < 0 or scored.max() >= self.num_classes):
             bad = int(scored.max()) if scored.max() >= self.num_classes else int(scored.min())
             raise SampleReadError(
-                sample_id, label_path,
+                sample_id,
+                label_path,
                 f"label value {bad} outside 0..{self.num_classes - 1} and not {self.ignore_label} "
                 "(is this the converted layout? see docs/datasets.md)",
             )
@@ -325,7 +327,8 @@ class ReferringDataset:
         height, width = int(info["height"]), int(info["width"])
         if image.shape[:2] != (height, width):
             raise SampleReadError(
-                obj.id, path,
+                obj.id,
+                path,
                 f"image is {image.shape[1]}x{image.shape[0]} but instances.json says {width}x{height}",
             )
         annotation = self.annotations[obj.ann_id]

@@ -142,7 +142,8 @@ class GresDataset:
         height, width = int(info["height"]), int(info["width"])
         if image.shape[:2] != (height, width):
             raise SampleReadError(
-                expression.id, path,
+                expression.id,
+                path,
                 f"image is {image.shape[1]}x{image.shape[0]} but instances.json says {width}x{height}",
             )
         mask = np.zeros((height, width), dtype=bool)
@@ -154,7 +155,8 @@ class GresDataset:
                 mask |= segmentation_mask(annotation["segmentation"], height, width)
             except (ValueError, TypeError, KeyError) as error:
                 raise SampleReadError(
-                    expression.id, self.root / "instances.json",
+                    expression.id,
+                    self.root / "instances.json",
                     f"cannot decode segmentation of annotation {ann_id} ({error})",
                 ) from error
         return image, mask
@@ -180,8 +182,9 @@ def _read_refs(root: Path, split_by: str) -> tuple[Path, list[dict[str, Any]]]:
             raise ValueError(f"cannot read refs file {json_path}: {error}") from error
         required = {"ref_id", "ann_id", "image_id", "split", "sentences"}
         if not isinstance(refs, list) or not all(isinstance(r, dict) and required <= r.keys() for r in refs):
-            raise ValueError(f"{json_path} is not a gRefCOCO refs file: expected a list of dicts with keys "
-                             f"{sorted(required)}")
+            raise ValueError(
+                f"{json_path} is not a gRefCOCO refs file: expected a list of dicts with keys {sorted(required)}"
+            )
         return json_path, refs
     if pickle_path.is_file():
         return pickle_path, load_refs(pickle_path)
@@ -245,8 +248,10 @@ def open_gres(
     refs_path, all_refs = _read_refs(root, split_by)
     if not instances_path.is_file():
         raise layout_error("gRefCOCO", instances_path, GRES_TREE, DOCS_SECTION)
-    images_folder = Path(image_dir) if image_dir is not None else first_existing(
-        [base / candidate for candidate in IMAGE_DIR_CANDIDATES]
+    images_folder = (
+        Path(image_dir)
+        if image_dir is not None
+        else first_existing([base / candidate for candidate in IMAGE_DIR_CANDIDATES])
     )
     if images_folder is None or not images_folder.is_dir():
         looked = str(image_dir) if image_dir is not None else " or ".join(str(base / c) for c in IMAGE_DIR_CANDIDATES)
@@ -254,8 +259,12 @@ def open_gres(
 
     refs = sorted((ref for ref in all_refs if str(ref["split"]) == split), key=lambda ref: int(ref["ref_id"]))
     targets = {int(ref["ref_id"]): _ann_ids(ref, refs_path) for ref in refs}
-    annotations, images = read_instances(instances_path, {ann_id for ids in targets.values() for ann_id in ids},
-                                         {int(ref["image_id"]) for ref in refs}, f"the gRefCOCO {split} refs")
+    annotations, images = read_instances(
+        instances_path,
+        {ann_id for ids in targets.values() for ann_id in ids},
+        {int(ref["image_id"]) for ref in refs},
+        f"the gRefCOCO {split} refs",
+    )
 
     expressions = []
     for ref in refs:
@@ -266,12 +275,27 @@ def open_gres(
                 raise ValueError(f"{refs_path}: ref {ref_id}: a sentence has neither 'raw' nor 'sent'")
             if not str(text).strip():
                 continue
-            expressions.append(GresExpression(
-                id=f"{ref_id}_{index}", ref_id=ref_id, image_id=int(ref["image_id"]), ann_ids=targets[ref_id],
-                sentence=str(text), split=split, file_name=str(images[int(ref["image_id"])]["file_name"]),
-            ))
-    return GresDataset(name=GRES_NAME, preset=GRES_NAME, split=split, root=root, image_dir=images_folder,
-                       expressions=tuple(expressions), images=images, annotations=annotations)
+            expressions.append(
+                GresExpression(
+                    id=f"{ref_id}_{index}",
+                    ref_id=ref_id,
+                    image_id=int(ref["image_id"]),
+                    ann_ids=targets[ref_id],
+                    sentence=str(text),
+                    split=split,
+                    file_name=str(images[int(ref["image_id"])]["file_name"]),
+                )
+            )
+    return GresDataset(
+        name=GRES_NAME,
+        preset=GRES_NAME,
+        split=split,
+        root=root,
+        image_dir=images_folder,
+        expressions=tuple(expressions),
+        images=images,
+        annotations=annotations,
+    )
 
 
 def check_gres(data_root: PathLike, split: str | None = None, *, split_by: str | None = None) -> list[str]:

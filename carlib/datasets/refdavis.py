@@ -51,8 +51,12 @@ AnnotationChoice = Literal["auto", "semi-supervised", "unsupervised"]
 REFDAVIS_NAME = "refdavis17"
 DOCS_SECTION = "Ref-DAVIS17"
 
-EXPRESSION_SETS: tuple[str, ...] = ("annot1-first-frame", "annot1-full-video", "annot2-first-frame",
-                                    "annot2-full-video")
+EXPRESSION_SETS: tuple[str, ...] = (
+    "annot1-first-frame",
+    "annot1-full-video",
+    "annot2-first-frame",
+    "annot2-full-video",
+)
 """The four expressions of every object, in ReferFormer's order (its ``anno_0`` .. ``anno_3``)."""
 ALL_EXPRESSIONS = "all"
 """Not a set of the benchmark: every distinct expression of an object as the queries of one CaR run, merged as
@@ -67,7 +71,10 @@ TEXT_FOLDER = "davis_text_annotations"
 VIDEO_NAME_FIXES = {"clasic-car": "classic-car", "dog-scale": "dogs-scale", "motor-bike": "motorbike"}
 """Misspelt (training) video names in the expression files, as ReferFormer's converter fixes them."""
 
-ANNOTATION_FOLDERS: dict[str, str] = {"semi-supervised": "Annotations/480p", "unsupervised": "Annotations_unsupervised/480p"}
+ANNOTATION_FOLDERS: dict[str, str] = {
+    "semi-supervised": "Annotations/480p",
+    "unsupervised": "Annotations_unsupervised/480p",
+}
 SPLITS = ("train", "val")
 REFERFORMER_SPLITS = {"train": "train", "val": "valid"}
 
@@ -166,8 +173,10 @@ class RefDavisDataset:
         if expression_set == ALL_EXPRESSIONS:
             return tuple(dict.fromkeys(self.expressions[name][video][object_id] for name in EXPRESSION_SETS))
         if expression_set not in EXPRESSION_SETS:
-            raise ValueError(f"unknown expression set {expression_set!r}; choose from "
-                             f"{', '.join((*EXPRESSION_SETS, ALL_EXPRESSIONS))}")
+            raise ValueError(
+                f"unknown expression set {expression_set!r}; choose from "
+                f"{', '.join((*EXPRESSION_SETS, ALL_EXPRESSIONS))}"
+            )
         return (self.expressions[expression_set][video][object_id],)
 
     def load_frame(self, item: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -189,9 +198,11 @@ class RefDavisDataset:
         image = read_image(clip.image_path(frame), sample)
         labels = read_label_png(clip.annotation_path(frame), sample)
         if labels.shape != image.shape[:2]:
-            raise SampleReadError(sample, clip.annotation_path(frame),
-                                  f"annotation is {labels.shape[1]}x{labels.shape[0]} but the frame is "
-                                  f"{image.shape[1]}x{image.shape[0]}")
+            raise SampleReadError(
+                sample,
+                clip.annotation_path(frame),
+                f"annotation is {labels.shape[1]}x{labels.shape[0]} but the frame is {image.shape[1]}x{image.shape[0]}",
+            )
         labels[labels == 255] = 0
         return image, labels
 
@@ -321,14 +332,18 @@ def _read_meta_expressions(path: Path) -> dict[str, dict[str, dict[int, str]]]:
         expressions = entry.get("expressions", {})
         ordered = [expressions[key] for key in sorted(expressions, key=int)]
         if len(ordered) % len(EXPRESSION_SETS):
-            raise ValueError(f"{path}: video {video!r} has {len(ordered)} expressions, not four per object in "
-                             "ReferFormer's order; use the DAVIS layout with davis_text_annotations/")
+            raise ValueError(
+                f"{path}: video {video!r} has {len(ordered)} expressions, not four per object in "
+                "ReferFormer's order; use the DAVIS layout with davis_text_annotations/"
+            )
         for start in range(0, len(ordered), len(EXPRESSION_SETS)):
-            group = ordered[start:start + len(EXPRESSION_SETS)]
+            group = ordered[start : start + len(EXPRESSION_SETS)]
             ids = sorted({int(item["obj_id"]) for item in group})
             if len(ids) != 1:
-                raise ValueError(f"{path}: video {video!r}, expressions {start}-{start + 3} name objects "
-                                 f"{ids}: not four per object in ReferFormer's order")
+                raise ValueError(
+                    f"{path}: video {video!r}, expressions {start}-{start + 3} name objects "
+                    f"{ids}: not four per object in ReferFormer's order"
+                )
             for name, item in zip(EXPRESSION_SETS, group):
                 result[name].setdefault(video, {})[ids[0]] = str(item["exp"])
     return result
@@ -356,10 +371,14 @@ def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[l
     images = {path.stem for path in image_dir.glob("*.jpg")}
     labels = {path.stem for path in annotation_dir.glob("*.png")}
     restore = "; restore it from the dataset's download"
-    problems = [f"video {name!r}: missing annotation {annotation_dir / (stem + '.png')} (its frame exists){restore}"
-                for stem in sorted(images - labels)]
-    problems += [f"video {name!r}: missing frame {image_dir / (stem + '.jpg')} (its annotation exists){restore}"
-                 for stem in sorted(labels - images)]
+    problems = [
+        f"video {name!r}: missing annotation {annotation_dir / (stem + '.png')} (its frame exists){restore}"
+        for stem in sorted(images - labels)
+    ]
+    problems += [
+        f"video {name!r}: missing frame {image_dir / (stem + '.jpg')} (its annotation exists){restore}"
+        for stem in sorted(labels - images)
+    ]
     frames = sorted(images | labels)
     if not frames:
         return [f"video {name!r}: no frames (.jpg) in {image_dir}"], None
@@ -368,9 +387,11 @@ def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[l
         numbers = sorted(int(stem) for stem in frames)
         for before, after in itertools.pairwise(numbers):
             for number in range(before + 1, after):
-                problems.append(f"video {name!r}: missing frame {image_dir / f'{number:0{width}d}.jpg'} and its "
-                                f"annotation (frames {before:0{width}d} and {after:0{width}d} exist; a video's frames "
-                                "are numbered without gaps); restore them from the dataset's download")
+                problems.append(
+                    f"video {name!r}: missing frame {image_dir / f'{number:0{width}d}.jpg'} and its "
+                    f"annotation (frames {before:0{width}d} and {after:0{width}d} exist; a video's frames "
+                    "are numbered without gaps); restore them from the dataset's download"
+                )
     if problems:
         return problems, None
     try:
@@ -379,9 +400,11 @@ def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[l
             for path in (image_dir / f"{stem}.jpg", annotation_dir / f"{stem}.png"):
                 found = _header_size(path)
                 if found != size:
-                    problems.append(f"video {name!r}: {path} is {found[1]}x{found[0]} but frame "
-                                    f"{image_dir / (frames[0] + '.jpg')} is {size[1]}x{size[0]}: all frames and "
-                                    "annotations of a video must have one size")
+                    problems.append(
+                        f"video {name!r}: {path} is {found[1]}x{found[0]} but frame "
+                        f"{image_dir / (frames[0] + '.jpg')} is {size[1]}x{size[0]}: all frames and "
+                        "annotations of a video must have one size"
+                    )
         if problems:
             return problems, None
         first = read_label_png(annotation_dir / f"{frames[0]}.png", f"{name}/{frames[0]}")
@@ -394,19 +417,24 @@ def _video_problems(name: str, image_dir: Path, annotation_dir: Path) -> tuple[l
     return [], ReferringVideo(name, tuple(frames), image_dir, annotation_dir, tuple(range(1, count + 1)), size)
 
 
-def _expression_problems(clip: ReferringVideo, expressions: Mapping[str, Mapping[str, Mapping[int, str]]],
-                         sources: Mapping[str, Path]) -> list[str]:
+def _expression_problems(
+    clip: ReferringVideo, expressions: Mapping[str, Mapping[str, Mapping[int, str]]], sources: Mapping[str, Path]
+) -> list[str]:
     problems = []
     first = clip.annotation_path(clip.frames[0])
     for name in EXPRESSION_SETS:
         named = expressions[name].get(clip.name, {})
         for object_id in sorted(set(named) - set(clip.object_ids)):
-            problems.append(f"{sources[name]}: video {clip.name!r} object {object_id} is not in its annotations "
-                            f"(its first annotation {first} has objects 1..{len(clip.object_ids)}); are the "
-                            "expressions and the annotations from the same release?")
+            problems.append(
+                f"{sources[name]}: video {clip.name!r} object {object_id} is not in its annotations "
+                f"(its first annotation {first} has objects 1..{len(clip.object_ids)}); are the "
+                "expressions and the annotations from the same release?"
+            )
         for object_id in sorted(set(clip.object_ids) - set(named)):
-            problems.append(f"{sources[name]}: no expression for object {object_id} of video {clip.name!r}, which "
-                            f"its annotations have ({first}); every object needs one in each expression file")
+            problems.append(
+                f"{sources[name]}: no expression for object {object_id} of video {clip.name!r}, which "
+                f"its annotations have ({first}); every object needs one in each expression file"
+            )
     return problems
 
 
@@ -434,8 +462,9 @@ def _gather(data_root: PathLike, split: str | None, annotations: AnnotationChoic
     data_root = Path(data_root)
     layout = _find_layout(data_root, split)
     if layout is None:
-        raise _LayoutMissing(f"no DAVIS folder with {TEXT_FOLDER}/ beside it, and no ReferFormer conversion, "
-                             f"under {data_root}")
+        raise _LayoutMissing(
+            f"no DAVIS folder with {TEXT_FOLDER}/ beside it, and no ReferFormer conversion, under {data_root}"
+        )
     if isinstance(layout, _DavisLayout):
         folder, annotation_name = _annotation_folder(layout.davis, annotations)
         if folder is None:
@@ -448,8 +477,10 @@ def _gather(data_root: PathLike, split: str | None, annotations: AnnotationChoic
         image_root, annotation_root = layout.davis / "JPEGImages" / "480p", folder
     else:
         if annotations != "auto":
-            raise ValueError("annotations= chooses a DAVIS annotation folder; ReferFormer's conversion has one "
-                             f"({REFERFORMER_SPLITS[split]}/Annotations)")
+            raise ValueError(
+                "annotations= chooses a DAVIS annotation folder; ReferFormer's conversion has one "
+                f"({REFERFORMER_SPLITS[split]}/Annotations)"
+            )
         part = layout.root / REFERFORMER_SPLITS[split]
         annotation_name = f"{REFERFORMER_SPLITS[split]}/Annotations"
         sources = dict.fromkeys(EXPRESSION_SETS, layout.meta)
@@ -468,8 +499,9 @@ def _gather(data_root: PathLike, split: str | None, annotations: AnnotationChoic
     return layout, annotation_name, expressions, sources, videos, problems
 
 
-def open_refdavis(data_root: PathLike, split: str | None = None, *,
-                  annotations: AnnotationChoice = "auto") -> RefDavisDataset:
+def open_refdavis(
+    data_root: PathLike, split: str | None = None, *, annotations: AnnotationChoice = "auto"
+) -> RefDavisDataset:
     """Open Ref-DAVIS17 (see :func:`carlib.datasets.open_dataset`), checking every video of the split.
 
     Arguments:
@@ -500,12 +532,20 @@ def open_refdavis(data_root: PathLike, split: str | None = None, *,
         raise FileNotFoundError(f"Ref-DAVIS17: {missing} (see docs/datasets.md, section '{DOCS_SECTION}')") from None
     if problems:
         more = len(problems) - 1
-        raise ValueError(f"Ref-DAVIS17: {problems[0]}" + (f" (and {more} more; `carlib data check --preset "
-                                                          f"{REFDAVIS_NAME}` lists them)" if more else ""))
+        raise ValueError(
+            f"Ref-DAVIS17: {problems[0]}"
+            + (f" (and {more} more; `carlib data check --preset {REFDAVIS_NAME}` lists them)" if more else "")
+        )
     return RefDavisDataset(
-        name=REFDAVIS_NAME, preset=REFDAVIS_NAME, split=_check_split(split), root=layout.root, layout=layout.kind,
-        annotations=annotation_name, clips=tuple(sorted(videos, key=lambda clip: clip.name)),
-        expressions=expressions, expression_sources=sources,
+        name=REFDAVIS_NAME,
+        preset=REFDAVIS_NAME,
+        split=_check_split(split),
+        root=layout.root,
+        layout=layout.kind,
+        annotations=annotation_name,
+        clips=tuple(sorted(videos, key=lambda clip: clip.name)),
+        expressions=expressions,
+        expression_sources=sources,
     )
 
 

@@ -67,8 +67,9 @@ class _PlainDataUnpickler(pickle.Unpickler):
         )
 
 
-def read_instances(instances_path: Path, wanted_annotations: set[int], wanted_images: set[int],
-                   refs_named: str) -> tuple[dict[int, dict], dict[int, dict]]:
+def read_instances(
+    instances_path: Path, wanted_annotations: set[int], wanted_images: set[int], refs_named: str
+) -> tuple[dict[int, dict], dict[int, dict]]:
     """The COCO annotations and images (by id) that a refs file refers to, from ``instances.json``.
 
     Raises:
@@ -201,16 +202,22 @@ def open_referring(
     for path in (refs_path, instances_path):
         if not path.is_file():
             raise layout_error(name, path, tree, DOCS_SECTION)
-    images_folder = Path(image_dir) if image_dir is not None else first_existing(
-        [base / candidate for candidate in IMAGE_DIR_CANDIDATES]
+    images_folder = (
+        Path(image_dir)
+        if image_dir is not None
+        else first_existing([base / candidate for candidate in IMAGE_DIR_CANDIDATES])
     )
     if images_folder is None or not images_folder.is_dir():
         looked = str(image_dir) if image_dir is not None else " or ".join(str(base / c) for c in IMAGE_DIR_CANDIDATES)
         raise layout_error(name, f"image folder {looked}", tree, DOCS_SECTION)
 
     refs = [ref for ref in load_refs(refs_path) if _in_split(str(ref["split"]), split)]
-    annotations, images = read_instances(instances_path, {int(ref["ann_id"]) for ref in refs},
-                                         {int(ref["image_id"]) for ref in refs}, f"the refs of {name} {split}")
+    annotations, images = read_instances(
+        instances_path,
+        {int(ref["ann_id"]) for ref in refs},
+        {int(ref["image_id"]) for ref in refs},
+        f"the refs of {name} {split}",
+    )
 
     objects = tuple(
         ReferringObject(

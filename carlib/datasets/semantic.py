@@ -46,7 +46,16 @@ PathLike = str | Path
 
 # The 80 COCO "thing" category ids, in the order of COCO-Object labels 1..80.
 COCO_THING_CATEGORY_IDS: tuple[int, ...] = (
-    *range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70, *range(72, 83), *range(84, 91),
+    *range(1, 12),
+    *range(13, 26),
+    27,
+    28,
+    *range(31, 45),
+    *range(46, 66),
+    67,
+    70,
+    *range(72, 83),
+    *range(84, 91),
 )
 
 
@@ -389,10 +398,19 @@ def open_semantic(
     if layout.full_label_set:
         # Every stored label is a class; there is no background to keep or drop.
         return FullLabelSetDataset(
-            name=preset, preset=preset, split=resolved.split, root=resolved.root, class_names=tuple(names),
-            has_background=False, image_dir=resolved.image_dir, label_dir=resolved.label_dir,
-            image_suffix=layout.image_suffix, label_suffix=layout.label_suffix,
-            sample_ids=tuple(split_ids(resolved)), reduce_zero=False, ignore_label=layout.ignore_label,
+            name=preset,
+            preset=preset,
+            split=resolved.split,
+            root=resolved.root,
+            class_names=tuple(names),
+            has_background=False,
+            image_dir=resolved.image_dir,
+            label_dir=resolved.label_dir,
+            image_suffix=layout.image_suffix,
+            label_suffix=layout.label_suffix,
+            sample_ids=tuple(split_ids(resolved)),
+            reduce_zero=False,
+            ignore_label=layout.ignore_label,
         )
     if preset == "ade150":
         # ADE's 0 is "other", never a class: always reduce_zero_label (reference: ignore_background).
@@ -458,7 +476,8 @@ class FullLabelSetDataset(SemanticDataset):
             mode = None  # the base reader reports missing and unreadable files
         if mode in _NARROW_MODES:
             raise SampleReadError(
-                sample_id, path,
+                sample_id,
+                path,
                 f"ground truth has 8 bits per pixel (mode {mode}); {self.num_classes} classes and the ignore value "
                 f"{self.ignore_label} need the 16-bit TIFFs of the detectron2 conversion (see docs/datasets.md)",
             )

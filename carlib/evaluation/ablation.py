@@ -51,22 +51,42 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
             Row("no recurrence (one pass, all queries kept)", {}, {"recurrent": False}, 15.2),
             Row("recurrence + Grad-CAM", {}, {"use_clip_es": False}, 41.1),
             Row("recurrence + CLIP-ES", {}, {"use_clip_es": True}, 67.6),
-            Row("recurrence + MaskCLIP (not in the paper)", {}, {"proposal_method": "maskclip", "use_clip_es": False},
-                None),
-            Row("recurrence + MaskCLIP + CLIP-ES (not in the paper)", {},
-                {"proposal_method": "maskclip", "use_clip_es": True}, None),
+            Row(
+                "recurrence + MaskCLIP (not in the paper)",
+                {},
+                {"proposal_method": "maskclip", "use_clip_es": False},
+                None,
+            ),
+            Row(
+                "recurrence + MaskCLIP + CLIP-ES (not in the paper)",
+                {},
+                {"proposal_method": "maskclip", "use_clip_es": True},
+                None,
+            ),
         ]
     if table == "prompts":
-        kinds = [("circle", 66.9), ("contour", 66.0), ("blur", 66.4), ("gray", 66.1), ("black", 61.8),
-                 ("circle+blur", 67.6)]
+        kinds = [
+            ("circle", 66.9),
+            ("contour", 66.0),
+            ("blur", 66.4),
+            ("gray", 66.1),
+            ("black", 61.8),
+            ("circle+blur", 67.6),
+        ]
         return [Row(name, {"prompt_kinds": tuple(name.split("+"))}, {}, paper) for name, paper in kinds]
     if table == "background":
         rows = [Row("none", {"background": ()}, {}, 64.3)]
         if preset.name == "shapes":
             from carlib.vocabularies import shapes_background_words
 
-            rows.append(Row("ShapesWorld surfaces (grass, sky, water, sand)",
-                            {"background": shapes_background_words()}, {}, None))
+            rows.append(
+                Row(
+                    "ShapesWorld surfaces (grass, sky, water, sand)",
+                    {"background": shapes_background_words()},
+                    {},
+                    None,
+                )
+            )
         rows += [
             Row("default 23 words", {"background": BACKGROUND_SETS["default"]}, {}, None),
             Row("terrestrial", {"background": BACKGROUND_SETS["terrestrial"]}, {}, None),
@@ -78,20 +98,37 @@ def table_rows(table: str, preset: Preset) -> list[Row]:
     if table == "backbones" and preset.name == "shapes":
         return backbone_rows_on_world()
     if table == "backbones":
-        pairs = [("ViT-B-16", "ViT-B-16", 54.1), ("ViT-B-16", "ViT-L-14", 67.6), ("ViT-L-14", "ViT-B-16", 50.6),
-                 ("ViT-L-14", "ViT-L-14", 57.6)]
+        pairs = [
+            ("ViT-B-16", "ViT-B-16", 54.1),
+            ("ViT-B-16", "ViT-L-14", 67.6),
+            ("ViT-L-14", "ViT-B-16", 50.6),
+            ("ViT-L-14", "ViT-L-14", 57.6),
+        ]
         return [
-            Row(f"{proposal} proposals, {classifier} classifier",
-                {"proposal_model": proposal, "classifier_model": classifier}, {}, paper)
+            Row(
+                f"{proposal} proposals, {classifier} classifier",
+                {"proposal_model": proposal, "classifier_model": classifier},
+                {},
+                paper,
+            )
             for proposal, classifier, paper in pairs
         ]
     if table == "methods":
-        raise ValueError("the methods table is not a list of CaR settings; run_table('methods') measures it "
-                         "(carlib.evaluation.methods_table)")
+        raise ValueError(
+            "the methods table is not a list of CaR settings; run_table('methods') measures it "
+            "(carlib.evaluation.methods_table)"
+        )
     if table == "sweep":
         settings = preset.settings
-        rows = [Row(f"preset (η {settings.mask_threshold:g}, θ {settings.confidence_threshold:g}, "
-                    f"λ {settings.clipes_threshold:g})", {}, {}, None)]
+        rows = [
+            Row(
+                f"preset (η {settings.mask_threshold:g}, θ {settings.confidence_threshold:g}, "
+                f"λ {settings.clipes_threshold:g})",
+                {},
+                {},
+                None,
+            )
+        ]
         for symbol, field_name in (("η", "mask_threshold"), ("θ", "confidence_threshold"), ("λ", "clipes_threshold")):
             centre = getattr(settings, field_name)
             for value in (round(centre - SWEEP_STEP, 6), round(centre + SWEEP_STEP, 6)):
@@ -114,9 +151,14 @@ def backbone_rows_on_world() -> list[Row]:
             for classifier in SHAPES_FAMILIES:
                 if rule == "as_trained" and "shapes-siglip" not in (proposal, classifier):
                     continue  # the rule changes nothing for two contrastive models
-                rows.append(Row(f"{proposal} proposals, {classifier} classifier, {rule} scores",
-                                {"proposal_model": proposal, "classifier_model": classifier},
-                                {"score_rule": rule}, None))
+                rows.append(
+                    Row(
+                        f"{proposal} proposals, {classifier} classifier, {rule} scores",
+                        {"proposal_model": proposal, "classifier_model": classifier},
+                        {"score_rule": rule},
+                        None,
+                    )
+                )
     return rows
 
 
@@ -149,8 +191,10 @@ def run_table(
     """
     if table == "methods":
         if preset_name != "shapes":
-            raise ValueError("the methods table runs on ShapesWorld (--preset shapes); on real data run "
-                             "`carlib eval --method NAME` (alone) and `carlib eval --proposal-method NAME` (under CaR)")
+            raise ValueError(
+                "the methods table runs on ShapesWorld (--preset shapes); on real data run "
+                "`carlib eval --method NAME` (alone) and `carlib eval --proposal-method NAME` (under CaR)"
+            )
         from carlib.evaluation.methods_table import methods_markdown, methods_table
 
         method_rows, notes = methods_table(n, models, progress=progress)
@@ -170,8 +214,17 @@ def run_table(
         from carlib.evaluation.benchmark import evaluate
 
         for index, row in enumerate(counted(rows, "rows")):
-            summary = _evaluate_row(evaluate, preset, row, data_root, Path(out_dir) / f"{table}-{index}", model,
-                                    limit, progress, model_overrides)
+            summary = _evaluate_row(
+                evaluate,
+                preset,
+                row,
+                data_root,
+                Path(out_dir) / f"{table}-{index}",
+                model,
+                limit,
+                progress,
+                model_overrides,
+            )
             results.append((row, summary))
         source = f"{preset_name}, {data_root}"
     lines = [f"### Ablation: {table} ({source})", "", "| setting | ours mIoU % | paper (VOC-21) % |", "|---|---|---|"]
@@ -183,13 +236,24 @@ def run_table(
     if table == "sweep":
         values = [value * 100 for _, value in results]
         published = "; ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in PAPER_SWEEP_RANGES.items())
-        lines += ["", f"Our spread over these {len(values)} settings: {min(values):.1f}–{max(values):.1f} "
-                      f"({max(values) - min(values):.1f} points). Published spread of Table 5: {published}."]
+        lines += [
+            "",
+            f"Our spread over these {len(values)} settings: {min(values):.1f}–{max(values):.1f} "
+            f"({max(values) - min(values):.1f} points). Published spread of Table 5: {published}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def world_row(preset: Preset, row: Row, n: int, *, seed: int | None = None, loaded: dict | None = None,
-              progress: bool = False, model_overrides: dict | None = None):
+def world_row(
+    preset: Preset,
+    row: Row,
+    n: int,
+    *,
+    seed: int | None = None,
+    loaded: dict | None = None,
+    progress: bool = False,
+    model_overrides: dict | None = None,
+):
     """CaR + dense CRF on ``n`` ShapesWorld test scenes with one row's changes (its models loaded once per pair).
 
     Returns:
@@ -203,8 +267,15 @@ def world_row(preset: Preset, row: Row, n: int, *, seed: int | None = None, load
     key = (row_preset.proposal_model, row_preset.classifier_model)
     if key not in loaded:
         loaded[key] = load_models(row_preset, "shapes", **(model_overrides or {}))
-    return evaluate_car_on_world(n, seed=EVAL_SEED if seed is None else seed, preset=row_preset, models=loaded[key],
-                                 variants=("car_crf",), progress=progress, car_options=row.car_options)
+    return evaluate_car_on_world(
+        n,
+        seed=EVAL_SEED if seed is None else seed,
+        preset=row_preset,
+        models=loaded[key],
+        variants=("car_crf",),
+        progress=progress,
+        car_options=row.car_options,
+    )
 
 
 def localisation_table(n: int, progress: bool = False) -> str:
@@ -212,20 +283,42 @@ def localisation_table(n: int, progress: bool = False) -> str:
     under each score its training allows, with its zero-shot accuracy (:func:`carlib.evaluation.shapesworld_report.evaluate_world`)."""
     from carlib.evaluation.shapesworld_report import CAM_THRESHOLD, evaluate_world
 
-    lines = [f"Grad-CAM localisation per family (mean IoU of present classes, maps > {CAM_THRESHOLD}, {n} scenes)", "",
-             "| model | family | Grad-CAM target | zero-shot accuracy | Grad-CAM | Grad-CAM + CLIP-ES |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Grad-CAM localisation per family (mean IoU of present classes, maps > {CAM_THRESHOLD}, {n} scenes)",
+        "",
+        "| model | family | Grad-CAM target | zero-shot accuracy | Grad-CAM | Grad-CAM + CLIP-ES |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, family in SHAPES_FAMILIES.items():
         for kind in ("softmax", "sigmoid") if name == "shapes-siglip" else ("softmax",):
             report = evaluate_world(name=name, score_kind=kind, n=n, progress=progress)
-            lines.append(f"| {name} | {family} | {kind} | {report.zero_shot_accuracy:.3f} | {report.gradcam_miou:.3f} "
-                         f"| {report.clip_es_miou:.3f} |")
+            lines.append(
+                f"| {name} | {family} | {kind} | {report.zero_shot_accuracy:.3f} | {report.gradcam_miou:.3f} "
+                f"| {report.clip_es_miou:.3f} |"
+            )
     return "\n".join(lines)
 
 
-def _evaluate_row(evaluate, preset: Preset, row: Row, data_root: Path, out: Path, model: str,
-                  limit: int | None, progress: bool, model_overrides: dict | None = None) -> float:
+def _evaluate_row(
+    evaluate,
+    preset: Preset,
+    row: Row,
+    data_root: Path,
+    out: Path,
+    model: str,
+    limit: int | None,
+    progress: bool,
+    model_overrides: dict | None = None,
+) -> float:
     """One real-data row through the resumable harness, with the row's changes applied."""
-    summary = evaluate(preset.replace(**row.preset_changes), data_root, out, limit=limit, model=model,
-                       progress=progress, car_options=row.car_options, model_overrides=model_overrides)
+    summary = evaluate(
+        preset.replace(**row.preset_changes),
+        data_root,
+        out,
+        limit=limit,
+        model=model,
+        progress=progress,
+        car_options=row.car_options,
+        model_overrides=model_overrides,
+    )
     return summary.metrics["mIoU"] if summary is not None else float("nan")

@@ -120,7 +120,12 @@ def compare_precisions_on_world(
         pixels += full.label_map.size
         largest = max(largest, float(np.abs(full.steps[0].scores - low.steps[0].scores).max()))
     return PrecisionAgreement(
-        scenes=n, amp=name, kept_unchanged=same_kept / max(n, 1), pixels_unchanged=same_pixels / max(pixels, 1),
-        miou={key: matrix.miou() for key, matrix in matrices.items()}, max_score_change=largest,
-        seconds=seconds, changed_scenes=changed,
+        scenes=n,
+        amp=name,
+        kept_unchanged=same_kept / max(n, 1),
+        pixels_unchanged=same_pixels / max(pixels, 1),
+        miou={key: matrix.miou() for key, matrix in matrices.items()},
+        max_score_change=largest,
+        seconds=seconds,
+        changed_scenes=changed,
     )

@@ -90,11 +90,11 @@ PAPER_METHOD_MIOU: dict[str, dict[str, float]] = {
 PAPER_METHOD_SOURCES: dict[str, str] = {
     "maskclip": "CaR's Table 1 (MaskCLIP's row, quoted by CaR from earlier work; the protocol behind it is not stated)",
     "sclip": "the SCLIP paper (ECCV 2024), Table 1, without PAMR; its README gives 59.63 / 31.74 / 33.52 / 81.54 / "
-             "34.46 for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with the repository's default setup",
+    "34.46 for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with the repository's default setup",
     "clearclip": "the ClearCLIP paper (ECCV 2024), Table 1, ViT-B/16; its README gives its numbers only as an image",
     "naclip": "the NACLIP paper (WACV 2025), without PAMR; its README gives 64.07 / 34.99 / 36.19 / 83.03 / 38.35 "
-              "for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with PAMR on (its default), which carlib "
-              "does not implement",
+    "for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with PAMR on (its default), which carlib "
+    "does not implement",
 }
 """Where each method's published numbers come from."""
 
@@ -205,8 +205,9 @@ def evaluate(
     distributed = Distributed.from_environment()
     try:
         if models is None and method_protocol is not None:
-            models = load_models(proposal_only(preset), model, device=device, quick_gelu=quick_gelu,
-                                 **(model_overrides or {}))
+            models = load_models(
+                proposal_only(preset), model, device=device, quick_gelu=quick_gelu, **(model_overrides or {})
+            )
         models = models or load_models(preset, model, device=device, quick_gelu=quick_gelu, **(model_overrides or {}))
         changes = {**(car_options or {}), **({"post": post} if post else {})}
         car = car_from_preset(preset, models, sam_source=sam_source, **changes)
@@ -217,31 +218,73 @@ def evaluate(
             from carlib.method_alone import MethodAlone
 
             alone = MethodAlone(models.proposal, preset.replace(settings=car.settings), method_protocol)
-        card = _run_card(preset, car.settings, models, alone, dataset, data_root, split, limit, without_background,
-                         split_by, expression_sets, amp)
+        card = _run_card(
+            preset,
+            car.settings,
+            models,
+            alone,
+            dataset,
+            data_root,
+            split,
+            limit,
+            without_background,
+            split_by,
+            expression_sets,
+            amp,
+        )
         predictions = Path(out_dir) / PREDICTIONS
         if distributed.rank == 0:
             claim_eval_folder(Path(out_dir), card)  # resumes only a run of the same protocol
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         if alone is not None:
-            local, errors, count, model_seconds = _run_semantic(MethodSemantic(alone), preset, dataset, predictions,
-                                                                distributed, limit, progress, workers,
-                                                                models.proposal.device, amp)
+            local, errors, count, model_seconds = _run_semantic(
+                MethodSemantic(alone),
+                preset,
+                dataset,
+                predictions,
+                distributed,
+                limit,
+                progress,
+                workers,
+                models.proposal.device,
+                amp,
+            )
         elif video:
             assert expression_sets is not None  # checked above for a video benchmark
-            local, errors, count, model_seconds = _run_video(car, dataset, predictions, distributed, limit, progress,
-                                                             workers, models.proposal.device, amp, expression_sets)
+            local, errors, count, model_seconds = _run_video(
+                car,
+                dataset,
+                predictions,
+                distributed,
+                limit,
+                progress,
+                workers,
+                models.proposal.device,
+                amp,
+                expression_sets,
+            )
         elif _is_gres(dataset):
-            local, errors, count, model_seconds = _run_gres(car, dataset, predictions, distributed, limit, progress,
-                                                            workers, models.proposal.device, amp)
+            local, errors, count, model_seconds = _run_gres(
+                car, dataset, predictions, distributed, limit, progress, workers, models.proposal.device, amp
+            )
         elif preset.settings.mode == "referring":
-            local, errors, count, model_seconds = _run_referring(car, dataset, predictions, distributed, limit, progress,
-                                                  workers, models.proposal.device, amp)
+            local, errors, count, model_seconds = _run_referring(
+                car, dataset, predictions, distributed, limit, progress, workers, models.proposal.device, amp
+            )
         else:
-            local, errors, count, model_seconds = _run_semantic(CarSemantic(car, preset), preset, dataset, predictions,
-                                                                distributed, limit, progress, workers,
-                                                                models.proposal.device, amp)
+            local, errors, count, model_seconds = _run_semantic(
+                CarSemantic(car, preset),
+                preset,
+                dataset,
+                predictions,
+                distributed,
+                limit,
+                progress,
+                workers,
+                models.proposal.device,
+                amp,
+            )
         # Video scores are per object and frame, not sums: gathered whole, then summarised on rank 0.
         merged = distributed.gather(local) if video else distributed.sum_array(local)
         count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
@@ -249,8 +292,11 @@ def evaluate(
         split_name: str = split if split else getattr(dataset, "split", "val")
         if distributed.rank != 0:
             return None
-        metrics = (summarize([VideoScores.from_record(record) for record in merged], expression_sets) if video
-                   else _metrics(preset, dataset, np.asarray(merged), without_background))
+        metrics = (
+            summarize([VideoScores.from_record(record) for record in merged], expression_sets)
+            if video
+            else _metrics(preset, dataset, np.asarray(merged), without_background)
+        )
         summary = EvalSummary(
             preset=preset.name,
             split=split_name,
@@ -260,9 +306,19 @@ def evaluate(
             seconds=time.perf_counter() - start,
             model_seconds=model_seconds,
         )
-        _write_reports(Path(out_dir), summary, preset, dataset, models, without_background,
-                       None if alone is not None else car.settings.post, split_by, expression_sets, card=card,
-                       method=alone.protocol.method if alone is not None else None)
+        _write_reports(
+            Path(out_dir),
+            summary,
+            preset,
+            dataset,
+            models,
+            without_background,
+            None if alone is not None else car.settings.post,
+            split_by,
+            expression_sets,
+            card=card,
+            method=alone.protocol.method if alone is not None else None,
+        )
         return summary
     finally:
         distributed.close()
@@ -275,11 +331,15 @@ def check_method_run(preset: Preset, method: str, post: str | None) -> None:
         ValueError: a referring preset, or ``post`` given; the message names the CaR alternative.
     """
     if preset.settings.mode != "semantic":
-        raise ValueError(f"--method runs a dense method alone on a semantic benchmark; {preset.name} is a "
-                         f"{preset.settings.mode} preset: use --proposal-method {method} to run it under CaR")
+        raise ValueError(
+            f"--method runs a dense method alone on a semantic benchmark; {preset.name} is a "
+            f"{preset.settings.mode} preset: use --proposal-method {method} to run it under CaR"
+        )
     if post is not None:
-        raise ValueError(f"a method alone has no post-processing (the field's protocol: per-pixel argmax, PAMR off); "
-                         f"drop --post, or run it under CaR with --proposal-method {method} --post {post}")
+        raise ValueError(
+            f"a method alone has no post-processing (the field's protocol: per-pixel argmax, PAMR off); "
+            f"drop --post, or run it under CaR with --proposal-method {method} --post {post}"
+        )
 
 
 def proposal_only(preset: Preset) -> Preset:
@@ -290,8 +350,17 @@ def proposal_only(preset: Preset) -> Preset:
 PROTOCOL_FILE = "protocol.json"
 """The protocol card a run folder's predictions were made under, written when the run starts."""
 
-VOLATILE_CARD_KEYS = ("carlib", "software", "device", "dataset.data_root", "models.description", "dataset.limit",
-                      "dataset.samples", "dataset.ids_sha256", "dataset.expression_sets")
+VOLATILE_CARD_KEYS = (
+    "carlib",
+    "software",
+    "device",
+    "dataset.data_root",
+    "models.description",
+    "dataset.limit",
+    "dataset.samples",
+    "dataset.ids_sha256",
+    "dataset.expression_sets",
+)
 """Card entries that may change when a run resumes without changing what its predictions mean: another checkout,
 machine or data folder, or another subset of the samples (``--limit``, expression sets: each prediction is kept
 per sample)."""
@@ -325,12 +394,19 @@ def claim_eval_folder(out_dir: Path, card: dict) -> None:
         from carlib.evaluation.compare import flatten
 
         before, now = flatten(card_identity(json.loads(path.read_text()))), flatten(card_identity(card))
-        differ = sorted({key.rsplit(".", 1)[0] if key.count(".") > 1 else key
-                         for key in set(before) | set(now) if before.get(key) != now.get(key)})
+        differ = sorted(
+            {
+                key.rsplit(".", 1)[0] if key.count(".") > 1 else key
+                for key in set(before) | set(now)
+                if before.get(key) != now.get(key)
+            }
+        )
         if differ:
             shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
-            raise ValueError(f"{out_dir} holds predictions made under another protocol (differs in {shown}); "
-                             "use another --out, or delete the folder to start over")
+            raise ValueError(
+                f"{out_dir} holds predictions made under another protocol (differs in {shown}); "
+                "use another --out, or delete the folder to start over"
+            )
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(card, indent=1), path)
@@ -348,28 +424,74 @@ def _card_ids(dataset, limit: int | None, expression_sets) -> list[str]:
     return [str(sample_id) for sample_id in _sample_ids(dataset, limit)]
 
 
-def _run_card(preset: Preset, settings, models: LoadedModels, alone, dataset, data_root, split, limit,
-              without_background: bool, split_by, expression_sets, amp: str) -> dict:
+def _run_card(
+    preset: Preset,
+    settings,
+    models: LoadedModels,
+    alone,
+    dataset,
+    data_root,
+    split,
+    limit,
+    without_background: bool,
+    split_by,
+    expression_sets,
+    amp: str,
+) -> dict:
     """The protocol card of an eval run (:mod:`carlib.protocol_card`)."""
     from carlib.protocol_card import CardModels, dataset_record, protocol_card
 
     class_labels = car_label_names(dataset) if preset.settings.mode == "semantic" else ()
-    extra = {"split_by": split_by, "limit": limit,
-             "expression_sets": list(expression_sets) if expression_sets is not None else None}
-    data = dataset_record(preset.name, split or getattr(dataset, "split", "val"), _card_ids(dataset, limit,
-                          expression_sets), without_background=without_background, data_root=str(data_root),
-                          class_labels=class_labels, extra=extra)
+    extra = {
+        "split_by": split_by,
+        "limit": limit,
+        "expression_sets": list(expression_sets) if expression_sets is not None else None,
+    }
+    data = dataset_record(
+        preset.name,
+        split or getattr(dataset, "split", "val"),
+        _card_ids(dataset, limit, expression_sets),
+        without_background=without_background,
+        data_root=str(data_root),
+        class_labels=class_labels,
+        extra=extra,
+    )
     if alone is not None:
-        return protocol_card(preset=preset, settings=settings, models=CardModels(models.proposal, None, models.description),
-                             kind="method alone", method=alone.protocol.method, post=None,
-                             device=models.proposal.device, amp=amp, texts=alone.texts_record(),
-                             image=alone.image_record(), dataset=data, method_protocol=alone.protocol.to_dict())
-    return protocol_card(preset=preset, settings=settings, models=models, kind="CaR", method=settings.proposal_method,
-                         post=settings.post, device=models.proposal.device, amp=amp, dataset=data)
+        return protocol_card(
+            preset=preset,
+            settings=settings,
+            models=CardModels(models.proposal, None, models.description),
+            kind="method alone",
+            method=alone.protocol.method,
+            post=None,
+            device=models.proposal.device,
+            amp=amp,
+            texts=alone.texts_record(),
+            image=alone.image_record(),
+            dataset=data,
+            method_protocol=alone.protocol.to_dict(),
+        )
+    return protocol_card(
+        preset=preset,
+        settings=settings,
+        models=models,
+        kind="CaR",
+        method=settings.proposal_method,
+        post=settings.post,
+        device=models.proposal.device,
+        amp=amp,
+        dataset=data,
+    )
 
 
-def open_benchmark(preset: Preset, data_root: Path, split: str | None = None, *, without_background: bool = False,
-                   split_by: str | None = None):
+def open_benchmark(
+    preset: Preset,
+    data_root: Path,
+    split: str | None = None,
+    *,
+    without_background: bool = False,
+    split_by: str | None = None,
+):
     """The dataset a preset is evaluated on (``without_background`` applies to semantic ones, ``split_by``
     to referring ones).
 
@@ -429,8 +551,10 @@ class CarSemantic:
         return [recurrence.post_job() for _, recurrence in recurrences]
 
     def finish(self, recurrences, post_results) -> tuple[np.ndarray, dict]:
-        results = [self.car.finish(recurrence, masks, seconds)
-                   for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)]
+        results = [
+            self.car.finish(recurrence, masks, seconds)
+            for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)
+        ]
         segmentation = vocabulary_segmentation(self.car, recurrences, results)
         record = {
             name: {
@@ -460,15 +584,30 @@ class MethodSemantic:
         return []
 
     def finish(self, result, post_results) -> tuple[np.ndarray, dict]:
-        record = {"method": self.alone.protocol.method, "protocol": self.alone.protocol.name,
-                  "labels": [int(label) for label in np.unique(result.label_map)], "windows": result.windows,
-                  "working_size": list(result.working_size), "dropped_by_area": result.dropped_by_area,
-                  "seconds": round(result.seconds, 4)}
+        record = {
+            "method": self.alone.protocol.method,
+            "protocol": self.alone.protocol.name,
+            "labels": [int(label) for label in np.unique(result.label_map)],
+            "windows": result.windows,
+            "working_size": list(result.working_size),
+            "dropped_by_area": result.dropped_by_area,
+            "seconds": round(result.seconds, 4),
+        }
         return result.label_map, record
 
 
-def _run_semantic(segmenter, preset: Preset, dataset, predictions: Path, distributed: Distributed,
-                  limit: int | None, progress: bool, workers: int, device, amp: str):
+def _run_semantic(
+    segmenter,
+    preset: Preset,
+    dataset,
+    predictions: Path,
+    distributed: Distributed,
+    limit: int | None,
+    progress: bool,
+    workers: int,
+    device,
+    amp: str,
+):
     """Every image of a semantic dataset through ``segmenter`` (:class:`CarSemantic` or :class:`MethodSemantic`):
     its model work here, its post-processing in ``workers`` processes, each prediction written and scored."""
     from carlib.datasets import SampleReadError
@@ -485,12 +624,14 @@ def _run_semantic(segmenter, preset: Preset, dataset, predictions: Path, distrib
             atomic_write_text(json.dumps(record), _record_path(predictions, sample_id))
             matrix.update(label_map, to_car_labels(truth, dataset))
             count.advance()
+
         return record_it
 
     samples = read_ahead(dataset.load, ids, SampleReadError, workers)
     with PostProcessPool(workers, segmenter.sam_source) as pool, counting(len(ids), "images") as count:
-        for sample_id, sample, error in tqdm(samples, total=len(ids), desc=f"eval {preset.name} (rank {distributed.rank})",
-                                             disable=not progress):
+        for sample_id, sample, error in tqdm(
+            samples, total=len(ids), desc=f"eval {preset.name} (rank {distributed.rank})", disable=not progress
+        ):
             if error is not None:
                 errors.append({"id": sample_id, "error": error})
                 continue
@@ -508,8 +649,17 @@ def _run_semantic(segmenter, preset: Preset, dataset, predictions: Path, distrib
     return matrix.matrix.astype(np.float64), errors, len(ids), model_seconds
 
 
-def _run_referring(car, dataset, predictions: Path, distributed: Distributed, limit: int | None, progress: bool,
-                   workers: int, device, amp: str):
+def _run_referring(
+    car,
+    dataset,
+    predictions: Path,
+    distributed: Distributed,
+    limit: int | None,
+    progress: bool,
+    workers: int,
+    device,
+    amp: str,
+):
     from carlib.datasets import SampleReadError
 
     metrics = ReferringMetrics()
@@ -521,7 +671,7 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
 
     def finished(obj, truth, recurrence):
         def record_it(post_results):
-            (masks, seconds), = post_results
+            ((masks, seconds),) = post_results
             result = car.finish(recurrence, masks, seconds)
             merged = merge_referring_masks(result.masks, result.scores)
             save_palette_png(merged.astype(np.int32), predictions / f"{obj.id}.png")
@@ -529,12 +679,14 @@ def _run_referring(car, dataset, predictions: Path, distributed: Distributed, li
             atomic_write_text(json.dumps(payload), _record_path(predictions, obj.id))
             metrics.update(merged, truth)
             count.advance()
+
         return record_it
 
     samples = read_ahead(dataset.load, objects, SampleReadError, workers)
     with PostProcessPool(workers, car.sam_source) as pool, counting(len(objects), "objects") as count:
-        for obj, sample, error in tqdm(samples, total=len(objects), desc=f"eval referring (rank {distributed.rank})",
-                                       disable=not progress):
+        for obj, sample, error in tqdm(
+            samples, total=len(objects), desc=f"eval referring (rank {distributed.rank})", disable=not progress
+        ):
             if error is not None:
                 errors.append({"id": obj.id, "error": error})
                 continue
@@ -565,8 +717,17 @@ def _is_gres(dataset) -> bool:
     return isinstance(dataset, GresDataset)
 
 
-def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: int | None, progress: bool,
-              workers: int, device, amp: str):
+def _run_gres(
+    car,
+    dataset,
+    predictions: Path,
+    distributed: Distributed,
+    limit: int | None,
+    progress: bool,
+    workers: int,
+    device,
+    amp: str,
+):
     """gRefCOCO: one CaR run per expression (its only query); an empty prediction means "no target"."""
     from carlib.datasets import SampleReadError
 
@@ -578,22 +739,28 @@ def _run_gres(car, dataset, predictions: Path, distributed: Distributed, limit: 
 
     def finished(expression, truth, recurrence):
         def record_it(post_results):
-            (masks, seconds), = post_results
+            ((masks, seconds),) = post_results
             result = car.finish(recurrence, masks, seconds)
             # post_process leaves a dropped query's mask empty, so a rejected expression predicts "no target".
             predicted = result.masks[0]
             save_palette_png(predicted.astype(np.int32), predictions / f"{expression.id}.png")
-            payload = {"score": round(float(result.scores[0]), 6), "steps": result.num_steps,
-                       "no_target": expression.no_target, "predicted_empty": not predicted.any()}
+            payload = {
+                "score": round(float(result.scores[0]), 6),
+                "steps": result.num_steps,
+                "no_target": expression.no_target,
+                "predicted_empty": not predicted.any(),
+            }
             atomic_write_text(json.dumps(payload), _record_path(predictions, expression.id))
             metrics.update(predicted, truth, expression.no_target)
             count.advance()
+
         return record_it
 
     samples = read_ahead(dataset.load, expressions, SampleReadError, workers)
     with PostProcessPool(workers, car.sam_source) as pool, counting(len(expressions), "expressions") as count:
-        for expression, sample, error in tqdm(samples, total=len(expressions),
-                                              desc=f"eval gres (rank {distributed.rank})", disable=not progress):
+        for expression, sample, error in tqdm(
+            samples, total=len(expressions), desc=f"eval gres (rank {distributed.rank})", disable=not progress
+        ):
             if error is not None:
                 errors.append({"id": expression.id, "error": error})
                 continue
@@ -639,8 +806,18 @@ def _frame_record_path(predictions: Path, video: str, frame: str) -> Path:
     return predictions / "records" / video / f"{frame}.json"
 
 
-def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit: int | None, progress: bool,
-               workers: int, device, amp: str, expression_sets: Sequence[str]):
+def _run_video(
+    car,
+    dataset,
+    predictions: Path,
+    distributed: Distributed,
+    limit: int | None,
+    progress: bool,
+    workers: int,
+    device,
+    amp: str,
+    expression_sets: Sequence[str],
+):
     """Ref-DAVIS17: every frame, one CaR run per object and expression set; each set's objects painted in one
     label map per frame (DAVIS's result format) and scored frame by frame."""
     from carlib.datasets import SampleReadError
@@ -648,8 +825,11 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
     videos = dataset.videos()
     videos = distributed.shard(videos[:limit] if limit is not None else videos)
     by_name = {video.name: video for video in videos}
-    scores = {(name, video.name): VideoScores(name, video.name, video.object_ids)
-              for name in expression_sets for video in videos}
+    scores = {
+        (name, video.name): VideoScores(name, video.name, video.object_ids)
+        for name in expression_sets
+        for video in videos
+    }
     frames = [(video.name, frame) for video in videos for frame in video.frames]
     errors: list[dict] = []
     model_seconds = 0.0
@@ -659,8 +839,10 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
 
     def finished(video, frame, truth, runs, recurrences):
         def record_it(post_results):
-            done = {queries: car.finish(recurrence, masks, seconds)
-                    for (queries, recurrence), (masks, seconds) in zip(recurrences.items(), post_results)}
+            done = {
+                queries: car.finish(recurrence, masks, seconds)
+                for (queries, recurrence), (masks, seconds) in zip(recurrences.items(), post_results)
+            }
             results: dict[str, list] = {name: [] for name in expression_sets}
             for name, object_id, queries in runs:
                 results[name].append((object_id, done[queries]))
@@ -670,29 +852,38 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
                 label_map = paint_referred_objects(
                     [merge_referring_masks(result.masks, result.scores) for _, result in objects],
                     [np.tensordot(weight, result.soft_masks, axes=1) for weight, (_, result) in zip(weights, objects)],
-                    [object_id for object_id, _ in objects])
+                    [object_id for object_id, _ in objects],
+                )
                 save_palette_png(label_map, png_path(name, video, frame))
                 scores[(name, video)].add_frame(frame, label_map, truth)
                 record["objects"][name] = {
-                    str(object_id): {"queries": result.queries, "scores": [round(float(s), 6) for s in result.scores],
-                                     "steps": result.num_steps}
-                    for object_id, result in objects}
+                    str(object_id): {
+                        "queries": result.queries,
+                        "scores": [round(float(s), 6) for s in result.scores],
+                        "steps": result.num_steps,
+                    }
+                    for object_id, result in objects
+                }
             atomic_write_text(json.dumps(record), _frame_record_path(predictions, video, frame))
             count.advance()
+
         return record_it
 
     samples = read_ahead(dataset.load_frame, frames, SampleReadError, workers)
     with PostProcessPool(workers, car.sam_source) as pool, counting(len(frames), "frames") as count:
-        for (video, frame), sample, error in tqdm(samples, total=len(frames),
-                                                  desc=f"eval {dataset.name} (rank {distributed.rank})",
-                                                  disable=not progress):
+        for (video, frame), sample, error in tqdm(
+            samples, total=len(frames), desc=f"eval {dataset.name} (rank {distributed.rank})", disable=not progress
+        ):
             if error is not None:
                 errors.append({"id": f"{video}/{frame}", "error": error})
                 continue
             image, truth = sample
             record_path = _frame_record_path(predictions, video, frame)
-            if record_path.is_file() and set(expression_sets) <= set(json.loads(record_path.read_text())["sets"]) \
-                    and all(png_path(name, video, frame).is_file() for name in expression_sets):
+            if (
+                record_path.is_file()
+                and set(expression_sets) <= set(json.loads(record_path.read_text())["sets"])
+                and all(png_path(name, video, frame).is_file() for name in expression_sets)
+            ):
                 for name in expression_sets:
                     scores[(name, video)].add_frame(frame, read_label_png(png_path(name, video, frame)), truth)
                 count.advance()
@@ -707,8 +898,10 @@ def _run_video(car, dataset, predictions: Path, distributed: Distributed, limit:
                             recurrences[queries] = car.recur(image, list(queries))
                         runs.append((name, object_id, queries))
             model_seconds += time.perf_counter() - started
-            pool.submit([recurrence.post_job() for recurrence in recurrences.values()],
-                        finished(video, frame, truth, runs, recurrences))
+            pool.submit(
+                [recurrence.post_job() for recurrence in recurrences.values()],
+                finished(video, frame, truth, runs, recurrences),
+            )
     return [score.to_record() for score in scores.values()], errors, len(frames), model_seconds
 
 
@@ -745,8 +938,9 @@ def _metrics(preset: Preset, dataset, merged: np.ndarray, without_background: bo
     }
 
 
-def _paper_key(preset: Preset, split: str, without_background: bool, post: str = "crf",
-               split_by: str | None = None) -> str:
+def _paper_key(
+    preset: Preset, split: str, without_background: bool, post: str = "crf", split_by: str | None = None
+) -> str:
     if preset.settings.mode == "referring":
         return f"{preset.name}/{split}" + ("(G)" if split_by == "google" else "")
     suffix = {"voc": "voc20", "context": "context59"}.get(preset.name) if without_background else None
@@ -767,11 +961,12 @@ def count_unit(preset_name: str) -> str:
 def _video_fields(dataset, key: str, expression_sets: Sequence[str]) -> dict:
     """What a Ref-DAVIS17 metrics.json says besides the figures: the data read and the published J, F, J&F."""
     return {
-        "layout": dataset.layout, "annotations": dataset.annotations,
+        "layout": dataset.layout,
+        "annotations": dataset.annotations,
         "expression_sets": list(expression_sets),
         "frames_scored": "every frame, the first and last included (the toolkit's unsupervised task, as "
-                         "ReferFormer scores Ref-DAVIS17); J, F and J&F score each expression against the object it "
-                         "names, unsupervised_task after the toolkit's Hungarian matching",
+        "ReferFormer scores Ref-DAVIS17); J, F and J&F score each expression against the object it "
+        "names, unsupervised_task after the toolkit's Hungarian matching",
         "paper": PAPER_VIDEO.get(key),
     }
 
@@ -780,27 +975,47 @@ def _video_report(summary: EvalSummary) -> list[str]:
     metrics = summary.metrics
     lines = ["| expression set | J % | F % | J&F % | objects | frames |", "|---|---|---|---|---|---|"]
     for name, figures in metrics["per_set"].items():
-        lines.append(f"| {name} | {figures['J'] * 100:.2f} | {figures['F'] * 100:.2f} | {figures['J&F'] * 100:.2f} "
-                     f"| {figures['objects']} | {figures['frames']} |")
-    lines.append(f"| **mean** | **{metrics['J'] * 100:.2f}** | **{metrics['F'] * 100:.2f}** | "
-                 f"**{metrics['J&F'] * 100:.2f}** | | |")
+        lines.append(
+            f"| {name} | {figures['J'] * 100:.2f} | {figures['F'] * 100:.2f} | {figures['J&F'] * 100:.2f} "
+            f"| {figures['objects']} | {figures['frames']} |"
+        )
+    lines.append(
+        f"| **mean** | **{metrics['J'] * 100:.2f}** | **{metrics['F'] * 100:.2f}** | "
+        f"**{metrics['J&F'] * 100:.2f}** | | |"
+    )
     matched = metrics["unsupervised_task"]
-    lines += ["", f"With the DAVIS toolkit's unsupervised matching: J {matched['J'] * 100:.2f}%, "
-              f"F {matched['F'] * 100:.2f}%, J&F {matched['J&F'] * 100:.2f}%.", "",
-              "| object | " + " | ".join(f"{name} J&F %" for name in metrics["per_object"]) + " |",
-              "|---|" + "---|" * len(metrics["per_object"])]
+    lines += [
+        "",
+        f"With the DAVIS toolkit's unsupervised matching: J {matched['J'] * 100:.2f}%, "
+        f"F {matched['F'] * 100:.2f}%, J&F {matched['J&F'] * 100:.2f}%.",
+        "",
+        "| object | " + " | ".join(f"{name} J&F %" for name in metrics["per_object"]) + " |",
+        "|---|" + "---|" * len(metrics["per_object"]),
+    ]
     objects = list(dict.fromkeys(obj for by_object in metrics["per_object"].values() for obj in by_object))
     for obj in objects:
-        cells = [f"{metrics['per_object'][name][obj]['J&F'] * 100:.2f}" if obj in metrics["per_object"][name]
-                 else "—" for name in metrics["per_object"]]
+        cells = [
+            f"{metrics['per_object'][name][obj]['J&F'] * 100:.2f}" if obj in metrics["per_object"][name] else "—"
+            for name in metrics["per_object"]
+        ]
         lines.append(f"| {obj} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset, models: LoadedModels,
-                   without_background: bool, post: str | None, split_by: str | None,
-                   expression_sets: Sequence[str] | None = None, *, card: dict | None = None,
-                   method: str | None = None) -> None:
+def _write_reports(
+    out_dir: Path,
+    summary: EvalSummary,
+    preset: Preset,
+    dataset,
+    models: LoadedModels,
+    without_background: bool,
+    post: str | None,
+    split_by: str | None,
+    expression_sets: Sequence[str] | None = None,
+    *,
+    card: dict | None = None,
+    method: str | None = None,
+) -> None:
     key = _paper_key(preset, summary.split, without_background, post or "none", split_by)
     paper = PAPER_MIOU.get(key) if method is None else PAPER_METHOD_MIOU.get(method, {}).get(key)
     video = _is_video(dataset)
@@ -835,7 +1050,8 @@ def _write_reports(out_dir: Path, summary: EvalSummary, preset: Preset, dataset,
         "",
         f"- models: {models.description}",
         f"- {count_unit(summary.preset)}: {summary.images}; unreadable: {len(summary.errors)}",
-        f"- **{headline}: {ours:.2f}%**" + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
+        f"- **{headline}: {ours:.2f}%**"
+        + (f" (paper: {paper:.2f}%)" if paper is not None else " (no published number)"),
         "",
     ]
     if video:

@@ -19,13 +19,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-COMPARABILITY_KEYS = ("dataset.name", "dataset.split", "dataset.samples", "dataset.ids_sha256",
-                      "dataset.without_background", "dataset.labels_sha256", "dataset.split_by",
-                      "dataset.expression_sets")
+COMPARABILITY_KEYS = (
+    "dataset.name",
+    "dataset.split",
+    "dataset.samples",
+    "dataset.ids_sha256",
+    "dataset.without_background",
+    "dataset.labels_sha256",
+    "dataset.split_by",
+    "dataset.expression_sets",
+)
 """Card entries that must be equal for two runs' numbers to measure the same thing."""
 
-NOT_METRICS = {"images", "seconds", "model_busy", "paper_mIoU", "count", "without_background",
-               "background_dropped_from_matrix"}
+NOT_METRICS = {
+    "images",
+    "seconds",
+    "model_busy",
+    "paper_mIoU",
+    "count",
+    "without_background",
+    "background_dropped_from_matrix",
+}
 """Numeric top-level entries of metrics.json that are not measurements of the predictions."""
 
 
@@ -65,8 +79,10 @@ def load_run(path: str | Path, label: str) -> Run:
                 path = path / name
                 break
         else:
-            raise FileNotFoundError(f"{path} holds neither metrics.json (carlib eval) nor result.json (carlib "
-                                    "segment); give a run folder or one of those files")
+            raise FileNotFoundError(
+                f"{path} holds neither metrics.json (carlib eval) nor result.json (carlib "
+                "segment); give a run folder or one of those files"
+            )
     if not path.is_file():
         raise FileNotFoundError(f"run not found: {path}; give a carlib eval folder, a metrics.json or a result.json")
     try:
@@ -91,15 +107,20 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def comparability(runs: Sequence[Run]) -> list[str]:
     """Why the runs do not measure the same thing (an empty list: they do)."""
-    reasons = [f"run {run.label} has no protocol card (made before carlib wrote one): nothing says what it measured"
-               for run in runs if run.card is None]
+    reasons = [
+        f"run {run.label} has no protocol card (made before carlib wrote one): nothing says what it measured"
+        for run in runs
+        if run.card is None
+    ]
     if reasons:
         return reasons
     kinds = {run.kind for run in runs}
     if len(kinds) > 1:
         return ["a benchmark run (metrics.json) and a single-image segmentation (result.json)"]
     if kinds == {"segment"}:
-        images = [((run.card or {}).get("image_input") or {}).get("pixels_sha256") for run in runs]  # no card is None here
+        images = [
+            ((run.card or {}).get("image_input") or {}).get("pixels_sha256") for run in runs
+        ]  # no card is None here
         return [] if len(set(images)) == 1 and images[0] else ["different images (image_input.pixels_sha256)"]
     cards = [flatten(run.card) for run in runs]
     for key in COMPARABILITY_KEYS:
@@ -132,8 +153,7 @@ def protocol_differences(runs: Sequence[Run]) -> list[tuple[str, list[Any]]]:
         rows.append((key, [card.get(key) for card in cards]))
     for parent, members in collapsed.items():
         has = [any(k.startswith(parent + ".") for k in card) for card in cards]
-        rows.append((f"{parent}.* ({len(members)} entries)", [
-            "present" if present else "—" for present in has]))
+        rows.append((f"{parent}.* ({len(members)} entries)", ["present" if present else "—" for present in has]))
     return sorted(rows, key=lambda row: row[0])
 
 
@@ -156,8 +176,12 @@ def metric_rows(runs: Sequence[Run]) -> list[tuple[str, list[float | None]]]:
     names: list[str] = []
     for run in runs:
         for key, value in run.record.items():
-            if (isinstance(value, (int, float)) and not isinstance(value, bool) and key not in NOT_METRICS
-                    and key not in names):
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and key not in NOT_METRICS
+                and key not in names
+            ):
                 names.append(key)
     return [(name, [_number(run.record.get(name)) for run in runs]) for name in names]
 
@@ -166,7 +190,7 @@ def class_rows(runs: Sequence[Run]) -> list[tuple[str, list[float | None]]]:
     """Each class's IoU in every eval run (classes in the first run's order, then any others)."""
     names: list[str] = []
     for run in runs:
-        for name in (run.record.get("per_class_iou") or {}):
+        for name in run.record.get("per_class_iou") or {}:
             if name not in names:
                 names.append(name)
     return [(name, [_number((run.record.get("per_class_iou") or {}).get(name)) for run in runs]) for name in names]
@@ -185,16 +209,20 @@ def compare_runs(paths: Sequence[str | Path]) -> str:
     labels = [run.label for run in runs]
     lines = ["# carlib compare", "", "| run | what | preset | data | headline | file |", "|---|---|---|---|---|---|"]
     for run in runs:
-        lines.append(f"| {run.label} | {_what(run)} | {_preset(run)} "
-                     f"| {_data(run)} | {_headline(run)} | {run.path} |")
+        lines.append(f"| {run.label} | {_what(run)} | {_preset(run)} | {_data(run)} | {_headline(run)} | {run.path} |")
     reasons = comparability(runs)
     lines.append("")
     if reasons:
-        lines.append("**NOT COMPARABLE**: " + "; ".join(reasons) + ". The differences below do not measure one "
-                     "thing; read them as two separate results.")
+        lines.append(
+            "**NOT COMPARABLE**: " + "; ".join(reasons) + ". The differences below do not measure one "
+            "thing; read them as two separate results."
+        )
     else:
-        same = ("the same image (pixels sha256)" if runs[0].kind == "segment" else
-                "same samples (ids sha256), same labels, same background setting")
+        same = (
+            "the same image (pixels sha256)"
+            if runs[0].kind == "segment"
+            else "same samples (ids sha256), same labels, same background setting"
+        )
         lines.append(f"**Comparable**: {same}; the differences below come from the protocol differences listed.")
     differences = protocol_differences(runs)
     lines += ["", f"## Protocol differences ({len(differences)})", ""]
@@ -225,10 +253,10 @@ def _short(value: Any, limit: int = 60) -> str:
     if isinstance(value, (list, dict)):
         text = json.dumps(value, ensure_ascii=False)
         if len(text) > limit:
-            return f"{text[:limit - 20]}… ({len(value)} items)"
+            return f"{text[: limit - 20]}… ({len(value)} items)"
         return text.replace("|", "\\|")
     text = "—" if value is None else str(value)
-    return (text if len(text) <= limit else text[:limit - 1] + "…").replace("|", "\\|")
+    return (text if len(text) <= limit else text[: limit - 1] + "…").replace("|", "\\|")
 
 
 def _preset(run: Run) -> str:
@@ -261,7 +289,7 @@ def _headline(run: Run) -> str:
 
 def _diff_header(labels: list[str]) -> str:
     extra = " | ".join(f"{label} − {labels[0]}" for label in labels[1:])
-    return ("| | " + " | ".join(labels) + " | " + extra + " |\n|---|" + "---|" * (2 * len(labels) - 1))
+    return "| | " + " | ".join(labels) + " | " + extra + " |\n|---|" + "---|" * (2 * len(labels) - 1)
 
 
 def _diff_lines(rows, percent: bool) -> list[str]:
@@ -269,8 +297,9 @@ def _diff_lines(rows, percent: bool) -> list[str]:
     lines = []
     for name, values in rows:
         shown = ["—" if value is None else f"{value * scale:.2f}" for value in values]
-        deltas = ["—" if value is None or values[0] is None else f"{(value - values[0]) * scale:+.2f}"
-                  for value in values[1:]]
+        deltas = [
+            "—" if value is None or values[0] is None else f"{(value - values[0]) * scale:+.2f}" for value in values[1:]
+        ]
         lines.append(f"| {name} | " + " | ".join(shown + deltas) + " |")
     return lines
 

@@ -109,8 +109,9 @@ def disk(radius: int) -> np.ndarray:
     return ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2).astype(np.uint8)
 
 
-def boundary_precision_recall(prediction: np.ndarray, truth: np.ndarray,
-                              tolerance: float = BOUNDARY_TOLERANCE) -> tuple[float, float]:
+def boundary_precision_recall(
+    prediction: np.ndarray, truth: np.ndarray, tolerance: float = BOUNDARY_TOLERANCE
+) -> tuple[float, float]:
     """Boundary precision and recall of a predicted mask against the true one (see the module docstring).
 
     Returns:
@@ -161,9 +162,12 @@ def statistics(per_frame: Sequence[float]) -> dict[str, float]:
     if values.size == 0:
         return {"mean": float("nan"), "recall": float("nan"), "decay": float("nan")}
     ends = (np.round(np.linspace(1, values.size, DECAY_BINS + 1) + 1e-10) - 1).astype(np.int64)
-    runs = [values[ends[i]: ends[i + 1] + 1] for i in range(DECAY_BINS)]
-    return {"mean": float(values.mean()), "recall": float((values > RECALL_THRESHOLD).mean()),
-            "decay": float(runs[0].mean() - runs[-1].mean())}
+    runs = [values[ends[i] : ends[i + 1] + 1] for i in range(DECAY_BINS)]
+    return {
+        "mean": float(values.mean()),
+        "recall": float((values > RECALL_THRESHOLD).mean()),
+        "decay": float(runs[0].mean() - runs[-1].mean()),
+    }
 
 
 def match_like_unsupervised_task(j_means: np.ndarray, f_means: np.ndarray) -> np.ndarray:
@@ -220,8 +224,9 @@ class VideoScores:
             self.pair_j = [[[] for _ in range(count)] for _ in range(count)]
             self.pair_f = [[[] for _ in range(count)] for _ in range(count)]
 
-    def add_frame(self, frame: str, prediction: np.ndarray, truth: np.ndarray,
-                  tolerance: float = BOUNDARY_TOLERANCE) -> None:
+    def add_frame(
+        self, frame: str, prediction: np.ndarray, truth: np.ndarray, tolerance: float = BOUNDARY_TOLERANCE
+    ) -> None:
         """Score one frame.
 
         Arguments:
@@ -231,8 +236,9 @@ class VideoScores:
             tolerance: the boundary tolerance.
         """
         if prediction.shape != truth.shape:
-            raise ValueError(f"{self.video}/{frame}: prediction {prediction.shape} and ground truth {truth.shape} "
-                             "differ in size")
+            raise ValueError(
+                f"{self.video}/{frame}: prediction {prediction.shape} and ground truth {truth.shape} differ in size"
+            )
         self.frames.append(frame)
         for p, predicted_id in enumerate(self.object_ids):
             predicted = prediction == predicted_id
@@ -250,9 +256,19 @@ class VideoScores:
         scores = []
         for k in range(len(self.object_ids)):
             j, f = statistics(self.pair_j[k][k]), statistics(self.pair_f[k][k])
-            scores.append({"object": self.object_name(k), "J": j["mean"], "F": f["mean"],
-                           "J&F": (j["mean"] + f["mean"]) / 2, "J_recall": j["recall"], "J_decay": j["decay"],
-                           "F_recall": f["recall"], "F_decay": f["decay"], "frames": len(self.frames)})
+            scores.append(
+                {
+                    "object": self.object_name(k),
+                    "J": j["mean"],
+                    "F": f["mean"],
+                    "J&F": (j["mean"] + f["mean"]) / 2,
+                    "J_recall": j["recall"],
+                    "J_decay": j["decay"],
+                    "F_recall": f["recall"],
+                    "F_decay": f["decay"],
+                    "frames": len(self.frames),
+                }
+            )
         return scores
 
     def matched(self) -> list[dict[str, Any]]:
@@ -263,18 +279,37 @@ class VideoScores:
         j_means = np.array([[np.mean(self.pair_j[p][g]) for g in range(count)] for p in range(count)])
         f_means = np.array([[np.mean(self.pair_f[p][g]) for g in range(count)] for p in range(count)])
         matched = match_like_unsupervised_task(j_means, f_means)
-        return [{"object": self.object_name(g), "matched_to": int(self.object_ids[p]),
-                 "J": float(j_means[p, g]), "F": float(f_means[p, g])} for g, p in enumerate(matched)]
+        return [
+            {
+                "object": self.object_name(g),
+                "matched_to": int(self.object_ids[p]),
+                "J": float(j_means[p, g]),
+                "F": float(f_means[p, g]),
+            }
+            for g, p in enumerate(matched)
+        ]
 
     def to_record(self) -> dict[str, Any]:
         """A plain dict (JSON- and pickle-friendly) that :meth:`from_record` reads back, for merging shards."""
-        return {"expression_set": self.expression_set, "video": self.video, "object_ids": list(self.object_ids),
-                "frames": list(self.frames), "pair_j": self.pair_j, "pair_f": self.pair_f}
+        return {
+            "expression_set": self.expression_set,
+            "video": self.video,
+            "object_ids": list(self.object_ids),
+            "frames": list(self.frames),
+            "pair_j": self.pair_j,
+            "pair_f": self.pair_f,
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> VideoScores:
-        return cls(record["expression_set"], record["video"], tuple(record["object_ids"]), list(record["frames"]),
-                   record["pair_j"], record["pair_f"])
+        return cls(
+            record["expression_set"],
+            record["video"],
+            tuple(record["object_ids"]),
+            list(record["frames"]),
+            record["pair_j"],
+            record["pair_f"],
+        )
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -296,8 +331,9 @@ def summarize(videos: Sequence[VideoScores], expression_sets: Sequence[str] | No
         figures with the toolkit's Hungarian matching, overall and per set),
         and ``videos`` / ``objects`` / ``frames`` counts.
     """
-    order = list(expression_sets) if expression_sets is not None else list(dict.fromkeys(v.expression_set
-                                                                                     for v in videos))
+    order = (
+        list(expression_sets) if expression_sets is not None else list(dict.fromkeys(v.expression_set for v in videos))
+    )
     per_set: dict[str, Any] = {}
     per_object: dict[str, Any] = {}
     unsupervised: dict[str, Any] = {}
@@ -308,9 +344,12 @@ def summarize(videos: Sequence[VideoScores], expression_sets: Sequence[str] | No
         matched = [score for video in members for score in video.matched()]
         j, f = _mean([s["J"] for s in referred]), _mean([s["F"] for s in referred])
         per_set[name] = {
-            "J": j, "F": f, "J&F": (j + f) / 2,
+            "J": j,
+            "F": f,
+            "J&F": (j + f) / 2,
             **{key: _mean([s[key] for s in referred]) for key in ("J_recall", "J_decay", "F_recall", "F_decay")},
-            "objects": len(referred), "frames": sum(len(video.frames) for video in members),
+            "objects": len(referred),
+            "frames": sum(len(video.frames) for video in members),
         }
         per_object[name] = {s["object"]: {"J": s["J"], "F": s["F"], "J&F": s["J&F"]} for s in referred}
         uj, uf = _mean([s["J"] for s in matched]), _mean([s["F"] for s in matched])
@@ -319,11 +358,17 @@ def summarize(videos: Sequence[VideoScores], expression_sets: Sequence[str] | No
     overall = {key: _mean([per_set[name][key] for name in order]) for key in ("J", "F")}
     matched_overall = {key: _mean([unsupervised[name][key] for name in order]) for key in ("J", "F")}
     return {
-        "J": overall["J"], "F": overall["F"], "J&F": (overall["J"] + overall["F"]) / 2,
+        "J": overall["J"],
+        "F": overall["F"],
+        "J&F": (overall["J"] + overall["F"]) / 2,
         "expression_sets": order,
         "per_set": per_set,
-        "unsupervised_task": {"J": matched_overall["J"], "F": matched_overall["F"],
-                              "J&F": (matched_overall["J"] + matched_overall["F"]) / 2, "per_set": unsupervised},
+        "unsupervised_task": {
+            "J": matched_overall["J"],
+            "F": matched_overall["F"],
+            "J&F": (matched_overall["J"] + matched_overall["F"]) / 2,
+            "per_set": unsupervised,
+        },
         "per_object": per_object,
         "videos": len({video.video for video in videos}),
         "objects": max((per_set[name]["objects"] for name in order), default=0),

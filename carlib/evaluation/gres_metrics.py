@@ -37,8 +37,17 @@ import numpy as np
 GRES_PRECISION_THRESHOLDS: tuple[float, ...] = (0.7, 0.8, 0.9)
 """ReLA's ``pr_thres``; counted over targeted samples, with ≥."""
 
-_FIELDS = ("intersection", "union", "iou_sum", "samples", "no_target", "no_target_empty",
-           "targeted_empty", "reference_iou_sum", *(f"above_{t}" for t in GRES_PRECISION_THRESHOLDS))
+_FIELDS = (
+    "intersection",
+    "union",
+    "iou_sum",
+    "samples",
+    "no_target",
+    "no_target_empty",
+    "targeted_empty",
+    "reference_iou_sum",
+    *(f"above_{t}" for t in GRES_PRECISION_THRESHOLDS),
+)
 
 
 def sample_overlap(prediction: np.ndarray, truth: np.ndarray) -> tuple[int, int]:
@@ -112,8 +121,17 @@ class GresMetrics:
 
     def packed(self) -> np.ndarray:
         """Every sum as one float64 vector (:func:`gres_summary` reads it), for adding across ranks."""
-        values = [self.intersection, self.union, self.iou_sum, self.samples, self.no_target, self.no_target_empty,
-                  self.targeted_empty, self.reference_iou_sum, *self.above]
+        values = [
+            self.intersection,
+            self.union,
+            self.iou_sum,
+            self.samples,
+            self.no_target,
+            self.no_target_empty,
+            self.targeted_empty,
+            self.reference_iou_sum,
+            *self.above,
+        ]
         return np.asarray(values, dtype=np.float64)
 
     def summary(self) -> dict[str, Any]:

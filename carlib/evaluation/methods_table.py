@@ -28,8 +28,13 @@ METHODS_TABLE_MODELS: tuple[str, ...] = ("shapes", "shapes-siglip")
 """The ShapesWorld models the table runs by default, each only if it loads."""
 
 PROPOSALS: tuple[str, ...] = ("gradcam", *DENSE_METHODS)
-TITLES = {"gradcam": "Grad-CAM (CaR's)", "maskclip": "MaskCLIP", "sclip": "SCLIP", "clearclip": "ClearCLIP",
-          "naclip": "NACLIP"}
+TITLES = {
+    "gradcam": "Grad-CAM (CaR's)",
+    "maskclip": "MaskCLIP",
+    "sclip": "SCLIP",
+    "clearclip": "ClearCLIP",
+    "naclip": "NACLIP",
+}
 
 
 @dataclass
@@ -56,8 +61,11 @@ def load_world_models(names: Sequence[str], *, required: bool) -> tuple[dict, li
     loaded, notes = {}, []
     for name in names:
         try:
-            loaded[name] = (load_models(preset, "shapes") if name == SHAPES_MODEL_NAME
-                            else load_models(preset, "shapes", proposal=name, classifier=name))
+            loaded[name] = (
+                load_models(preset, "shapes")
+                if name == SHAPES_MODEL_NAME
+                else load_models(preset, "shapes", proposal=name, classifier=name)
+            )
         except WeightsNotFoundError as error:
             if required:
                 raise
@@ -65,8 +73,14 @@ def load_world_models(names: Sequence[str], *, required: bool) -> tuple[dict, li
     return loaded, notes
 
 
-def methods_table(n: int, models: Sequence[str] | None = None, *, seed: int | None = None,
-                  progress: bool = True, proposals: Sequence[str] = PROPOSALS) -> tuple[list[MethodsRow], list[str]]:
+def methods_table(
+    n: int,
+    models: Sequence[str] | None = None,
+    *,
+    seed: int | None = None,
+    progress: bool = True,
+    proposals: Sequence[str] = PROPOSALS,
+) -> tuple[list[MethodsRow], list[str]]:
     """Measure the table on ``n`` held-out test scenes.
 
     Arguments:
@@ -93,13 +107,22 @@ def methods_table(n: int, models: Sequence[str] | None = None, *, seed: int | No
     rows = []
     for name, bundles in loaded.items():
         for method in proposals:
-            alone = None if method == "gradcam" else evaluate_method_on_world(
-                n, method, seed=seed, preset=preset, models=bundles, progress=progress)[0]
+            alone = (
+                None
+                if method == "gradcam"
+                else evaluate_method_on_world(n, method, seed=seed, preset=preset, models=bundles, progress=progress)[0]
+            )
             cells = []
             for clip_es in (False, True):
-                report = evaluate_car_on_world(n, seed=seed, preset=preset, models=bundles, variants=("car_crf",),
-                                               progress=progress,
-                                               car_options={"proposal_method": method, "use_clip_es": clip_es})
+                report = evaluate_car_on_world(
+                    n,
+                    seed=seed,
+                    preset=preset,
+                    models=bundles,
+                    variants=("car_crf",),
+                    progress=progress,
+                    car_options={"proposal_method": method, "use_clip_es": clip_es},
+                )
                 cells.append(report.miou["car_crf"])
             rows.append(MethodsRow(method, name, alone, *cells))
     return rows, notes
@@ -107,16 +130,24 @@ def methods_table(n: int, models: Sequence[str] | None = None, *, seed: int | No
 
 def methods_markdown(rows: Sequence[MethodsRow], notes: Sequence[str], n: int) -> str:
     """The table as markdown (mIoU %), with the gain of the recurrence over each method alone."""
-    lines = [f"### Ablation: methods (ShapesWorld, {n} held-out scenes; mIoU %)", "",
-             "| proposals | model | alone | CaR + CRF | CaR + CLIP-ES + CRF | CaR + CLIP-ES + CRF − alone |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"### Ablation: methods (ShapesWorld, {n} held-out scenes; mIoU %)",
+        "",
+        "| proposals | model | alone | CaR + CRF | CaR + CLIP-ES + CRF | CaR + CLIP-ES + CRF − alone |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         alone = "—" if row.alone is None else f"{row.alone * 100:.1f}"
         gain = "—" if row.alone is None else f"{(row.car_clip_es_crf - row.alone) * 100:+.1f}"
-        lines.append(f"| {TITLES[row.proposals]} | {row.model} | {alone} | {row.car_crf * 100:.1f} | "
-                     f"{row.car_clip_es_crf * 100:.1f} | {gain} |")
-    lines += ["", "Alone: carlib's protocol (per-pixel argmax over [classes; background words], the preset's 112 "
-              "words). CaR: the `shapes` preset with the method as its proposal stage; CLIP-ES on in the last "
-              "column (the preset's choice for Grad-CAM)."]
+        lines.append(
+            f"| {TITLES[row.proposals]} | {row.model} | {alone} | {row.car_crf * 100:.1f} | "
+            f"{row.car_clip_es_crf * 100:.1f} | {gain} |"
+        )
+    lines += [
+        "",
+        "Alone: carlib's protocol (per-pixel argmax over [classes; background words], the preset's 112 "
+        "words). CaR: the `shapes` preset with the method as its proposal stage; CLIP-ES on in the last "
+        "column (the preset's choice for Grad-CAM).",
+    ]
     lines += [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"

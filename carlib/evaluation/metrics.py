@@ -43,9 +43,9 @@ class ConfusionMatrix:
             raise ValueError(f"ground-truth label {truth.max()} outside 0..{self.num_classes - 1} (and not ignored)")
         if predicted.size and (predicted.max() >= self.num_classes or predicted.min() < 0):
             raise ValueError(f"predicted label {predicted.max()} outside 0..{self.num_classes - 1}")
-        self.matrix += np.bincount(
-            truth * self.num_classes + predicted, minlength=self.num_classes**2
-        ).reshape(self.num_classes, self.num_classes)
+        self.matrix += np.bincount(truth * self.num_classes + predicted, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
 
     def merge(self, other: ConfusionMatrix) -> None:
         """Add another matrix (e.g. from another process)."""

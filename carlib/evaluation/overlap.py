@@ -69,8 +69,13 @@ def read_ahead(load: Callable[[Any], Any], items: Sequence[Any], error_type: typ
         workers: DataLoader worker processes (0: read in this process).
     """
     loader = torch.utils.data.DataLoader(
-        _Reads(load, items, error_type), batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is,
-        prefetch_factor=2 if workers else None, persistent_workers=False,
+        _Reads(load, items, error_type),
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_as_is,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=False,
     )
     yield from loader
 
@@ -113,8 +118,9 @@ class PostProcessPool:
     def __enter__(self) -> PostProcessPool:
         if self.workers:
             # spawn, not fork: a forked copy of a process that has run OpenMP kernels can hang in them.
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_worker)
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+            )
         return self
 
     def submit(self, jobs: list[PostJob], then: Callable[[list[tuple[Any, float]]], None]) -> None:

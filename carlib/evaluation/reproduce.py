@@ -46,8 +46,10 @@ DATASET_DOCS = {
 }
 """Where docs/datasets.md says how to get and lay out each preset's benchmark."""
 
-SAM_WEIGHTS = ("HQ-SAM ViT-H, `sam_hq_vit_h.pth` (the supplementary's reference [4]; "
-               "`sam_vit_h_4b8939.pth`, the original SAM, is accepted too)")
+SAM_WEIGHTS = (
+    "HQ-SAM ViT-H, `sam_hq_vit_h.pth` (the supplementary's reference [4]; "
+    "`sam_vit_h_4b8939.pth`, the original SAM, is accepted too)"
+)
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,15 @@ def _ablate(table: str, preset: str, out: str) -> tuple[str, ...]:
     return ("ablate", "--table", table, "--preset", preset, "--data-root", "{data_root}", "--out", f"{{out}}/{out}")
 
 
-def _ablation_rows(number: str, table: str, published: dict[str, float], *, preset: str = "voc",
-                   out: str | None = None, label_prefix: str = "") -> list[PaperRow]:
+def _ablation_rows(
+    number: str,
+    table: str,
+    published: dict[str, float],
+    *,
+    preset: str = "voc",
+    out: str | None = None,
+    label_prefix: str = "",
+) -> list[PaperRow]:
     """One :class:`PaperRow` per row of an ablation table (run on ``preset``), published where the paper has it.
 
     ``carlib ablate`` writes row ``i`` of a real-data table to ``OUT/<table>-<i>/``.
@@ -137,12 +146,17 @@ def _ablation_rows(number: str, table: str, published: dict[str, float], *, pres
     rows = []
     for index, row in enumerate(table_rows(table, get_preset(preset))):
         world = WorldAnalogue("ablation", table, row.name) if row.name in shapes_rows else None
-        rows.append(PaperRow(label_prefix + row.name, published.get(row.name), command,
-                             f"{out}/{table}-{index}/metrics.json", world))
+        rows.append(
+            PaperRow(
+                label_prefix + row.name, published.get(row.name), command, f"{out}/{table}-{index}/metrics.json", world
+            )
+        )
     unknown = set(published) - {row.name for row in table_rows(table, get_preset(preset))}
     if unknown:
-        raise ValueError(f"table {number}: published rows {sorted(unknown)} are not rows of `carlib ablate --table "
-                         f"{table}`; fix the names in carlib/evaluation/reproduce.py")
+        raise ValueError(
+            f"table {number}: published rows {sorted(unknown)} are not rows of `carlib ablate --table "
+            f"{table}`; fix the names in carlib/evaluation/reproduce.py"
+        )
     return rows
 
 
@@ -157,41 +171,75 @@ def _table1() -> PaperTable:
         ("ADE-847", 8.1, "ade847", "ade847", ()),
         ("Context-459", 13.9, "context459", "context459", ()),
     ]
-    rows = [PaperRow(label, value, _eval(preset, f"table1/{out}", *extra), f"table1/{out}/metrics.json",
-                     WorldAnalogue("headline", "car_crf") if label == "VOC-21" else None)
-            for label, value, preset, out, extra in columns]
-    sam = [("VOC-21", 70.2, "voc", "voc21_sam"), ("COCO-Object", 37.6, "coco_object", "coco_object_sam"),
-           ("Context-60", 31.1, "context", "context60_sam")]
-    rows += [PaperRow(f"{label}, CaR + SAM", value,
-                      _eval(preset, f"table1/{out}", "--post", "sam", "--sam-checkpoint", "{sam_checkpoint}"),
-                      f"table1/{out}/metrics.json",
-                      WorldAnalogue("headline", "car_sam") if label == "VOC-21" else None)
-             for label, value, preset, out in sam]
-    maskclip = [("VOC-21", 38.8, "voc", "voc21_maskclip"), ("COCO-Object", 20.6, "coco_object", "coco_object_maskclip"),
-                ("Context-60", 23.6, "context", "context60_maskclip")]
-    rows += [PaperRow(f"{label}, MaskCLIP (reference point)", value,
-                      _eval(preset, f"table1/{out}", "--method", "maskclip", "--protocol", "field"),
-                      f"table1/{out}/metrics.json",
-                      WorldAnalogue("method", "maskclip") if label == "VOC-21" else None, method="MaskCLIP",
-                      note="MaskCLIP alone (`--method maskclip`, no recurrence) under the field's protocol as "
-                           "ClearCLIP's harness runs it; the paper quotes this number without saying which protocol "
-                           "produced it. `--proposal-method maskclip` keeps CaR's recurrence (Table 2's extra rows)")
-             for label, value, preset, out in maskclip]
+    rows = [
+        PaperRow(
+            label,
+            value,
+            _eval(preset, f"table1/{out}", *extra),
+            f"table1/{out}/metrics.json",
+            WorldAnalogue("headline", "car_crf") if label == "VOC-21" else None,
+        )
+        for label, value, preset, out, extra in columns
+    ]
+    sam = [
+        ("VOC-21", 70.2, "voc", "voc21_sam"),
+        ("COCO-Object", 37.6, "coco_object", "coco_object_sam"),
+        ("Context-60", 31.1, "context", "context60_sam"),
+    ]
+    rows += [
+        PaperRow(
+            f"{label}, CaR + SAM",
+            value,
+            _eval(preset, f"table1/{out}", "--post", "sam", "--sam-checkpoint", "{sam_checkpoint}"),
+            f"table1/{out}/metrics.json",
+            WorldAnalogue("headline", "car_sam") if label == "VOC-21" else None,
+        )
+        for label, value, preset, out in sam
+    ]
+    maskclip = [
+        ("VOC-21", 38.8, "voc", "voc21_maskclip"),
+        ("COCO-Object", 20.6, "coco_object", "coco_object_maskclip"),
+        ("Context-60", 23.6, "context", "context60_maskclip"),
+    ]
+    rows += [
+        PaperRow(
+            f"{label}, MaskCLIP (reference point)",
+            value,
+            _eval(preset, f"table1/{out}", "--method", "maskclip", "--protocol", "field"),
+            f"table1/{out}/metrics.json",
+            WorldAnalogue("method", "maskclip") if label == "VOC-21" else None,
+            method="MaskCLIP",
+            note="MaskCLIP alone (`--method maskclip`, no recurrence) under the field's protocol as "
+            "ClearCLIP's harness runs it; the paper quotes this number without saying which protocol "
+            "produced it. `--proposal-method maskclip` keeps CaR's recurrence (Table 2's extra rows)",
+        )
+        for label, value, preset, out in maskclip
+    ]
     return PaperTable(
-        "1", "Zero-shot semantic segmentation (VOC-20 and Context-59 are also supplementary Table B)",
-        tuple(rows), ("voc", "coco_object", "context", "ade150", "ade847", "context459"),
+        "1",
+        "Zero-shot semantic segmentation (VOC-20 and Context-59 are also supplementary Table B)",
+        tuple(rows),
+        ("voc", "coco_object", "context", "ade150", "ade847", "context459"),
         weights=("SAM rows: " + SAM_WEIGHTS,),
         notes=("CaR + dense CRF unless a row says SAM",),
         world_note="ShapesWorld has one benchmark (8 classes + background, VOC-21-like): only the VOC-21 rows "
-                   "have an analogue; region snapping to colour regions stands in for SAM",
+        "have an analogue; region snapping to colour regions stands in for SAM",
     )
 
 
 def _table2() -> PaperTable:
-    published = {"no recurrence (one pass, all queries kept)": 15.2, "recurrence + Grad-CAM": 41.1,
-                 "recurrence + CLIP-ES": 67.6}
-    return PaperTable("2", "Recurrence and proposal method (VOC-21)", tuple(_ablation_rows("2", "recurrence", published)),
-                      ("voc",), notes=("the MaskCLIP rows are carlib's, not the paper's",))
+    published = {
+        "no recurrence (one pass, all queries kept)": 15.2,
+        "recurrence + Grad-CAM": 41.1,
+        "recurrence + CLIP-ES": 67.6,
+    }
+    return PaperTable(
+        "2",
+        "Recurrence and proposal method (VOC-21)",
+        tuple(_ablation_rows("2", "recurrence", published)),
+        ("voc",),
+        notes=("the MaskCLIP rows are carlib's, not the paper's",),
+    )
 
 
 def _table3() -> PaperTable:
@@ -199,31 +247,58 @@ def _table3() -> PaperTable:
     rows: list[PaperRow] = []
     for preset, values in published.items():
         names = [row.name for row in table_rows("backbones", get_preset(preset))]
-        rows += _ablation_rows("3", "backbones", dict(zip(names, values)), preset=preset,
-                               out=f"table3/{preset}", label_prefix=f"{'VOC-21' if preset == 'voc' else 'COCO-Object'}: ")
-    return PaperTable("3", "Proposal and classifier backbones (VOC-21 / COCO-Object)", tuple(rows),
-                      ("voc", "coco_object"),
-                      weights=("every pair needs both OpenAI ViT-B-16 and ViT-L-14: `make weights`",),
-                      world_note="ShapesWorld has two small models of different families, not two sizes of one, so "
-                                 "no row here has an analogue; `carlib ablate --table backbones` pairs the two "
-                                 "families in either stage (docs/shapesworld.md)")
+        rows += _ablation_rows(
+            "3",
+            "backbones",
+            dict(zip(names, values)),
+            preset=preset,
+            out=f"table3/{preset}",
+            label_prefix=f"{'VOC-21' if preset == 'voc' else 'COCO-Object'}: ",
+        )
+    return PaperTable(
+        "3",
+        "Proposal and classifier backbones (VOC-21 / COCO-Object)",
+        tuple(rows),
+        ("voc", "coco_object"),
+        weights=("every pair needs both OpenAI ViT-B-16 and ViT-L-14: `make weights`",),
+        world_note="ShapesWorld has two small models of different families, not two sizes of one, so "
+        "no row here has an analogue; `carlib ablate --table backbones` pairs the two "
+        "families in either stage (docs/shapesworld.md)",
+    )
 
 
 def _table4() -> PaperTable:
     published = {"circle": 66.9, "contour": 66.0, "blur": 66.4, "gray": 66.1, "black": 61.8, "circle+blur": 67.6}
-    return PaperTable("4", "Visual prompts (VOC-21; black is the paper's 'mask')",
-                      tuple(_ablation_rows("4", "prompts", published)), ("voc",))
+    return PaperTable(
+        "4",
+        "Visual prompts (VOC-21; black is the paper's 'mask')",
+        tuple(_ablation_rows("4", "prompts", published)),
+        ("voc",),
+    )
 
 
 def _table5() -> PaperTable:
     rows = []
     for preset, label, spread in (("voc", "VOC-21", (67.0, 67.6)), ("coco_object", "COCO-Object", (35.4, 36.6))):
-        rows.append(PaperRow(f"{label}: spread of the η/θ/λ sweep", spread, _ablate("sweep", preset, f"table5/{preset}"),
-                             f"table5/{preset}/sweep-*/metrics.json",
-                             WorldAnalogue("spread", "sweep") if preset == "voc" else None))
-    return PaperTable("5", "Hyper-parameter sweep (η, θ, λ)", tuple(rows), ("voc", "coco_object"),
-                      notes=("`carlib ablate --table sweep` moves η, θ and λ by 0.1 either way from the preset, "
-                             "one at a time; the paper's exact grid is not published",))
+        rows.append(
+            PaperRow(
+                f"{label}: spread of the η/θ/λ sweep",
+                spread,
+                _ablate("sweep", preset, f"table5/{preset}"),
+                f"table5/{preset}/sweep-*/metrics.json",
+                WorldAnalogue("spread", "sweep") if preset == "voc" else None,
+            )
+        )
+    return PaperTable(
+        "5",
+        "Hyper-parameter sweep (η, θ, λ)",
+        tuple(rows),
+        ("voc", "coco_object"),
+        notes=(
+            "`carlib ablate --table sweep` moves η, θ and λ by 0.1 either way from the preset, "
+            "one at a time; the paper's exact grid is not published",
+        ),
+    )
 
 
 def _table6() -> PaperTable:
@@ -234,8 +309,11 @@ def _table6() -> PaperTable:
 def _table7() -> PaperTable:
     car = {"refcoco": (33.57, 35.36, 30.51), "refcoco+": (34.22, 36.03, 31.02), "refcocog": (36.67, 36.57, 36.63)}
     ovseg = {"refcoco": (22.58, 19.38, 25.63), "refcoco+": (19.13, 15.74, 25.30), "refcocog": (27.87, 29.09, 28.31)}
-    splits = {"refcoco": ("val", "testA", "testB"), "refcoco+": ("val", "testA", "testB"),
-              "refcocog": ("val", "test", "val")}
+    splits = {
+        "refcoco": ("val", "testA", "testB"),
+        "refcoco+": ("val", "testA", "testB"),
+        "refcocog": ("val", "test", "val"),
+    }
     shown = {"refcoco": "RefCOCO", "refcoco+": "RefCOCO+", "refcocog": "RefCOCOg"}
     column_names = {"refcocog": ("val", "test(U)", "val(G)")}
     rows: list[PaperRow] = []
@@ -244,31 +322,72 @@ def _table7() -> PaperTable:
             column = column_names.get(preset, splits[preset])[position]
             if preset == "refcocog" and column == "val(G)":
                 folder = "table7/refcocog_val_google"
-                rows.append(PaperRow(f"{shown[preset]} {column}", value,
-                                     _eval(preset, folder, "--split", "val", "--split-by", "google"),
-                                     f"{folder}/metrics.json"))
+                rows.append(
+                    PaperRow(
+                        f"{shown[preset]} {column}",
+                        value,
+                        _eval(preset, folder, "--split", "val", "--split-by", "google"),
+                        f"{folder}/metrics.json",
+                    )
+                )
                 continue
             folder = f"table7/{preset}_{split}"
-            rows.append(PaperRow(f"{shown[preset]} {column}", value, _eval(preset, folder, "--split", split),
-                                 f"{folder}/metrics.json"))
-    rows.append(PaperRow("GRES (gRefCOCO)", 16.8, _eval("gres", "table7/gres"), "table7/gres/metrics.json",
-                         note="read as the `mIoU` of metrics.json, else its `gIoU` (mean IoU per expression)"))
+            rows.append(
+                PaperRow(
+                    f"{shown[preset]} {column}",
+                    value,
+                    _eval(preset, folder, "--split", split),
+                    f"{folder}/metrics.json",
+                )
+            )
+    rows.append(
+        PaperRow(
+            "GRES (gRefCOCO)",
+            16.8,
+            _eval("gres", "table7/gres"),
+            "table7/gres/metrics.json",
+            note="read as the `mIoU` of metrics.json, else its `gIoU` (mean IoU per expression)",
+        )
+    )
     davis = _eval("refdavis17", "table7/refdavis17")
-    for label, value, metric in (("Ref-DAVIS17 J&F", 30.34, "J&F"), ("Ref-DAVIS17 J", 28.15, "J"),
-                                 ("Ref-DAVIS17 F", 32.53, "F")):
-        rows.append(PaperRow(label, value, davis, "table7/refdavis17/metrics.json", metric=metric,
-                             note="every frame, the mean over the four expression sets (docs/datasets.md, Ref-DAVIS17)"))
+    for label, value, metric in (
+        ("Ref-DAVIS17 J&F", 30.34, "J&F"),
+        ("Ref-DAVIS17 J", 28.15, "J"),
+        ("Ref-DAVIS17 F", 32.53, "F"),
+    ):
+        rows.append(
+            PaperRow(
+                label,
+                value,
+                davis,
+                "table7/refdavis17/metrics.json",
+                metric=metric,
+                note="every frame, the mean over the four expression sets (docs/datasets.md, Ref-DAVIS17)",
+            )
+        )
     for preset, values in ovseg.items():
         for column, value in zip(column_names.get(preset, splits[preset]), values):
-            rows.append(PaperRow(f"{shown[preset]} {column}, OVSeg (reference point)", value, method="OVSeg",
-                                 note="another method's number"))
-    return PaperTable("7", "Referring segmentation, mIoU (and supplementary Table A); Ref-DAVIS17 in J, F, J&F",
-                      tuple(rows), ("refcoco", "refcoco+", "refcocog", "gres", "refdavis17"),
-                      notes=("no SAM for referring segmentation (supplementary section 6)",
-                             "Ref-DAVIS17: the paper gives no video setting; refdavis17 runs RefCOCOg's"),
-                      world_note="ShapesWorld scenes have no referring benchmark, so this table has no analogue here; "
-                                 "the Ref-DAVIS17 rows have one in the moving ShapesWorld (`carlib world export "
-                                 "--video`, docs/shapesworld.md)")
+            rows.append(
+                PaperRow(
+                    f"{shown[preset]} {column}, OVSeg (reference point)",
+                    value,
+                    method="OVSeg",
+                    note="another method's number",
+                )
+            )
+    return PaperTable(
+        "7",
+        "Referring segmentation, mIoU (and supplementary Table A); Ref-DAVIS17 in J, F, J&F",
+        tuple(rows),
+        ("refcoco", "refcoco+", "refcocog", "gres", "refdavis17"),
+        notes=(
+            "no SAM for referring segmentation (supplementary section 6)",
+            "Ref-DAVIS17: the paper gives no video setting; refdavis17 runs RefCOCOg's",
+        ),
+        world_note="ShapesWorld scenes have no referring benchmark, so this table has no analogue here; "
+        "the Ref-DAVIS17 rows have one in the moving ShapesWorld (`carlib world export "
+        "--video`, docs/shapesworld.md)",
+    )
 
 
 METHODS_TABLE = "methods"
@@ -280,31 +399,46 @@ METHOD_TITLES = {"sclip": "SCLIP", "clearclip": "ClearCLIP", "naclip": "NACLIP"}
 def _methods_table() -> PaperTable:
     from carlib.evaluation.benchmark import PAPER_METHOD_MIOU, PAPER_METHOD_SOURCES
 
-    columns = [("VOC-21", "voc", "voc", ()), ("Context-60", "context", "context", ()),
-               ("COCO-Object", "coco_object", "coco_object", ()),
-               ("VOC-20", "voc20", "voc", ("--without-background",)),
-               ("Context-59", "context59", "context", ("--without-background",))]
+    columns = [
+        ("VOC-21", "voc", "voc", ()),
+        ("Context-60", "context", "context", ()),
+        ("COCO-Object", "coco_object", "coco_object", ()),
+        ("VOC-20", "voc20", "voc", ("--without-background",)),
+        ("Context-59", "context59", "context", ("--without-background",)),
+    ]
     rows = []
     for method, title in METHOD_TITLES.items():
         for label, key, preset, extra in columns:
             folder = f"methods/{method}_{key}"
-            rows.append(PaperRow(f"{title} {label}", PAPER_METHOD_MIOU[method][key],
-                                 _eval(preset, folder, "--method", method, "--protocol", "field", *extra),
-                                 f"{folder}/metrics.json",
-                                 WorldAnalogue("method", method) if key == "voc" else None, method=title,
-                                 note=PAPER_METHOD_SOURCES[method]))
+            rows.append(
+                PaperRow(
+                    f"{title} {label}",
+                    PAPER_METHOD_MIOU[method][key],
+                    _eval(preset, folder, "--method", method, "--protocol", "field", *extra),
+                    f"{folder}/metrics.json",
+                    WorldAnalogue("method", method) if key == "voc" else None,
+                    method=title,
+                    note=PAPER_METHOD_SOURCES[method],
+                )
+            )
     return PaperTable(
-        METHODS_TABLE, "Other training-free methods alone, mIoU with ViT-B/16 (not in the CaR paper)", tuple(rows),
+        METHODS_TABLE,
+        "Other training-free methods alone, mIoU with ViT-B/16 (not in the CaR paper)",
+        tuple(rows),
         ("voc", "context", "coco_object"),
-        notes=("each method alone (`--method NAME`, per-pixel argmax, no recurrence, no PAMR) under `--protocol "
-               "field`: its official harness's short side, sliding windows, logit scale, class-name files and "
-               "probability threshold (docs/datasets.md, The field's protocol)",
-               "published: " + "; ".join(f"{METHOD_TITLES[m]}: {PAPER_METHOD_SOURCES[m]}" for m in METHOD_TITLES),
-               "under CaR: `carlib eval --preset voc --proposal-method NAME` (no published number); on ShapesWorld "
-               "every method alone and under CaR + CRF: `carlib ablate --table methods --n 200`"),
+        notes=(
+            "each method alone (`--method NAME`, per-pixel argmax, no recurrence, no PAMR) under `--protocol "
+            "field`: its official harness's short side, sliding windows, logit scale, class-name files and "
+            "probability threshold (docs/datasets.md, The field's protocol)",
+            "published: " + "; ".join(f"{METHOD_TITLES[m]}: {PAPER_METHOD_SOURCES[m]}" for m in METHOD_TITLES),
+            "under CaR: `carlib eval --preset voc --proposal-method NAME` (no published number); on ShapesWorld "
+            "every method alone and under CaR + CRF: `carlib ablate --table methods --n 200`",
+        ),
         world_note="only the VOC-21 rows have a ShapesWorld analogue: the method alone with carlib's protocol on "
-                   "held-out scenes; every method alone and under CaR + CRF, with both ShapesWorld models, is "
-                   "`carlib ablate --table methods --n 200` (docs/shapesworld.md, notebook 02)", proposal_only=True)
+        "held-out scenes; every method alone and under CaR + CRF, with both ShapesWorld models, is "
+        "`carlib ablate --table methods --n 200` (docs/shapesworld.md, notebook 02)",
+        proposal_only=True,
+    )
 
 
 def registry_tables() -> dict[str, PaperTable]:
@@ -327,8 +461,10 @@ def get_table(number: str | int) -> PaperTable:
     if key == METHODS_TABLE:
         return _methods_table()
     if key not in TABLE_NUMBERS:
-        raise ValueError(f"the paper has no table {number!r} here; choose one of {', '.join(TABLE_NUMBERS)} "
-                         f"(or {METHODS_TABLE}: the other methods)")
+        raise ValueError(
+            f"the paper has no table {number!r} here; choose one of {', '.join(TABLE_NUMBERS)} "
+            f"(or {METHODS_TABLE}: the other methods)"
+        )
     return paper_tables()[key]
 
 
@@ -435,8 +571,15 @@ class WorldRuns:
     are measured once and shared.
     """
 
-    def __init__(self, n: int, *, seed: int | None = None, models=None, progress: bool = False,
-                 variants: Sequence[str] = HEADLINE) -> None:
+    def __init__(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        models=None,
+        progress: bool = False,
+        variants: Sequence[str] = HEADLINE,
+    ) -> None:
         from carlib.evaluation.shapesworld import EVAL_SEED
 
         if n < 1:
@@ -465,8 +608,9 @@ class WorldRuns:
         if key not in self._miou:
             from carlib.evaluation.shapesworld import evaluate_method_on_world
 
-            self._miou[key] = evaluate_method_on_world(self.n, name, seed=self.seed, preset=self.preset,
-                                                       models=self.models, progress=self.progress)[0]
+            self._miou[key] = evaluate_method_on_world(
+                self.n, name, seed=self.seed, preset=self.preset, models=self.models, progress=self.progress
+            )[0]
         return self._miou[key]
 
     def _key(self, row: Row) -> str:
@@ -481,9 +625,17 @@ class WorldRuns:
             from carlib.postprocess import ColourRegionMaskSource
 
             sam_source = ColourRegionMaskSource() if "car_sam" in self.variants else None
-            self._store_headline(evaluate_car_on_world(self.n, seed=self.seed, preset=self.preset, models=self.models,
-                                                       variants=self.variants, progress=self.progress,
-                                                       sam_source=sam_source))
+            self._store_headline(
+                evaluate_car_on_world(
+                    self.n,
+                    seed=self.seed,
+                    preset=self.preset,
+                    models=self.models,
+                    variants=self.variants,
+                    progress=self.progress,
+                    sam_source=sam_source,
+                )
+            )
         return self._headline
 
     def row(self, row: Row) -> float:
@@ -492,9 +644,15 @@ class WorldRuns:
         if key not in self._miou:
             from carlib.evaluation.shapesworld import evaluate_car_on_world
 
-            report = evaluate_car_on_world(self.n, seed=self.seed, preset=self.preset.replace(**row.preset_changes),
-                                           models=self.models, variants=("car_crf",), progress=self.progress,
-                                           car_options=row.car_options)
+            report = evaluate_car_on_world(
+                self.n,
+                seed=self.seed,
+                preset=self.preset.replace(**row.preset_changes),
+                models=self.models,
+                variants=("car_crf",),
+                progress=self.progress,
+                car_options=row.car_options,
+            )
             self._miou[key] = report.miou["car_crf"]
         return self._miou[key]
 
@@ -508,13 +666,19 @@ class WorldRuns:
         """
         import multiprocessing
 
-        jobs: list[tuple[str, str | Row]] = [("variant", name) for name in self.variants] \
-            if headline and self._headline is None else []
+        jobs: list[tuple[str, str | Row]] = (
+            [("variant", name) for name in self.variants] if headline and self._headline is None else []
+        )
         covered = set(self._miou)
         if jobs:  # rows with the preset's own settings, or the single pass, come with the headline
-            covered |= {key for key, variant in ((self._key(Row("", {}, {}, None)), "car_crf"),
-                                                 (self._key(Row("", {}, {"recurrent": False}, None)), "single_pass_crf"))
-                        if variant in self.variants}
+            covered |= {
+                key
+                for key, variant in (
+                    (self._key(Row("", {}, {}, None)), "car_crf"),
+                    (self._key(Row("", {}, {"recurrent": False}, None)), "single_pass_crf"),
+                )
+                if variant in self.variants
+            }
         todo = {self._key(row): row for row in rows if self._key(row) not in covered}
         jobs += [("row", row) for row in todo.values()]
         if not jobs:
@@ -524,8 +688,9 @@ class WorldRuns:
         # interrupt does not wait minutes for the jobs already running.
         processes = max(1, min(workers, len(jobs)))
         with multiprocessing.get_context("spawn").Pool(processes, initializer=_start_worker) as pool:
-            futures = [(kind, job, pool.apply_async(_measure_job, (kind, job, self.n, self.seed)))
-                       for kind, job in jobs]
+            futures = [
+                (kind, job, pool.apply_async(_measure_job, (kind, job, self.n, self.seed))) for kind, job in jobs
+            ]
             reports = {}
             for kind, job, future in futures:
                 if kind == "variant":
@@ -601,8 +766,10 @@ def _merge_reports(n: int, reports: dict):
 
 def world_numbers(table: PaperTable, runs: WorldRuns) -> dict[str, Measured]:
     """Our ShapesWorld number for every row of ``table`` that has an analogue."""
-    return {row.label: runs.measure(row.world) if row.world else Measured(source="no ShapesWorld analogue")
-            for row in table.rows}
+    return {
+        row.label: runs.measure(row.world) if row.world else Measured(source="no ShapesWorld analogue")
+        for row in table.rows
+    }
 
 
 # --- the report ---------------------------------------------------------------------------------------------
@@ -618,13 +785,21 @@ class Report:
     commands: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"### {heading(self.table)}: {self.table.title}", "", f"Ours: {self.source}.", "",
-                 "| row | published % | ours % | ours from |", "|---|---|---|---|"]
+        lines = [
+            f"### {heading(self.table)}: {self.table.title}",
+            "",
+            f"Ours: {self.source}.",
+            "",
+            "| row | published % | ours % | ours from |",
+            "|---|---|---|---|",
+        ]
         for row in self.table.rows:
             measured = self.ours.get(row.label, Measured())
             decimals = published_decimals(row.published) if row.published is not None else 1
-            lines.append(f"| {row.label} | {format_number(row.published, decimals)} | {format_number(measured.value)} "
-                         f"| {measured.source} |")
+            lines.append(
+                f"| {row.label} | {format_number(row.published, decimals)} | {format_number(measured.value)} "
+                f"| {measured.source} |"
+            )
         for note in (*self.table.notes, *((self.table.world_note,) if self.table.world_note else ())):
             lines += ["", f"- {note}"]
         return "\n".join(lines) + "\n"
@@ -638,9 +813,16 @@ class Report:
             "title": self.table.title,
             "source": self.source,
             "commands": self.commands,
-            "rows": [{"label": row.label, "method": row.method, "published": plain(row.published),
-                      "ours": plain(self.ours.get(row.label, Measured()).value),
-                      "ours_from": self.ours.get(row.label, Measured()).source} for row in self.table.rows],
+            "rows": [
+                {
+                    "label": row.label,
+                    "method": row.method,
+                    "published": plain(row.published),
+                    "ours": plain(self.ours.get(row.label, Measured()).value),
+                    "ours_from": self.ours.get(row.label, Measured()).source,
+                }
+                for row in self.table.rows
+            ],
         }
 
 
@@ -650,30 +832,42 @@ def listing(table: PaperTable, **values: str | None) -> str:
 
     lines = [f"### {heading(table)}: {table.title}", "", "Commands:", "", "```"]
     lines += ["carlib " + shlex.join(fill(command, **values)) for command in table.commands()] or ["(none)"]
-    lines += ["```", "", "Datasets: " + ", ".join(f"`{name}` ({DATASET_DOCS.get(name, 'docs/datasets.md')})"
-                                                  for name in table.presets), "",
-              "Weights:"]
+    lines += [
+        "```",
+        "",
+        "Datasets: " + ", ".join(f"`{name}` ({DATASET_DOCS.get(name, 'docs/datasets.md')})" for name in table.presets),
+        "",
+        "Weights:",
+    ]
     lines += [f"- {line}" for line in weights_needed(table)]
     if table.world_note:
         lines += ["", f"Offline, on ShapesWorld: {table.world_note}"]
     unmeasured = [row for row in table.rows if row.command is None and row.method == "CaR"]
     if unmeasured:
-        lines += ["", "Published but not run by carlib: " + "; ".join(f"{row.label} ({row.note})" for row in unmeasured)]
+        lines += [
+            "",
+            "Published but not run by carlib: " + "; ".join(f"{row.label} ({row.note})" for row in unmeasured),
+        ]
     others: dict[bool, dict[str, int]] = {True: {}, False: {}}
     for row in table.rows:
         if row.method != "CaR":
             counts = others[row.command is not None]
             counts[row.method] = counts.get(row.method, 0) + 1
     if others[True]:
-        lines += ["", "Other methods' published numbers, measured by carlib running the method alone (`--method`): "
-                  + ", ".join(f"{method} ({count})" for method, count in others[True].items())]
+        lines += [
+            "",
+            "Other methods' published numbers, measured by carlib running the method alone (`--method`): "
+            + ", ".join(f"{method} ({count})" for method, count in others[True].items()),
+        ]
     if others[False]:
-        lines += ["", "Other methods' published numbers, kept for comparison and not run: "
-                  + ", ".join(f"{method} ({count})" for method, count in others[False].items())]
+        lines += [
+            "",
+            "Other methods' published numbers, kept for comparison and not run: "
+            + ", ".join(f"{method} ({count})" for method, count in others[False].items()),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def heading(table: PaperTable) -> str:
     """``Table N`` for the paper's tables, ``Other methods`` for :data:`METHODS_TABLE`."""
     return f"Table {table.number}" if table.number in TABLE_NUMBERS else "Other methods"
-

@@ -92,8 +92,10 @@ def evaluate_car_on_world(
     unknown = set(variants) - set(settings)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {sorted(settings)}")
-    cars = {name: car_from_preset(preset, models, sam_source=sam_source, **{**settings[name], **options})
-            for name in variants}
+    cars = {
+        name: car_from_preset(preset, models, sam_source=sam_source, **{**settings[name], **options})
+        for name in variants
+    }
     matrices = {name: ConfusionMatrix(len(CLASS_NAMES) + 1) for name in variants}
     kept_present = total_present = dropped_absent = total_absent = 0
     steps, seconds = [], []

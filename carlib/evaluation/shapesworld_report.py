@@ -81,7 +81,9 @@ class WorldReport:
             "  per class (Grad-CAM / CLIP-ES / full image):",
         ]
         for name, values in self.per_class.items():
-            lines.append(f"    {name:<9} {values['gradcam']:.3f} / {values['clip_es']:.3f} / {values['full_image']:.3f}")
+            lines.append(
+                f"    {name:<9} {values['gradcam']:.3f} / {values['clip_es']:.3f} / {values['full_image']:.3f}"
+            )
         return "\n".join(lines)
 
 
@@ -150,9 +152,14 @@ def evaluate_world(
     for index in tqdm(range(n), disable=not progress, desc="cams"):
         scene = split_scene(split, index, seed)
         result = carlib.compute_cams(
-            bundle, scene.image, list(CLASS_NAMES), background,
-            query_embeddings=class_embeddings, background_embeddings=background_embeddings,
-            attention_layers=clip_es_layers, score_kind=score_kind,
+            bundle,
+            scene.image,
+            list(CLASS_NAMES),
+            background,
+            query_embeddings=class_embeddings,
+            background_embeddings=background_embeddings,
+            attention_layers=clip_es_layers,
+            score_kind=score_kind,
         )
         cams = result.upsampled()
         refined = carlib.clip_es_refine(

@@ -142,7 +142,9 @@ def dense_crf(image: np.ndarray, masks: np.ndarray, settings: CrfSettings = CrfS
     soft = _check_masks(masks, image.shape[:2])
     if soft.shape[0] == 0:
         return np.zeros((0, *image.shape[:2]), dtype=bool)
-    labels = _crf_labels(_bilateral_input(image, settings.bilateral_image), _with_background(soft, settings.bg_factor), settings)
+    labels = _crf_labels(
+        _bilateral_input(image, settings.bilateral_image), _with_background(soft, settings.bg_factor), settings
+    )
     # Label 0 is the background; label c + 1 is mask c. Comparing against every
     # mask index (rather than one-hot up to max(label)) keeps N outputs.
     return labels[None] == np.arange(1, soft.shape[0] + 1)[:, None, None]
@@ -202,8 +204,9 @@ def _crf_labels(rgbim: np.ndarray, probs: np.ndarray, settings: CrfSettings) -> 
     crf = dcrf.DenseCRF2D(width, height, channels)
     crf.setUnaryEnergy(unary)
     crf.addPairwiseGaussian(sxy=settings.gaussian_sxy, compat=settings.gaussian_compat)
-    crf.addPairwiseBilateral(sxy=settings.bilateral_sxy, srgb=settings.bilateral_srgb, rgbim=rgbim,
-                             compat=settings.bilateral_compat)
+    crf.addPairwiseBilateral(
+        sxy=settings.bilateral_sxy, srgb=settings.bilateral_srgb, rgbim=rgbim, compat=settings.bilateral_compat
+    )
     marginals = np.asarray(crf.inference(int(settings.iterations)), dtype=np.float32).reshape(channels, height, width)
     # np.argmax takes the first maximum on ties, like the reference's np.argmax.
     return np.argmax(marginals, axis=0)

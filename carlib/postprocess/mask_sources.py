@@ -147,11 +147,15 @@ class SamMaskSource:
         try:
             state_dict = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-            raise RuntimeError(f"cannot read {str(path)!r} as a SAM checkpoint (a torch.save'd state dict of "
-                               f"tensors): {str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
+            raise RuntimeError(
+                f"cannot read {str(path)!r} as a SAM checkpoint (a torch.save'd state dict of "
+                f"tensors): {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            ) from error
         if not isinstance(state_dict, dict):
-            raise RuntimeError(f"{str(path)!r} is not a SAM checkpoint (not a state dict); pass an official "
-                               "sam_vit_*.pth or sam_hq_vit_*.pth file")
+            raise RuntimeError(
+                f"{str(path)!r} is not a SAM checkpoint (not a state dict); pass an official "
+                "sam_vit_*.pth or sam_hq_vit_*.pth file"
+            )
         hq = HQ_SAM_KEY in state_dict
         if named_hq and not hq:
             name, url = HQ_SAM_CHECKPOINTS["vit_h"]
@@ -163,8 +167,10 @@ class SamMaskSource:
         if model_type == "auto":
             model_type = _sam_model_type(state_dict, path)
         if model_type == "vit_tiny" and not hq:
-            raise RuntimeError(f"{str(path)!r}: vit_tiny exists only as HQ-SAM (sam_hq_vit_tiny.pth), and this "
-                               f"checkpoint has no {HQ_SAM_KEY}")
+            raise RuntimeError(
+                f"{str(path)!r}: vit_tiny exists only as HQ-SAM (sam_hq_vit_tiny.pth), and this "
+                f"checkpoint has no {HQ_SAM_KEY}"
+            )
         package = _import_segment_anything_hq() if hq else _import_segment_anything()
         family = "HQ-SAM" if hq else "SAM"
         model = package.sam_model_registry[model_type](checkpoint=None)
@@ -194,8 +200,9 @@ class SamMaskSource:
             crop_n_points_downscale_factor=1,
             min_mask_region_area=settings.min_mask_region_area,
         )
-        logging.getLogger("carlib").info("SAM post-processing: %s, points_per_side=%d", self.description,
-                                         settings.points_per_side)
+        logging.getLogger("carlib").info(
+            "SAM post-processing: %s, points_per_side=%d", self.description, settings.points_per_side
+        )
 
     def generate(self, image: np.ndarray) -> np.ndarray:
         """SAM's automatic masks for ``image``.
@@ -327,6 +334,8 @@ def _sam_model_type(state_dict: dict, path: Path) -> str:
         return "vit_tiny"
     weight = state_dict.get("image_encoder.patch_embed.proj.weight")
     if weight is None or int(weight.shape[0]) not in _SAM_ENCODER_WIDTHS:
-        raise RuntimeError(f"{str(path)!r} is not a SAM checkpoint (no image_encoder.patch_embed.proj.weight of a "
-                           f"known width); pass an official sam_vit_*.pth or sam_hq_vit_*.pth file")
+        raise RuntimeError(
+            f"{str(path)!r} is not a SAM checkpoint (no image_encoder.patch_embed.proj.weight of a "
+            f"known width); pass an official sam_vit_*.pth or sam_hq_vit_*.pth file"
+        )
     return _SAM_ENCODER_WIDTHS[int(weight.shape[0])]

@@ -76,8 +76,14 @@ class SamSettings:
     min_mask_region_area: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("iom_threshold", "iou_threshold", "min_pred_threshold", "pred_iou_thresh",
-                     "stability_score_thresh", "box_nms_thresh"):
+        for name in (
+            "iom_threshold",
+            "iou_threshold",
+            "min_pred_threshold",
+            "pred_iou_thresh",
+            "stability_score_thresh",
+            "box_nms_thresh",
+        ):
             value = getattr(self, name)
             if value is None and name == "iou_threshold":
                 continue
@@ -86,7 +92,9 @@ class SamSettings:
         if int(self.points_per_side) != self.points_per_side or self.points_per_side < 1:
             raise ValueError(f"SAM points_per_side must be a positive integer, got {self.points_per_side}")
         if int(self.min_mask_region_area) != self.min_mask_region_area or self.min_mask_region_area < 0:
-            raise ValueError(f"SAM min_mask_region_area must be a non-negative integer, got {self.min_mask_region_area}")
+            raise ValueError(
+                f"SAM min_mask_region_area must be a non-negative integer, got {self.min_mask_region_area}"
+            )
 
     def replace(self, **changes) -> SamSettings:
         """A validated copy with some fields changed."""

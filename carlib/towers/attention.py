@@ -223,8 +223,8 @@ def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
     if isinstance(attention, torch.nn.MultiheadAttention):
         width = attention.embed_dim
         bias: torch.Tensor | None = attention.in_proj_bias
-        weight = attention.in_proj_weight[2 * width:] if attention._qkv_same_embed_dim else attention.v_proj_weight
-        values = F.linear(tokens, weight, None if bias is None else bias[2 * width:])
+        weight = attention.in_proj_weight[2 * width :] if attention._qkv_same_embed_dim else attention.v_proj_weight
+        values = F.linear(tokens, weight, None if bias is None else bias[2 * width :])
         return attention.out_proj(values)
     in_proj_weight = getattr(attention, "in_proj_weight", None)
     out_proj = getattr(attention, "out_proj", None)
@@ -232,7 +232,7 @@ def value_path(attention: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
     if isinstance(in_proj_weight, torch.Tensor) and isinstance(out_proj, torch.nn.Linear) and heads:
         width = in_proj_weight.shape[0] // 3
         bias = getattr(attention, "in_proj_bias", None)
-        values = F.linear(tokens, in_proj_weight[2 * width:], None if bias is None else bias[2 * width:])
+        values = F.linear(tokens, in_proj_weight[2 * width :], None if bias is None else bias[2 * width :])
         head_scale = getattr(attention, "head_scale", None)
         if isinstance(head_scale, torch.Tensor):
             batch, length, _ = values.shape
@@ -267,7 +267,7 @@ def head_query_key_value(attention: torch.nn.Module, tokens: torch.Tensor) -> He
     if isinstance(attention, torch.nn.MultiheadAttention):
         width, heads = attention.embed_dim, attention.num_heads
         bias: torch.Tensor | None = attention.in_proj_bias
-        weight = attention.in_proj_weight[2 * width:] if attention._qkv_same_embed_dim else attention.v_proj_weight
+        weight = attention.in_proj_weight[2 * width :] if attention._qkv_same_embed_dim else attention.v_proj_weight
     else:
         in_proj_weight = getattr(attention, "in_proj_weight", None)
         heads = getattr(attention, "num_heads", None)
@@ -275,10 +275,11 @@ def head_query_key_value(attention: torch.nn.Module, tokens: torch.Tensor) -> He
             raise NotImplementedError(
                 f"cannot read per-head values from {type(attention).__name__}: the dense methods need "
                 "nn.MultiheadAttention or a module with in_proj_weight and num_heads (timm modules go through "
-                "carlib.towers.timm_attention)")
+                "carlib.towers.timm_attention)"
+            )
         width = in_proj_weight.shape[0] // 3
-        bias, weight = getattr(attention, "in_proj_bias", None), in_proj_weight[2 * width:]
-    values = F.linear(tokens, weight, None if bias is None else bias[2 * width:])
+        bias, weight = getattr(attention, "in_proj_bias", None), in_proj_weight[2 * width :]
+    values = F.linear(tokens, weight, None if bias is None else bias[2 * width :])
     batch, length, _ = values.shape
     values = values.reshape(batch, length, heads, -1).transpose(1, 2).float()
     query_key = head_query_key(attention, tokens)
@@ -305,8 +306,10 @@ def attention_output(attention: torch.nn.Module, heads: torch.Tensor) -> torch.T
     """
     out_proj = getattr(attention, "out_proj", None)
     if not isinstance(out_proj, torch.nn.Linear) or not getattr(attention, "num_heads", None):
-        raise NotImplementedError(f"cannot apply the output of {type(attention).__name__}: the dense methods need "
-                                  "nn.MultiheadAttention or a module with num_heads and out_proj")
+        raise NotImplementedError(
+            f"cannot apply the output of {type(attention).__name__}: the dense methods need "
+            "nn.MultiheadAttention or a module with num_heads and out_proj"
+        )
     heads = heads.to(out_proj.weight.dtype)
     head_scale = None if isinstance(attention, torch.nn.MultiheadAttention) else getattr(attention, "head_scale", None)
     if isinstance(head_scale, torch.Tensor):

@@ -205,8 +205,9 @@ class VisionTower(ABC):
         self.require_attention("MaskCLIP-style dense maps")
         raise NotImplementedError
 
-    def attention_variant_embeddings(self, trunk: Trunk, mix: AttentionMix, *,
-                                     keep_residual_and_mlp: bool) -> torch.Tensor:
+    def attention_variant_embeddings(
+        self, trunk: Trunk, mix: AttentionMix, *, keep_residual_and_mlp: bool
+    ) -> torch.Tensor:
         """Per-patch embeddings (float32 n x E, unit-norm) of the last block run with another attention.
 
         SCLIP, ClearCLIP and NACLIP (:mod:`carlib.dense_methods`) change only how the last
@@ -380,18 +381,19 @@ class TransformerTower(VisionTower):
 
     def patch_rows(self, tensor: torch.Tensor) -> torch.Tensor:
         """``(*extra, 1, L, D)`` batch-first tokens to ``(*extra, n, D)`` patch rows."""
-        return tensor[..., 0, self.num_prefix_tokens:, :]
+        return tensor[..., 0, self.num_prefix_tokens :, :]
 
     def dense_embeddings(self, trunk: Trunk) -> torch.Tensor:
         self.require_attention("MaskCLIP-style dense maps")
         last = self.num_blocks - 1
         with torch.no_grad():
             values = self.value_path(last, self.first_norm(last)(trunk.tokens), trunk.grid)
-            dense = self.readout(values[:, self.num_prefix_tokens:])[0]
+            dense = self.readout(values[:, self.num_prefix_tokens :])[0]
         return torch.nn.functional.normalize(dense.float(), dim=-1)
 
-    def attention_variant_embeddings(self, trunk: Trunk, mix: AttentionMix, *,
-                                     keep_residual_and_mlp: bool) -> torch.Tensor:
+    def attention_variant_embeddings(
+        self, trunk: Trunk, mix: AttentionMix, *, keep_residual_and_mlp: bool
+    ) -> torch.Tensor:
         last = self.num_blocks - 1
         with torch.no_grad():
             tokens = trunk.tokens
@@ -401,7 +403,7 @@ class TransformerTower(VisionTower):
             weights = mix(qkv, trunk.grid, self.num_prefix_tokens)
             branch = self.attention_branch(last, weights @ qkv.value, normed)
             output = self.block_tail(last, tokens, branch) if keep_residual_and_mlp else branch
-            dense = self.readout(output[:, self.num_prefix_tokens:])[0]
+            dense = self.readout(output[:, self.num_prefix_tokens :])[0]
         return torch.nn.functional.normalize(dense.float(), dim=-1)
 
     def run_all(self, pixels: torch.Tensor, stop: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -420,7 +422,7 @@ class TransformerTower(VisionTower):
 
     def token_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
         tokens, _ = self.run_all(pixels)
-        return self.readout(tokens[:, self.num_prefix_tokens:])
+        return self.readout(tokens[:, self.num_prefix_tokens :])
 
     def training_pass(self, pixels: torch.Tensor, attention_layers: int) -> TrainingPass:
         if attention_layers:
@@ -431,7 +433,7 @@ class TransformerTower(VisionTower):
             if attention_layers and index >= self.num_blocks - attention_layers:
                 maps.append(self.attention(index, self.first_norm(index)(tokens), grid))
             tokens = self.run_block(index, tokens, grid)
-        return TrainingPass(self.finish(tokens, "pooled"), self.readout(tokens[:, self.num_prefix_tokens:]), maps)
+        return TrainingPass(self.finish(tokens, "pooled"), self.readout(tokens[:, self.num_prefix_tokens :]), maps)
 
 
 @contextmanager

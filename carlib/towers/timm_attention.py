@@ -19,8 +19,9 @@ TimmAttention = Attention | EvaAttention | AttentionRope
 """The timm attention modules read here."""
 
 
-def timm_qkv(attention: TimmAttention, tokens: torch.Tensor, rope: torch.Tensor | None = None,
-             num_prefix_tokens: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def timm_qkv(
+    attention: TimmAttention, tokens: torch.Tensor, rope: torch.Tensor | None = None, num_prefix_tokens: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-head queries, keys and values of a timm attention module (after its qk-norm and rotary embedding).
 
     Arguments:
@@ -44,8 +45,11 @@ def timm_qkv(attention: TimmAttention, tokens: torch.Tensor, rope: torch.Tensor 
             k_bias, v_bias = attention.k_bias, attention.v_bias  # with q_bias, always tensors (EvaAttention)
             assert isinstance(k_bias, torch.Tensor) and isinstance(v_bias, torch.Tensor)
             bias = torch.cat((q_bias, k_bias, v_bias))
-            packed = qkv(tokens) + bias if getattr(attention, "qkv_bias_separate", False) else F.linear(
-                tokens, qkv.weight, bias)
+            packed = (
+                qkv(tokens) + bias
+                if getattr(attention, "qkv_bias_separate", False)
+                else F.linear(tokens, qkv.weight, bias)
+            )
         q, k, v = packed.reshape(batch, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
     else:
         kv_heads = getattr(attention, "num_kv_heads", heads)

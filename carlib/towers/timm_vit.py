@@ -86,8 +86,9 @@ class TimmViT(TransformerTower):
         patches = patch_embed.proj(pixels.to(patch_embed.proj.weight.dtype))
         grid = (patches.shape[-2], patches.shape[-1])
         patches = patch_embed.norm(patches.flatten(2).transpose(1, 2))
-        prefix = [token.expand(patches.shape[0], -1, -1) for token in (trunk.cls_token, trunk.reg_token)
-                  if token is not None]
+        prefix = [
+            token.expand(patches.shape[0], -1, -1) for token in (trunk.cls_token, trunk.reg_token) if token is not None
+        ]
         positions: torch.Tensor | None = None
         if trunk.pos_embed is not None:
             embedded_prefix = 0 if trunk.no_embed_class else self.num_prefix_tokens
@@ -151,7 +152,7 @@ class TimmViT(TransformerTower):
         normed = self.net.norm(tokens)
         if target == "pooled":
             return self.visual.head(self.net.forward_head(normed))
-        pooled = normed[:, self.num_prefix_tokens:].mean(dim=1) if target == "patch_mean" else normed[:, 0]
+        pooled = normed[:, self.num_prefix_tokens :].mean(dim=1) if target == "patch_mean" else normed[:, 0]
         return self._project(pooled)
 
     def readout(self, tokens: torch.Tensor) -> torch.Tensor:

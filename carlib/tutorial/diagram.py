@@ -40,8 +40,9 @@ def _kind(index: int, count: int) -> str:
     return "decision" if index == count - 2 else "stage"
 
 
-def pipeline_diagram(stages: Sequence[tuple[str, str]] = PIPELINE_STAGES, *, loop_label: str = LOOP_LABEL,
-                     dpi: int = DIAGRAM_DPI) -> Figure:
+def pipeline_diagram(
+    stages: Sequence[tuple[str, str]] = PIPELINE_STAGES, *, loop_label: str = LOOP_LABEL, dpi: int = DIAGRAM_DPI
+) -> Figure:
     """Draw the stages left to right in two rows, with the recurrence as an arrow back to the proposals.
 
     Arguments:
@@ -54,8 +55,9 @@ def pipeline_diagram(stages: Sequence[tuple[str, str]] = PIPELINE_STAGES, *, loo
         a matplotlib Figure (not attached to pyplot, so it is not shown twice).
     """
     if len(stages) < 4:
-        raise ValueError(f"a pipeline diagram needs at least 4 stages (input, proposal, decision, output), "
-                         f"got {len(stages)}")
+        raise ValueError(
+            f"a pipeline diagram needs at least 4 stages (input, proposal, decision, output), got {len(stages)}"
+        )
     if dpi < 110:
         raise ValueError(f"dpi {dpi} is too low to read; use at least 110")
     count = len(stages)
@@ -77,15 +79,32 @@ def pipeline_diagram(stages: Sequence[tuple[str, str]] = PIPELINE_STAGES, *, loo
             column = top - 1 - (index - top)
             centres.append((0.3 + box_w / 2 + column * (box_w + gap_x), 1.9))
     for index, ((name, explanation), (x, y)) in enumerate(zip(stages, centres)):
-        axis.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h,
-                                      boxstyle="round,pad=0.05", facecolor=_COLOURS[_kind(index, count)],
-                                      edgecolor="#444444", linewidth=1.2))
+        axis.add_patch(
+            FancyBboxPatch(
+                (x - box_w / 2, y - box_h / 2),
+                box_w,
+                box_h,
+                boxstyle="round,pad=0.05",
+                facecolor=_COLOURS[_kind(index, count)],
+                edgecolor="#444444",
+                linewidth=1.2,
+            )
+        )
         axis.text(x, y + 0.33, name, ha="center", va="center", fontsize=LABEL_POINTS + 1, fontweight="bold")
         axis.text(x, y - 0.25, explanation, ha="center", va="center", fontsize=LABEL_POINTS - 1, linespacing=1.1)
 
     def arrow(start, end, **style):
-        axis.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=16, linewidth=1.4,
-                                       color=style.pop("color", "#333333"), **style))
+        axis.add_patch(
+            FancyArrowPatch(
+                start,
+                end,
+                arrowstyle="-|>",
+                mutation_scale=16,
+                linewidth=1.4,
+                color=style.pop("color", "#333333"),
+                **style,
+            )
+        )
 
     for index in range(count - 1):
         (x0, y0), (x1, y1) = centres[index], centres[index + 1]
@@ -97,10 +116,29 @@ def pipeline_diagram(stages: Sequence[tuple[str, str]] = PIPELINE_STAGES, *, loo
             arrow((x0, y0 - box_h / 2 - 0.05), (x1, y1 + box_h / 2 + 0.05))
     # The recurrence: from the keep rule (second to last) back up to the proposals (second).
     (lx, ly), (px, py) = centres[count - 2], centres[1]
-    arrow((lx - box_w / 2 + 0.3, ly + box_h / 2 + 0.05), (px + 0.3, py - box_h / 2 - 0.05),
-          color="#b03030", connectionstyle="arc3,rad=-0.15", linestyle="--")
-    axis.text((lx + px) / 2 + 0.9, 3.45, loop_label, ha="center", va="center", fontsize=LABEL_POINTS,
-              color="#b03030", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
-    axis.text(width / 2, 6.6, "CLIP as RNN: the same frozen CLIPs applied again and again to a shrinking set of words",
-              ha="center", va="center", fontsize=LABEL_POINTS + 2)
+    arrow(
+        (lx - box_w / 2 + 0.3, ly + box_h / 2 + 0.05),
+        (px + 0.3, py - box_h / 2 - 0.05),
+        color="#b03030",
+        connectionstyle="arc3,rad=-0.15",
+        linestyle="--",
+    )
+    axis.text(
+        (lx + px) / 2 + 0.9,
+        3.45,
+        loop_label,
+        ha="center",
+        va="center",
+        fontsize=LABEL_POINTS,
+        color="#b03030",
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
+    )
+    axis.text(
+        width / 2,
+        6.6,
+        "CLIP as RNN: the same frozen CLIPs applied again and again to a shrinking set of words",
+        ha="center",
+        va="center",
+        fontsize=LABEL_POINTS + 2,
+    )
     return figure

@@ -22,11 +22,23 @@ from carlib.tutorial.figures import figure_png, step_figure
 
 UPLOADED = "(uploaded picture)"
 
-CSS_CLASSES = {"widget": "carlib-explorer", "image": "carlib-picture", "upload": "carlib-upload",
-               "queries": "carlib-words", "eta": "carlib-eta", "theta": "carlib-theta", "lam": "carlib-lambda",
-               "prompts": "carlib-prompts", "centred_cam": "carlib-centred-cam", "post": "carlib-post",
-               "auto_run": "carlib-auto-run", "run_button": "carlib-run", "step": "carlib-step",
-               "status": "carlib-status", "output": "carlib-figure"}
+CSS_CLASSES = {
+    "widget": "carlib-explorer",
+    "image": "carlib-picture",
+    "upload": "carlib-upload",
+    "queries": "carlib-words",
+    "eta": "carlib-eta",
+    "theta": "carlib-theta",
+    "lam": "carlib-lambda",
+    "prompts": "carlib-prompts",
+    "centred_cam": "carlib-centred-cam",
+    "post": "carlib-post",
+    "auto_run": "carlib-auto-run",
+    "run_button": "carlib-run",
+    "step": "carlib-step",
+    "status": "carlib-status",
+    "output": "carlib-figure",
+}
 """The CSS class of each control, keyed by its attribute: stable names for selecting them in a page."""
 
 
@@ -44,8 +56,9 @@ class Explorer:
         picture: the picture being segmented (H x W x 3 uint8).
     """
 
-    def __init__(self, session: Tutorial, image: str | None = None, queries: str | None = None,
-                 sam_source=None) -> None:
+    def __init__(
+        self, session: Tutorial, image: str | None = None, queries: str | None = None, sam_source=None
+    ) -> None:
         import ipywidgets as widgets
 
         self.session = session
@@ -55,44 +68,70 @@ class Explorer:
         self._segmented: np.ndarray | None = None  # the picture self.result belongs to
         self.figure = None
         self._uploaded: np.ndarray | None = None
-        self.image = widgets.Dropdown(options=list(session.images), value=image or session.images[0],
-                                      description="picture")
+        self.image = widgets.Dropdown(
+            options=list(session.images), value=image or session.images[0], description="picture"
+        )
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
-        self.queries = widgets.Text(value=queries or ", ".join(session.queries_for(image)), description="words",
-                                    continuous_update=False, layout=widgets.Layout(width="420px"))
+        self.queries = widgets.Text(
+            value=queries or ", ".join(session.queries_for(image)),
+            description="words",
+            continuous_update=False,
+            layout=widgets.Layout(width="420px"),
+        )
         slider = {"min": 0.0, "max": 1.0, "step": 0.05, "continuous_update": False, "readout_format": ".2f"}
         self.eta = widgets.FloatSlider(value=settings.mask_threshold, description="η (mask)", **slider)
         self.theta = widgets.FloatSlider(value=settings.confidence_threshold, description="θ (keep)", **slider)
-        self.lam = widgets.FloatSlider(value=settings.clipes_threshold, description="λ (box)",
-                                       **{**slider, "min": 0.1, "max": 0.9})
-        self.prompts = widgets.SelectMultiple(options=list(PROMPT_KINDS), value=tuple(settings.prompt_kinds),
-                                              description="prompts", rows=len(PROMPT_KINDS))
+        self.lam = widgets.FloatSlider(
+            value=settings.clipes_threshold, description="λ (box)", **{**slider, "min": 0.1, "max": 0.9}
+        )
+        self.prompts = widgets.SelectMultiple(
+            options=list(PROMPT_KINDS),
+            value=tuple(settings.prompt_kinds),
+            description="prompts",
+            rows=len(PROMPT_KINDS),
+        )
         self.centred_cam = widgets.Checkbox(value=settings.center_cam_features, description="centred CAM")
         posts = ["crf", "none"] + (["sam"] if self._sam() is not None else [])
-        self.post = widgets.Dropdown(options=posts, value=settings.post if settings.post in posts else "crf",
-                                     description="post")
+        self.post = widgets.Dropdown(
+            options=posts, value=settings.post if settings.post in posts else "crf", description="post"
+        )
         self.auto_run = widgets.Checkbox(value=True, description="re-run on change")
         self.run_button = widgets.Button(description="Run", button_style="primary")
         self.step = widgets.IntSlider(value=1, min=1, max=1, description="step", continuous_update=True)
         self.status = widgets.HTML()
         self.output = widgets.Output()
 
-        for control in (self.image, self.queries, self.eta, self.theta, self.lam, self.prompts, self.post,
-                        self.centred_cam):
+        for control in (
+            self.image,
+            self.queries,
+            self.eta,
+            self.theta,
+            self.lam,
+            self.prompts,
+            self.post,
+            self.centred_cam,
+        ):
             control.observe(self._setting_changed, names="value")
         self.upload.observe(self._uploaded_changed, names="value")
         self.run_button.on_click(lambda _: self.run())
         self._quiet = False  # set while run() moves the step slider, so the figure is drawn once
         self.step.observe(lambda _: None if self._quiet else self.draw(), names="value")
-        self.widget = widgets.VBox([
-            widgets.HBox([self.image, self.upload]),
-            self.queries,
-            widgets.HBox([widgets.VBox([self.eta, self.theta, self.lam]), self.prompts,
-                          widgets.VBox([self.post, self.centred_cam, self.auto_run, self.run_button])]),
-            self.step,
-            self.status,
-            self.output,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.image, self.upload]),
+                self.queries,
+                widgets.HBox(
+                    [
+                        widgets.VBox([self.eta, self.theta, self.lam]),
+                        self.prompts,
+                        widgets.VBox([self.post, self.centred_cam, self.auto_run, self.run_button]),
+                    ]
+                ),
+                self.step,
+                self.status,
+                self.output,
+            ]
+        )
         self._name_controls()
 
     def _name_controls(self) -> None:
@@ -151,9 +190,14 @@ class Explorer:
         if not self.prompts.value:
             self.status.value = "<b>choose at least one prompt kind</b>"
             return None
-        options = {"mask_threshold": self.eta.value, "confidence_threshold": self.theta.value,
-                       "clipes_threshold": self.lam.value, "prompt_kinds": tuple(self.prompts.value), "post": self.post.value,
-                       "center_cam_features": self.centred_cam.value}
+        options = {
+            "mask_threshold": self.eta.value,
+            "confidence_threshold": self.theta.value,
+            "clipes_threshold": self.lam.value,
+            "prompt_kinds": tuple(self.prompts.value),
+            "post": self.post.value,
+            "center_cam_features": self.centred_cam.value,
+        }
         if self.post.value == "sam":
             options["sam_source"] = self._sam()
         car = self.session.car(**options)
@@ -180,8 +224,13 @@ class Explorer:
         # Set the Output widget's content directly rather than display() inside it: the
         # picture then lands in the widget only, whether or not a front end is listening.
         png = base64.b64encode(figure_png(figure)).decode("ascii")
-        self.output.outputs = ({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": png, "text/plain": repr(self.figure)}},)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"image/png": png, "text/plain": repr(self.figure)},
+            },
+        )
 
 
 def explorer_figure(picture: np.ndarray, result: CarResult, step: int, theta: float):

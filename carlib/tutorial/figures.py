@@ -101,9 +101,22 @@ LEGEND_ENTRIES = 24
 
 LABEL_PALETTE = np.array(
     [
-        (31, 119, 180), (44, 160, 44), (23, 190, 207), (148, 103, 189), (188, 189, 34), (227, 119, 194),
-        (140, 86, 75), (152, 223, 138), (174, 199, 232), (197, 176, 213), (219, 219, 141), (247, 182, 210),
-        (196, 156, 148), (158, 218, 229), (255, 187, 120), (255, 127, 14),
+        (31, 119, 180),
+        (44, 160, 44),
+        (23, 190, 207),
+        (148, 103, 189),
+        (188, 189, 34),
+        (227, 119, 194),
+        (140, 86, 75),
+        (152, 223, 138),
+        (174, 199, 232),
+        (197, 176, 213),
+        (219, 219, 141),
+        (247, 182, 210),
+        (196, 156, 148),
+        (158, 218, 229),
+        (255, 187, 120),
+        (255, 127, 14),
     ],
     dtype=np.uint8,
 )
@@ -118,14 +131,14 @@ still get distinct colours.
 """
 
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
-    "orange": (31, 119, 180),     # blue
-    "lemon": (148, 103, 189),     # purple
-    "starfish": (44, 160, 44),    # green
-    "kite": (188, 189, 34),       # olive
-    "tent": (227, 119, 194),      # pink
-    "wheel": (140, 86, 75),       # brown
-    "balloon": (23, 190, 207),    # cyan
-    "dice": (152, 223, 138),      # light green
+    "orange": (31, 119, 180),  # blue
+    "lemon": (148, 103, 189),  # purple
+    "starfish": (44, 160, 44),  # green
+    "kite": (188, 189, 34),  # olive
+    "tent": (227, 119, 194),  # pink
+    "wheel": (140, 86, 75),  # brown
+    "balloon": (23, 190, 207),  # cyan
+    "dice": (152, 223, 138),  # light green
 }
 """The colour of each ShapesWorld class in every figure of the series and the explorer.
 
@@ -245,8 +258,9 @@ def class_colours(names: Sequence[str]) -> np.ndarray:
     return colours
 
 
-def outline_thickness(image: np.ndarray, panel: float = MIN_PANEL, *, dpi: float = NOTEBOOK_DPI,
-                      pixels: int = OUTLINE_PIXELS) -> int:
+def outline_thickness(
+    image: np.ndarray, panel: float = MIN_PANEL, *, dpi: float = NOTEBOOK_DPI, pixels: int = OUTLINE_PIXELS
+) -> int:
     """Line thickness in image pixels that shows at least ``pixels`` screen pixels once the picture is drawn.
 
     For :func:`carlib.apply_visual_prompts`'s ``thickness`` when illustrating
@@ -267,8 +281,9 @@ def outline_thickness(image: np.ndarray, panel: float = MIN_PANEL, *, dpi: float
     return max(1, math.ceil(pixels * max(np.shape(image)[:2]) / shown))
 
 
-def label_picture(image: np.ndarray, label_map: np.ndarray, *, names: Sequence[str] | None = None,
-                  thickness: int = 1) -> np.ndarray:
+def label_picture(
+    image: np.ndarray, label_map: np.ndarray, *, names: Sequence[str] | None = None, thickness: int = 1
+) -> np.ndarray:
     """A label map drawn over a grey copy of the picture, each region outlined: H x W x 3 uint8.
 
     Background (0) shows the grey picture; label ``l`` is blended at
@@ -321,8 +336,9 @@ def grid_columns(count: int, cols: int | None = None, *, extra_width: float = 0.
     """
     if cols:
         return max(1, min(cols, count))
-    return min(range(1, min(count, max_columns(extra_width)) + 1),
-               key=lambda c: (-(-count // c), -(-count // c) * c - count))
+    return min(
+        range(1, min(count, max_columns(extra_width)) + 1), key=lambda c: (-(-count // c), -(-count // c) * c - count)
+    )
 
 
 def max_columns(extra_width: float = 0.0) -> int:
@@ -335,8 +351,16 @@ def _panel_inches(panel: float, cols: int, extra_width: float = 0.0) -> float:
     return max(MIN_PANEL, min(panel, (MAX_WIDTH - extra_width) / max(cols, 1)))
 
 
-def _grid(rows: int, cols: int, panel: float, extra_width: float = 0.0, *, count: int | None = None,
-          dpi: float = NOTEBOOK_DPI, extra_height: float = 0.0) -> tuple[Figure, np.ndarray]:
+def _grid(
+    rows: int,
+    cols: int,
+    panel: float,
+    extra_width: float = 0.0,
+    *,
+    count: int | None = None,
+    dpi: float = NOTEBOOK_DPI,
+    extra_height: float = 0.0,
+) -> tuple[Figure, np.ndarray]:
     """A rows x cols grid of bare axes; with ``count``, the axes past it are removed from the figure."""
     figure = Figure(figsize=(cols * panel + extra_width, rows * panel + extra_height), dpi=dpi, layout="constrained")
     axes = np.atleast_2d(figure.subplots(rows, cols, squeeze=False))
@@ -352,10 +376,12 @@ def _interpolation(image: np.ndarray, panel: float, dpi: float) -> str:
     return "nearest" if max(np.shape(image)[:2]) <= panel * dpi else "antialiased"
 
 
-def _colourbar(figure: Figure, axes: Sequence, label: str, *, cmap: str = HEATMAP, vmin: float = 0.0,
-               vmax: float = 1.0) -> None:
-    bar = figure.colorbar(ScalarMappable(Normalize(vmin, vmax), colormaps[cmap]), ax=list(axes), shrink=0.9,
-                          aspect=15, pad=0.02)
+def _colourbar(
+    figure: Figure, axes: Sequence, label: str, *, cmap: str = HEATMAP, vmin: float = 0.0, vmax: float = 1.0
+) -> None:
+    bar = figure.colorbar(
+        ScalarMappable(Normalize(vmin, vmax), colormaps[cmap]), ax=list(axes), shrink=0.9, aspect=15, pad=0.02
+    )
     bar.set_label(label, fontsize=FONT)
     bar.ax.tick_params(labelsize=SMALL_FONT)
     bar.ax.set_label("colourbar")
@@ -405,8 +431,13 @@ def show_images(
     for index, image in enumerate(images):
         axis = axes.flat[index]
         axis.set_label("heat" if isinstance(image, HeatOverlay) else "image")
-        axis.imshow(np.asarray(image), cmap=cmap if np.ndim(image) == 2 else None, vmin=vmin, vmax=vmax,
-                    interpolation=_interpolation(image, panel, dpi))
+        axis.imshow(
+            np.asarray(image),
+            cmap=cmap if np.ndim(image) == 2 else None,
+            vmin=vmin,
+            vmax=vmax,
+            interpolation=_interpolation(image, panel, dpi),
+        )
         if titles is not None:
             axis.set_title(titles[index], fontsize=FONT)
     if bar:
@@ -414,8 +445,14 @@ def show_images(
         if heat:
             _colourbar(figure, shown, colourbar_label)
         else:
-            _colourbar(figure, shown, colourbar_label, cmap=cmap or "viridis",
-                       vmin=0.0 if vmin is None else vmin, vmax=1.0 if vmax is None else vmax)
+            _colourbar(
+                figure,
+                shown,
+                colourbar_label,
+                cmap=cmap or "viridis",
+                vmin=0.0 if vmin is None else vmin,
+                vmax=1.0 if vmax is None else vmax,
+            )
     if suptitle:
         figure.suptitle(suptitle, fontsize=TITLE_FONT)
     return figure
@@ -441,8 +478,9 @@ def show_heatmaps(
     return show_images(panels, names, cols=cols, panel=panel, suptitle=suptitle, colourbar_label=colourbar_label)
 
 
-def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Sequence[float] | None,
-                    palette: str) -> list[Patch]:
+def _legend_handles(
+    names: Sequence[str], labels: Sequence[int], scores: Sequence[float] | None, palette: str
+) -> list[Patch]:
     labels = list(labels)
     hidden = 0
     if len(labels) > LEGEND_ENTRIES:
@@ -456,8 +494,12 @@ def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Sequenc
     else:
         colours = label_colours(chosen) / 255.0
     handles = [
-        Patch(facecolor=colour, edgecolor="black", linewidth=0.8,
-              label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"))
+        Patch(
+            facecolor=colour,
+            edgecolor="black",
+            linewidth=0.8,
+            label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"),
+        )
         for label, colour in zip(labels, colours)
     ] or [Patch(color=(0, 0, 0), label="(nothing found)")]
     if hidden:
@@ -465,17 +507,25 @@ def _legend_handles(names: Sequence[str], labels: Sequence[int], scores: Sequenc
     return handles
 
 
-def _legend(axis, names: Sequence[str], labels: Sequence[int], scores: Sequence[float] | None,
-            palette: str = "tutorial") -> None:
+def _legend(
+    axis, names: Sequence[str], labels: Sequence[int], scores: Sequence[float] | None, palette: str = "tutorial"
+) -> None:
     """The labels' legend to the right of ``axis``, outside it."""
-    axis.legend(handles=_legend_handles(names, labels, scores, palette), loc="upper left", bbox_to_anchor=(1.02, 1.0),
-                borderaxespad=0.0, fontsize=SMALL_FONT, frameon=False)
+    axis.legend(
+        handles=_legend_handles(names, labels, scores, palette),
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize=SMALL_FONT,
+        frameon=False,
+    )
 
 
 def _figure_legend(figure: Figure, handles: list[Patch]) -> None:
     """A legend under the whole figure, outside every axes."""
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=SMALL_FONT,
-                  frameon=False)
+    figure.legend(
+        handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=SMALL_FONT, frameon=False
+    )
 
 
 def _slot_legend(axis, handles: list[Patch]) -> None:
@@ -499,14 +549,17 @@ def _check_palette(palette: str) -> None:
         raise ValueError(f"palette must be 'tutorial' or 'voc', got {palette!r}")
 
 
-def _draw_labels(axis, image: np.ndarray, label_map: np.ndarray, panel: float, dpi: float, palette: str,
-                 names: Sequence[str]) -> None:
+def _draw_labels(
+    axis, image: np.ndarray, label_map: np.ndarray, panel: float, dpi: float, palette: str, names: Sequence[str]
+) -> None:
     if palette == "voc":
         axis.imshow(overlay(image, label_map), interpolation=_interpolation(image, panel, dpi))
     else:
         thickness = outline_thickness(image, panel, dpi=dpi, pixels=2)
-        axis.imshow(label_picture(image, label_map, names=names, thickness=thickness),
-                    interpolation=_interpolation(image, panel, dpi))
+        axis.imshow(
+            label_picture(image, label_map, names=names, thickness=thickness),
+            interpolation=_interpolation(image, panel, dpi),
+        )
     axis.set_label("labels")
 
 
@@ -543,8 +596,9 @@ def segmentation_figure(
     height, width = label_map.shape
     panel_width = size * width / max(height, width)
     columns = 2 if with_image else 1
-    figure = Figure(figsize=(columns * panel_width + 2.0, size * height / max(height, width) + 0.3), dpi=dpi,
-                    layout="constrained")
+    figure = Figure(
+        figsize=(columns * panel_width + 2.0, size * height / max(height, width) + 0.3), dpi=dpi, layout="constrained"
+    )
     grid = figure.add_gridspec(1, columns)
     axis = figure.add_subplot(grid[0, columns - 1])
     _draw_labels(axis, image, label_map, size, dpi, palette, names)
@@ -595,12 +649,23 @@ def compare_segmentations(
 
 def _step_title(axis, result, trace, k: int, index: int) -> None:
     dropped = index not in trace.kept
-    axis.set_title(f"{result.queries[index]}: {trace.scores[k]:.2f}", fontsize=FONT,
-                   color="red" if dropped else "black", fontweight="bold" if dropped else "normal")
+    axis.set_title(
+        f"{result.queries[index]}: {trace.scores[k]:.2f}",
+        fontsize=FONT,
+        color="red" if dropped else "black",
+        fontweight="bold" if dropped else "normal",
+    )
 
 
-def trace_figure(image: np.ndarray, result, *, threshold: float | None = None, panel: float = 1.8,
-                 cols: int = 4, upto_step: int | None = None) -> Figure:
+def trace_figure(
+    image: np.ndarray,
+    result,
+    *,
+    threshold: float | None = None,
+    panel: float = 1.8,
+    cols: int = 4,
+    upto_step: int | None = None,
+) -> Figure:
     """The recurrence step by step: each step's proposals for the queries still alive, ``cols`` per row.
 
     Each step starts a new row (labelled "step t") and takes as many rows as
@@ -631,17 +696,25 @@ def trace_figure(image: np.ndarray, result, *, threshold: float | None = None, p
     shown = []
     interpolation = _interpolation(image, panel, NOTEBOOK_DPI)
     for trace, start in zip(steps, starts):
-        block = axes[start:start + -(-len(trace.alive) // cols)].flat
+        block = axes[start : start + -(-len(trace.alive) // cols)].flat
         for k, index in enumerate(trace.alive):
             axis = block[k]
             axis.set_label("heat")
             axis.imshow(heat_overlay(image, trace.proposals[k]), interpolation=interpolation)
             _step_title(axis, result, trace, k, index)
             shown.append(axis)
-        for spare in list(block)[len(trace.alive):]:
+        for spare in list(block)[len(trace.alive) :]:
             spare.remove()
-        axes[start, 0].text(-0.06, 0.5, f"step {trace.step}", transform=axes[start, 0].transAxes, rotation=90,
-                            va="center", ha="right", fontsize=TITLE_FONT)
+        axes[start, 0].text(
+            -0.06,
+            0.5,
+            f"step {trace.step}",
+            transform=axes[start, 0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+            fontsize=TITLE_FONT,
+        )
     _colourbar(figure, shown, "proposal value")
     caption = "each step's proposals for the words still alive, classifier score in the title (red: dropped)"
     if threshold is not None:
@@ -650,8 +723,9 @@ def trace_figure(image: np.ndarray, result, *, threshold: float | None = None, p
     return figure
 
 
-def step_figure(image: np.ndarray, result, step: int, *, threshold: float | None = None,
-                panel: float = 2.0, cols: int | None = None) -> Figure:
+def step_figure(
+    image: np.ndarray, result, step: int, *, threshold: float | None = None, panel: float = 2.0, cols: int | None = None
+) -> Figure:
     """One step of the recurrence: the input, the final segmentation, then that step's proposals and scores.
 
     The legend of the segmentation takes the grid's spare panel when there is
@@ -674,8 +748,9 @@ def step_figure(image: np.ndarray, result, step: int, *, threshold: float | None
     rows = -(-count // cols)
     panel = _panel_inches(panel, cols, COLOURBAR_WIDTH)
     spare = rows * cols > count
-    figure, axes = _grid(rows, cols, panel, COLOURBAR_WIDTH, count=count + 1 if spare else count,
-                         extra_height=0.3 if spare else 0.7)
+    figure, axes = _grid(
+        rows, cols, panel, COLOURBAR_WIDTH, count=count + 1 if spare else count, extra_height=0.3 if spare else 0.7
+    )
     shown = list(axes.flat[:count])
     interpolation = _interpolation(image, panel, NOTEBOOK_DPI)
     shown[0].imshow(image, interpolation=interpolation)
@@ -689,8 +764,12 @@ def step_figure(image: np.ndarray, result, step: int, *, threshold: float | None
         axis.imshow(heat_overlay(image, trace.proposals[k]), interpolation=interpolation)
         _step_title(axis, result, trace, k, index)
     _colourbar(figure, shown[2:], "proposal value")
-    _legend_in_grid(figure, axes, count, _legend_handles(
-        result.queries, [int(v) for v in np.unique(result.label_map) if v > 0], None, "tutorial"))
+    _legend_in_grid(
+        figure,
+        axes,
+        count,
+        _legend_handles(result.queries, [int(v) for v in np.unique(result.label_map) if v > 0], None, "tutorial"),
+    )
     caption = f"step {trace.step} of {len(result.steps)}: proposals and scores (red: dropped)"
     if threshold is not None:
         caption += f", θ = {threshold:.2f}"
@@ -732,9 +811,17 @@ BAR_LABEL_CHARACTERS = 16
 """Bar names of several words longer than this are wrapped onto level lines instead of slanted."""
 
 
-def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "", width: float = 5.5,
-               reference: dict[str, float] | None = None, label: str = "ours",
-               reference_label: str = "paper", fmt: str = "{:.2f}") -> Figure:
+def bar_figure(
+    values: dict[str, float],
+    *,
+    ylabel: str = "mIoU",
+    title: str = "",
+    width: float = 5.5,
+    reference: dict[str, float] | None = None,
+    label: str = "ours",
+    reference_label: str = "paper",
+    fmt: str = "{:.2f}",
+) -> Figure:
     """A labelled bar chart (e.g. mIoU per setting), with optional reference bars beside them, each value written
     over its bar with ``fmt``.
 
@@ -751,14 +838,16 @@ def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "
     for x, name in zip(positions, names):
         axis.text(x - offset, values[name], fmt.format(values[name]), ha="center", va="bottom", fontsize=SMALL_FONT)
         if reference and np.isfinite(reference.get(name, np.nan)):
-            axis.text(x + offset, reference[name], fmt.format(reference[name]), ha="center", va="bottom",
-                      fontsize=SMALL_FONT)
+            axis.text(
+                x + offset, reference[name], fmt.format(reference[name]), ha="center", va="bottom", fontsize=SMALL_FONT
+            )
     shown = [v for v in list(values.values()) + list((reference or {}).values()) if np.isfinite(v)]
     if shown and max(shown) > 0:
         axis.set_ylim(0, max(shown) * 1.15)  # room for the value written over the tallest bar
     wrapped = [textwrap.fill(name, BAR_LABEL_CHARACTERS, break_long_words=False) for name in names]
-    if any("\n" in name for name in wrapped) and all(len(line) <= BAR_LABEL_CHARACTERS for name in wrapped
-                                                      for line in name.splitlines()):
+    if any("\n" in name for name in wrapped) and all(
+        len(line) <= BAR_LABEL_CHARACTERS for name in wrapped for line in name.splitlines()
+    ):
         axis.set_xticks(positions, wrapped, fontsize=SMALL_FONT)  # long phrases: level lines (slanted, they overflow)
     else:
         axis.set_xticks(positions, names, rotation=20, ha="right", fontsize=SMALL_FONT)
@@ -768,8 +857,15 @@ def bar_figure(values: dict[str, float], *, ylabel: str = "mIoU", title: str = "
     return figure
 
 
-def tradeoff_figure(points: dict[str, tuple[float, float]], *, xlabel: str = "", ylabel: str = "", title: str = "",
-                    highlight: str | None = None, width: float = 6.5) -> Figure:
+def tradeoff_figure(
+    points: dict[str, tuple[float, float]],
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    highlight: str | None = None,
+    width: float = 6.5,
+) -> Figure:
     """One marker per named point (x, y), each its own colour and shape, named in a legend outside the axes.
 
     For a trade-off between two rates (e.g. absent words kept against present
@@ -781,9 +877,17 @@ def tradeoff_figure(points: dict[str, tuple[float, float]], *, xlabel: str = "",
     colours = colormaps["tab10"](np.arange(10))
     for index, (name, (x, y)) in enumerate(points.items()):
         chosen = name == highlight
-        axis.scatter([x], [y], s=140 if chosen else 70, marker=markers[index % len(markers)],
-                     color=colours[index % len(colours)], edgecolors="black" if chosen else "none",
-                     linewidths=1.5, label=f"{name} (preset)" if chosen else name, zorder=3)
+        axis.scatter(
+            [x],
+            [y],
+            s=140 if chosen else 70,
+            marker=markers[index % len(markers)],
+            color=colours[index % len(colours)],
+            edgecolors="black" if chosen else "none",
+            linewidths=1.5,
+            label=f"{name} (preset)" if chosen else name,
+            zorder=3,
+        )
     axis.grid(True, alpha=0.3)
     axis.set_xlabel(xlabel, fontsize=FONT)
     axis.set_ylabel(ylabel, fontsize=FONT)
@@ -793,8 +897,16 @@ def tradeoff_figure(points: dict[str, tuple[float, float]], *, xlabel: str = "",
     return figure
 
 
-def histogram_figure(values: Sequence[float], marks: dict[str, float], *, xlabel: str = "", title: str = "",
-                     bins: int = 10, width: float = 7.5, label: str = "values") -> Figure:
+def histogram_figure(
+    values: Sequence[float],
+    marks: dict[str, float],
+    *,
+    xlabel: str = "",
+    title: str = "",
+    bins: int = 10,
+    width: float = 7.5,
+    label: str = "values",
+) -> Figure:
     """A histogram of ``values`` with a labelled vertical line per entry of ``marks`` (e.g. a sample beside the whole).
 
     Arguments:
@@ -809,13 +921,23 @@ def histogram_figure(values: Sequence[float], marks: dict[str, float], *, xlabel
     samples = np.asarray(values, dtype=float)
     low = min(samples.min(), *marks.values()) if marks else samples.min()
     high = max(samples.max(), *marks.values()) if marks else samples.max()
-    axis.hist(samples, bins=np.linspace(low, high, bins + 1).tolist(), color="#9ecae1", edgecolor="#3182bd",
-              label=f"{len(samples)} {label}")
+    axis.hist(
+        samples,
+        bins=np.linspace(low, high, bins + 1).tolist(),
+        color="#9ecae1",
+        edgecolor="#3182bd",
+        label=f"{len(samples)} {label}",
+    )
     styles = ("-", "--", ":", "-.")
     colours = ("#d62728", "#2ca02c", "#ff7f0e", "#9467bd")  # lines only: no label map is drawn here
     for index, (label, x) in enumerate(marks.items()):
-        axis.axvline(x, color=colours[index % len(colours)], linestyle=styles[index % len(styles)], linewidth=2.0,
-                     label=f"{label} ({x:.3f})")
+        axis.axvline(
+            x,
+            color=colours[index % len(colours)],
+            linestyle=styles[index % len(styles)],
+            linewidth=2.0,
+            label=f"{label} ({x:.3f})",
+        )
     axis.set_xlabel(xlabel, fontsize=FONT)
     axis.set_ylabel("count", fontsize=FONT)
     locator = axis.yaxis.get_major_locator()
@@ -890,7 +1012,9 @@ def matrix_figure(
     """
     values = np.asarray(matrix, dtype=float)
     if values.ndim != 2 or values.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"matrix {values.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels")
+        raise ValueError(
+            f"matrix {values.shape} does not match {len(row_labels)} row and {len(col_labels)} column labels"
+        )
     if row_images is not None and len(row_images) != len(row_labels):
         raise ValueError(f"matrix_figure got {len(row_images)} row images for {len(row_labels)} rows")
     rows, cols = values.shape
@@ -918,8 +1042,15 @@ def matrix_figure(
     middle = (low + high) / 2
     for (row, col), value in np.ndenumerate(values):
         if np.isfinite(value):
-            axis.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=SMALL_FONT,
-                      color="black" if value > middle else "white")
+            axis.text(
+                col,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=SMALL_FONT,
+                color="black" if value > middle else "white",
+            )
     axis.set_xticks(np.arange(cols), list(col_labels), rotation=30, ha="right", fontsize=SMALL_FONT)
     axis.set_yticks(np.arange(rows), list(row_labels), fontsize=SMALL_FONT)
     axis.set_xlabel(xlabel, fontsize=FONT)
@@ -949,9 +1080,16 @@ def _row_thumbnails(figure: Figure, axis, images: Sequence[np.ndarray], cell: fl
         picture = np.asarray(image)
         # OffsetImage draws an image pixel as a point (dpi_cor): zoom converts to the wanted size.
         zoom = side / max(picture.shape[:2])
-        box = AnnotationBbox(OffsetImage(picture, zoom=zoom, interpolation="nearest"), (0, row),
-                             xycoords=("axes fraction", "data"), xybox=(-gap, 0), boxcoords="offset points",
-                             box_alignment=(1.0, 0.5), frameon=False, annotation_clip=False)
+        box = AnnotationBbox(
+            OffsetImage(picture, zoom=zoom, interpolation="nearest"),
+            (0, row),
+            xycoords=("axes fraction", "data"),
+            xybox=(-gap, 0),
+            boxcoords="offset points",
+            box_alignment=(1.0, 0.5),
+            frameon=False,
+            annotation_clip=False,
+        )
         box.set_label("row image")
         axis.add_artist(box)
     axis.tick_params(axis="y", length=0, pad=side + 2 * gap)
@@ -1018,6 +1156,7 @@ def save_overlay_figure(
     shown = fit_within(np.asarray(image), OVERLAY_MAX_SIDE)
     if shown.shape[:2] != label_map.shape:
         label_map = cv2.resize(label_map.astype(np.int32), shown.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-    figure = segmentation_figure(shown, label_map, names, title=title, scores=scores, size=6.0, dpi=100,
-                                 with_image=False, palette="voc")
+    figure = segmentation_figure(
+        shown, label_map, names, title=title, scores=scores, size=6.0, dpi=100, with_image=False, palette="voc"
+    )
     return atomic_write(lambda target: figure.savefig(target, format="png", dpi=100), Path(path))

@@ -38,7 +38,8 @@ def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     if "language_info" in notebook.metadata:
         info = notebook.metadata["language_info"]
         notebook.metadata["language_info"] = nbformat.NotebookNode(
-            {key: info[key] for key in KEPT_LANGUAGE_INFO if key in info})
+            {key: info[key] for key in KEPT_LANGUAGE_INFO if key in info}
+        )
     count = 0
     for cell in notebook.cells:
         cell.metadata = nbformat.NotebookNode(
@@ -66,8 +67,10 @@ def problems(path: str | os.PathLike) -> list[str]:
     found: list[str] = []
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
-        found.append(f"{path.name}: {size / 1e6:.1f} MB, more than {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB "
-                     "(draw figures at carlib.tutorial.figures.NOTEBOOK_DPI)")
+        found.append(
+            f"{path.name}: {size / 1e6:.1f} MB, more than {MAX_NOTEBOOK_BYTES / 1e6:.0f} MB "
+            "(draw figures at carlib.tutorial.figures.NOTEBOOK_DPI)"
+        )
     notebook = nbformat.read(path, as_version=4)
     extra = set(notebook.metadata) - set(KEPT_NOTEBOOK_METADATA)
     if extra:
@@ -84,8 +87,10 @@ def problems(path: str | os.PathLike) -> list[str]:
             continue
         count += 1
         if cell.execution_count != count:
-            found.append(f"{path.name} cell {number}: execution count {cell.execution_count} should be {count} "
-                         "(run it top to bottom, or `python -m carlib.tutorial.notebook_files clean`)")
+            found.append(
+                f"{path.name} cell {number}: execution count {cell.execution_count} should be {count} "
+                "(run it top to bottom, or `python -m carlib.tutorial.notebook_files clean`)"
+            )
         for output in cell.outputs:
             if output.get("output_type") == "error":
                 found.append(f"{path.name} cell {number}: stored output is an error")
@@ -121,15 +126,25 @@ def refresh(path: str | os.PathLike, kernel_name: str = "python3") -> None:
 
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="carlib-kernel-") as sockets:  # IPC, as the gallery runs kernels
-        atomic_write(lambda target: papermill.execute_notebook(str(path), target, kernel_name=kernel_name,
-                                                               progress_bar=False, cwd=str(path.parent),
-                                                               config=ipc_kernel_config(Path(sockets))), path)
+        atomic_write(
+            lambda target: papermill.execute_notebook(
+                str(path),
+                target,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                cwd=str(path.parent),
+                config=ipc_kernel_config(Path(sockets)),
+            ),
+            path,
+        )
     clean_file(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``clean`` or ``check`` the given notebooks."""
-    parser = argparse.ArgumentParser(prog="python -m carlib.tutorial.notebook_files", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m carlib.tutorial.notebook_files", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("action", choices=("refresh", "clean", "check"))
     parser.add_argument("notebooks", nargs="+")
     args = parser.parse_args(argv)

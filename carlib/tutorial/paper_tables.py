@@ -12,8 +12,20 @@ from carlib.evaluation.reproduce import WorldRuns, get_table
 from carlib.tutorial.documented import DocumentedFigures
 from carlib.tutorial.documented.nb07 import TABLE_ROWS, row_key, table_rows
 
-__all__ = ["PAPER_TABLE", "TABLE_ROWS", "best", "documented_rows", "live_rows", "paper_rankings", "published", "ranked",
-           "ranking_text", "rankings", "side_by_side", "table_rows"]
+__all__ = [
+    "PAPER_TABLE",
+    "TABLE_ROWS",
+    "best",
+    "documented_rows",
+    "live_rows",
+    "paper_rankings",
+    "published",
+    "ranked",
+    "ranking_text",
+    "rankings",
+    "side_by_side",
+    "table_rows",
+]
 
 PAPER_TABLE = {"recurrence": "2", "prompts": "4", "background": "6"}
 """The paper's table behind each ``carlib ablate`` table the notebook runs."""
@@ -22,8 +34,11 @@ PAPER_TABLE = {"recurrence": "2", "prompts": "4", "background": "6"}
 def published(table: str) -> dict[str, float]:
     """The paper's VOC-21 mIoU % of each row of ``carlib ablate --table TABLE`` that it publishes."""
     # These tables publish single numbers, never a (low, high) spread.
-    return {row.label: row.published for row in get_table(PAPER_TABLE[table]).rows
-            if row.published is not None and not isinstance(row.published, tuple)}
+    return {
+        row.label: row.published
+        for row in get_table(PAPER_TABLE[table]).rows
+        if row.published is not None and not isinstance(row.published, tuple)
+    }
 
 
 def live_rows(table: str, runs: WorldRuns) -> dict[str, float]:
@@ -64,9 +79,12 @@ def side_by_side(table: str, live: Mapping[str, float], stored: DocumentedFigure
     """Markdown: each row's mIoU % on the live sample, on the documented scenes, and in the paper (VOC-21)."""
     paper = published(table)
     documented = documented_rows(table, stored)
-    lines = [f"**Table {PAPER_TABLE[table]} analogue** (`carlib ablate --table {table}`), mIoU %:", "",
-             f"| setting | this run ({live_scenes} scenes) | documented ({stored.scenes} scenes) | paper (VOC-21) |",
-             "|---|---|---|---|"]
+    lines = [
+        f"**Table {PAPER_TABLE[table]} analogue** (`carlib ablate --table {table}`), mIoU %:",
+        "",
+        f"| setting | this run ({live_scenes} scenes) | documented ({stored.scenes} scenes) | paper (VOC-21) |",
+        "|---|---|---|---|",
+    ]
     for name in TABLE_ROWS[table]:
         shown = f"{paper[name]:.1f}" if name in paper else "—"
         lines.append(f"| {name} | {live[name] * 100:.1f} | {documented[name] * 100:.1f} | {shown} |")
@@ -77,13 +95,17 @@ def rankings(table: str, live: Mapping[str, float], stored: DocumentedFigures, l
     """Three ranking lines (live, documented, paper), and whether the live sample picks the documented winner."""
     documented = documented_rows(table, stored)
     paper = published(table)
-    lines = [f"- this run, {live_scenes} scenes: {ranking_text(live)}",
-             f"- documented, {stored.scenes} scenes: {ranking_text(documented)}",
-             f"- paper, VOC-21: {ranking_text(paper, percent=True)}"]
+    lines = [
+        f"- this run, {live_scenes} scenes: {ranking_text(live)}",
+        f"- documented, {stored.scenes} scenes: {ranking_text(documented)}",
+        f"- paper, VOC-21: {ranking_text(paper, percent=True)}",
+    ]
     same = ranked(documented)[0] in best(live)
-    lines.append(f"- the live sample {'agrees' if same else 'does not agree'} with the documented scenes on the best "
-                 f"row ({' = '.join(best(live))} vs {ranked(documented)[0]}); the largest gap between a live and a "
-                 f"documented row is {max(abs(live[n] - documented[n]) for n in live) * 100:.1f} points")
+    lines.append(
+        f"- the live sample {'agrees' if same else 'does not agree'} with the documented scenes on the best "
+        f"row ({' = '.join(best(live))} vs {ranked(documented)[0]}); the largest gap between a live and a "
+        f"documented row is {max(abs(live[n] - documented[n]) for n in live) * 100:.1f} points"
+    )
     return "\n".join(lines)
 
 

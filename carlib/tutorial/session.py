@@ -129,8 +129,9 @@ class Tutorial:
         if self.uses_shapes:
             return Markdown(shapes)
         if self.seeded_random:
-            return Markdown(seeded or f"*(Seeded random weights: the outputs below mean nothing; with the real "
-                                      f"weights:)* {real}")
+            return Markdown(
+                seeded or f"*(Seeded random weights: the outputs below mean nothing; with the real weights:)* {real}"
+            )
         return Markdown(real)
 
     def load(self, image: str | Path | np.ndarray | None = None) -> np.ndarray:
@@ -143,8 +144,9 @@ class Tutorial:
             return photo(image)
         return load_image(image)
 
-    def queries_for(self, image: str | Path | np.ndarray | None = None,
-                    queries: Sequence[str] | str | None = None) -> list[str]:
+    def queries_for(
+        self, image: str | Path | np.ndarray | None = None, queries: Sequence[str] | str | None = None
+    ) -> list[str]:
         """The words to ask about ``image``: ``queries`` when given (a list or "a, b, c"), else defaults."""
         if queries:
             if isinstance(queries, str):
@@ -160,8 +162,9 @@ class Tutorial:
         return car_from_preset(preset, self.models, sam_source=sam_source)
 
 
-def setup(model: str = "auto", preset: str = "voc", device: str | None = None, verbose: bool = True,
-          amp: str = "off") -> Tutorial:
+def setup(
+    model: str = "auto", preset: str = "voc", device: str | None = None, verbose: bool = True, amp: str = "off"
+) -> Tutorial:
     """Resolve the model choice and return what a notebook needs.
 
     Arguments:
@@ -202,8 +205,9 @@ def setup(model: str = "auto", preset: str = "voc", device: str | None = None, v
         # The small CLIP's matrices are tiny: one thread is faster than several,
         # and it makes stored notebook outputs independent of the core count.
         torch.set_num_threads(1)
-        tutorial = Tutorial(models, get_preset("shapes"), True, list(SHAPES_IMAGES),
-                            ["orange", "starfish", "balloon", "kite"])
+        tutorial = Tutorial(
+            models, get_preset("shapes"), True, list(SHAPES_IMAGES), ["orange", "starfish", "balloon", "kite"]
+        )
     else:
         tutorial = Tutorial(models, real, False, list(PHOTO_QUERIES), list(PHOTO_QUERIES["chelsea"]))
     tutorial.amp = amp_name(set_global_autocast(models.proposal.device, amp))
@@ -258,5 +262,9 @@ def prompted_images(car: CaR, image: np.ndarray, trace) -> list[np.ndarray]:
 
     settings = car.settings
     working = fit_within(np.asarray(image), car.max_side)
-    return [apply_visual_prompts(working, proposal > settings.mask_threshold, settings.prompt_kinds,
-                                 blur_kernel=settings.blur_kernel) for proposal in trace.proposals]
+    return [
+        apply_visual_prompts(
+            working, proposal > settings.mask_threshold, settings.prompt_kinds, blur_kernel=settings.blur_kernel
+        )
+        for proposal in trace.proposals
+    ]

@@ -40,16 +40,24 @@ def scene_record(scene: Scene, scene_id: str) -> dict:
         "caption": scene_caption(scene),
         "backgrounds": scene.background_names_present,
         "objects": [
-            {"instance_id": o.instance_id, "class": o.class_name, "class_id": o.class_id, "size": o.size,
-             "background": o.background, "bbox_xyxy": list(o.bbox), "area": o.area}
+            {
+                "instance_id": o.instance_id,
+                "class": o.class_name,
+                "class_id": o.class_id,
+                "size": o.size,
+                "background": o.background,
+                "bbox_xyxy": list(o.bbox),
+                "area": o.area,
+            }
             for o in scene.objects
         ],
         "referring_expressions": [{"text": text, "instance_id": k} for text, k in referring_expressions(scene)],
     }
 
 
-def write_samples(out: str | os.PathLike, *, seed: int = 0, n: int = 4, split: str = "test",
-                  overwrite: bool = False) -> list[Path]:
+def write_samples(
+    out: str | os.PathLike, *, seed: int = 0, n: int = 4, split: str = "test", overwrite: bool = False
+) -> list[Path]:
     """Write ``n`` scenes with colourised ground truth as PNGs, plus ``scenes.json``.
 
     For scene i: ``scene_i.png`` (the image), ``scene_i_class.png`` and
@@ -81,13 +89,21 @@ def write_samples(out: str | os.PathLike, *, seed: int = 0, n: int = 4, split: s
             instance_png.save(staging / f"{stem}_instance.png")
             background = colorize_background(scene.background_map)
             Image.fromarray(background).save(staging / f"{stem}_background.png")
-            panel = np.concatenate([scene.image, np.asarray(class_png.convert("RGB")),
-                                    np.asarray(instance_png.convert("RGB")), background], axis=1)
+            panel = np.concatenate(
+                [
+                    scene.image,
+                    np.asarray(class_png.convert("RGB")),
+                    np.asarray(instance_png.convert("RGB")),
+                    background,
+                ],
+                axis=1,
+            )
             Image.fromarray(panel).save(staging / f"{stem}_panel.png")
             panels.append(Path(out) / f"{stem}_panel.png")
             records.append(scene_record(scene, stem))
-        (staging / "scenes.json").write_text(json.dumps({"class_names": ["background", *CLASS_NAMES],
-                                                         "scenes": records}, indent=1) + "\n")
+        (staging / "scenes.json").write_text(
+            json.dumps({"class_names": ["background", *CLASS_NAMES], "scenes": records}, indent=1) + "\n"
+        )
     return panels
 
 
@@ -207,18 +223,29 @@ def export_refdavis(
             expressions = clip_expressions(clip)
             for set_name, by_object in expressions.items():
                 lines[set_name] += [f'{name} {object_id} "{text}"' for object_id, text in sorted(by_object.items())]
-            records.append({
-                "video": name, "seed": clip.seed, "frames": frames,
-                "backgrounds": [BACKGROUND_KINDS[k].name for k in np.unique(clip.background_map)],
-                "objects": [{"instance_id": o.instance_id, "class": o.class_name, "class_id": o.class_id,
-                             "size": o.size, "radius": round(o.radius, 3),
-                             "start_xy": [round(v, 3) for v in o.start],
-                             "velocity_xy_per_frame": [round(v, 3) for v in o.velocity],
-                             "backgrounds": o.backgrounds, "areas": o.areas,
-                             "expressions": {set_name: expressions[set_name][o.instance_id]
-                                             for set_name in expressions}}
-                            for o in clip.objects],
-            })
+            records.append(
+                {
+                    "video": name,
+                    "seed": clip.seed,
+                    "frames": frames,
+                    "backgrounds": [BACKGROUND_KINDS[k].name for k in np.unique(clip.background_map)],
+                    "objects": [
+                        {
+                            "instance_id": o.instance_id,
+                            "class": o.class_name,
+                            "class_id": o.class_id,
+                            "size": o.size,
+                            "radius": round(o.radius, 3),
+                            "start_xy": [round(v, 3) for v in o.start],
+                            "velocity_xy_per_frame": [round(v, 3) for v in o.velocity],
+                            "backgrounds": o.backgrounds,
+                            "areas": o.areas,
+                            "expressions": {set_name: expressions[set_name][o.instance_id] for set_name in expressions},
+                        }
+                        for o in clip.objects
+                    ],
+                }
+            )
             if on_clip is not None:
                 on_clip(index)
         (davis / "ImageSets/2017").mkdir(parents=True)
@@ -226,6 +253,7 @@ def export_refdavis(
         (staging / TEXT_FOLDER).mkdir()
         for set_name, file_name in EXPRESSION_FILES.items():
             (staging / TEXT_FOLDER / file_name).write_text("\n".join(lines[set_name]) + "\n")
-        (staging / "clips.json").write_text(json.dumps({"split": split, "seed": seed, "frames": frames,
-                                                        "clips": records}, indent=1) + "\n")
+        (staging / "clips.json").write_text(
+            json.dumps({"split": split, "seed": seed, "frames": frames, "clips": records}, indent=1) + "\n"
+        )
     return Path(out)

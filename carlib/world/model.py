@@ -52,8 +52,16 @@ def carlib_shapes_siglip_vit(pretrained: bool = False, **kwargs: Any) -> VisionT
     """
     if pretrained:
         raise ValueError("the ShapesWorld SigLIP tower has no timm weights; load data/shapes_siglip instead")
-    options: dict[str, Any] = {"img_size": DEFAULT_IMAGE_SIZE, "patch_size": DEFAULT_PATCH_SIZE, "embed_dim": 128, "depth": 6,
-                   "num_heads": 4, "mlp_ratio": 4.0, "class_token": False, "global_pool": "map"}
+    options: dict[str, Any] = {
+        "img_size": DEFAULT_IMAGE_SIZE,
+        "patch_size": DEFAULT_PATCH_SIZE,
+        "embed_dim": 128,
+        "depth": 6,
+        "num_heads": 4,
+        "mlp_ratio": 4.0,
+        "class_token": False,
+        "global_pool": "map",
+    }
     # timm's factory also passes its bookkeeping (pretrained_cfg, cache_dir...), which the class does not take.
     options.update({key: value for key, value in kwargs.items() if key in ("num_classes", "global_pool")})
     return VisionTransformer(**options)
@@ -102,13 +110,19 @@ def siglip_model_cfg(image_size: int = DEFAULT_IMAGE_SIZE) -> dict[str, Any]:
     paper starts them (scale 10, bias -10).
     """
     if image_size != DEFAULT_IMAGE_SIZE:
-        raise ValueError(f"the SigLIP-style ShapesWorld tower is built for {DEFAULT_IMAGE_SIZE} px scenes, "
-                         f"not {image_size}")
+        raise ValueError(
+            f"the SigLIP-style ShapesWorld tower is built for {DEFAULT_IMAGE_SIZE} px scenes, not {image_size}"
+        )
     text_cfg = default_model_cfg(image_size)["text_cfg"]
     return {
         "embed_dim": 128,
-        "vision_cfg": {"timm_model_name": SIGLIP_TOWER, "timm_model_pretrained": False, "timm_pool": "map",
-                       "timm_proj": "none", "image_size": image_size},
+        "vision_cfg": {
+            "timm_model_name": SIGLIP_TOWER,
+            "timm_model_pretrained": False,
+            "timm_pool": "map",
+            "timm_proj": "none",
+            "image_size": image_size,
+        },
         "text_cfg": text_cfg,
         "quick_gelu": False,
         "init_logit_scale": math.log(10.0),
@@ -116,7 +130,9 @@ def siglip_model_cfg(image_size: int = DEFAULT_IMAGE_SIZE) -> dict[str, Any]:
     }
 
 
-def default_config(image_size: int = DEFAULT_IMAGE_SIZE, pool_type: str = "avg", family: str = "clip") -> dict[str, Any]:
+def default_config(
+    image_size: int = DEFAULT_IMAGE_SIZE, pool_type: str = "avg", family: str = "clip"
+) -> dict[str, Any]:
     """The config.json content before training fills in ``"training"``.
 
     Arguments:

@@ -143,8 +143,16 @@ def draw_object(
         fill(lambda c, v: _poly(c, _rotate(tips, angle, center), v))
         fill(lambda c, v: _poly(c, _rotate(tips * [-1, 1], angle, center), v))
         highlight = _rotate(np.array([[-0.25 * r, -0.3 * r]]), angle, center)[0]
-        cv2.ellipse(paint, (int(highlight[0]), int(highlight[1])), (max(1, int(r * 0.35)), max(1, int(r * 0.15))),
-                    degrees, 0, 360, accent, -1)
+        cv2.ellipse(
+            paint,
+            (int(highlight[0]), int(highlight[1])),
+            (max(1, int(r * 0.35)), max(1, int(r * 0.15))),
+            degrees,
+            0,
+            360,
+            accent,
+            -1,
+        )
     elif spec.shape == "star":  # five-armed starfish with pale bumps
         phis = angle + np.arange(10) * math.pi / 5 - math.pi / 2
         rhos = np.where(np.arange(10) % 2 == 0, r * 1.1, r * 0.45)
@@ -181,15 +189,28 @@ def draw_object(
         fill(lambda c, v: cv2.ellipse(c, ic, axes, degrees * 0.2, 0, 360, v, -1))
         knot = np.array([[0, 0.9 * r], [0.22 * r, 1.25 * r], [-0.22 * r, 1.25 * r]])
         fill(lambda c, v: _poly(c, knot + np.asarray(center), v))
-        cv2.ellipse(paint, (int(cx - 0.35 * r), int(cy - 0.4 * r)), (max(1, int(0.15 * r)), max(1, int(0.3 * r))),
-                    20, 0, 360, accent, -1)
+        cv2.ellipse(
+            paint,
+            (int(cx - 0.35 * r), int(cy - 0.4 * r)),
+            (max(1, int(0.15 * r)), max(1, int(0.3 * r))),
+            20,
+            0,
+            360,
+            accent,
+            -1,
+        )
     elif spec.shape == "square":  # dice: rotated white square with black pips
         half = 0.8 * r
         corners = np.array([[-half, -half], [half, -half], [half, half], [-half, half]])
         fill(lambda c, v: _poly(c, _rotate(corners, angle, center), v))
-        pips = {1: [(0, 0)], 2: [(-1, -1), (1, 1)], 3: [(-1, -1), (0, 0), (1, 1)],
-                4: [(-1, -1), (1, -1), (-1, 1), (1, 1)], 5: [(-1, -1), (1, -1), (0, 0), (-1, 1), (1, 1)],
-                6: [(-1, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (1, 1)]}[int(rng.integers(1, 7))]
+        pips = {
+            1: [(0, 0)],
+            2: [(-1, -1), (1, 1)],
+            3: [(-1, -1), (0, 0), (1, 1)],
+            4: [(-1, -1), (1, -1), (-1, 1), (1, 1)],
+            5: [(-1, -1), (1, -1), (0, 0), (-1, 1), (1, 1)],
+            6: [(-1, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (1, 1)],
+        }[int(rng.integers(1, 7))]
         spots = _rotate(np.asarray(pips, dtype=np.float64) * 0.5 * half, angle, center)
         for px, py in spots:
             cv2.circle(paint, (int(round(px)), int(round(py))), max(1, int(round(0.13 * r))), accent, -1)

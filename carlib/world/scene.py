@@ -240,8 +240,9 @@ def generate_scene(
     return Scene(image, class_map, instance_map, background_map, objects, seed_text)
 
 
-def draw_backdrop(rng: np.random.Generator, size: int, two_backgrounds_probability: float = 0.5
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def draw_backdrop(
+    rng: np.random.Generator, size: int, two_backgrounds_probability: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """The surfaces behind the objects: one, or two split by a wavy horizon.
 
     Arguments:

@@ -75,8 +75,15 @@ from carlib.world.model import build_shapes_clip, default_config, save_shapes_ch
 from carlib.world.scene import MAX_OBJECTS, generate_scene, scene_rng
 
 RESUME_FILE = "resume.pt"
-PROMPT_CHOICES: tuple[tuple[str, ...], ...] = (("circle", "blur"), ("circle", "blur"), ("circle",), ("blur",),
-                                               ("circle", "gray"), ("circle", "gray"), ("gray",))
+PROMPT_CHOICES: tuple[tuple[str, ...], ...] = (
+    ("circle", "blur"),
+    ("circle", "blur"),
+    ("circle",),
+    ("blur",),
+    ("circle", "gray"),
+    ("circle", "gray"),
+    ("gray",),
+)
 DENSE_NAMES: tuple[str, ...] = CLASS_NAMES + BACKGROUND_NAMES
 """Texts the dense loss matches patches against: class names, then background names."""
 IGNORE_PATCH = -100
@@ -159,8 +166,11 @@ def patch_labels(scene, patch_size: int) -> np.ndarray:
     Returns:
         (H/p * W/p,) int64 labels in row-major patch order (the ViT's token order).
     """
-    labels = np.where(scene.class_map > 0, scene.class_map.astype(np.int64) - 1,
-                      len(CLASS_NAMES) + scene.background_map.astype(np.int64))
+    labels = np.where(
+        scene.class_map > 0,
+        scene.class_map.astype(np.int64) - 1,
+        len(CLASS_NAMES) + scene.background_map.astype(np.int64),
+    )
     rows, cols = labels.shape[0] // patch_size, labels.shape[1] // patch_size
     one_hot = np.eye(len(DENSE_NAMES), dtype=np.int32)[labels[: rows * patch_size, : cols * patch_size]]
     counts = one_hot.reshape(rows, patch_size, cols, patch_size, -1).sum(axis=(1, 3))
@@ -244,8 +254,13 @@ def make_batch(
     return (pixels - mean) / std, tokens, positives, labels, torch.tensor(prompted_classes, dtype=torch.int64)
 
 
-def dense_loss(patch_embeddings: torch.Tensor, name_features: torch.Tensor, labels: torch.Tensor,
-               scale: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def dense_loss(
+    patch_embeddings: torch.Tensor,
+    name_features: torch.Tensor,
+    labels: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """How badly every patch matches the text of what covers it, among :data:`DENSE_NAMES`.
 
     Cross-entropy over the names for a contrastive model; for a sigmoid model
@@ -299,8 +314,9 @@ def affinity_loss(attention: torch.Tensor, labels: torch.Tensor, num_prefix_toke
     return -(mass.log()[valid]).mean()
 
 
-def prompt_class_loss(image_features: torch.Tensor, class_text_features: torch.Tensor, scale: torch.Tensor,
-                      prompted_classes: torch.Tensor) -> torch.Tensor:
+def prompt_class_loss(
+    image_features: torch.Tensor, class_text_features: torch.Tensor, scale: torch.Tensor, prompted_classes: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy of each prompted sample's image embedding over all class names.
 
     Arguments:
@@ -330,12 +346,17 @@ class BatchLosses(NamedTuple):
 
     def total(self, settings: TrainSettings) -> torch.Tensor:
         """The weighted sum that training minimises."""
-        return (self.contrastive + settings.dense_weight * self.dense + settings.affinity_weight * self.affinity
-                + settings.prompt_class_weight * self.prompt_class)
+        return (
+            self.contrastive
+            + settings.dense_weight * self.dense
+            + settings.affinity_weight * self.affinity
+            + settings.prompt_class_weight * self.prompt_class
+        )
 
 
-def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, dense_text_tokens,
-                   settings: TrainSettings) -> BatchLosses:
+def forward_losses(
+    model, pixels, tokens, positives, labels, prompted_classes, dense_text_tokens, settings: TrainSettings
+) -> BatchLosses:
     """The :class:`BatchLosses` of one batch (a :func:`make_batch` tuple); a loss whose weight is 0 is 0.
 
     The image loss is the contrastive softmax for a ``"clip"`` model and SigLIP's sigmoid loss for a
@@ -355,8 +376,11 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
         contrastive = sigmoid_loss(image_features, text_features, scale, bias, positives)
     zero = contrastive.new_zeros(())
     # both the dense and the prompt-class loss compare with the names: encode them once per batch
-    names = (F.normalize(model.encode_text(dense_text_tokens), dim=-1)
-             if settings.dense_weight or settings.prompt_class_weight else None)
+    names = (
+        F.normalize(model.encode_text(dense_text_tokens), dim=-1)
+        if settings.dense_weight or settings.prompt_class_weight
+        else None
+    )
     dense = zero
     if settings.dense_weight:
         assert names is not None
@@ -364,8 +388,11 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
     # the affinity loss wants the scene's own layout: prompted samples' labels are not that
     prompted = prompted_classes != IGNORE_PATCH
     scene_labels = labels.masked_fill(prompted[:, None], IGNORE_PATCH)
-    affinity = (affinity_loss(torch.stack(outputs.attention).mean(dim=0), scene_labels, tower.num_prefix_tokens)
-                if outputs.attention else zero)
+    affinity = (
+        affinity_loss(torch.stack(outputs.attention).mean(dim=0), scene_labels, tower.num_prefix_tokens)
+        if outputs.attention
+        else zero
+    )
     prompt_class = zero
     if settings.prompt_class_weight:
         assert names is not None
@@ -373,8 +400,13 @@ def forward_losses(model, pixels, tokens, positives, labels, prompted_classes, d
     return BatchLosses(contrastive, dense, affinity, prompt_class)
 
 
-def sigmoid_loss(image_features: torch.Tensor, text_features: torch.Tensor, scale: torch.Tensor,
-                 bias: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+def sigmoid_loss(
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor,
+    positives: torch.Tensor,
+) -> torch.Tensor:
     """SigLIP's loss: every image-text pair on its own, +1 for captions that say the same, -1 for the rest.
 
     Arguments:
@@ -413,8 +445,13 @@ def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
     for name, parameter in model.named_parameters():
-        plain = (parameter.ndim < 2 or "embedding" in name or "logit_scale" in name or "logit_bias" in name
-                 or name.endswith("class_embedding"))
+        plain = (
+            parameter.ndim < 2
+            or "embedding" in name
+            or "logit_scale" in name
+            or "logit_bias" in name
+            or name.endswith("class_embedding")
+        )
         (no_decay if plain else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
@@ -443,10 +480,17 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save_resume(path: Path, model, optimizer, step: int, elapsed: float, losses: list[float],
-                 settings: TrainSettings) -> None:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "elapsed": elapsed, "losses": losses, "settings": asdict(settings)}
+def _save_resume(
+    path: Path, model, optimizer, step: int, elapsed: float, losses: list[float], settings: TrainSettings
+) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "elapsed": elapsed,
+        "losses": losses,
+        "settings": asdict(settings),
+    }
     # Serialised in memory first: torch.save to a full disk raises a RuntimeError that names neither the
     # file nor the reason; writing the bytes raises the OSError that does (atomic_write reports it).
     buffer = io.BytesIO()
@@ -498,8 +542,9 @@ def train(
     model = build_shapes_clip(config)
     tokenizer = tokenizer_for(config)
     dense_text_tokens = tokenizer(list(DENSE_NAMES))
-    optimizer = torch.optim.AdamW(_parameter_groups(model, settings.weight_decay), lr=settings.lr,
-                                  betas=(0.9, 0.98), eps=1e-6)
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98), eps=1e-6
+    )
     start_step, elapsed_before, losses = 0, 0.0, []
     resume_path = out / RESUME_FILE
     if resume and resume_path.is_file():
@@ -518,16 +563,28 @@ def train(
     started = time.perf_counter()
     budget = None if minutes is None else minutes * 60.0
     steps_done = start_step
-    bar = tqdm(range(start_step, settings.steps), initial=start_step, total=settings.steps, disable=not progress,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
+    bar = tqdm(
+        range(start_step, settings.steps),
+        initial=start_step,
+        total=settings.steps,
+        disable=not progress,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        desc="train",
+    )
     # What an interrupted run says: the steps done, and which of them resume.pt keeps.
-    with counting(settings.steps, "steps", done=start_step, resumable=start_step > 0,
-                  note=_snapshot_note(resume_path, start_step, save_every)) as count:
+    with counting(
+        settings.steps,
+        "steps",
+        done=start_step,
+        resumable=start_step > 0,
+        note=_snapshot_note(resume_path, start_step, save_every),
+    ) as count:
         for step in bar:
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(step, settings)
-            loss = forward_losses(model, *make_batch(step, settings, config, tokenizer), dense_text_tokens,
-                                  settings).total(settings)
+            loss = forward_losses(
+                model, *make_batch(step, settings, config, tokenizer), dense_text_tokens, settings
+            ).total(settings)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -542,13 +599,19 @@ def train(
                 _save_resume(resume_path, model, optimizer, step + 1, elapsed, losses, settings)
                 count.resumable, count.note = True, _snapshot_note(resume_path, step + 1, save_every)
                 if not progress:
-                    print(f"step {step + 1}/{settings.steps} loss {np.mean(losses[-save_every:]):.3f} "
-                          f"{rate:.1f} samples/s {elapsed / 60:.1f} min", flush=True)
+                    print(
+                        f"step {step + 1}/{settings.steps} loss {np.mean(losses[-save_every:]):.3f} "
+                        f"{rate:.1f} samples/s {elapsed / 60:.1f} min",
+                        flush=True,
+                    )
             if budget is not None and elapsed >= budget and step + 1 < settings.steps:
                 steps_done = step + 1
                 _save_resume(resume_path, model, optimizer, steps_done, elapsed, losses, settings)
-                print(f"time budget of {minutes} min reached at step {steps_done}/{settings.steps}; the checkpoint is "
-                      f"written and {resume_path} kept: rerun with a larger --minutes to finish", flush=True)
+                print(
+                    f"time budget of {minutes} min reached at step {steps_done}/{settings.steps}; the checkpoint is "
+                    f"written and {resume_path} kept: rerun with a larger --minutes to finish",
+                    flush=True,
+                )
                 break
         else:
             steps_done = settings.steps
@@ -586,25 +649,61 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--prompt-probability", type=float, default=defaults.prompt_probability)
-    parser.add_argument("--pool-type", default=defaults.pool_type, choices=("avg", "tok"),
-                        help="vision pooling: avg = mean of patch tokens (default), tok = class token")
-    parser.add_argument("--family", default=defaults.family, choices=("clip", "siglip"),
-                        help="clip: open_clip ViT, contrastive loss (the shipped 'shapes'); siglip: timm ViT without "
-                        "a class token, MAP head, sigmoid loss ('shapes-siglip')")
-    parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight,
-                        help="weight of the per-patch loss (0: contrastive only)")
-    parser.add_argument("--affinity-weight", type=float, default=defaults.affinity_weight,
-                        help="weight of the attention-affinity loss (0: off)")
-    parser.add_argument("--prompt-min-objects", type=int, default=defaults.prompt_min_objects,
-                        help="fewest objects in a visually prompted sample's scene")
-    parser.add_argument("--prompt-mask-jitter", type=int, default=defaults.prompt_mask_jitter,
-                        help="largest grow/shrink in pixels of a prompted sample's mask")
-    parser.add_argument("--prompt-dense", action="store_true",
-                        help="dense loss labels every patch of a prompted sample with the prompted class")
-    parser.add_argument("--prompt-class-weight", type=float, default=defaults.prompt_class_weight,
-                        help="weight of the loss that asks a prompted sample to pick its class among all names (0: off)")
-    parser.add_argument("--prompt-blur-kernels", type=int, nargs="+", default=list(defaults.prompt_blur_kernels),
-                        help="odd Gaussian kernel sizes the blur prompt of a prompted sample is drawn from")
+    parser.add_argument(
+        "--pool-type",
+        default=defaults.pool_type,
+        choices=("avg", "tok"),
+        help="vision pooling: avg = mean of patch tokens (default), tok = class token",
+    )
+    parser.add_argument(
+        "--family",
+        default=defaults.family,
+        choices=("clip", "siglip"),
+        help="clip: open_clip ViT, contrastive loss (the shipped 'shapes'); siglip: timm ViT without "
+        "a class token, MAP head, sigmoid loss ('shapes-siglip')",
+    )
+    parser.add_argument(
+        "--dense-weight",
+        type=float,
+        default=defaults.dense_weight,
+        help="weight of the per-patch loss (0: contrastive only)",
+    )
+    parser.add_argument(
+        "--affinity-weight",
+        type=float,
+        default=defaults.affinity_weight,
+        help="weight of the attention-affinity loss (0: off)",
+    )
+    parser.add_argument(
+        "--prompt-min-objects",
+        type=int,
+        default=defaults.prompt_min_objects,
+        help="fewest objects in a visually prompted sample's scene",
+    )
+    parser.add_argument(
+        "--prompt-mask-jitter",
+        type=int,
+        default=defaults.prompt_mask_jitter,
+        help="largest grow/shrink in pixels of a prompted sample's mask",
+    )
+    parser.add_argument(
+        "--prompt-dense",
+        action="store_true",
+        help="dense loss labels every patch of a prompted sample with the prompted class",
+    )
+    parser.add_argument(
+        "--prompt-class-weight",
+        type=float,
+        default=defaults.prompt_class_weight,
+        help="weight of the loss that asks a prompted sample to pick its class among all names (0: off)",
+    )
+    parser.add_argument(
+        "--prompt-blur-kernels",
+        type=int,
+        nargs="+",
+        default=list(defaults.prompt_blur_kernels),
+        help="odd Gaussian kernel sizes the blur prompt of a prompted sample is drawn from",
+    )
     parser.add_argument("--save-every", type=int, default=50, help="steps between resume snapshots")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing resume.pt")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
@@ -615,17 +714,36 @@ def run_from_args(args: argparse.Namespace) -> int:
     """Run training from parsed arguments; prints a one-line summary. Returns 0."""
     if args.steps < 1 or args.batch_size < 2:
         raise ValueError("--steps must be >= 1 and --batch-size >= 2 (the loss needs negatives)")
-    settings = TrainSettings(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             prompt_probability=args.prompt_probability, pool_type=args.pool_type,
-                             family=args.family,
-                             dense_weight=args.dense_weight, affinity_weight=args.affinity_weight,
-                             prompt_min_objects=args.prompt_min_objects, prompt_mask_jitter=args.prompt_mask_jitter,
-                             prompt_dense=args.prompt_dense, prompt_class_weight=args.prompt_class_weight,
-                             prompt_blur_kernels=tuple(args.prompt_blur_kernels))
-    record = train(args.out, settings, minutes=args.minutes, threads=args.threads, save_every=args.save_every,
-                   progress=not args.no_progress, resume=not args.no_resume, command=" ".join(sys.argv))
-    print(f"trained {record['steps']} steps ({record['samples_seen']} samples) in {record['minutes']} min, "
-          f"{record['samples_per_second']} samples/s, final loss {record['final_loss']}; wrote {args.out}")
+    settings = TrainSettings(
+        seed=args.seed,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        prompt_probability=args.prompt_probability,
+        pool_type=args.pool_type,
+        family=args.family,
+        dense_weight=args.dense_weight,
+        affinity_weight=args.affinity_weight,
+        prompt_min_objects=args.prompt_min_objects,
+        prompt_mask_jitter=args.prompt_mask_jitter,
+        prompt_dense=args.prompt_dense,
+        prompt_class_weight=args.prompt_class_weight,
+        prompt_blur_kernels=tuple(args.prompt_blur_kernels),
+    )
+    record = train(
+        args.out,
+        settings,
+        minutes=args.minutes,
+        threads=args.threads,
+        save_every=args.save_every,
+        progress=not args.no_progress,
+        resume=not args.no_resume,
+        command=" ".join(sys.argv),
+    )
+    print(
+        f"trained {record['steps']} steps ({record['samples_seen']} samples) in {record['minutes']} min, "
+        f"{record['samples_per_second']} samples/s, final loss {record['final_loss']}; wrote {args.out}"
+    )
     return 0
 
 

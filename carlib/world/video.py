@@ -77,13 +77,21 @@ class ClipObject:
     def center_at(self, frame: int, image_size: int) -> tuple[float, float]:
         """The centre in ``frame``: straight-line motion, reflected to stay ``0.9 r`` inside the borders."""
         margin = self.radius * 0.9
-        return (_bounce(self.start[0], self.velocity[0], frame, margin, image_size - margin),
-                _bounce(self.start[1], self.velocity[1], frame, margin, image_size - margin))
+        return (
+            _bounce(self.start[0], self.velocity[0], frame, margin, image_size - margin),
+            _bounce(self.start[1], self.velocity[1], frame, margin, image_size - margin),
+        )
 
     def draw(self, frame: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
         """(appearance, silhouette) of the object in ``frame`` (see :func:`carlib.world.render.draw_object`)."""
-        return draw_object(self.class_id - 1, self.center_at(frame, image_size), self.radius,
-                           self.angle + frame * self.spin, image_size, np.random.default_rng(self.appearance_seed))
+        return draw_object(
+            self.class_id - 1,
+            self.center_at(frame, image_size),
+            self.radius,
+            self.angle + frame * self.spin,
+            image_size,
+            np.random.default_rng(self.appearance_seed),
+        )
 
 
 @dataclass
@@ -206,12 +214,18 @@ def generate_clip(
             radius = float(rng.uniform(low, high) * scale)
             margin = radius * 0.9
             candidate = ClipObject(
-                class_name=CLASS_NAMES[class_index], class_id=class_index + 1, instance_id=len(objects) + 1,
-                size=size_word, radius=radius,
+                class_name=CLASS_NAMES[class_index],
+                class_id=class_index + 1,
+                instance_id=len(objects) + 1,
+                size=size_word,
+                radius=radius,
                 start=(float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin))),
-                velocity=(float(rng.uniform(-MAX_SPEED, MAX_SPEED) * scale),
-                          float(rng.uniform(-MAX_SPEED, MAX_SPEED) * scale)),
-                angle=float(rng.uniform(-math.pi, math.pi)), spin=float(rng.uniform(-MAX_SPIN, MAX_SPIN)),
+                velocity=(
+                    float(rng.uniform(-MAX_SPEED, MAX_SPEED) * scale),
+                    float(rng.uniform(-MAX_SPEED, MAX_SPEED) * scale),
+                ),
+                angle=float(rng.uniform(-math.pi, math.pi)),
+                spin=float(rng.uniform(-MAX_SPIN, MAX_SPIN)),
                 appearance_seed=int(rng.integers(2**31)),
             )
             if _stays_visible(objects + [candidate], num_frames, size):
@@ -220,8 +234,9 @@ def generate_clip(
     return _render(backdrop, background_map, objects, num_frames, size)
 
 
-def _render(backdrop: np.ndarray, background_map: np.ndarray, objects: list[ClipObject], num_frames: int,
-            size: int) -> Clip:
+def _render(
+    backdrop: np.ndarray, background_map: np.ndarray, objects: list[ClipObject], num_frames: int, size: int
+) -> Clip:
     frames, instance_maps = [], []
     for frame in range(num_frames):
         image = backdrop.copy()
@@ -250,8 +265,9 @@ def _names(obj: ClipObject, objects: list[ClipObject], frames: slice | int) -> l
     if len(set(window)) == 1:
         surface = window[0]
         others = [other for other in same_class if other is not obj]
-        clash = any(surface in ([o.backgrounds[frames]] if isinstance(frames, int) else o.backgrounds[frames])
-                    for o in others)
+        clash = any(
+            surface in ([o.backgrounds[frames]] if isinstance(frames, int) else o.backgrounds[frames]) for o in others
+        )
         if not clash:
             names.append(f"the {obj.class_name} on {surface}")
     return names

@@ -82,8 +82,10 @@ class DocumentedFigures:
     def value(self, name: str) -> float:
         """The figure ``name``; a ``KeyError`` that lists the known names otherwise."""
         if name not in self.figures:
-            raise KeyError(f"{self.notebook} has no documented figure {name!r}; known: {sorted(self.figures)}. "
-                           f"Add it to carlib/tutorial/documented/ and run `carlib documented refresh {self.notebook}`")
+            raise KeyError(
+                f"{self.notebook} has no documented figure {name!r}; known: {sorted(self.figures)}. "
+                f"Add it to carlib/tutorial/documented/ and run `carlib documented refresh {self.notebook}`"
+            )
         return self.figures[name].value
 
     @property
@@ -149,8 +151,9 @@ def documented(notebook: str, *, check_model: bool = True, directory: Path | Non
     """
     path = path_for(notebook, directory)
     if not path.is_file():
-        raise FileNotFoundError(f"no documented figures for {notebook} at {path}; "
-                                f"run `carlib documented refresh {notebook}`")
+        raise FileNotFoundError(
+            f"no documented figures for {notebook} at {path}; run `carlib documented refresh {notebook}`"
+        )
     try:
         # UnicodeDecodeError is a ValueError too, but without the fix in its message.
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -161,21 +164,32 @@ def documented(notebook: str, *, check_model: bool = True, directory: Path | Non
             # bool is an int subclass, and a string value would only fail later, in a notebook's format().
             if isinstance(figure.value, bool) or not isinstance(figure.value, (int, float)):
                 raise TypeError(f"figure {name!r} has the value {figure.value!r}, not a number")
-        stored = DocumentedFigures(notebook=record["notebook"], figures=figures, scenes=record["scenes"],
-                                   seed=record["seed"], split=record["split"], model_digest=record["model_digest"],
-                                   command=record["command"], seconds=record["seconds"])
+        stored = DocumentedFigures(
+            notebook=record["notebook"],
+            figures=figures,
+            scenes=record["scenes"],
+            seed=record["seed"],
+            split=record["split"],
+            model_digest=record["model_digest"],
+            command=record["command"],
+            seconds=record["seconds"],
+        )
     except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise ValueError(f"{path} is not a documented-figures file ({error}); "
-                         f"rewrite it with `carlib documented refresh {notebook}`") from error
+        raise ValueError(
+            f"{path} is not a documented-figures file ({error}); rewrite it with `carlib documented refresh {notebook}`"
+        ) from error
     if check_model and stored.model_digest != shapes_model_digest(model_folders(notebook)):
-        raise ValueError(f"{path} was measured with other ShapesWorld weights (digest {stored.model_digest}, "
-                         f"shipped {shapes_model_digest(model_folders(notebook))}); "
-                         f"run `carlib documented refresh {notebook}`")
+        raise ValueError(
+            f"{path} was measured with other ShapesWorld weights (digest {stored.model_digest}, "
+            f"shipped {shapes_model_digest(model_folders(notebook))}); "
+            f"run `carlib documented refresh {notebook}`"
+        )
     return stored
 
 
-def refresh(notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED_SEED,
-            out_dir: Path | None = None) -> Path:
+def refresh(
+    notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED_SEED, out_dir: Path | None = None
+) -> Path:
     """Measure ``notebook``'s figures on ``n`` test scenes and store them atomically; returns the file."""
     known = modules()
     if notebook not in known:
@@ -203,15 +217,22 @@ def refresh(notebook: str, *, n: int = DOCUMENTED_SCENES, seed: int = DOCUMENTED
     return path
 
 
-def beside_documented(live: Mapping[str, float], stored: DocumentedFigures, *, live_scenes: int,
-                      labels: Mapping[str, str] | None = None, fmt: Callable[[float], str] = "{:.3f}".format
-                      ) -> str:
+def beside_documented(
+    live: Mapping[str, float],
+    stored: DocumentedFigures,
+    *,
+    live_scenes: int,
+    labels: Mapping[str, str] | None = None,
+    fmt: Callable[[float], str] = "{:.3f}".format,
+) -> str:
     """A markdown table: each live figure beside its documented one, with the sample sizes in the header."""
     labels = labels or {}
     rows = [f"| | this run ({live_scenes} scenes) | documented ({stored.scenes} held-out scenes) |", "|---|---|---|"]
     for name, value in live.items():
-        rows.append(f"| {labels.get(name, stored.figures[name].what if name in stored.figures else name)} "
-                    f"| {fmt(value)} | {fmt(stored.value(name))} |")
+        rows.append(
+            f"| {labels.get(name, stored.figures[name].what if name in stored.figures else name)} "
+            f"| {fmt(value)} | {fmt(stored.value(name))} |"
+        )
     rows.append("")
     rows.append(f"Documented figures: {stored.source}.")
     return "\n".join(rows)

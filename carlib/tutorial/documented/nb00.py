@@ -33,9 +33,13 @@ def measure_car(car: CaR, scenes: Sequence[Scene]) -> dict[str, float]:
         matrix.update(result.label_map, scene.class_map)
         for name, kept in zip(names, result.kept):
             (kept_present if name in scene.class_names_present else dropped_absent).append(
-                bool(kept) if name in scene.class_names_present else not kept)
-    return {"miou": matrix.miou(), "present_kept": sum(kept_present) / len(kept_present),
-            "absent_dropped": sum(dropped_absent) / max(len(dropped_absent), 1)}
+                bool(kept) if name in scene.class_names_present else not kept
+            )
+    return {
+        "miou": matrix.miou(),
+        "present_kept": sum(kept_present) / len(kept_present),
+        "absent_dropped": sum(dropped_absent) / max(len(dropped_absent), 1),
+    }
 
 
 def compute(n: int, seed: int) -> dict[str, Figure]:
@@ -44,8 +48,9 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
     report = evaluate_car_on_world(n, seed=seed, variants=("car_crf", "single_pass_crf"), progress=False)
     return {
         "car_crf_miou": Figure(report.miou["car_crf"], "mIoU, CaR + dense CRF (the shapes preset)"),
-        "single_pass_crf_miou": Figure(report.miou["single_pass_crf"],
-                                       "mIoU, baseline: one pass with every query kept + CRF (no recurrence)"),
+        "single_pass_crf_miou": Figure(
+            report.miou["single_pass_crf"], "mIoU, baseline: one pass with every query kept + CRF (no recurrence)"
+        ),
         "present_kept": Figure(report.present_kept, "share of present queries CaR keeps"),
         "absent_dropped": Figure(report.absent_dropped, "share of absent queries CaR drops"),
     }

@@ -70,8 +70,9 @@ class CamMeasures:
         return figures
 
 
-def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[str], background: Sequence[str],
-                     layer: torch.nn.Module) -> np.ndarray:
+def gradcam_at_layer(
+    bundle: ClipBundle, image: np.ndarray, queries: Sequence[str], background: Sequence[str], layer: torch.nn.Module
+) -> np.ndarray:
     """Grad-CAM of each query read at the output of any module of the vision tower (CaR reads the last ``ln_1``).
 
     The same target as :func:`carlib.compute_cams` (the softmax over queries and
@@ -92,11 +93,13 @@ def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[st
     from carlib.cam import minmax_normalize
     from carlib.images import proposal_input
     from carlib.text import BACKGROUND_TEMPLATE, encode_texts
+
     tower = bundle.tower
     if not isinstance(tower, TransformerTower):
         raise CapabilityError(f"Grad-CAM at a block needs a transformer tower; a {tower.family} tower has no blocks")
-    texts = torch.cat([encode_texts(bundle, list(queries), ("{}",)),
-                       encode_texts(bundle, list(background), (BACKGROUND_TEMPLATE,))]).float()
+    texts = torch.cat(
+        [encode_texts(bundle, list(queries), ("{}",)), encode_texts(bundle, list(background), (BACKGROUND_TEMPLATE,))]
+    ).float()
     features = {}
 
     def keep(_module, _inputs, output):
@@ -119,8 +122,9 @@ def gradcam_at_layer(bundle: ClipBundle, image: np.ndarray, queries: Sequence[st
     return minmax_normalize(torch.stack(cams)).numpy().astype(np.float32)
 
 
-def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequence[str],
-                 threshold: float = IOU_THRESHOLD) -> CamMeasures:
+def measure_cams(
+    proposal: ClipBundle, scenes: Sequence[Scene], background: Sequence[str], threshold: float = IOU_THRESHOLD
+) -> CamMeasures:
     """Grad-CAM and its variants on ``scenes``, each asked about every class name.
 
     Arguments:
@@ -144,13 +148,16 @@ def measure_cams(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequ
         plain = compute_cams(proposal, scene.image, names, background, attention_layers=0)
         maps = {
             "gradcam": plain.upsampled(),
-            "class_token": compute_cams(proposal, scene.image, names, background, target="class_token",
-                                        attention_layers=0).upsampled(),
-            "centred": compute_cams(proposal, scene.image, names, background, center_features=True,
-                                    attention_layers=0).upsampled(),
+            "class_token": compute_cams(
+                proposal, scene.image, names, background, target="class_token", attention_layers=0
+            ).upsampled(),
+            "centred": compute_cams(
+                proposal, scene.image, names, background, center_features=True, attention_layers=0
+            ).upsampled(),
             "no_background": compute_cams(proposal, scene.image, names, (), attention_layers=0).upsampled(),
-            "final_tokens": resize_maps(gradcam_at_layer(proposal, scene.image, names, background,
-                                                         tower.blocks()[-1]), size),
+            "final_tokens": resize_maps(
+                gradcam_at_layer(proposal, scene.image, names, background, tower.blocks()[-1]), size
+            ),
         }
         raw_peaks = resize_maps(plain.raw_cams, size).reshape(len(names), -1).max(axis=1)
         present = scene.class_names_present
@@ -177,20 +184,24 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
     proposal = load_models(preset, "shapes", device="cpu").proposal
     scenes = (split_scene("test", index, seed) for index in range(n))
     values = measure_cams(proposal, list(scenes), preset.settings.background).summary()
-    described = {f"{key}_miou": f"mean IoU of present objects, {what}, CAM > {IOU_THRESHOLD}"
-                 for key, what in CAM_VARIANTS.items()}
+    described = {
+        f"{key}_miou": f"mean IoU of present objects, {what}, CAM > {IOU_THRESHOLD}"
+        for key, what in CAM_VARIANTS.items()
+    }
     described["full_image_miou"] = "mean IoU of present objects, baseline: the whole image as the mask"
     described["inverted_share"] = "share of present objects whose Grad-CAM is brighter outside the object than on it"
-    described["present_above_absent"] = ("share of (present, absent) word pairs of a scene where the present "
-                                         "word's raw CAM peak is the larger")
+    described["present_above_absent"] = (
+        "share of (present, absent) word pairs of a scene where the present word's raw CAM peak is the larger"
+    )
     for name in CLASS_NAMES:
         described[f"gradcam_miou_{name}"] = f"mean Grad-CAM IoU of {name} objects"
         described[f"inverted_share_{name}"] = f"share of {name} objects with an inverted Grad-CAM"
     return {key: Figure(value, described[key]) for key, value in values.items()}
 
 
-def find_inverted(proposal: ClipBundle, background: Sequence[str], class_name: str, *, seed: int = 0,
-                  limit: int = 50) -> tuple[Scene, np.ndarray] | None:
+def find_inverted(
+    proposal: ClipBundle, background: Sequence[str], class_name: str, *, seed: int = 0, limit: int = 50
+) -> tuple[Scene, np.ndarray] | None:
     """The first test scene (from index 0) where ``class_name``'s Grad-CAM is inverted, and that CAM.
 
     Arguments:
@@ -211,7 +222,8 @@ def find_inverted(proposal: ClipBundle, background: Sequence[str], class_name: s
         if class_name not in scene.class_names_present:
             continue
         cam = compute_cams(proposal, scene.image, names, list(background), attention_layers=0).upsampled()[
-            names.index(class_name)]
+            names.index(class_name)
+        ]
         truth = scene.class_mask(class_name)
         if cam[~truth].mean() > cam[truth].mean():
             return scene, cam

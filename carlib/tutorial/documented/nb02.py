@@ -48,7 +48,8 @@ def methods_figures(rows: Sequence) -> dict[str, Figure]:
             value = getattr(row, cell)
             if value is not None:
                 figures[method_key(row.model, row.proposals, cell)] = Figure(
-                    value, f"mIoU, {TITLES[row.proposals]} {cell.replace('_', ' ')}, {row.model}")
+                    value, f"mIoU, {TITLES[row.proposals]} {cell.replace('_', ' ')}, {row.model}"
+                )
     return figures
 
 
@@ -63,14 +64,21 @@ def methods_rows(figures) -> list:
             if method_key(model, proposals, "car_crf") not in names:
                 continue
             alone = method_key(model, proposals, "alone")
-            rows.append(MethodsRow(proposals, model, figures[alone] if alone in names else None,
-                                   figures[method_key(model, proposals, "car_crf")],
-                                   figures[method_key(model, proposals, "car_clip_es_crf")]))
+            rows.append(
+                MethodsRow(
+                    proposals,
+                    model,
+                    figures[alone] if alone in names else None,
+                    figures[method_key(model, proposals, "car_crf")],
+                    figures[method_key(model, proposals, "car_clip_es_crf")],
+                )
+            )
     return rows
 
 
-def measure_maskclip(proposal: ClipBundle, scenes: Sequence[Scene], background: Sequence[str],
-                     threshold: float, clip_es_threshold: float) -> dict[str, list[float]]:
+def measure_maskclip(
+    proposal: ClipBundle, scenes: Sequence[Scene], background: Sequence[str], threshold: float, clip_es_threshold: float
+) -> dict[str, list[float]]:
     """IoU of every present object's MaskCLIP map, before and after CLIP-ES, each scene asked about every class.
 
     Returns:
@@ -80,8 +88,7 @@ def measure_maskclip(proposal: ClipBundle, scenes: Sequence[Scene], background: 
     ious: dict[str, list[float]] = {"maskclip": [], "maskclip_clip_es": []}
     for scene in scenes:
         dense = compute_maskclip(proposal, scene.image, names, list(background))
-        refined = clip_es_refine(dense.cams, dense.attention, threshold=clip_es_threshold,
-                                 output_size=dense.image_size)
+        refined = clip_es_refine(dense.cams, dense.attention, threshold=clip_es_threshold, output_size=dense.image_size)
         plain = dense.upsampled()
         for name in scene.class_names_present:
             truth = scene.class_mask(name)
@@ -98,11 +105,11 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
 
     settings = get_preset("shapes").settings
     eta, lam = settings.mask_threshold, settings.clipes_threshold
-    report = evaluate_world(n=n, seed=seed, cam_threshold=eta, clip_es_threshold=lam,
-                            background=settings.background)
+    report = evaluate_world(n=n, seed=seed, cam_threshold=eta, clip_es_threshold=lam, background=settings.background)
     proposal = load_models(get_preset("shapes"), "shapes", device="cpu").proposal
-    dense = measure_maskclip(proposal, [split_scene("test", index, seed) for index in range(n)],
-                             settings.background, eta, lam)
+    dense = measure_maskclip(
+        proposal, [split_scene("test", index, seed) for index in range(n)], settings.background, eta, lam
+    )
     cut = f"cut at η = {eta}, CLIP-ES λ = {lam}"
     return {
         "gradcam_miou": Figure(report.gradcam_miou, f"mean IoU of present objects, Grad-CAM, {cut}"),
@@ -110,7 +117,8 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
         "clip_es_gain": Figure(report.clip_es_miou - report.gradcam_miou, "CLIP-ES minus Grad-CAM mean IoU"),
         "full_image_miou": Figure(report.full_image_miou, "mean IoU of present objects, baseline: the whole image"),
         "maskclip_miou": Figure(float(np.mean(dense["maskclip"])), f"mean IoU of present objects, MaskCLIP, {cut}"),
-        "maskclip_clip_es_miou": Figure(float(np.mean(dense["maskclip_clip_es"])),
-                                        f"mean IoU of present objects, MaskCLIP + CLIP-ES, {cut}"),
+        "maskclip_clip_es_miou": Figure(
+            float(np.mean(dense["maskclip_clip_es"])), f"mean IoU of present objects, MaskCLIP + CLIP-ES, {cut}"
+        ),
         **methods_figures(methods_table(n, seed=seed, progress=True)[0]),
     }

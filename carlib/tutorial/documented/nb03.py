@@ -98,8 +98,9 @@ class PromptMeasures:
         return figures
 
 
-def measure_prompts(proposal: ClipBundle, classifier: ClipBundle, scenes: Sequence[Scene],
-                    settings: CarSettings) -> PromptMeasures:
+def measure_prompts(
+    proposal: ClipBundle, classifier: ClipBundle, scenes: Sequence[Scene], settings: CarSettings
+) -> PromptMeasures:
     """Classify every present object under every prompt of :data:`PROMPTS`, and run one verification step.
 
     Arguments:
@@ -122,33 +123,45 @@ def measure_prompts(proposal: ClipBundle, classifier: ClipBundle, scenes: Sequen
             k = names.index(name)
             regions = {"truth": scene.class_mask(name), "proposal": proposals[k]}
             for mask, region in regions.items():
-                images = [apply_visual_prompts(scene.image, region, kinds, blur_kernel=blur)
-                          for kinds in PROMPTS.values()]
+                images = [
+                    apply_visual_prompts(scene.image, region, kinds, blur_kernel=blur) for kinds in PROMPTS.values()
+                ]
                 scores = judge.classify(images, names, settings)
                 for prompt, row in zip(PROMPTS, scores):
                     measures.target_probability.setdefault((mask, prompt), []).append(float(row[k]))
                     measures.target_top.setdefault((mask, prompt), []).append(bool(np.argmax(row) == k))
                     if mask == "proposal":
                         measures.present_kept.setdefault(prompt, []).append(
-                            bool(row[k] > settings.confidence_threshold))
-            blurred = [apply_visual_prompts(scene.image, regions["truth"], ("blur",), blur_kernel=kernel)
-                       for kernel in BLUR_KERNELS]
+                            bool(row[k] > settings.confidence_threshold)
+                        )
+            blurred = [
+                apply_visual_prompts(scene.image, regions["truth"], ("blur",), blur_kernel=kernel)
+                for kernel in BLUR_KERNELS
+            ]
             for kernel, row in zip(BLUR_KERNELS, judge.classify(blurred, names, settings)):
                 measures.blur_probability.setdefault(kernel, []).append(float(row[k]))
         for k, name in enumerate(names):
             if name in present:
                 continue
-            images = [apply_visual_prompts(scene.image, proposals[k], kinds, blur_kernel=blur)
-                      for kinds in PROMPTS.values()]
+            images = [
+                apply_visual_prompts(scene.image, proposals[k], kinds, blur_kernel=blur) for kinds in PROMPTS.values()
+            ]
             for prompt, row in zip(PROMPTS, judge.classify(images, names, settings)):
                 measures.absent_probability.setdefault(prompt, []).append(float(row[k]))
                 measures.absent_kept.setdefault(prompt, []).append(bool(row[k] > settings.confidence_threshold))
-        step = judge.classify([apply_visual_prompts(scene.image, region, settings.prompt_kinds, blur_kernel=blur)
-                               for region in proposals], names, settings)
+        step = judge.classify(
+            [
+                apply_visual_prompts(scene.image, region, settings.prompt_kinds, blur_kernel=blur)
+                for region in proposals
+            ],
+            names,
+            settings,
+        )
         for k, name in enumerate(names):
             kept = bool(step[k, k] > settings.confidence_threshold)
             (measures.step_kept_present if name in present else measures.step_dropped_absent).append(
-                kept if name in present else not kept)
+                kept if name in present else not kept
+            )
             if kept:
                 measures.step_kept_not_top.append(bool(np.argmax(step[k]) != k))
     return measures
@@ -172,11 +185,14 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
         described[f"p_blur_{kernel}"] = f"mean P(own word), blur {kernel} x {kernel}, ground-truth mask"
     theta = preset.settings.confidence_threshold
     for prompt in PROMPTS:
-        described[f"kept_present_{prompt}"] = (f"share of present words with P(own word) > θ = {theta}, prompt "
-                                               f"{prompt}, CaR's first-step proposal")
+        described[f"kept_present_{prompt}"] = (
+            f"share of present words with P(own word) > θ = {theta}, prompt {prompt}, CaR's first-step proposal"
+        )
         described[f"p_absent_{prompt}"] = f"mean P(absent word), prompt {prompt}, that word's first-step proposal"
-        described[f"kept_absent_{prompt}"] = (f"share of absent words with P(word) > θ = {theta} (kept by mistake), "
-                                              f"prompt {prompt}, that word's first-step proposal")
+        described[f"kept_absent_{prompt}"] = (
+            f"share of absent words with P(word) > θ = {theta} (kept by mistake), "
+            f"prompt {prompt}, that word's first-step proposal"
+        )
     described["step_present_kept"] = f"first step: share of present queries with P[i, i] > θ = {theta}"
     described["step_absent_dropped"] = f"first step: share of absent queries with P[i, i] <= θ = {theta}"
     described["step_kept_not_top"] = "first step: share of kept queries whose prompt another word wins"
@@ -203,11 +219,16 @@ def prompt_table(live: dict[str, float], stored, live_scenes: int) -> str:
     """
     theta = "θ"
     headers = " | ".join(PROMPT_TABLE_COLUMNS.values())
-    lines = [f"Each cell: this run ({live_scenes} scenes) / documented ({stored.scenes} held-out scenes); "
-             f"kept means P > {theta}, as in CaR's first step.", "",
-             f"| prompt | {headers} |", "|---|" + "---|" * len(PROMPT_TABLE_COLUMNS)]
+    lines = [
+        f"Each cell: this run ({live_scenes} scenes) / documented ({stored.scenes} held-out scenes); "
+        f"kept means P > {theta}, as in CaR's first step.",
+        "",
+        f"| prompt | {headers} |",
+        "|---|" + "---|" * len(PROMPT_TABLE_COLUMNS),
+    ]
     for prompt in PROMPTS:
-        cells = [f"{live[f'{prefix}_{prompt}']:.2f} / {stored[f'{prefix}_{prompt}']:.2f}"
-                 for prefix in PROMPT_TABLE_COLUMNS]
+        cells = [
+            f"{live[f'{prefix}_{prompt}']:.2f} / {stored[f'{prefix}_{prompt}']:.2f}" for prefix in PROMPT_TABLE_COLUMNS
+        ]
         lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -149,7 +149,7 @@ def sample_mious(matrices: Sequence[np.ndarray], size: int) -> SampleMious:
         raise ValueError(f"a sample of {size} scenes needs 1 <= size <= {len(matrices)} scenes")
     present, union, absent, painted = [], [], [], []
     for start in range(0, len(matrices) - size + 1, size):
-        matrix = np.sum(matrices[start:start + size], axis=0)
+        matrix = np.sum(matrices[start : start + size], axis=0)
         present.append(miou_over_present(matrix))
         union.append(miou_over_union(matrix))
         missing = matrix.sum(axis=1)[1:] == 0  # classes (not the background) absent from the ground truth
@@ -166,32 +166,41 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
 
     preset = get_preset("shapes")
     models = load_models(preset, "shapes")
-    report = evaluate_car_on_world(n, seed=seed, preset=preset, models=models,
-                                   variants=("car_none", "single_pass_crf"), progress=False)
+    report = evaluate_car_on_world(
+        n, seed=seed, preset=preset, models=models, variants=("car_none", "single_pass_crf"), progress=False
+    )
     # CaR + CRF scene by scene (evaluate_car_on_world's car_crf, kept per scene for the samples below)
-    records = record_scenes(car_from_preset(preset, models, post="crf"),
-                            [split_scene("test", index, seed) for index in range(n)])
+    records = record_scenes(
+        car_from_preset(preset, models, post="crf"), [split_scene("test", index, seed) for index in range(n)]
+    )
     total = records.total()
     figures = {
         "car_crf_miou": Figure(miou_over_present(total), "mIoU, CaR + dense CRF (the shapes preset)"),
         "car_none_miou": Figure(report.miou["car_none"], "mIoU, CaR without post-processing"),
-        "single_pass_crf_miou": Figure(report.miou["single_pass_crf"],
-                                       "mIoU, one pass with every query kept + CRF (no recurrence)"),
+        "single_pass_crf_miou": Figure(
+            report.miou["single_pass_crf"], "mIoU, one pass with every query kept + CRF (no recurrence)"
+        ),
         "present_kept": Figure(float(np.mean(records.kept_present)), "share of present queries CaR keeps"),
         "absent_dropped": Figure(float(np.mean(records.dropped_absent)), "share of absent queries CaR drops"),
         "mean_steps": Figure(float(np.mean(records.steps)), "mean recurrence steps until the query set is stable"),
-        "car_crf_miou_union": Figure(miou_over_union(total), "mIoU, CaR + dense CRF, over every label with a "
-                                                             "non-empty union (mmseg's rule)"),
+        "car_crf_miou_union": Figure(
+            miou_over_union(total), "mIoU, CaR + dense CRF, over every label with a non-empty union (mmseg's rule)"
+        ),
     }
     lumps = lump_scenes(records.matrices)
     wrong = [(np.asarray(m).sum(axis=0) - np.diag(m))[1:].sum() for m in records.matrices]
-    figures["lump_scenes"] = Figure(float(len(lumps)), f"scenes where one class's wrongly painted pixels cover more "
-                                                       f"than {LUMP_SHARE:.0%} of the picture")
-    figures["lump_wrong_share"] = Figure(float(sum(wrong[i] for i in lumps) / max(sum(wrong), 1)),
-                                         "share of all wrongly painted class pixels that lie in those scenes")
+    figures["lump_scenes"] = Figure(
+        float(len(lumps)),
+        f"scenes where one class's wrongly painted pixels cover more than {LUMP_SHARE:.0%} of the picture",
+    )
+    figures["lump_wrong_share"] = Figure(
+        float(sum(wrong[i] for i in lumps) / max(sum(wrong), 1)),
+        "share of all wrongly painted class pixels that lie in those scenes",
+    )
     figures["car_crf_miou_without_lumps"] = Figure(
         miou_over_present(np.sum([m for i, m in enumerate(records.matrices) if i not in lumps], axis=0)),
-        "mIoU, CaR + dense CRF, the scenes without a lump")
+        "mIoU, CaR + dense CRF, the scenes without a lump",
+    )
     for label, iou in zip(LABEL_NAMES, class_ious(total)):
         figures[f"class_iou/{label}"] = Figure(float(iou), f"IoU of {label}, CaR + dense CRF, all scenes together")
     for size in SAMPLE_SIZES:
@@ -201,33 +210,44 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
         count = len(samples.present)
         what = f"CaR + dense CRF on the {count} disjoint {size}-scene samples of these scenes"
         with_lump = [any(start <= i < start + size for i in lumps) for start in range(0, count * size, size)]
-        figures.update({
-            f"samples{size}_count": Figure(float(count), f"number of {size}-scene samples"),
-            f"samples{size}_present_mean": Figure(float(np.mean(samples.present)),
-                                                  f"mean mIoU over labels present in the ground truth, {what}"),
-            f"samples{size}_present_min": Figure(float(np.min(samples.present)), f"lowest such mIoU, {what}"),
-            f"samples{size}_present_max": Figure(float(np.max(samples.present)), f"highest such mIoU, {what}"),
-            f"samples{size}_union_mean": Figure(float(np.mean(samples.union)),
-                                                f"mean mIoU over labels with a non-empty union, {what}"),
-            f"samples{size}_absent_classes": Figure(float(np.mean(samples.absent)),
-                                                    f"mean number of classes absent from a sample, {what}"),
-            f"samples{size}_painted_absent": Figure(float(np.mean(samples.painted_absent)),
-                                                    f"mean number of absent classes CaR paints anyway, {what}"),
-            f"samples{size}_with_lump": Figure(float(sum(with_lump)), f"samples holding a lump scene, {what}"),
-        })
+        figures.update(
+            {
+                f"samples{size}_count": Figure(float(count), f"number of {size}-scene samples"),
+                f"samples{size}_present_mean": Figure(
+                    float(np.mean(samples.present)), f"mean mIoU over labels present in the ground truth, {what}"
+                ),
+                f"samples{size}_present_min": Figure(float(np.min(samples.present)), f"lowest such mIoU, {what}"),
+                f"samples{size}_present_max": Figure(float(np.max(samples.present)), f"highest such mIoU, {what}"),
+                f"samples{size}_union_mean": Figure(
+                    float(np.mean(samples.union)), f"mean mIoU over labels with a non-empty union, {what}"
+                ),
+                f"samples{size}_absent_classes": Figure(
+                    float(np.mean(samples.absent)), f"mean number of classes absent from a sample, {what}"
+                ),
+                f"samples{size}_painted_absent": Figure(
+                    float(np.mean(samples.painted_absent)), f"mean number of absent classes CaR paints anyway, {what}"
+                ),
+                f"samples{size}_with_lump": Figure(float(sum(with_lump)), f"samples holding a lump scene, {what}"),
+            }
+        )
         for key, chosen in (("with_lump", True), ("without_lump", False)):
             values = [v for v, lumpy in zip(samples.present, with_lump) if lumpy == chosen]
             if values:
                 figures[f"samples{size}_{key}_mean"] = Figure(
-                    float(np.mean(values)), f"mean mIoU of the samples {key.replace('_', ' a ')} scene, {what}")
+                    float(np.mean(values)), f"mean mIoU of the samples {key.replace('_', ' a ')} scene, {what}"
+                )
         for k, value in enumerate(samples.present):
-            figures[f"samples{size}/{k:02d}"] = Figure(float(value), f"mIoU of scenes {k * size}-{(k + 1) * size - 1}"
-                                                                      f" (CaR + dense CRF, labels present)")
+            figures[f"samples{size}/{k:02d}"] = Figure(
+                float(value), f"mIoU of scenes {k * size}-{(k + 1) * size - 1} (CaR + dense CRF, labels present)"
+            )
         if size == 10:
-            in_samples = [np.sum(records.matrices[start:start + size], axis=0) for start in range(0, count * size, size)]
+            in_samples = [
+                np.sum(records.matrices[start : start + size], axis=0) for start in range(0, count * size, size)
+            ]
             for label_index, label in enumerate(LABEL_NAMES):
                 values = [class_ious(m)[label_index] for m in in_samples if m.sum(axis=1)[label_index] > 0]
                 if values:
                     figures[f"samples10_class_iou/{label}"] = Figure(
-                        float(np.mean(values)), f"mean IoU of {label} over the 10-scene samples that contain it")
+                        float(np.mean(values)), f"mean IoU of {label} over the 10-scene samples that contain it"
+                    )
     return figures

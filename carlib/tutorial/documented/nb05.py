@@ -38,11 +38,12 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
     models = load_models(preset, "shapes")
     figures = {}
     for name, words in WORD_SETS.items():
-        report = evaluate_car_on_world(n, seed=seed, preset=preset.replace(background=words), models=models,
-                                       variants=("car_crf",), progress=False)
+        report = evaluate_car_on_world(
+            n, seed=seed, preset=preset.replace(background=words), models=models, variants=("car_crf",), progress=False
+        )
         figures[f"{name}_miou"] = Figure(report.miou["car_crf"], f"mIoU, CaR + CRF, {DESCRIPTIONS[name]}")
-        figures[f"{name}_present_kept"] = Figure(report.present_kept,
-                                                 f"present queries kept, {DESCRIPTIONS[name]}")
-        figures[f"{name}_absent_dropped"] = Figure(report.absent_dropped,
-                                                   f"absent queries dropped, {DESCRIPTIONS[name]}")
+        figures[f"{name}_present_kept"] = Figure(report.present_kept, f"present queries kept, {DESCRIPTIONS[name]}")
+        figures[f"{name}_absent_dropped"] = Figure(
+            report.absent_dropped, f"absent queries dropped, {DESCRIPTIONS[name]}"
+        )
     return figures

@@ -61,6 +61,7 @@ def compute(n: int, seed: int, *, workers: int | None = None) -> dict[str, Figur
     for table in TABLE_ROWS:
         for row in table_rows(table):
             value = runs.row(row)
-            figures[row_key(table, row.name)] = Figure(value, f"mIoU, CaR + dense CRF, `ablate --table {table}`: "
-                                                              f"{row.name}")
+            figures[row_key(table, row.name)] = Figure(
+                value, f"mIoU, CaR + dense CRF, `ablate --table {table}`: {row.name}"
+            )
     return figures

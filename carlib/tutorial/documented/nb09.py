@@ -18,7 +18,11 @@ from carlib.tutorial.documented import Figure
 NOTEBOOK = "09_other_vlms"
 MODEL_FOLDERS = ("shapes_clip", "shapes_siglip")
 SHORT = {"shapes": "clip", "shapes-siglip": "siglip"}
-LOCALISATION: tuple[tuple[str, ScoreKind], ...] = (("shapes", "softmax"), ("shapes-siglip", "softmax"), ("shapes-siglip", "sigmoid"))
+LOCALISATION: tuple[tuple[str, ScoreKind], ...] = (
+    ("shapes", "softmax"),
+    ("shapes-siglip", "softmax"),
+    ("shapes-siglip", "sigmoid"),
+)
 """Each model under each Grad-CAM target its training allows."""
 
 

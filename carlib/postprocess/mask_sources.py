@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from carlib.postprocess.sam import SamSettings
+from carlib.postprocess.sam_settings import SamSettings
 
 SAM_CHECKPOINTS: dict[str, tuple[str, str]] = {
     "vit_h": ("sam_vit_h_4b8939.pth", "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth"),

@@ -25,7 +25,6 @@ from typing import Any
 
 import open_clip
 import torch
-from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from timm.models import register_model
 from timm.models.vision_transformer import VisionTransformer
@@ -179,29 +178,6 @@ def build_shapes_clip(config: dict[str, Any]) -> open_clip.CLIP | open_clip.Cust
 def tokenizer_for(config: dict[str, Any]) -> open_clip.tokenizer.SimpleTokenizer:
     """The real open_clip BPE tokenizer at the config's context length."""
     return open_clip.tokenizer.SimpleTokenizer(context_length=config["context_length"])
-
-
-def load_shapes_checkpoint(folder: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load a ShapesWorld checkpoint folder the way :func:`carlib.load_clip` does.
-
-    Arguments:
-        folder: a directory with ``config.json`` and ``model.safetensors``.
-
-    Returns:
-        (model in eval mode, fp32, config dict).
-
-    Raises:
-        FileNotFoundError: a file is missing.
-        RuntimeError: the weights do not fit the config (strict loading).
-    """
-    folder = Path(folder)
-    for name in ("config.json", "model.safetensors"):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} not found; train one with `carlib world train --out {folder}`")
-    config = json.loads((folder / "config.json").read_text())
-    model = build_shapes_clip(config)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
-    return model.float().eval(), config
 
 
 def save_shapes_checkpoint(model: torch.nn.Module, config: dict[str, Any], folder: str | os.PathLike) -> None:

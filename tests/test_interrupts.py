@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -222,9 +223,11 @@ def test_a_second_signal_while_cleaning_up_is_ignored_and_counts_say_what_does_n
         with pytest.raises(KeyboardInterrupt):
             with progress.counting(10, "notebooks", resumable=False) as count:
                 count.advance(2)
-                os.kill(os.getpid(), signal.SIGINT)
+                # To the main thread itself: a process-wide kill may land on a worker thread (torch's,
+                # tqdm's), and then the main thread's sleep is not interrupted.
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
                 time.sleep(5)
-        os.kill(os.getpid(), signal.SIGTERM)  # ignored: the first one is being handled
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # ignored: the first is being handled
         time.sleep(0.1)
         assert interrupted_message("carlib gallery") == (
             "carlib gallery: interrupted after 2 of 10 notebooks; rerun the same command to start again")

@@ -20,7 +20,7 @@ from carlib.tutorial.notebook_files import MAX_TOTAL_BYTES, clean, problems
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = ["00_quickstart", "01_gradcam_on_clip", "02_clip_es_affinity", "03_visual_prompts", "04_recurrence",
-            "05_background_words", "06_post_processing", "07_reproduce_tables", "08_explorer"]
+            "05_background_words", "06_post_processing", "07_reproduce_tables", "08_explorer", "09_other_vlms"]
 
 
 def _notebooks():

@@ -28,6 +28,7 @@ def test_rows_follow_the_paper_tables():
         table_rows("fonts", voc)
 
 
+@pytest.mark.slow
 def test_shapes_table_runs_and_prints_markdown(tmp_path, capsys):
     assert main(["ablate", "--table", "recurrence", "--n", "3", "--out", str(tmp_path)]) == 0
     markdown = (tmp_path / "ablation-recurrence.md").read_text()
@@ -42,6 +43,10 @@ def test_the_shapes_backbones_table_pairs_both_families_under_both_score_rules()
              for row in rows}
     assert len(rows) == len(pairs) == 7
     assert ("shapes", "shapes", "as_trained") not in pairs  # two contrastive models: the rule changes nothing
+
+
+@pytest.mark.slow
+def test_the_shapes_backbones_table_runs_every_pairing_and_the_localisation():
     markdown = run_table("backbones", "shapes", n=1, progress=False)
     values = re.findall(r"\| ([0-9.]+) \| — \|", markdown)
     assert len(values) == 7 and all(0 <= float(v) <= 100 for v in values)
@@ -61,6 +66,7 @@ def test_the_sweep_moves_each_threshold_alone_around_the_preset():
     assert thetas == [{"confidence_threshold": 0.15}]
 
 
+@pytest.mark.slow
 def test_the_sweep_runs_on_shapesworld_and_prints_both_spreads(tmp_path):
     assert main(["ablate", "--table", "sweep", "--n", "2", "--out", str(tmp_path)]) == 0
     markdown = (tmp_path / "ablation-sweep.md").read_text()

@@ -42,6 +42,7 @@ def test_without_a_gpu_it_says_so_and_exits_0():
     assert "no CUDA GPU is present" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_car_measurement_runs_in_fp32_and_fp16_weights_on_cpu(shapes):
     queries = ["orange", "kite", "tent"]
     full = bench_gpu.measure_car(shapes, shapes, device="cpu", setting="fp32", size=64, queries=queries, repeats=1)
@@ -64,6 +65,7 @@ def test_the_car_measurement_runs_in_fp32_and_fp16_weights_on_cpu(shapes):
     assert next(half_bundle.model.parameters()).dtype == torch.float16
 
 
+@pytest.mark.slow
 def test_the_eval_measurement_runs_on_cpu(tmp_path):
     from carlib.world.export import export_voc
 

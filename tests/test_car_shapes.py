@@ -65,6 +65,7 @@ def test_an_untrained_model_fails_the_same_checks(tmp_path):
     assert report.miou["car_crf"] < MIN_MIOU or report.present_kept < MIN_KEPT
 
 
+@pytest.mark.slow
 def test_the_sam_variant_scores_what_a_loop_over_the_scenes_scores():
     import numpy as np
 

@@ -185,6 +185,7 @@ def test_refcocog_google_split_is_evaluated_and_compared_with_val_g(tmp_path, ca
     assert "referring presets" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_read_ahead_workers_and_crf_processes_leave_the_metrics_unchanged(shapes_voc, tmp_path):
     inline, overlapped = tmp_path / "inline", tmp_path / "overlapped"
     assert main([*_eval_command(shapes_voc, inline), "--workers", "0"]) == 0

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -216,21 +215,37 @@ def test_nested_commands_leave_the_line_to_the_outer_one_and_list_every_count(mo
 
 
 def test_a_second_signal_while_cleaning_up_is_ignored_and_counts_say_what_does_not_resume():
-    with stop_signals_interrupt() as outermost:
-        assert outermost
-        with stop_signals_interrupt() as nested:
-            assert not nested
-        with pytest.raises(KeyboardInterrupt):
-            with progress.counting(10, "notebooks", resumable=False) as count:
-                count.advance(2)
-                # To the main thread itself: a process-wide kill may land on a worker thread (torch's,
-                # tqdm's), and then the main thread's sleep is not interrupted.
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-                time.sleep(5)
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)  # ignored: the first is being handled
-        time.sleep(0.1)
-        assert interrupted_message("carlib gallery") == (
-            "carlib gallery: interrupted after 2 of 10 notebooks; rerun the same command to start again")
+    # A shell starts background jobs with SIGINT ignored, and stop_signals_interrupt rightly keeps an
+    # ignored signal ignored; this test is about a process that takes Ctrl-C, so it gives itself one.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with stop_signals_interrupt() as outermost:
+            assert outermost
+            with stop_signals_interrupt() as nested:
+                assert not nested
+            with pytest.raises(KeyboardInterrupt):
+                with progress.counting(10, "notebooks", resumable=False) as count:
+                    count.advance(2)
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+            os.kill(os.getpid(), signal.SIGTERM)  # ignored: the first one is being handled
+            time.sleep(0.1)
+            assert interrupted_message("carlib gallery") == (
+                "carlib gallery: interrupted after 2 of 10 notebooks; rerun the same command to start again")
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def test_a_signal_the_process_was_started_to_ignore_stays_ignored():
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_signals_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # nothing happens
+            time.sleep(0.1)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_counts_nest_outermost_first_and_the_last_finished_loop_is_kept_until_a_new_command():

@@ -90,6 +90,7 @@ def _tiny_voc(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_eval_voc_with_openai_models_on_a_tiny_voc_folder(openai_weights, tmp_path, capsys):
     data = _tiny_voc(tmp_path / "data")
     out = tmp_path / "run"
@@ -107,6 +108,7 @@ def test_eval_voc_with_openai_models_on_a_tiny_voc_folder(openai_weights, tmp_pa
     assert "QuickGELU" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs_on_openai_models(openai_weights, tmp_path):
     import papermill
 

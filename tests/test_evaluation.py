@@ -91,6 +91,7 @@ def test_a_killed_run_resumes_to_identical_metrics(shapes_voc, tmp_path):
     assert second["mIoU"] == first["mIoU"]
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_equals_one(shapes_voc, tmp_path, torchrun_carlib):
     single = tmp_path / "single"
     assert main(_eval_command(shapes_voc, single)) == 0

@@ -80,6 +80,7 @@ def _miou_of_predictions(data: Path, out: Path) -> float:
     return matrix.miou()
 
 
+@pytest.mark.slow
 def test_every_method_alone_through_carlib_eval_with_its_protocol_card(openai_b16, tiny_voc, tmp_path, capsys):
     weights_sha = _sha256(openai_b16)
     runs = {}

@@ -103,6 +103,7 @@ def test_gradcam_notebook_runs_with_other_words_and_picture(tmp_path):
     assert "orange: raw CAM max" not in text
 
 
+@pytest.mark.slow
 def test_recurrence_notebook_runs_with_another_threshold(tmp_path):
     text = _run("04_recurrence", tmp_path, {"model": "shapes", "confidence_threshold": 0.9})
     assert "θ = 0.90" in text

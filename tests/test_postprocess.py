@@ -452,6 +452,7 @@ def test_sam_source_with_missing_checkpoint_names_it(tmp_path) -> None:
         SamMaskSource(missing, model_type="vit_x")
 
 
+@pytest.mark.slow
 def test_sam_source_runs_with_segment_anything(tmp_path) -> None:
     """segment_anything is in the locked environment: a random-weight ViT-B, saved and reloaded, yields bool masks."""
     import segment_anything

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from carlib.embeddings import pixel_embeddings
 from carlib.images import pixel_digest
 from carlib.models import ClipBundle
 from carlib.precision import full_precision
@@ -110,17 +111,12 @@ class MaskClassifier:
         """Encode the preprocessed images in ``pending`` as one batch, remember them, empty it; how many."""
         if not pending:
             return 0
-        batch = torch.stack(list(pending.values())).to(self.bundle.device, self.bundle.dtype)
-        encoded = torch.nn.functional.normalize(self._encode(batch, feature).float(), dim=-1)
+        encoded = pixel_embeddings(self.bundle, torch.stack(list(pending.values())), feature)
         for key, embedding in zip(pending, encoded):
             self._images[key] = embedding
         count = len(pending)
         pending.clear()
         return count
-
-    def _encode(self, pixels: torch.Tensor, feature: str) -> torch.Tensor:
-        tower = self.bundle.tower
-        return tower.encode(pixels) if feature == "final" else tower.penultimate_class_token(pixels)
 
     def classify(
         self, images: Sequence[np.ndarray], queries: Sequence[str], settings: CarSettings = CarSettings()

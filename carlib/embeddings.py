@@ -35,16 +35,30 @@ def image_embeddings(
     Returns:
         float32 N x E unit vectors on ``bundle.device``.
     """
-    tower = bundle.tower
-    encode = tower.encode if feature == "final" else tower.penultimate_class_token
-    if feature not in ("final", "penultimate_class_token"):
-        raise ValueError(f"unknown image feature {feature!r}; choose 'final' or 'penultimate_class_token'")
+    check_feature(feature)
     chunks = []
     for start in range(0, len(images), batch_size):
         batch = torch.stack(
             [bundle.preprocess(Image.fromarray(load_image(image))) for image in images[start : start + batch_size]]
         )
-        chunks.append(torch.nn.functional.normalize(encode(batch.to(bundle.device, bundle.dtype)).float(), dim=-1))
+        chunks.append(pixel_embeddings(bundle, batch, feature))
     if not chunks:
         return torch.zeros((0, bundle.embed_dim), device=bundle.device)
     return torch.cat(chunks)
+
+
+def check_feature(feature: str) -> None:
+    """Raise ValueError unless ``feature`` is ``"final"`` or ``"penultimate_class_token"``."""
+    if feature not in ("final", "penultimate_class_token"):
+        raise ValueError(f"unknown image feature {feature!r}; choose 'final' or 'penultimate_class_token'")
+
+
+@torch.no_grad()
+def pixel_embeddings(bundle: ClipBundle, pixels: torch.Tensor, feature: str = "final") -> torch.Tensor:
+    """Unit embeddings of a batch already through ``bundle.preprocess``: B x 3 x S x S -> float32 B x E.
+
+    What :func:`image_embeddings` and the classifier (:class:`carlib.classifier.MaskClassifier`) both encode with.
+    """
+    tower = bundle.tower
+    encode = tower.encode if feature == "final" else tower.penultimate_class_token
+    return torch.nn.functional.normalize(encode(pixels.to(bundle.device, bundle.dtype)).float(), dim=-1)

@@ -237,20 +237,7 @@ def evaluate(
             claim_eval_folder(Path(out_dir), card)  # resumes only a run of the same protocol
         predictions.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        if alone is not None:
-            local, errors, count, model_seconds = _run_semantic(
-                MethodSemantic(alone),
-                preset,
-                dataset,
-                predictions,
-                distributed,
-                limit,
-                progress,
-                workers,
-                models.proposal.device,
-                amp,
-            )
-        elif video:
+        if alone is None and video:
             assert expression_sets is not None  # checked above for a video benchmark
             local, errors, count, model_seconds = _run_video(
                 car,
@@ -264,17 +251,18 @@ def evaluate(
                 amp,
                 expression_sets,
             )
-        elif _is_gres(dataset):
+        elif alone is None and _is_gres(dataset):
             local, errors, count, model_seconds = _run_gres(
                 car, dataset, predictions, distributed, limit, progress, workers, models.proposal.device, amp
             )
-        elif preset.settings.mode == "referring":
+        elif alone is None and preset.settings.mode == "referring":
             local, errors, count, model_seconds = _run_referring(
                 car, dataset, predictions, distributed, limit, progress, workers, models.proposal.device, amp
             )
-        else:
+        else:  # semantic: CaR, or a dense method alone through the same loop
+            segmenter = CarSemantic(car, preset) if alone is None else MethodSemantic(alone)
             local, errors, count, model_seconds = _run_semantic(
-                CarSemantic(car, preset),
+                segmenter,
                 preset,
                 dataset,
                 predictions,

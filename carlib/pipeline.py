@@ -235,16 +235,10 @@ def segment_vocabulary(car: CaR, preset: Preset, image: ImageInput) -> SemanticS
 def vocabulary_recurrences(car: CaR, preset: Preset, image: ImageInput) -> list[tuple[SemanticPass, Recurrence]]:
     """The model work of :func:`segment_vocabulary`: one recurrence per pass, not yet post-processed."""
     rgb = load_image(image)
-    recurrences = []
-    for semantic_pass in preset.semantic_passes():
-        # The pass's own words, prompts and CRF background; the rest as this CaR was built (an ablation's changes).
-        pass_settings = car.settings.replace(
-            background=semantic_pass.settings.background,
-            prompt_kinds=semantic_pass.settings.prompt_kinds,
-            crf=car.settings.crf.replace(bg_factor=semantic_pass.settings.crf.bg_factor),
-        )
-        recurrences.append((semantic_pass, car.recur(rgb, list(semantic_pass.queries), settings=pass_settings)))
-    return recurrences
+    return [
+        (semantic_pass, car.recur(rgb, list(semantic_pass.queries), settings=semantic_pass.settings))
+        for semantic_pass in preset.semantic_passes(car.settings)
+    ]
 
 
 def vocabulary_segmentation(

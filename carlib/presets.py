@@ -269,11 +269,17 @@ class Preset:
         """
         return self.replace(background=background_words(set_name))
 
-    def semantic_passes(self) -> tuple[SemanticPass, ...]:
+    def semantic_passes(self, settings: CarSettings | None = None) -> tuple[SemanticPass, ...]:
         """The CaR runs of a semantic preset, in painting order (later passes paint over earlier).
 
         One pass over all classes, or with :attr:`things_stuff` a stuff pass
-        (background = the thing names) followed by a things pass.
+        (background = the thing names, the split's prompts and CRF background
+        exponent) followed by a things pass. This is the one place a pass's
+        settings are built: everything not named here comes from ``settings``.
+
+        Arguments:
+            settings: what the passes start from (default: the preset's own); a CaR whose settings an
+                ablation changed (``car.settings``) passes its own, so the change reaches every pass.
 
         Returns:
             tuple of :class:`SemanticPass`.
@@ -283,21 +289,22 @@ class Preset:
         """
         if self.settings.mode != "semantic" or self.vocabulary is None:
             raise ValueError(f"preset {self.name!r} is a {self.settings.mode} preset; it has no semantic passes")
+        base = self.settings if settings is None else settings
         queries = self.vocabulary.queries
         split = self.things_stuff
         if split is None:
-            return (SemanticPass("all", tuple(range(len(queries))), queries, self.settings),)
+            return (SemanticPass("all", tuple(range(len(queries))), queries, base),)
         thing_names = tuple(queries[i] for i in split.thing_ids)
         stuff_names = tuple(queries[i] for i in split.stuff_ids)
-        things_background = self.settings.background if split.things_background == "preset" else stuff_names
-        stuff_settings = self.settings.replace(
+        things_background = base.background if split.things_background == "preset" else stuff_names
+        stuff_settings = base.replace(
             background=thing_names,
             prompt_kinds=split.stuff_prompt_kinds,
-            crf=self.settings.crf.replace(bg_factor=split.stuff_bg_factor),
+            crf=base.crf.replace(bg_factor=split.stuff_bg_factor),
         )
         return (
             SemanticPass("stuff", split.stuff_ids, stuff_names, stuff_settings),
-            SemanticPass("things", split.thing_ids, thing_names, self.settings.replace(background=things_background)),
+            SemanticPass("things", split.thing_ids, thing_names, base.replace(background=things_background)),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -184,7 +184,7 @@ def car_texts_record(preset: Preset, settings: CarSettings, queries: Sequence[st
         if preset.things_stuff is not None:
             record["background_words_per_pass"] = {
                 semantic_pass.name: list(semantic_pass.settings.background)
-                for semantic_pass in preset.replace(settings=settings).semantic_passes()
+                for semantic_pass in preset.semantic_passes(settings)
             }
         record["class_names"] = vocabulary_class_names(preset.class_names, preset.name).to_dict()
     return record

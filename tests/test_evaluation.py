@@ -373,25 +373,31 @@ def test_eval_runs_car_with_labels_above_255_and_resumes_from_its_16_bit_predict
     assert resumed.model_seconds == 0.0
 
 
-def test_paper_miou_matches_the_published_table_1():
-    """The eval report's 'paper' column equals Table 1 as paper-numbers.md transcribes it (parsed here, not copied)."""
-    from carlib.evaluation import PAPER_MIOU
+def test_eval_runs_are_compared_with_table_1_as_paper_numbers_md_transcribes_it():
+    """The eval report's 'paper' number comes from the registry and equals Table 1 as paper-numbers.md
+    transcribes it (parsed here, not copied)."""
+    from carlib.evaluation.reproduce import EvalRun, published_for_run
 
     text = (Path(__file__).resolve().parent / "paper-numbers.md").read_text()  # the reference's verbatim copy
     lines = text.split("## Zero-shot semantic segmentation (Table 1)")[1].strip().splitlines()
     headers = [cell.strip() for cell in lines[0].strip("|").split("|")]
     values = [float(cell) for cell in lines[2].strip("|").split("|")]
     table = dict(zip(headers, values))
-    keys = {"VOC-20": "voc20", "VOC-21": "voc", "COCO-Object": "coco_object", "Context-59": "context59",
-            "Context-60": "context", "ADE-150": "ade150", "ADE-847": "ade847", "Context-459": "context459"}
+    runs = {"VOC-20": ("voc", True), "VOC-21": ("voc", False), "COCO-Object": ("coco_object", False),
+            "Context-59": ("context", True), "Context-60": ("context", False), "ADE-150": ("ade150", False),
+            "ADE-847": ("ade847", False), "Context-459": ("context459", False)}
     assert len(table) == 8
-    for column, key in keys.items():
-        assert PAPER_MIOU[key] == table[column], column
+    for column, (preset, without_background) in runs.items():
+        for post in ("crf", "none"):  # CaR's row whatever the post-processing, except SAM (its own rows)
+            run = EvalRun(preset, "val", without_background=without_background, post=post)
+            assert published_for_run(run) == {"headline": table[column]}, column
     sam_line = next(line for line in lines if line.startswith("CaR + SAM:"))
     sam = {name.strip(): float(value) for name, value in
            (part.rsplit(" ", 1) for part in sam_line.removeprefix("CaR + SAM:").rstrip(".").split(","))}
-    assert sam == {"VOC-21": PAPER_MIOU["voc+sam"], "COCO-Object": PAPER_MIOU["coco_object+sam"],
-                   "Context-60": PAPER_MIOU["context+sam"]}
+    presets = {"VOC-21": "voc", "COCO-Object": "coco_object", "Context-60": "context"}
+    assert sam == {column: published_for_run(EvalRun(preset, post="sam"))["headline"]
+                   for column, preset in presets.items()}
+    assert published_for_run(EvalRun("ade150", post="sam")) == {}  # no published CaR + SAM number
 
 
 def test_eval_with_sam_post_processing_equals_car_with_the_same_regions(shapes_voc, tmp_path, capsys):
@@ -419,13 +425,31 @@ def test_eval_with_sam_post_processing_equals_car_with_the_same_regions(shapes_v
     assert differs  # the region snapping changed something: the test would notice the CRF running instead
 
 
-def test_sam_runs_are_compared_with_the_sam_rows_of_table_1():
-    from carlib.evaluation.benchmark import PAPER_MIOU, _paper_key
+def test_every_eval_row_of_the_registry_is_what_a_run_of_its_own_command_is_compared_with():
+    """Round trip: the run each registry command makes finds that row's published number (and no other)."""
+    from carlib.evaluation.reproduce import EvalRun, published_for_run, registry_tables
     from carlib.presets import get_preset
 
-    assert PAPER_MIOU[_paper_key(get_preset("voc"), "val", False, "sam")] == 70.2
-    assert PAPER_MIOU[_paper_key(get_preset("voc"), "val", False, "crf")] == 67.6
-    assert PAPER_MIOU[_paper_key(get_preset("context"), "val", False, "sam")] == 31.1
+    checked = 0
+    for table in registry_tables().values():
+        for row in table.rows:
+            if row.command is None or row.command.app != "eval":
+                continue
+            run = EvalRun.of(row.command)
+            semantic = get_preset(run.preset).settings.mode == "semantic"
+            assert published_for_run(run, semantic)[row.metric or "headline"] == row.published, row.label
+            checked += 1
+    assert checked >= 45
+    # Referring runs compare the split and whose split of the refs; semantic ones do not.
+    assert published_for_run(EvalRun("refcocog", "val"), semantic=False) == {"headline": 36.67}
+    assert published_for_run(EvalRun("refcocog", "val", split_by="google"), semantic=False) == {"headline": 36.63}
+    assert published_for_run(EvalRun("refcoco", "testB"), semantic=False) == {"headline": 30.51}
+    assert published_for_run(EvalRun("refcoco", "train"), semantic=False) == {}
+    assert published_for_run(EvalRun("refdavis17"), semantic=False) == {"J&F": 30.34, "J": 28.15, "F": 32.53}
+    assert published_for_run(EvalRun("voc", "train")) == {"headline": 67.6}
+    assert published_for_run(EvalRun("voc", method="sclip", without_background=True)) == {"headline": 80.4}
+    assert published_for_run(EvalRun("voc", method="maskclip", without_background=True)) == {}
+    assert published_for_run(EvalRun("shapes")) == {}
 
 
 def test_post_sam_with_real_clip_and_no_checkpoint_names_the_flag():

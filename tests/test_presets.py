@@ -229,6 +229,22 @@ def test_context_passes_use_mutual_background():
     assert paper.semantic_passes()[1].settings.background == stuff_pass.queries
 
 
+def test_passes_start_from_the_settings_given_and_keep_their_own_words_prompts_and_crf():
+    """One place builds a pass's settings: an ablation's change (any field) reaches both passes, while the
+    stuff pass's background, prompts and CRF exponent stay the split's."""
+    preset = get_preset("context")
+    changed = preset.settings.replace(confidence_threshold=0.123, recurrent=False, background=("wall",))
+    stuff_pass, things_pass = preset.semantic_passes(changed)
+    assert stuff_pass.settings.confidence_threshold == things_pass.settings.confidence_threshold == 0.123
+    assert not stuff_pass.settings.recurrent and not things_pass.settings.recurrent
+    assert stuff_pass.settings.background == things_pass.queries
+    assert things_pass.settings.background == ("wall",)  # "preset": the words the run was given
+    assert stuff_pass.settings.prompt_kinds == preset.things_stuff.stuff_prompt_kinds
+    assert stuff_pass.settings.crf.bg_factor == preset.things_stuff.stuff_bg_factor
+    assert things_pass.settings.crf == changed.crf
+    assert preset.semantic_passes(preset.settings) == preset.semantic_passes()
+
+
 def test_single_pass_presets():
     (only,) = get_preset("voc").semantic_passes()
     assert only.queries == VOC_CLASSES and only.class_indices == tuple(range(20))

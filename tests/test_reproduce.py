@@ -12,6 +12,7 @@ from carlib.apps.cli import build_parser, main
 from carlib.evaluation.ablation import table_rows
 from carlib.evaluation.reproduce import DATASET_DOCS, TABLE_NUMBERS, fill, get_table, paper_tables
 from carlib.presets import get_preset
+from tests.test_methods_cli import tiny_voc  # noqa: F401 (a fixture: VOC2012's layout, two small photos)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PAPER_NUMBERS = REPO.parent / "shared" / "reference" / "paper-numbers.md"
@@ -122,8 +123,11 @@ def test_every_listed_command_parses_with_carlibs_own_parser(number):
         argv = fill(command, data_root="/data", out="/runs")
         assert not any("{" in part for part in argv), argv
         args = parser.parse_args(argv)
-        assert args.command == argv[0] and str(args.data_root) == "/data"
+        assert args.command == argv[0] == command.app and str(args.data_root) == "/data"
         assert str(args.out).startswith("/runs/table")
+        # What reproduce runs (the values) is what the printed line means to the parser.
+        for name, value in command.values(data_root="/data", out="/runs").items():
+            assert str(getattr(args, name)) == str(value), (name, argv)
 
 
 def test_each_command_writes_where_the_report_reads():
@@ -133,12 +137,12 @@ def test_each_command_writes_where_the_report_reads():
             if row.command is None:
                 assert row.metrics is None and row.note
                 continue
-            out = row.command[row.command.index("--out") + 1].replace("{out}/", "")
-            if row.command[0] == "eval":
+            out = str(row.command.option("out")).replace("{out}/", "")
+            if row.command.app == "eval":
                 assert row.metrics == f"{out}/metrics.json"
             else:
-                ablation = row.command[row.command.index("--table") + 1]
-                preset = get_preset(row.command[row.command.index("--preset") + 1])
+                ablation = str(row.command.option("table"))
+                preset = get_preset(str(row.command.option("preset")))
                 names = [r.name for r in table_rows(ablation, preset)]
                 if "*" in row.metrics:
                     assert row.metrics == f"{out}/{ablation}-*/metrics.json"
@@ -306,22 +310,21 @@ def test_rankings_are_printed_from_the_numbers():
 
 
 def test_table_1s_maskclip_rows_and_the_other_methods_table_have_commands(capsys):
-    from carlib.evaluation.benchmark import PAPER_METHOD_MIOU
-    from carlib.evaluation.reproduce import METHODS_TABLE, registry_tables
+    from carlib.evaluation.reproduce import METHODS_TABLE, EvalRun, published_for_run, registry_tables
 
     maskclip = [row for row in get_table(1).rows if row.method == "MaskCLIP"]
     assert [row.published for row in maskclip] == [38.8, 20.6, 23.6]
-    assert all(row.command[-4:] == ("--method", "maskclip", "--protocol", "field") for row in maskclip)
+    assert all(row.command.argv()[-4:] == ["--method", "maskclip", "--protocol", "field"] for row in maskclip)
     methods = registry_tables()[METHODS_TABLE]
     assert set(registry_tables()) == {*TABLE_NUMBERS, METHODS_TABLE} and get_table("methods") == methods
     published = {(row.method, row.label.split(" ", 1)[1]): row.published for row in methods.rows}
-    assert published[("SCLIP", "VOC-21")] == PAPER_METHOD_MIOU["sclip"]["voc"] == 59.1
+    assert published[("SCLIP", "VOC-21")] == published_for_run(EvalRun("voc", method="sclip"))["headline"] == 59.1
     assert published[("NACLIP", "COCO-Object")] == 33.2 and published[("ClearCLIP", "Context-60")] == 32.6
     parser = build_parser()
     for row in methods.rows:
         args = parser.parse_args(fill(row.command, data_root="/data", out="/runs"))
         assert args.method == row.method.lower() and args.protocol == "field"
-        assert row.metrics == row.command[row.command.index("--out") + 1].replace("{out}/", "") + "/metrics.json"
+        assert row.metrics == str(row.command.option("out")).replace("{out}/", "") + "/metrics.json"
         assert args.without_background == row.label.endswith(("VOC-20", "Context-59"))
     assert main(["reproduce", "--table", "methods", "--list"]) == 0
     printed = capsys.readouterr().out
@@ -337,3 +340,27 @@ def test_the_other_methods_table_on_shapesworld(tmp_path, capsys):
         assert float(ours) > 0 and source == f"ShapesWorld, {title.lower()} alone"
         assert rows[f"{title} Context-60"][1] == "—"
     assert (tmp_path / "reproduce-tablemethods.md").is_file()
+
+
+def test_reproduce_runs_each_eval_command_through_eval_itself_and_reports_its_numbers(tiny_voc, tmp_path, capsys):
+    """Real-data mode runs a table's commands by calling `carlib eval`'s function with the registry's values:
+    the result equals running the printed command; commands that cannot run (no dataset, no SAM checkpoint)
+    fail with one line and leave their rows empty."""
+    data = tiny_voc
+    runs = tmp_path / "runs"
+    assert main(["reproduce", "--table", "1", "--data-root", str(data), "--out", str(runs), "--model", "shapes",
+                 "--limit", "1"]) == 1  # some rows' datasets are missing
+    printed = capsys.readouterr().out
+    assert f"$ carlib eval --preset voc --data-root {data} --out {runs}/table1/voc21 --model shapes --limit 1" in printed
+    assert "table1/coco_object --model shapes --limit 1` failed: COCO-Object: not found" in printed
+    assert "its rows stay empty" in printed
+    rows = _report_rows(printed)
+    by_reproduce = json.loads((runs / "table1" / "voc21" / "metrics.json").read_text())
+    assert rows["VOC-21"][1] == f"{by_reproduce['mIoU'] * 100:.1f}" and rows["COCO-Object"][1] == "—"
+    direct = tmp_path / "direct"
+    assert main(["eval", "--preset", "voc", "--data-root", str(data), "--out", str(direct), "--model", "shapes",
+                 "--limit", "1", "--no-progress"]) == 0
+    by_eval = json.loads((direct / "metrics.json").read_text())
+    for key in ("mIoU", "confusion_matrix", "per_class_iou", "paper_mIoU", "post", "images"):
+        assert by_reproduce[key] == by_eval[key], key
+    assert by_reproduce["paper_mIoU"] == 67.6

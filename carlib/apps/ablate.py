@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from carlib.apps.options import add_vlm_options, model_overrides
+from carlib.apps.options import add_vlm_options, model_overrides, options_namespace
 from carlib.evaluation.ablation import TABLES, run_table
 from carlib.files import atomic_write_text
 from carlib.pipeline import MODEL_CHOICES
@@ -16,6 +16,12 @@ from carlib.pipeline import MODEL_CHOICES
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``carlib ablate`` to the command line."""
     parser = commands.add_parser("ablate", help="run one of the paper's ablation tables")
+    add_ablate_arguments(parser)
+    parser.set_defaults(handler=run_ablate)
+
+
+def add_ablate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``carlib ablate`` (also what :func:`ablate_options` fills in for ``carlib reproduce``)."""
     parser.add_argument("--table", required=True, choices=TABLES)
     parser.add_argument("--preset", default="shapes", help="shapes (default, offline) or a real preset")
     parser.add_argument("--n", type=int, default=100, help="ShapesWorld scenes per row")
@@ -31,10 +37,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="methods table: the ShapesWorld models (default shapes,shapes-siglip, each only if it "
         "loads; named here, each must load)",
     )
-    parser.set_defaults(handler=_ablate_command)
 
 
-def _ablate_command(args: argparse.Namespace) -> int:
+def ablate_options(**values) -> argparse.Namespace:
+    """``carlib ablate``'s options as :func:`run_ablate` takes them: ``values`` by option name, the rest at
+    their defaults.
+
+    Raises:
+        ValueError: an option ``carlib ablate`` does not have, or a required one missing.
+    """
+    return options_namespace(add_ablate_arguments, "carlib ablate", **values)
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    """Run ``carlib ablate`` with parsed options (:func:`ablate_options` builds them without a command line)."""
     models = None
     if args.models is not None:
         if args.table != "methods":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -15,13 +16,14 @@ from carlib.apps.options import (
     apply_precision_options,
     method_protocol_from_options,
     model_overrides,
+    options_namespace,
     preset_from_options,
     quick_gelu_option,
     sam_source_from_options,
 )
 from carlib.datasets.refdavis import RefDavisDataset
+from carlib.dense_methods import METHOD_SPECS
 from carlib.evaluation.benchmark import (
-    METHOD_TITLES,
     check_expression_sets,
     check_method_run,
     count_unit,
@@ -41,6 +43,12 @@ def register(commands) -> None:
         "eval",
         help="evaluate CaR, or a dense method alone (--method), on a benchmark (resumable, shardable with torchrun)",
     )
+    add_eval_arguments(parser)
+    parser.set_defaults(handler=run_eval)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``carlib eval`` (also what :func:`eval_options` fills in for ``carlib reproduce``)."""
     parser.add_argument("--preset", required=True, help=", ".join(preset_names()))
     parser.add_argument("--data-root", type=Path, required=True, help="dataset folder (see docs/datasets.md)")
     parser.add_argument("--out", type=Path, required=True, help="run folder (rerun the same command to resume)")
@@ -75,10 +83,20 @@ def register(commands) -> None:
     )
     add_precision_options(parser)
     parser.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(handler=_eval_command)
 
 
-def _eval_command(args) -> int:
+def eval_options(**values) -> argparse.Namespace:
+    """``carlib eval``'s options as :func:`run_eval` takes them: ``values`` (by option name, e.g. ``preset``,
+    ``data_root``, ``without_background=True``), every other option at its default.
+
+    Raises:
+        ValueError: an option ``carlib eval`` does not have, or a required one missing.
+    """
+    return options_namespace(add_eval_arguments, "carlib eval", **values)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run ``carlib eval`` with parsed options (:func:`eval_options` builds them without a command line)."""
     apply_precision_options(args)
     preset, model = preset_from_options(get_preset(args.preset), args)
     protocol = method_protocol_from_options(args, preset, args.without_background)
@@ -131,7 +149,7 @@ def _eval_command(args) -> int:
     if summary is not None:
         paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
         headline = headline_metric(summary.preset)
-        who = "" if protocol is None else f"{METHOD_TITLES[protocol.method]} alone ({protocol.name} protocol): "
+        who = "" if protocol is None else f"{METHOD_SPECS[protocol.method].title} alone ({protocol.name} protocol): "
         print(
             who
             + f"{headline} {summary.metrics[headline] * 100:.2f}%"

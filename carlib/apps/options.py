@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from carlib.memory import set_memory_budget
@@ -395,3 +396,41 @@ def method_protocol_from_options(args: argparse.Namespace, preset: Preset, witho
         class_names=args.class_names,
         neighbourhood_std=std if std != 5.0 else None,
     )
+
+
+def options_namespace(
+    add_arguments: Callable[[argparse.ArgumentParser], None], command: str, **values
+) -> argparse.Namespace:
+    """A command's options as its handler takes them, built from values rather than a command line.
+
+    Every option the command's ``add_arguments`` defines gets its default unless ``values`` names it; a
+    string value goes through the option's type, as parsing would (``data_root="/data"`` becomes a Path).
+
+    Arguments:
+        add_arguments: the function that adds the command's options to a parser.
+        command: the command's name, for error messages.
+        **values: options by name (the parser's ``dest``: ``data_root``, ``without_background``...).
+
+    Raises:
+        ValueError: a name the command has no option for, or a required option missing.
+    """
+    parser = argparse.ArgumentParser(prog=command, add_help=False)
+    add_arguments(parser)
+    namespace = argparse.Namespace()
+    for action in parser._actions:  # the parser's options, each with its default and type
+        if action.dest in values:
+            value = values.pop(action.dest)
+            if isinstance(value, str) and callable(action.type):
+                value = action.type(value)
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(
+                    f"{command}: --{action.dest.replace('_', '-')} {value!r} is not one of {list(action.choices)}"
+                )
+            setattr(namespace, action.dest, value)
+        elif action.required:
+            raise ValueError(f"{command} needs --{action.dest.replace('_', '-')}")
+        else:
+            setattr(namespace, action.dest, action.default)
+    if values:
+        raise ValueError(f"{command} has no option {', '.join('--' + name.replace('_', '-') for name in values)}")
+    return namespace

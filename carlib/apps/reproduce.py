@@ -120,30 +120,52 @@ def _world_report(table, runs):
 
 def _real_report(table, out: Path, values: dict, args: argparse.Namespace):
     """Run the table's commands that have no metrics yet (unless --report-only), then read every row's."""
-    from carlib.apps.cli import main as carlib_main
-    from carlib.evaluation.reproduce import Report, fill, missing_commands, read_real_numbers
+    from carlib.evaluation.reproduce import Report, missing_commands, read_real_numbers
 
     failed = 0
     commands = []
+    extra = {
+        option: getattr(args, option)
+        for option in ("model", "limit", "proposal_model", "classifier_model", "tokenizer")
+        if getattr(args, option) is not None
+    }
     for command in counted(table.commands(), "commands"):
-        argv = fill(command, **values)
-        if args.model is not None:
-            argv += ["--model", args.model]
-        if args.limit is not None:
-            argv += ["--limit", str(args.limit)]
-        for option in ("proposal_model", "classifier_model", "tokenizer"):
-            if getattr(args, option) is not None:
-                argv += [f"--{option.replace('_', '-')}", getattr(args, option)]
-        commands.append("carlib " + shlex.join(argv))
+        options = {**command.values(**values), **extra}
+        shown = "carlib " + shlex.join(command.argv(**values) + _flags(extra))
+        commands.append(shown)
         if args.report_only or command not in missing_commands(table, out):
             continue
-        print(f"$ carlib {shlex.join(argv)}", flush=True)
-        status = carlib_main(argv)
+        print(f"$ {shown}", flush=True)
+        try:
+            status = run_command(command.app, options)
+        except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+            print(f"carlib reproduce: `{shown}` failed: {error}; its rows stay empty")
+            failed += 1
+            continue
         if status != 0:
-            print(f"carlib reproduce: `carlib {shlex.join(argv)}` exited with {status}; its rows stay empty")
+            print(f"carlib reproduce: `{shown}` exited with {status}; its rows stay empty")
             failed += 1
     source = f"real data, the metrics.json files under {out}" + (f" (first {args.limit} images)" if args.limit else "")
     return Report(table, read_real_numbers(table, out), source, commands), failed
+
+
+def run_command(app: str, options: dict) -> int:
+    """Run a registry command by calling its function (``carlib eval``: :func:`carlib.apps.eval.run_eval`,
+    ``carlib ablate``: :func:`carlib.apps.ablate.run_ablate`) with ``options`` by name."""
+    if app == "eval":
+        from carlib.apps.eval import eval_options, run_eval
+
+        return run_eval(eval_options(**options))
+    if app == "ablate":
+        from carlib.apps.ablate import ablate_options, run_ablate
+
+        return run_ablate(ablate_options(**options))
+    raise ValueError(f"the registry has no command {app!r}")
+
+
+def _flags(options: dict) -> list[str]:
+    """Options as command-line words (``--limit 2``)."""
+    return [word for name, value in options.items() for word in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def _write(report, out: Path) -> None:

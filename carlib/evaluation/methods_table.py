@@ -21,20 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from carlib.dense_methods import DENSE_METHODS
+from carlib.dense_methods import DENSE_METHODS, METHOD_SPECS
 from carlib.models import SHAPES_MODEL_NAME, WeightsNotFoundError
 
 METHODS_TABLE_MODELS: tuple[str, ...] = ("shapes", "shapes-siglip")
 """The ShapesWorld models the table runs by default, each only if it loads."""
 
 PROPOSALS: tuple[str, ...] = ("gradcam", *DENSE_METHODS)
-TITLES = {
-    "gradcam": "Grad-CAM (CaR's)",
-    "maskclip": "MaskCLIP",
-    "sclip": "SCLIP",
-    "clearclip": "ClearCLIP",
-    "naclip": "NACLIP",
-}
+TITLES = {"gradcam": "Grad-CAM (CaR's)", **{name: spec.title for name, spec in METHOD_SPECS.items()}}
 
 
 @dataclass

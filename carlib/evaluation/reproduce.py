@@ -53,6 +53,41 @@ SAM_WEIGHTS = (
 
 
 @dataclass(frozen=True)
+class Command:
+    """One ``carlib eval`` or ``carlib ablate`` run of the registry, as option values.
+
+    :meth:`argv` prints it as a user types it; ``carlib reproduce`` runs it by calling the command's
+    function with :meth:`values` (no command line in between), and :func:`published_for_run` reads the
+    published number of an eval run from it.
+
+    Attributes:
+        app: ``"eval"`` or ``"ablate"``.
+        options: (option name as a Python identifier, value) in the order printed; ``True`` is a flag.
+            Values may hold the ``{data_root}``, ``{out}`` and ``{sam_checkpoint}`` placeholders.
+    """
+
+    app: str
+    options: tuple[tuple[str, str | bool], ...]
+
+    def option(self, name: str) -> str | bool | None:
+        """The value of option ``name`` (``None`` where the command does not give it)."""
+        return dict(self.options).get(name)
+
+    def values(self, **placeholders: str | None) -> dict[str, str | bool]:
+        """The options with their placeholders replaced (by :data:`PLACEHOLDERS` where none is given)."""
+        chosen = {name: (placeholders.get(name) or default) for name, default in PLACEHOLDERS.items()}
+        return {name: value.format(**chosen) if isinstance(value, str) else value for name, value in self.options}
+
+    def argv(self, **placeholders: str | None) -> list[str]:
+        """The command line after ``carlib``, placeholders replaced."""
+        parts = [self.app]
+        for name, value in self.values(**placeholders).items():
+            flag = "--" + name.replace("_", "-")
+            parts += [flag] if value is True else [flag, str(value)]
+        return parts
+
+
+@dataclass(frozen=True)
 class WorldAnalogue:
     """What stands in for a published row on ShapesWorld.
 
@@ -77,7 +112,7 @@ class PaperRow:
     Attributes:
         label: the row and column as the paper names them ("VOC-21", "circle").
         published: mIoU % (or a (low, high) spread) as published.
-        command: argv after ``carlib``, with ``{data_root}``/``{out}`` placeholders;
+        command: the :class:`Command` that measures it, with ``{data_root}``/``{out}`` placeholders;
             None when carlib cannot measure it (another method's reference point).
         metrics: where the command leaves this row's ``metrics.json``, relative
             to ``--out``; a glob for spreads.
@@ -89,7 +124,7 @@ class PaperRow:
 
     label: str
     published: Published | None
-    command: tuple[str, ...] | None = None
+    command: Command | None = None
     metrics: str | None = None
     world: WorldAnalogue | None = None
     method: str = "CaR"
@@ -110,21 +145,25 @@ class PaperTable:
     world_note: str = ""
     proposal_only: bool = False  # its commands load only the presets' proposal models (a method alone)
 
-    def commands(self) -> list[tuple[str, ...]]:
+    def commands(self) -> list[Command]:
         """The distinct commands of the table, in row order."""
-        seen: list[tuple[str, ...]] = []
+        seen: list[Command] = []
         for row in self.rows:
             if row.command is not None and row.command not in seen:
                 seen.append(row.command)
         return seen
 
 
-def _eval(preset: str, out: str, *extra: str) -> tuple[str, ...]:
-    return ("eval", "--preset", preset, "--data-root", "{data_root}", "--out", f"{{out}}/{out}", *extra)
+def _eval(preset: str, out: str, **options: str | bool) -> Command:
+    return Command(
+        "eval", (("preset", preset), ("data_root", "{data_root}"), ("out", f"{{out}}/{out}"), *options.items())
+    )
 
 
-def _ablate(table: str, preset: str, out: str) -> tuple[str, ...]:
-    return ("ablate", "--table", table, "--preset", preset, "--data-root", "{data_root}", "--out", f"{{out}}/{out}")
+def _ablate(table: str, preset: str, out: str) -> Command:
+    return Command(
+        "ablate", (("table", table), ("preset", preset), ("data_root", "{data_root}"), ("out", f"{{out}}/{out}"))
+    )
 
 
 def _ablation_rows(
@@ -161,21 +200,22 @@ def _ablation_rows(
 
 
 def _table1() -> PaperTable:
-    columns = [  # (label, published, preset, out folder, extra eval options)
-        ("VOC-20", 91.4, "voc", "voc20", ("--without-background",)),
-        ("VOC-21", 67.6, "voc", "voc21", ()),
-        ("COCO-Object", 36.6, "coco_object", "coco_object", ()),
-        ("Context-59", 39.5, "context", "context59", ("--without-background",)),
-        ("Context-60", 30.5, "context", "context60", ()),
-        ("ADE-150", 17.7, "ade150", "ade150", ()),
-        ("ADE-847", 8.1, "ade847", "ade847", ()),
-        ("Context-459", 13.9, "context459", "context459", ()),
+    without_background: dict[str, str | bool] = {"without_background": True}
+    columns: list[tuple[str, float, str, str, dict[str, str | bool]]] = [  # label, published, preset, out, options
+        ("VOC-20", 91.4, "voc", "voc20", without_background),
+        ("VOC-21", 67.6, "voc", "voc21", {}),
+        ("COCO-Object", 36.6, "coco_object", "coco_object", {}),
+        ("Context-59", 39.5, "context", "context59", without_background),
+        ("Context-60", 30.5, "context", "context60", {}),
+        ("ADE-150", 17.7, "ade150", "ade150", {}),
+        ("ADE-847", 8.1, "ade847", "ade847", {}),
+        ("Context-459", 13.9, "context459", "context459", {}),
     ]
     rows = [
         PaperRow(
             label,
             value,
-            _eval(preset, f"table1/{out}", *extra),
+            _eval(preset, f"table1/{out}", **extra),
             f"table1/{out}/metrics.json",
             WorldAnalogue("headline", "car_crf") if label == "VOC-21" else None,
         )
@@ -190,7 +230,7 @@ def _table1() -> PaperTable:
         PaperRow(
             f"{label}, CaR + SAM",
             value,
-            _eval(preset, f"table1/{out}", "--post", "sam", "--sam-checkpoint", "{sam_checkpoint}"),
+            _eval(preset, f"table1/{out}", post="sam", sam_checkpoint="{sam_checkpoint}"),
             f"table1/{out}/metrics.json",
             WorldAnalogue("headline", "car_sam") if label == "VOC-21" else None,
         )
@@ -205,7 +245,7 @@ def _table1() -> PaperTable:
         PaperRow(
             f"{label}, MaskCLIP (reference point)",
             value,
-            _eval(preset, f"table1/{out}", "--method", "maskclip", "--protocol", "field"),
+            _eval(preset, f"table1/{out}", method="maskclip", protocol="field"),
             f"table1/{out}/metrics.json",
             WorldAnalogue("method", "maskclip") if label == "VOC-21" else None,
             method="MaskCLIP",
@@ -326,7 +366,7 @@ def _table7() -> PaperTable:
                     PaperRow(
                         f"{shown[preset]} {column}",
                         value,
-                        _eval(preset, folder, "--split", "val", "--split-by", "google"),
+                        _eval(preset, folder, split="val", split_by="google"),
                         f"{folder}/metrics.json",
                     )
                 )
@@ -336,7 +376,7 @@ def _table7() -> PaperTable:
                 PaperRow(
                     f"{shown[preset]} {column}",
                     value,
-                    _eval(preset, folder, "--split", split),
+                    _eval(preset, folder, split=split),
                     f"{folder}/metrics.json",
                 )
             )
@@ -393,32 +433,51 @@ def _table7() -> PaperTable:
 METHODS_TABLE = "methods"
 """The registry's table of the field's other training-free methods (not in the CaR paper): ``--table methods``."""
 
-METHOD_TITLES = {"sclip": "SCLIP", "clearclip": "ClearCLIP", "naclip": "NACLIP"}
+FIELD_METHODS = ("sclip", "clearclip", "naclip")
+"""The methods of :data:`METHODS_TABLE` (MaskCLIP's published numbers are Table 1's reference rows)."""
+
+METHOD_SOURCES: dict[str, str] = {
+    "maskclip": "CaR's Table 1 (MaskCLIP's row, quoted by CaR from earlier work; the protocol behind it is not stated)",
+    "sclip": "the SCLIP paper (ECCV 2024), Table 1, without PAMR; its README gives 59.63 / 31.74 / 33.52 / 81.54 / "
+    "34.46 for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with the repository's default setup",
+    "clearclip": "the ClearCLIP paper (ECCV 2024), Table 1, ViT-B/16; its README gives its numbers only as an image",
+    "naclip": "the NACLIP paper (WACV 2025), without PAMR; its README gives 64.07 / 34.99 / 36.19 / 83.03 / 38.35 "
+    "for VOC-21 / Context-60 / COCO-Object / VOC-20 / Context-59 with PAMR on (its default), which carlib "
+    "does not implement",
+}
+"""Where each dense method's published numbers (its rows in :func:`registry_tables`) come from."""
 
 
 def _methods_table() -> PaperTable:
-    from carlib.evaluation.benchmark import PAPER_METHOD_MIOU, PAPER_METHOD_SOURCES
+    from carlib.dense_methods import METHOD_SPECS
 
-    columns = [
-        ("VOC-21", "voc", "voc", ()),
-        ("Context-60", "context", "context", ()),
-        ("COCO-Object", "coco_object", "coco_object", ()),
-        ("VOC-20", "voc20", "voc", ("--without-background",)),
-        ("Context-59", "context59", "context", ("--without-background",)),
+    published = {  # mIoU % with ViT-B/16, the method alone (METHOD_SOURCES)
+        "sclip": {"voc": 59.1, "context": 30.4, "coco_object": 30.5, "voc20": 80.4, "context59": 34.2},
+        "clearclip": {"voc": 51.8, "context": 32.6, "coco_object": 33.0, "voc20": 80.9, "context59": 35.9},
+        "naclip": {"voc": 58.9, "context": 32.2, "coco_object": 33.2, "voc20": 79.7, "context59": 35.2},
+    }
+    without_background: dict[str, str | bool] = {"without_background": True}
+    columns: list[tuple[str, str, str, dict[str, str | bool]]] = [
+        ("VOC-21", "voc", "voc", {}),
+        ("Context-60", "context", "context", {}),
+        ("COCO-Object", "coco_object", "coco_object", {}),
+        ("VOC-20", "voc20", "voc", without_background),
+        ("Context-59", "context59", "context", without_background),
     ]
     rows = []
-    for method, title in METHOD_TITLES.items():
+    for method in FIELD_METHODS:
+        title = METHOD_SPECS[method].title
         for label, key, preset, extra in columns:
             folder = f"methods/{method}_{key}"
             rows.append(
                 PaperRow(
                     f"{title} {label}",
-                    PAPER_METHOD_MIOU[method][key],
-                    _eval(preset, folder, "--method", method, "--protocol", "field", *extra),
+                    published[method][key],
+                    _eval(preset, folder, method=method, protocol="field", **extra),
                     f"{folder}/metrics.json",
                     WorldAnalogue("method", method) if key == "voc" else None,
                     method=title,
-                    note=PAPER_METHOD_SOURCES[method],
+                    note=METHOD_SOURCES[method],
                 )
             )
     return PaperTable(
@@ -430,7 +489,8 @@ def _methods_table() -> PaperTable:
             "each method alone (`--method NAME`, per-pixel argmax, no recurrence, no PAMR) under `--protocol "
             "field`: its official harness's short side, sliding windows, logit scale, class-name files and "
             "probability threshold (docs/datasets.md, The field's protocol)",
-            "published: " + "; ".join(f"{METHOD_TITLES[m]}: {PAPER_METHOD_SOURCES[m]}" for m in METHOD_TITLES),
+            "published: "
+            + "; ".join(f"{METHOD_SPECS[method].title}: {METHOD_SOURCES[method]}" for method in FIELD_METHODS),
             "under CaR: `carlib eval --preset voc --proposal-method NAME` (no published number); on ShapesWorld "
             "every method alone and under CaR + CRF: `carlib ablate --table methods --n 200`",
         ),
@@ -468,10 +528,81 @@ def get_table(number: str | int) -> PaperTable:
     return paper_tables()[key]
 
 
-def fill(argv: Sequence[str], **values: str | None) -> list[str]:
-    """A command with its placeholders replaced (by :data:`PLACEHOLDERS` where ``values`` gives none)."""
-    chosen = {name: (values.get(name) or default) for name, default in PLACEHOLDERS.items()}
-    return [part.format(**chosen) for part in argv]
+@dataclass(frozen=True)
+class EvalRun:
+    """What decides which published number an eval run is compared with.
+
+    Attributes:
+        preset: the preset's name.
+        split: the split evaluated (referring, GRES and video presets only; a semantic row's split is the
+            benchmark's evaluation split).
+        without_background: the VOC-20 / Context-59 setting.
+        post: the post-processing (``"sam"`` matches Table 1's CaR + SAM rows; anything else its CRF rows).
+        split_by: whose split of the refs (``"google"`` matches RefCOCOg val(G)).
+        method: a dense method run alone, or None for CaR.
+    """
+
+    preset: str
+    split: str = "val"
+    without_background: bool = False
+    post: str | None = None
+    split_by: str | None = None
+    method: str | None = None
+
+    @classmethod
+    def of(cls, command: Command) -> EvalRun:
+        """The run an eval :class:`Command` makes (a command without ``--split`` runs ``val``)."""
+
+        def text(name: str) -> str | None:
+            value = command.option(name)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            preset=str(command.option("preset")),
+            split=text("split") or "val",
+            without_background=command.option("without_background") is True,
+            post=text("post"),
+            split_by=text("split_by"),
+            method=text("method"),
+        )
+
+    def compares_with(self, other: EvalRun, semantic: bool) -> bool:
+        """True if the two runs measure the same published number (a semantic run's split is not compared)."""
+        return (
+            self.preset == other.preset
+            and self.method == other.method
+            and self.without_background == other.without_background
+            and (self.post == "sam") == (other.post == "sam")
+            and (self.split_by == "google") == (other.split_by == "google")
+            and (semantic or self.split == other.split)
+        )
+
+
+def published_for_run(run: EvalRun, semantic: bool = True) -> dict[str, float]:
+    """The registry's published numbers (%) for an eval run, keyed by metric.
+
+    The key is the row's ``metric`` (``"J&F"``, ``"J"``, ``"F"`` for Ref-DAVIS17), else ``"headline"``
+    (mIoU, or GRES's number); empty where nothing published matches. The registry
+    (:func:`registry_tables`) is the only place the numbers are written.
+
+    Arguments:
+        run: the run's settings (:class:`EvalRun`).
+        semantic: False for referring, GRES and video presets, whose split must match too.
+    """
+    found: dict[str, float] = {}
+    for table in registry_tables().values():
+        for row in table.rows:
+            if row.command is None or row.command.app != "eval" or not isinstance(row.published, float):
+                continue
+            if run.compares_with(EvalRun.of(row.command), semantic):
+                found.setdefault(row.metric or "headline", row.published)
+    return found
+
+
+def fill(command: Command, **values: str | None) -> list[str]:
+    """A command's line after ``carlib``, its placeholders replaced (by :data:`PLACEHOLDERS` where ``values``
+    gives none)."""
+    return command.argv(**values)
 
 
 def weights_needed(table: PaperTable) -> list[str]:
@@ -548,7 +679,7 @@ def read_real_numbers(table: PaperTable, out_dir: Path) -> dict[str, Measured]:
     return found
 
 
-def missing_commands(table: PaperTable, out_dir: Path) -> list[tuple[str, ...]]:
+def missing_commands(table: PaperTable, out_dir: Path) -> list[Command]:
     """The table's commands that have not yet written every ``metrics.json`` they are expected to."""
     missing = []
     for command in table.commands():

@@ -439,7 +439,7 @@ def test_every_eval_row_of_the_registry_is_what_a_run_of_its_own_command_is_comp
             semantic = get_preset(run.preset).settings.mode == "semantic"
             assert published_for_run(run, semantic)[row.metric or "headline"] == row.published, row.label
             checked += 1
-    assert checked >= 45
+    assert checked >= 40  # Table 1 (14), Table 7 (13), the other methods (15)
     # Referring runs compare the split and whose split of the refs; semantic ones do not.
     assert published_for_run(EvalRun("refcocog", "val"), semantic=False) == {"headline": 36.67}
     assert published_for_run(EvalRun("refcocog", "val", split_by="google"), semantic=False) == {"headline": 36.63}

@@ -19,7 +19,8 @@ from carlib.classifier import ClassifierStage, MaskClassifier
 from carlib.images import ImageInput, fit_within, load_image
 from carlib.labels import paint_label_map, resize_masks
 from carlib.models import REAL_CLIP_MAX_SIDE, ClipBundle
-from carlib.postprocess import dense_crf, dense_crf_per_mask, sam_refine
+from carlib.post_stages import PostStage, SamPostProcessing, build_post_stage
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.prompts import PromptedImages
 from carlib.proposals import PROPOSAL_STAGES, ProposalStage
 from carlib.settings import CarSettings, MaxSide
@@ -150,8 +151,8 @@ class Recurrence:
 class CaR:
     """CLIP as RNN: training-free open-vocabulary segmentation.
 
-    ``CaR`` composes a proposal stage, a classifier stage and post-processing,
-    and runs the recurrence over them (spec section 2). Every knob is a field
+    ``CaR`` composes a proposal stage, a classifier stage and a post-processing
+    stage, and runs the recurrence over them (spec section 2). Every knob is a field
     of one :class:`carlib.settings.CarSettings`, received whole and read where
     it matters; a preset's settings are :attr:`carlib.presets.Preset.settings`.
 
@@ -165,10 +166,15 @@ class CaR:
         settings: the run's settings (the defaults are the reference's VOC η, θ, λ and prompts).
         proposals: a :class:`carlib.proposals.ProposalStage` to use instead of the built one.
         classifier: a :class:`carlib.classifier.ClassifierStage` to use instead of the built one.
-        sam_source: where SAM regions come from, for ``post="sam"`` (see :mod:`carlib.postprocess`).
+        post_processing: a :class:`carlib.post_stages.PostStage` to use instead of the one
+            ``settings.post`` names (:func:`carlib.post_stages.build_post_stage`).
+        sam_source: the region source of the SAM stage CaR builds for ``post="sam"``
+            (:class:`carlib.postprocess.SamMaskSource`, or :class:`carlib.postprocess.ColourRegionMaskSource`
+            on ShapesWorld); ignored by the other stages.
 
     Raises:
-        ValueError: ``post="sam"`` without a ``sam_source``, or a stage with no model to build it from.
+        ValueError: ``post="sam"`` without a ``sam_source``, both ``post_processing`` and ``sam_source``,
+            or a stage with no model to build it from.
     """
 
     def __init__(
@@ -179,7 +185,8 @@ class CaR:
         *,
         proposals: ProposalStage | None = None,
         classifier: ClassifierStage | None = None,
-        sam_source=None,
+        post_processing: PostStage | None = None,
+        sam_source: MaskSource | None = None,
     ) -> None:
         self.settings = settings or CarSettings()
         if not isinstance(self.settings, CarSettings):
@@ -188,9 +195,16 @@ class CaR:
             raise ValueError(
                 "CaR needs a proposal_model (or a proposals stage) and a classifier_model (or a classifier)"
             )
+        if post_processing is not None and sam_source is not None:
+            raise ValueError(
+                "give CaR either a post_processing stage or a sam_source (the region source of the SAM stage it "
+                "builds), not both: pass carlib.post_stages.SamPostProcessing(sam_source) as post_processing"
+            )
         self.proposal_model = proposal_model
-        self.sam_source = sam_source
-        self._check_sam(self.settings)
+        self._given_post = post_processing
+        self._sam_source = sam_source
+        self._built_post: dict[str, PostStage] = {}
+        self.post_stage(self.settings)  # refuses post="sam" without regions before any work
         self._check_proposal_tower(self.settings, proposals)
         self._given_proposals = proposals
         self._built_proposals: dict[str, ProposalStage] = {}
@@ -207,6 +221,26 @@ class CaR:
         if method not in self._built_proposals:
             self._built_proposals[method] = PROPOSAL_STAGES[method](self.proposal_model)
         return self._built_proposals[method]
+
+    def post_stage(self, settings: CarSettings | None = None) -> PostStage:
+        """The stage that post-processes under ``settings``: the one given, else the one ``post`` names, built once.
+
+        Raises:
+            ValueError: ``post="sam"`` and CaR was given no ``sam_source``.
+        """
+        if self._given_post is not None:
+            return self._given_post
+        post = (settings or self.settings).post
+        if post not in self._built_post:
+            self._built_post[post] = build_post_stage(post, self._sam_source)
+        return self._built_post[post]
+
+    @property
+    def sam_source(self) -> MaskSource | None:
+        """The SAM stage's region source: ``sam_source``'s, or a given :class:`SamPostProcessing`'s; else None."""
+        if isinstance(self._given_post, SamPostProcessing):
+            return self._given_post.region_source
+        return self._sam_source
 
     @property
     def max_side(self) -> int | None:
@@ -234,7 +268,7 @@ class CaR:
         :meth:`Recurrence.post_job` in worker processes meanwhile.
         """
         settings = settings or self.settings
-        self._check_sam(settings)
+        self.post_stage(settings)  # refuses post="sam" without regions before any work
         self._check_proposal_tower(settings, self._given_proposals)
         queries = validate_queries(queries)
         original = load_image(image)
@@ -272,7 +306,7 @@ class CaR:
         seconds = dict(recurrence.seconds)
         if masks is None:
             start = time.perf_counter()
-            masks = post_process(recurrence.post_job(), self.sam_source)
+            masks = post_process(recurrence.post_job(), self.post_stage(recurrence.settings))
             post_seconds = time.perf_counter() - start
         seconds["post"] = post_seconds
         soft_masks = recurrence.soft_masks
@@ -298,10 +332,6 @@ class CaR:
             tower.require_attention("CLIP-ES")
         if settings.proposal_method != "gradcam":
             tower.require_attention(f"the {settings.proposal_method} proposal method")
-
-    def _check_sam(self, settings: CarSettings) -> None:
-        if settings.post == "sam" and self.sam_source is None:
-            raise ValueError("post='sam' needs a sam_source (e.g. carlib.postprocess.SamMaskSource(checkpoint))")
 
     def _step(
         self,
@@ -375,26 +405,35 @@ class PostJob:
     image_size: tuple[int, int]
 
 
-def post_process(job: PostJob, sam_source=None) -> np.ndarray:
-    """The kept queries' binary masks (bool N x H x W at the input's size) after the job's post-processing.
+def post_process(job: PostJob, stage: PostStage | None = None) -> np.ndarray:
+    """The kept queries' binary masks after post-processing, at the input's size.
 
-    A pure function of the job (and the SAM source for ``post="sam"``), so
-    ``carlib eval`` can run it in another process.
+    A pure function of the job and the stage, so ``carlib eval`` can run it in another process.
+
+    Arguments:
+        job: the recurrence's outcome (:meth:`Recurrence.post_job`).
+        stage: the :class:`carlib.post_stages.PostStage` to run on the kept queries
+            (:meth:`CaR.post_stage`); None builds the one ``job.settings.post`` names,
+            which for ``"sam"`` needs a region source, so pass the stage.
+
+    Returns:
+        bool N x H x W at ``job.image_size``; all False for dropped queries.
+
+    Raises:
+        ValueError: no stage for ``post="sam"``, or a stage that returns masks of the wrong shape.
     """
-    settings, kept = job.settings, np.flatnonzero(job.scores > 0)
+    stage = stage if stage is not None else build_post_stage(job.settings.post)
+    kept = np.flatnonzero(job.scores > 0)
     masks = np.zeros(job.soft_masks.shape, dtype=bool)
     if kept.size:
-        if settings.post == "none":
-            masks[kept] = job.soft_masks[kept] > settings.mask_threshold
-        elif settings.post == "crf":
-            crf = dense_crf_per_mask if settings.mode == "referring" else dense_crf
-            masks[kept] = crf(job.image, job.soft_masks[kept], settings.crf)
-        else:
-            if sam_source is None:
-                raise ValueError("post='sam' needs a sam_source (e.g. carlib.postprocess.SamMaskSource(checkpoint))")
-            masks[kept] = sam_refine(
-                job.image, job.soft_masks[kept] > settings.mask_threshold, sam_source, settings.sam
+        refined = np.asarray(stage.refine(job.image, job.soft_masks[kept], job.settings))
+        expected = (kept.size, *job.soft_masks.shape[1:])
+        if refined.shape != expected:
+            raise ValueError(
+                f"{type(stage).__name__}.refine returned masks of shape {refined.shape}, expected {expected} "
+                "(one H x W mask per kept query)"
             )
+        masks[kept] = refined
     if job.image.shape[:2] != tuple(job.image_size):
         masks = _resize_kept(masks, job.scores, job.image_size, resize_masks)
     return masks

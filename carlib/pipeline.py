@@ -25,6 +25,8 @@ from carlib.models import (
     load_clip,
     needs_hf_tokenizer,
 )
+from carlib.post_stages import PostStage
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.presets import Preset, SemanticPass, get_preset
 from carlib.proposals import ProposalStage
 
@@ -179,9 +181,10 @@ def car_from_preset(
     preset: Preset | str,
     models: LoadedModels,
     *,
-    sam_source=None,
+    sam_source: MaskSource | None = None,
     proposals: ProposalStage | None = None,
     classifier: ClassifierStage | None = None,
+    post_processing: PostStage | None = None,
     **changes,
 ) -> CaR:
     """A :class:`CaR` with a preset's settings and models.
@@ -189,8 +192,9 @@ def car_from_preset(
     Arguments:
         preset: a :class:`Preset` or its name.
         models: from :func:`load_models`.
-        sam_source: a mask source, needed for ``post="sam"``.
-        proposals, classifier: stages to use instead of the ones CaR builds.
+        sam_source: the region source of ``post="sam"`` (:class:`carlib.postprocess.SamMaskSource`, or
+            :class:`carlib.postprocess.ColourRegionMaskSource` on ShapesWorld).
+        proposals, classifier, post_processing: stages to use instead of the ones CaR builds.
         **changes: :class:`carlib.settings.CarSettings` fields to change for
             this CaR (``post="none"``, ``recurrent=False``...), for ablations.
 
@@ -200,7 +204,13 @@ def car_from_preset(
     preset = get_preset(preset) if isinstance(preset, str) else preset
     settings = preset.settings.replace(**changes) if changes else preset.settings
     return CaR(
-        models.proposal, models.classifier, settings, proposals=proposals, classifier=classifier, sam_source=sam_source
+        models.proposal,
+        models.classifier,
+        settings,
+        proposals=proposals,
+        classifier=classifier,
+        post_processing=post_processing,
+        sam_source=sam_source,
     )
 
 

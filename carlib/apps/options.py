@@ -10,6 +10,7 @@ from pathlib import Path
 
 from carlib.memory import set_memory_budget
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, parse_model_spec
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.precision import AMP_CHOICES, resolve_amp
 from carlib.presets import Preset
 from carlib.scores import SCORE_RULES
@@ -158,8 +159,10 @@ def add_sam_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def sam_source_from_options(command: str, post: str, args: argparse.Namespace, models: LoadedModels, preset: Preset):
-    """The SAM mask source ``--post sam`` asks for, or None for other post-processing.
+def sam_source_from_options(
+    command: str, post: str, args: argparse.Namespace, models: LoadedModels, preset: Preset
+) -> MaskSource | None:
+    """The region source of the SAM stage ``--post sam`` asks for (CaR's ``sam_source``), or None for other post-processing.
 
     With the ShapesWorld CLIP and no checkpoint, ShapesWorld's colour regions stand in for SAM (said on stderr).
 

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 
 from carlib.car import PostJob, post_process
+from carlib.post_stages import PostStage, build_post_stage
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.precision import AMP_CHOICES, autocast_for  # noqa: F401 (where the evaluation has always found them)
 
 
@@ -80,12 +82,12 @@ def read_ahead(load: Callable[[Any], Any], items: Sequence[Any], error_type: typ
     yield from loader
 
 
-def _post_process_all(jobs: list[PostJob], sam_source=None) -> list[tuple[Any, float]]:
-    """Each job's masks and the seconds its post-processing took."""
+def _post_process_all(jobs: list[PostJob], stages: list[PostStage]) -> list[tuple[Any, float]]:
+    """Each job's masks (by the stage beside it) and the seconds its post-processing took."""
     results = []
-    for job in jobs:
+    for job, stage in zip(jobs, stages):
         start = time.perf_counter()
-        masks = post_process(job, sam_source)
+        masks = post_process(job, stage)
         results.append((masks, time.perf_counter() - start))
     return results
 
@@ -102,16 +104,31 @@ class PostProcessPool:
     Use as a context manager. :meth:`submit` queues the jobs of one sample
     with a callback to run on their masks; at most ``2 x workers`` samples are
     in flight (the oldest is completed first), so memory stays bounded.
-    With ``workers=0``, or for SAM (its model lives in this process), jobs run
-    inline at submission.
+    With ``workers=0``, or for a stage that is not
+    :attr:`~carlib.post_stages.PostStage.runs_in_workers` (SAM: its model lives
+    in this process), jobs run inline at submission. A stage sent to the
+    workers is pickled with each sample's jobs.
 
     Arguments:
         workers: worker processes (0: inline).
-        sam_source: the SAM mask source, for ``post="sam"`` jobs.
+        post: the :class:`carlib.post_stages.PostStage` of every job (``car.post_stage()``);
+            None: the one each job's ``settings.post`` names. A
+            :class:`carlib.postprocess.MaskSource` instead (``car.sam_source``, what the pool took
+            before post-processing was a stage) is the region source of those built stages.
+
+    Attributes:
+        stage: the stage given, or None.
+        region_source: the region source given, or None.
     """
 
-    def __init__(self, workers: int, sam_source=None) -> None:
-        self.workers, self.sam_source = workers, sam_source
+    def __init__(self, workers: int, post: PostStage | MaskSource | None = None) -> None:
+        self.workers = workers
+        self.stage: PostStage | None = None
+        self.region_source: MaskSource | None = None
+        if isinstance(post, PostStage):
+            self.stage = post
+        elif post is not None:
+            self.region_source = post
         self._executor: ProcessPoolExecutor | None = None
         self._pending: deque[tuple[Future, Callable]] = deque()
 
@@ -126,13 +143,20 @@ class PostProcessPool:
     def submit(self, jobs: list[PostJob], then: Callable[[list[tuple[Any, float]]], None]) -> None:
         """Post-process ``jobs`` (one sample's); call ``then([(masks, seconds), ...])`` when done, in order."""
         executor = self._executor
-        if executor is None or any(job.settings.post == "sam" for job in jobs):
+        stages = [self.stage_for(job) for job in jobs]
+        if executor is None or not all(stage.runs_in_workers for stage in stages):
             self.drain()
-            then(_post_process_all(jobs, self.sam_source))
+            then(_post_process_all(jobs, stages))
             return
-        self._pending.append((executor.submit(_post_process_all, jobs), then))
+        self._pending.append((executor.submit(_post_process_all, jobs, stages), then))
         while len(self._pending) > 2 * self.workers:
             self._complete_oldest()
+
+    def stage_for(self, job: PostJob) -> PostStage:
+        """The stage that post-processes ``job``: the pool's, else the one its settings name."""
+        if self.stage is not None:
+            return self.stage
+        return build_post_stage(job.settings.post, self.region_source)
 
     def drain(self) -> None:
         """Complete every job in flight."""

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from carlib.evaluation.metrics import ConfusionMatrix
 from carlib.pipeline import LoadedModels, car_from_preset, load_models
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.presets import Preset, get_preset
 from carlib.world.classes import CLASS_NAMES
 from carlib.world.scene import split_scene
@@ -55,7 +56,7 @@ def evaluate_car_on_world(
     variants: tuple[str, ...] = ("car_crf", "car_none", "single_pass_crf"),
     progress: bool = True,
     car_options: dict | None = None,
-    sam_source=None,
+    sam_source: MaskSource | None = None,
 ) -> CarWorldReport:
     """Run CaR variants on ``n`` test scenes and measure them.
 

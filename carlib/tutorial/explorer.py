@@ -15,6 +15,7 @@ import numpy as np
 from carlib.car import CarResult
 from carlib.images import load_image
 from carlib.pipeline import parse_queries
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.prompts import PROMPT_KINDS
 from carlib.text import validate_queries
 from carlib.tutorial import Tutorial
@@ -57,12 +58,16 @@ class Explorer:
     """
 
     def __init__(
-        self, session: Tutorial, image: str | None = None, queries: str | None = None, sam_source=None
+        self,
+        session: Tutorial,
+        image: str | None = None,
+        queries: str | None = None,
+        sam_source: MaskSource | None = None,
     ) -> None:
         import ipywidgets as widgets
 
         self.session = session
-        self.sam_source = sam_source
+        self.sam_source: MaskSource | None = sam_source
         settings = session.settings
         self.result: CarResult | None = None
         self._segmented: np.ndarray | None = None  # the picture self.result belongs to
@@ -139,7 +144,7 @@ class Explorer:
         for name, control in CSS_CLASSES.items():
             getattr(self, name).add_class(control)
 
-    def _sam(self):
+    def _sam(self) -> MaskSource | None:
         if self.sam_source is not None:
             return self.sam_source
         if self.session.uses_shapes:

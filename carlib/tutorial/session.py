@@ -21,6 +21,7 @@ from carlib.car import CaR
 from carlib.images import load_image
 from carlib.models import SHAPES_MODEL_NAME, data_dir
 from carlib.pipeline import MODEL_CHOICES, LoadedModels, car_from_preset, load_models, parse_queries
+from carlib.postprocess.mask_sources import MaskSource
 from carlib.precision import amp_name, set_global_autocast
 from carlib.presets import Preset, get_preset
 from carlib.settings import CarSettings
@@ -156,8 +157,12 @@ class Tutorial:
             return list(PHOTO_QUERIES[image])
         return list(self.default_queries)
 
-    def car(self, *, sam_source=None, **changes) -> CaR:
-        """A :class:`CaR` with the preset's settings; keywords change any setting (``post="none"``...)."""
+    def car(self, *, sam_source: MaskSource | None = None, **changes) -> CaR:
+        """A :class:`CaR` with the preset's settings; keywords change any setting (``post="none"``...).
+
+        ``sam_source`` is the region source of ``post="sam"`` (:class:`carlib.postprocess.SamMaskSource`, or
+        :class:`carlib.postprocess.ColourRegionMaskSource` on ShapesWorld).
+        """
         preset = self.preset.replace(**changes) if changes else self.preset
         return car_from_preset(preset, self.models, sam_source=sam_source)
 

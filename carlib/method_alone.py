@@ -656,8 +656,6 @@ class AloneSegmenter:
         bundle, preset, protocol: as :class:`MethodAlone` (the protocol's class-name file is not used).
     """
 
-    sam_source = None
-
     def __init__(self, bundle: ClipBundle, preset: Preset, protocol: MethodProtocol) -> None:
         self.bundle, self.preset, self.protocol = bundle, preset, protocol
         self._segmenters: dict[tuple[str, ...], MethodAlone] = {}

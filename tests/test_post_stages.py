@@ -239,16 +239,3 @@ def test_the_pool_runs_a_given_stage_in_a_worker_process_and_sam_in_this_one():
         pool.submit([_random_job(CarSettings(post="sam"))], lambda results: received.append(results[0][0]))
         assert not pool._executor._processes  # never sent to a worker
     assert source.calls == 1  # generated here: a worker's copy would have counted in its own process
-
-
-def test_the_pool_given_a_region_source_builds_each_jobs_stage_from_its_settings():
-    source = QuadrantRegions()
-    pool = PostProcessPool(0, source)  # what carlib eval passes as car.sam_source
-    sam_job, crf_job = _random_job(CarSettings(post="sam")), _random_job(CarSettings(post="crf"))
-    assert pool.stage_for(sam_job) == SamPostProcessing(source) and pool.stage_for(crf_job) == CrfPostProcessing()
-    received = []
-    with pool:
-        pool.submit([sam_job, crf_job], lambda results: received.extend(masks for masks, _ in results))
-    np.testing.assert_array_equal(received[0], post_process(sam_job, SamPostProcessing(source)))
-    np.testing.assert_array_equal(received[1], post_process(crf_job))
-    assert source.calls == 2

@@ -268,7 +268,7 @@ def run_task(task: EvalTask, progress: bool, workers: int, device, amp: str) -> 
         return record_it
 
     samples = read_ahead(task.loader, task.items, SampleReadError, workers)
-    with PostProcessPool(workers, task.sam_source) as pool, counting(len(task.items), task.unit) as count:
+    with PostProcessPool(workers, task.post_stage) as pool, counting(len(task.items), task.unit) as count:
         for item, sample, error in tqdm(samples, total=len(task.items), desc=task.label, disable=not progress):
             if error is not None:
                 errors.append({"id": task.item_id(item), "error": error})

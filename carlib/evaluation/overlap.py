@@ -24,7 +24,6 @@ import torch
 
 from carlib.car import PostJob, post_process
 from carlib.post_stages import PostStage, build_post_stage
-from carlib.postprocess.mask_sources import MaskSource
 from carlib.precision import AMP_CHOICES, autocast_for  # noqa: F401 (where the evaluation has always found them)
 
 
@@ -112,23 +111,15 @@ class PostProcessPool:
     Arguments:
         workers: worker processes (0: inline).
         post: the :class:`carlib.post_stages.PostStage` of every job (``car.post_stage()``);
-            None: the one each job's ``settings.post`` names. A
-            :class:`carlib.postprocess.MaskSource` instead (``car.sam_source``, what the pool took
-            before post-processing was a stage) is the region source of those built stages.
+            None: the one each job's ``settings.post`` names (no SAM: it needs a region source).
 
     Attributes:
         stage: the stage given, or None.
-        region_source: the region source given, or None.
     """
 
-    def __init__(self, workers: int, post: PostStage | MaskSource | None = None) -> None:
+    def __init__(self, workers: int, post: PostStage | None = None) -> None:
         self.workers = workers
-        self.stage: PostStage | None = None
-        self.region_source: MaskSource | None = None
-        if isinstance(post, PostStage):
-            self.stage = post
-        elif post is not None:
-            self.region_source = post
+        self.stage = post
         self._executor: ProcessPoolExecutor | None = None
         self._pending: deque[tuple[Future, Callable]] = deque()
 
@@ -156,7 +147,7 @@ class PostProcessPool:
         """The stage that post-processes ``job``: the pool's, else the one its settings name."""
         if self.stage is not None:
             return self.stage
-        return build_post_stage(job.settings.post, self.region_source)
+        return build_post_stage(job.settings.post)
 
     def drain(self) -> None:
         """Complete every job in flight."""

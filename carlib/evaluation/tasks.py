@@ -39,6 +39,7 @@ from carlib.labels import (
     save_palette_png,
 )
 from carlib.pipeline import vocabulary_recurrences, vocabulary_segmentation
+from carlib.post_stages import PostStage
 from carlib.presets import Preset
 
 REFERRING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -54,8 +55,8 @@ class EvalTask(Protocol):
     """The progress bar's label."""
     items: list
     """This rank's share of the samples, in order."""
-    sam_source: Any
-    """The SAM regions the post-processing workers need (None unless ``post="sam"``)."""
+    post_stage: PostStage | None
+    """What post-processes every job (``car.post_stage()``; None: no jobs, or each job's settings say)."""
 
     @property
     def loader(self) -> Callable[[Any], tuple[np.ndarray, Any]]:
@@ -133,7 +134,7 @@ class CarSemantic:
 
     def __init__(self, car, preset: Preset) -> None:
         self.car, self.preset = car, preset
-        self.sam_source = car.sam_source
+        self.post_stage: PostStage | None = car.post_stage()
 
     def run(self, image):
         return vocabulary_recurrences(self.car, self.preset, image)
@@ -163,7 +164,7 @@ class MethodSemantic:
     """A dense method alone (:class:`carlib.method_alone.MethodAlone`): no post-processing jobs, the label map
     straight from the per-pixel argmax."""
 
-    sam_source = None
+    post_stage: PostStage | None = None  # no post-processing jobs
 
     def __init__(self, alone) -> None:
         self.alone = alone
@@ -205,7 +206,7 @@ class SemanticTask:
     ) -> None:
         self.segmenter, self.preset, self.dataset, self.predictions = segmenter, preset, dataset, predictions
         self.without_background = without_background
-        self.sam_source = segmenter.sam_source
+        self.post_stage = segmenter.post_stage
         self.label = f"eval {preset.name} (rank {distributed.rank})"
         self.items = distributed.shard(first(list(dataset.ids()), limit))
         self.matrix = ConfusionMatrix(len(car_label_names(dataset)), dataset.ignore_label)
@@ -287,7 +288,7 @@ class ReferringTask:
 
     def __init__(self, car, dataset, predictions: Path, distributed: Distributed, limit: int | None) -> None:
         self.car, self.dataset, self.predictions = car, dataset, predictions
-        self.sam_source = car.sam_source
+        self.post_stage: PostStage | None = car.post_stage()
         self.label = f"eval referring (rank {distributed.rank})"
         self.items = distributed.shard(first(list(dataset.objects()), limit))
         self.metrics = ReferringMetrics()
@@ -355,7 +356,7 @@ class GresTask:
 
     def __init__(self, car, dataset, predictions: Path, distributed: Distributed, limit: int | None) -> None:
         self.car, self.dataset, self.predictions = car, dataset, predictions
-        self.sam_source = car.sam_source
+        self.post_stage: PostStage | None = car.post_stage()
         self.label = f"eval gres (rank {distributed.rank})"
         self.items = distributed.shard(first(list(dataset.objects()), limit))
         self.metrics = GresMetrics()
@@ -433,7 +434,7 @@ class VideoTask:
     ) -> None:
         self.car, self.dataset, self.predictions = car, dataset, predictions
         self.expression_sets = tuple(expression_sets)
-        self.sam_source = car.sam_source
+        self.post_stage: PostStage | None = car.post_stage()
         self.label = f"eval {dataset.name} (rank {distributed.rank})"
         videos = distributed.shard(first(dataset.videos(), limit))
         self.videos = {video.name: video for video in videos}

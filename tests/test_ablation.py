@@ -14,7 +14,8 @@ from carlib.presets import get_preset
 def test_rows_follow_the_paper_tables():
     voc = get_preset("voc")
     recurrence = table_rows("recurrence", voc)
-    assert [row.paper for row in recurrence] == [15.2, 41.1, 67.6, None, None]
+    assert [row.name for row in recurrence][:3] == ["no recurrence (one pass, all queries kept)",
+                                                    "recurrence + Grad-CAM", "recurrence + CLIP-ES"]
     assert recurrence[0].car_options == {"recurrent": False}
     assert recurrence[1].car_options == {"use_clip_es": False}
     assert [row.car_options for row in recurrence[3:]] == [
@@ -34,6 +35,10 @@ def test_shapes_table_runs_and_prints_markdown(tmp_path, capsys):
     markdown = (tmp_path / "ablation-recurrence.md").read_text()
     values = re.findall(r"\| ([0-9.]+) \| (?:[0-9.]+|—) \|", markdown)
     assert len(values) == 5 and all(0 <= float(v) <= 100 for v in values)
+    papers = re.findall(r"^\| ([^|]+) \| [0-9.]+ \| ([0-9.]+|—) \|$", markdown, re.M)
+    assert papers == [("no recurrence (one pass, all queries kept)", "15.2"), ("recurrence + Grad-CAM", "41.1"),
+                      ("recurrence + CLIP-ES", "67.6"), ("recurrence + MaskCLIP (not in the paper)", "—"),
+                      ("recurrence + MaskCLIP + CLIP-ES (not in the paper)", "—")]  # the registry's, by row name
     assert "ShapesWorld, 3 held-out scenes" in capsys.readouterr().out
 
 

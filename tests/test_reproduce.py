@@ -106,12 +106,20 @@ def test_every_published_number_is_in_the_registry_and_matches_the_paper():
     assert float(re.search(r"Context-59 (\d+\.\d+)", table_b).group(1)) == registry[("1", "Context-59")]
 
 
-def test_ablation_rows_carry_the_same_published_numbers():
-    """`carlib ablate` prints the paper's VOC number beside each row; it must be the registry's."""
+def test_ablate_reads_each_rows_published_number_from_the_registry():
+    """`carlib ablate` prints the paper's number beside each row: the registry's row of the same name, per preset."""
+    from carlib.evaluation.registry import published_ablation, published_spreads
+
     for number, name in (("2", "recurrence"), ("4", "prompts"), ("6", "background")):
-        registry = {row.label: row.published for row in get_table(number).rows}
-        for row in table_rows(name, get_preset("voc")):
-            assert row.paper == registry[row.name], (number, row.name)
+        registry = {row.label: row.published for row in get_table(number).rows if row.published is not None}
+        assert published_ablation(name) == registry, number
+        assert set(published_ablation(name)) <= {row.name for row in table_rows(name, get_preset("voc"))}
+    assert published_ablation("backbones") == {
+        "ViT-B-16 proposals, ViT-B-16 classifier": 54.1, "ViT-B-16 proposals, ViT-L-14 classifier": 67.6,
+        "ViT-L-14 proposals, ViT-B-16 classifier": 50.6, "ViT-L-14 proposals, ViT-L-14 classifier": 57.6}
+    assert published_ablation("backbones", "coco_object")["ViT-B-16 proposals, ViT-L-14 classifier"] == 36.6
+    assert published_spreads("sweep") == {"voc": (67.0, 67.6), "coco_object": (35.4, 36.6)}
+    assert published_ablation("sweep") == {} and published_ablation("methods") == {}
 
 
 @pytest.mark.parametrize("number", TABLE_NUMBERS)

@@ -8,158 +8,24 @@ run. Every table prints as markdown with the paper's VOC number beside ours.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from carlib.background import BACKGROUND_SETS
+from carlib.evaluation.ablation_rows import SHAPES_FAMILIES, SWEEP_STEP, TABLES, Row, backbone_rows_on_world, table_rows
+from carlib.evaluation.registry import published_ablation, published_spreads
 from carlib.presets import Preset, get_preset
 from carlib.progress import counted
 
-TABLES = ("recurrence", "prompts", "background", "backbones", "sweep", "methods")
-
-SWEEP_STEP = 0.1
-"""How far the sweep moves η, θ and λ from the preset's values, one at a time (Table 5)."""
-PAPER_SWEEP_RANGES = {"voc": (67.0, 67.6), "coco_object": (35.4, 36.6)}
-"""The published spread of Table 5's hyper-parameter sweep, mIoU % (paper-numbers.md)."""
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of an ablation table: a name, what changes, and the paper's VOC-21 mIoU (%)."""
-
-    name: str
-    preset_changes: dict
-    car_options: dict
-    paper: float | None
-
-
-def table_rows(table: str, preset: Preset) -> list[Row]:
-    """The rows of one ablation table for a preset.
-
-    Arguments:
-        table: ``recurrence`` (Table 2), ``prompts`` (Table 4), ``background``
-            (Table 6), ``backbones`` (Table 3) or ``sweep`` (Table 5: η, θ
-            and λ each moved by :data:`SWEEP_STEP` either way from the
-            preset's values, one at a time, values kept in [0, 1]).
-        preset: the preset the rows modify.
-
-    Returns:
-        list of :class:`Row`.
-    """
-    if table == "recurrence":
-        return [
-            Row("no recurrence (one pass, all queries kept)", {}, {"recurrent": False}, 15.2),
-            Row("recurrence + Grad-CAM", {}, {"use_clip_es": False}, 41.1),
-            Row("recurrence + CLIP-ES", {}, {"use_clip_es": True}, 67.6),
-            Row(
-                "recurrence + MaskCLIP (not in the paper)",
-                {},
-                {"proposal_method": "maskclip", "use_clip_es": False},
-                None,
-            ),
-            Row(
-                "recurrence + MaskCLIP + CLIP-ES (not in the paper)",
-                {},
-                {"proposal_method": "maskclip", "use_clip_es": True},
-                None,
-            ),
-        ]
-    if table == "prompts":
-        kinds = [
-            ("circle", 66.9),
-            ("contour", 66.0),
-            ("blur", 66.4),
-            ("gray", 66.1),
-            ("black", 61.8),
-            ("circle+blur", 67.6),
-        ]
-        return [Row(name, {"prompt_kinds": tuple(name.split("+"))}, {}, paper) for name, paper in kinds]
-    if table == "background":
-        rows = [Row("none", {"background": ()}, {}, 64.3)]
-        if preset.name == "shapes":
-            from carlib.vocabularies import shapes_background_words
-
-            rows.append(
-                Row(
-                    "ShapesWorld surfaces (grass, sky, water, sand)",
-                    {"background": shapes_background_words()},
-                    {},
-                    None,
-                )
-            )
-        rows += [
-            Row("default 23 words", {"background": BACKGROUND_SETS["default"]}, {}, None),
-            Row("terrestrial", {"background": BACKGROUND_SETS["terrestrial"]}, {}, None),
-            Row("aquatic-atmospheric", {"background": BACKGROUND_SETS["aquatic_atmospheric"]}, {}, None),
-            Row("man-made", {"background": BACKGROUND_SETS["man_made"]}, {}, None),
-            Row("all groups", {"background": BACKGROUND_SETS["all_groups"]}, {}, 67.6),
-        ]
-        return rows
-    if table == "backbones" and preset.name == "shapes":
-        return backbone_rows_on_world()
-    if table == "backbones":
-        pairs = [
-            ("ViT-B-16", "ViT-B-16", 54.1),
-            ("ViT-B-16", "ViT-L-14", 67.6),
-            ("ViT-L-14", "ViT-B-16", 50.6),
-            ("ViT-L-14", "ViT-L-14", 57.6),
-        ]
-        return [
-            Row(
-                f"{proposal} proposals, {classifier} classifier",
-                {"proposal_model": proposal, "classifier_model": classifier},
-                {},
-                paper,
-            )
-            for proposal, classifier, paper in pairs
-        ]
-    if table == "methods":
-        raise ValueError(
-            "the methods table is not a list of CaR settings; run_table('methods') measures it "
-            "(carlib.evaluation.methods_table)"
-        )
-    if table == "sweep":
-        settings = preset.settings
-        rows = [
-            Row(
-                f"preset (η {settings.mask_threshold:g}, θ {settings.confidence_threshold:g}, "
-                f"λ {settings.clipes_threshold:g})",
-                {},
-                {},
-                None,
-            )
-        ]
-        for symbol, field_name in (("η", "mask_threshold"), ("θ", "confidence_threshold"), ("λ", "clipes_threshold")):
-            centre = getattr(settings, field_name)
-            for value in (round(centre - SWEEP_STEP, 6), round(centre + SWEEP_STEP, 6)):
-                if 0.0 <= value <= 1.0:
-                    rows.append(Row(f"{symbol} {value:g}", {field_name: value}, {}, None))
-        return rows
-    raise ValueError(f"unknown table {table!r}; choose one of {TABLES}")
-
-
-SHAPES_FAMILIES = {"shapes": "contrastive, open_clip ViT", "shapes-siglip": "sigmoid, timm ViT + MAP head"}
-"""The two ShapesWorld models Table 3's analogue pairs up (:mod:`carlib.world.model`)."""
-
-
-def backbone_rows_on_world() -> list[Row]:
-    """Table 3's analogue across families: each proposal x classifier pairing of the two ShapesWorld models,
-    under the softmax score rule, then again under ``as_trained`` where a sigmoid-trained model takes part."""
-    rows = []
-    for rule in ("softmax", "as_trained"):
-        for proposal in SHAPES_FAMILIES:
-            for classifier in SHAPES_FAMILIES:
-                if rule == "as_trained" and "shapes-siglip" not in (proposal, classifier):
-                    continue  # the rule changes nothing for two contrastive models
-                rows.append(
-                    Row(
-                        f"{proposal} proposals, {classifier} classifier, {rule} scores",
-                        {"proposal_model": proposal, "classifier_model": classifier},
-                        {"score_rule": rule},
-                        None,
-                    )
-                )
-    return rows
+__all__ = [
+    "SHAPES_FAMILIES",
+    "SWEEP_STEP",
+    "TABLES",
+    "Row",
+    "backbone_rows_on_world",
+    "localisation_table",
+    "run_table",
+    "table_rows",
+    "world_row",
+]
 
 
 def run_table(
@@ -228,18 +94,19 @@ def run_table(
             results.append((row, summary))
         source = f"{preset_name}, {data_root}"
     lines = [f"### Ablation: {table} ({source})", "", "| setting | ours mIoU % | paper (VOC-21) % |", "|---|---|---|"]
+    published = published_ablation(table)
     for row, value in results:
-        paper = "—" if row.paper is None else f"{row.paper:.1f}"
+        paper = f"{published[row.name]:.1f}" if row.name in published else "—"
         lines.append(f"| {row.name} | {value * 100:.1f} | {paper} |")
     if table == "backbones" and preset_name == "shapes":
         lines += ["", localisation_table(n, progress)]
     if table == "sweep":
         values = [value * 100 for _, value in results]
-        published = "; ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in PAPER_SWEEP_RANGES.items())
+        spreads = "; ".join(f"{name} {low:.1f}–{high:.1f}" for name, (low, high) in published_spreads(table).items())
         lines += [
             "",
             f"Our spread over these {len(values)} settings: {min(values):.1f}–{max(values):.1f} "
-            f"({max(values) - min(values):.1f} points). Published spread of Table 5: {published}.",
+            f"({max(values) - min(values):.1f} points). Published spread of Table 5: {spreads}.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -38,7 +38,7 @@ from carlib.datasets.refdavis import RefDavisDataset
 from carlib.evaluation.distributed import Distributed
 from carlib.evaluation.eval_report import EvalSummary, count_unit, headline_metric, write_reports
 from carlib.evaluation.overlap import PostProcessPool, default_workers, read_ahead
-from carlib.evaluation.reproduce import EvalRun
+from carlib.evaluation.registry import EvalRun
 from carlib.evaluation.run_card import claim_eval_folder, run_card
 from carlib.evaluation.tasks import (
     CarSemantic,

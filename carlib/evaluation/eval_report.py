@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carlib.dense_methods import METHOD_SPECS
-from carlib.evaluation.reproduce import METHOD_SOURCES, EvalRun, published_for_run
+from carlib.evaluation.registry import METHOD_SOURCES, EvalRun, published_for_run
 from carlib.evaluation.tasks import EvalTask, VideoTask
 from carlib.files import atomic_write_text
 

@@ -191,7 +191,7 @@ def _ablation_rows(
     if unknown:
         raise ValueError(
             f"table {number}: published rows {sorted(unknown)} are not rows of `carlib ablate --table "
-            f"{table}`; fix the names in carlib/evaluation/reproduce.py"
+            f"{table}`; fix the names in carlib/evaluation/registry.py"
         )
     return rows
 

@@ -112,7 +112,7 @@ class CarResult:
 
     @property
     def kept_queries(self) -> list[str]:
-        return [query for query, keep in zip(self.queries, self.kept) if keep]
+        return [query for query, keep in zip(self.queries, self.kept, strict=True) if keep]
 
     @property
     def num_steps(self) -> int:
@@ -368,7 +368,7 @@ class CaR:
         diagonal = np.diagonal(matrix).astype(np.float32).copy()
         threshold = settings.confidence_threshold
         passed = diagonal >= threshold if settings.inclusive_threshold else diagonal > threshold
-        kept = [index for index, keep in zip(alive, passed) if keep]
+        kept = [index for index, keep in zip(alive, passed, strict=True) if keep]
         fell_back = not kept
         if fell_back:
             kept = [alive[int(np.argmax(diagonal))]]

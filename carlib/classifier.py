@@ -112,7 +112,7 @@ class MaskClassifier:
         if not pending:
             return 0
         encoded = pixel_embeddings(self.bundle, torch.stack(list(pending.values())), feature)
-        for key, embedding in zip(pending, encoded):
+        for key, embedding in zip(pending, encoded, strict=True):
             self._images[key] = embedding
         count = len(pending)
         pending.clear()

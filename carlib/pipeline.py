@@ -258,7 +258,7 @@ def vocabulary_segmentation(
     label_map = np.zeros(recurrences[0][1].image_size, dtype=np.int32)
     passes: dict[str, CarResult] = {}
     indices: dict[str, tuple[int, ...]] = {}
-    for (semantic_pass, _), result in zip(recurrences, results):
+    for (semantic_pass, _), result in zip(recurrences, results, strict=True):
         class_ids = np.asarray(semantic_pass.class_indices) + 1
         pass_labels = paint_label_map(result.masks, result.scores)
         painted = pass_labels > 0

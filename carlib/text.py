@@ -182,7 +182,7 @@ class TextEmbeddingCache:
         if missing:
             start = time.perf_counter()
             strings = [template.format(name) for template, name in missing]
-            for key, embedding in zip(missing, encode_texts(self.bundle, strings)):
+            for key, embedding in zip(missing, encode_texts(self.bundle, strings), strict=True):
                 self._store[key] = embedding
             self.encoded += len(missing)
             self.seconds += time.perf_counter() - start

@@ -220,7 +220,7 @@ def _distinct_short_names(queries: tuple[str, ...]) -> tuple[str, ...]:
     """
     first = _first_synonyms(queries)
     counts = Counter(first)
-    return tuple(name if counts[name] == 1 else query for name, query in zip(first, queries))
+    return tuple(name if counts[name] == 1 else query for name, query in zip(first, queries, strict=True))
 
 
 @dataclass(frozen=True)

@@ -68,11 +68,17 @@ def families_table(markdown: bool = False) -> str:
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines) + "\n\n" + "\n".join(f"- {row[0]}: {note}" for row, note in zip(rows, notes)) + "\n"
+        return (
+            "\n".join(lines)
+            + "\n\n"
+            + "\n".join(f"- {row[0]}: {note}" for row, note in zip(rows, notes, strict=True))
+            + "\n"
+        )
     blocks = []
-    for row, note in zip(rows, notes):
+    for row, note in zip(rows, notes, strict=True):
         stages = " · ".join(
-            f"{name} {value}" for name, value in zip(("Grad-CAM", "CLIP-ES", "dense maps", "classifier"), row[3:7])
+            f"{name} {value}"
+            for name, value in zip(("Grad-CAM", "CLIP-ES", "dense maps", "classifier"), row[3:7], strict=True)
         )
         blocks.append(
             f"{row[0]}: {row[1]}\n  weights: {row[2]}\n  stages: {stages}\n"

@@ -344,7 +344,7 @@ def _read_meta_expressions(path: Path) -> dict[str, dict[str, dict[int, str]]]:
                     f"{path}: video {video!r}, expressions {start}-{start + 3} name objects "
                     f"{ids}: not four per object in ReferFormer's order"
                 )
-            for name, item in zip(EXPRESSION_SETS, group):
+            for name, item in zip(EXPRESSION_SETS, group, strict=True):
                 result[name].setdefault(video, {})[ids[0]] = str(item["exp"])
     return result
 

@@ -151,7 +151,7 @@ def gres_summary(packed: np.ndarray) -> dict[str, Any]:
     """
     if packed.shape != (len(_FIELDS),):
         raise ValueError(f"expected {len(_FIELDS)} packed GRES sums, got shape {packed.shape}")
-    sums = dict(zip(_FIELDS, packed.tolist()))
+    sums = dict(zip(_FIELDS, packed.tolist(), strict=True))
     samples, no_target = sums["samples"], sums["no_target"]
     targeted = samples - no_target
     true_no_target = sums["no_target_empty"]  # ReLA's TP

@@ -84,7 +84,7 @@ def read_ahead(load: Callable[[Any], Any], items: Sequence[Any], error_type: typ
 def _post_process_all(jobs: list[PostJob], stages: list[PostStage]) -> list[tuple[Any, float]]:
     """Each job's masks (by the stage beside it) and the seconds its post-processing took."""
     results = []
-    for job, stage in zip(jobs, stages):
+    for job, stage in zip(jobs, stages, strict=True):
         start = time.perf_counter()
         masks = post_process(job, stage)
         results.append((masks, time.perf_counter() - start))

@@ -287,7 +287,7 @@ def _table3() -> PaperTable:
         rows += _ablation_rows(
             "3",
             "backbones",
-            dict(zip(names, values)),
+            dict(zip(names, values, strict=True)),
             preset=preset,
             out=f"table3/{preset}",
             label_prefix=f"{'VOC-21' if preset == 'voc' else 'COCO-Object'}: ",
@@ -355,7 +355,7 @@ def _table7() -> PaperTable:
     column_names = {"refcocog": ("val", "test(U)", "val(G)")}
     rows: list[PaperRow] = []
     for preset, values in car.items():
-        for position, (split, value) in enumerate(zip(splits[preset], values)):
+        for position, (split, value) in enumerate(zip(splits[preset], values, strict=True)):
             column = column_names.get(preset, splits[preset])[position]
             if preset == "refcocog" and column == "val(G)":
                 folder = "table7/refcocog_val_google"
@@ -403,7 +403,7 @@ def _table7() -> PaperTable:
             )
         )
     for preset, values in ovseg.items():
-        for column, value in zip(column_names.get(preset, splits[preset]), values):
+        for column, value in zip(column_names.get(preset, splits[preset]), values, strict=True):
             rows.append(
                 PaperRow(
                     f"{shown[preset]} {column}, OVSeg (reference point)",

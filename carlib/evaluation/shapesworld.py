@@ -118,7 +118,7 @@ def evaluate_car_on_world(
                 if name == "car_crf":
                     seconds.append(time.perf_counter() - start)
                     steps.append(result.num_steps)
-                    for query, keep in zip(queries, result.kept):
+                    for query, keep in zip(queries, result.kept, strict=True):
                         if query in present:
                             total_present += 1
                             kept_present += bool(keep)

@@ -145,7 +145,7 @@ class CarSemantic:
     def finish(self, recurrences, post_results) -> tuple[np.ndarray, dict]:
         results = [
             self.car.finish(recurrence, masks, seconds)
-            for (_, recurrence), (masks, seconds) in zip(recurrences, post_results)
+            for (_, recurrence), (masks, seconds) in zip(recurrences, post_results, strict=True)
         ]
         segmentation = vocabulary_segmentation(self.car, recurrences, results)
         record = {
@@ -256,8 +256,10 @@ class SemanticTask:
         return {
             "mIoU": matrix.miou(),
             "pixel_accuracy": matrix.pixel_accuracy(),
-            "per_class_iou": {name: (None if np.isnan(value) else float(value)) for name, value in zip(names, iou)},
-            "present_in_ground_truth": [name for name, present in zip(names, matrix.present()) if present],
+            "per_class_iou": {
+                name: (None if np.isnan(value) else float(value)) for name, value in zip(names, iou, strict=True)
+            },
+            "present_in_ground_truth": [name for name, present in zip(names, matrix.present(), strict=True) if present],
             "without_background": self.without_background,
             "background_dropped_from_matrix": self.preset.ignore_background,
             "confusion_matrix": matrix.matrix.tolist(),
@@ -341,7 +343,7 @@ class ReferringTask:
             "oIoU": float(intersection / union) if union else float("nan"),
             "count": int(count),
         }
-        for threshold, above in zip(REFERRING_THRESHOLDS, merged[4:]):
+        for threshold, above in zip(REFERRING_THRESHOLDS, merged[4:], strict=True):
             result[f"P@{threshold}"] = float(above / count) if count else float("nan")
         return result
 
@@ -489,7 +491,7 @@ class VideoTask:
         runs, recurrences = work
         done = {
             queries: self.car.finish(recurrence, masks, seconds)
-            for (queries, recurrence), (masks, seconds) in zip(recurrences.items(), post_results)
+            for (queries, recurrence), (masks, seconds) in zip(recurrences.items(), post_results, strict=True)
         }
         results: dict[str, list] = {name: [] for name in self.expression_sets}
         for name, object_id, queries in runs:
@@ -499,7 +501,10 @@ class VideoTask:
             weights = [result.scores / max(float(result.scores.sum()), 1e-12) for _, result in objects]
             label_map = paint_referred_objects(
                 [merge_referring_masks(result.masks, result.scores) for _, result in objects],
-                [np.tensordot(weight, result.soft_masks, axes=1) for weight, (_, result) in zip(weights, objects)],
+                [
+                    np.tensordot(weight, result.soft_masks, axes=1)
+                    for weight, (_, result) in zip(weights, objects, strict=True)
+                ],
                 [object_id for object_id, _ in objects],
             )
             save_palette_png(label_map, self.png_path(name, video, frame))

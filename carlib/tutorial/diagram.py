@@ -78,7 +78,7 @@ def pipeline_diagram(
         else:
             column = top - 1 - (index - top)
             centres.append((0.3 + box_w / 2 + column * (box_w + gap_x), 1.9))
-    for index, ((name, explanation), (x, y)) in enumerate(zip(stages, centres)):
+    for index, ((name, explanation), (x, y)) in enumerate(zip(stages, centres, strict=True)):
         axis.add_patch(
             FancyBboxPatch(
                 (x - box_w / 2, y - box_h / 2),

@@ -265,7 +265,7 @@ def answer_table(result: CarResult, scene) -> str:
 
     present = set(scene.class_names_present)
     rows = ["| word | in the picture | CaR | IoU of its pixels with the truth |", "|---|---|---|---|"]
-    for label, (word, kept) in enumerate(zip(result.queries, result.kept), start=1):
+    for label, (word, kept) in enumerate(zip(result.queries, result.kept, strict=True), start=1):
         there = word in present
         verdict = ("kept" if kept else "dropped") + ("" if bool(kept) == there else " (wrong)")
         painted = result.label_map == label

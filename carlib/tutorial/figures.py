@@ -500,7 +500,7 @@ def _legend_handles(
             linewidth=0.8,
             label=names[label - 1] + ("" if scores is None else f" ({scores[label - 1]:.2f})"),
         )
-        for label, colour in zip(labels, colours)
+        for label, colour in zip(labels, colours, strict=True)
     ] or [Patch(color=(0, 0, 0), label="(nothing found)")]
     if hidden:
         handles.append(Patch(color=(1, 1, 1), label=f"+ {hidden} more labels"))
@@ -639,7 +639,8 @@ def compare_segmentations(
     axes.flat[0].imshow(image, interpolation=_interpolation(image, panel, NOTEBOOK_DPI))
     axes.flat[0].set_title("image", fontsize=FONT)
     axes.flat[0].set_label("image")
-    for axis, labels, title in zip(axes.flat[1:], label_maps, titles):
+    # A grid with a spare last axis has one more axis than label maps: zip stops at the maps.
+    for axis, labels, title in zip(axes.flat[1:], label_maps, titles, strict=False):
         _draw_labels(axis, image, labels, panel, NOTEBOOK_DPI, "tutorial", names)
         axis.set_title(title, fontsize=FONT)
     present = sorted({int(v) for labels in label_maps for v in np.unique(labels) if v > 0})
@@ -695,7 +696,7 @@ def trace_figure(
     figure, axes = _grid(rows, cols, panel, COLOURBAR_WIDTH, extra_height=0.3)
     shown = []
     interpolation = _interpolation(image, panel, NOTEBOOK_DPI)
-    for trace, start in zip(steps, starts):
+    for trace, start in zip(steps, starts, strict=True):
         block = axes[start : start + -(-len(trace.alive) // cols)].flat
         for k, index in enumerate(trace.alive):
             axis = block[k]
@@ -835,7 +836,7 @@ def bar_figure(
     if reference:
         axis.bar(positions + offset, [reference.get(n, np.nan) for n in names], width=0.4, label=reference_label)
         _outside_legend(axis)
-    for x, name in zip(positions, names):
+    for x, name in zip(positions, names, strict=True):
         axis.text(x - offset, values[name], fmt.format(values[name]), ha="center", va="bottom", fontsize=SMALL_FONT)
         if reference and np.isfinite(reference.get(name, np.nan)):
             axis.text(

@@ -217,7 +217,7 @@ def export_refdavis(
             images, annotations = davis / "JPEGImages/480p" / name, davis / "Annotations/480p" / name
             images.mkdir(parents=True)
             annotations.mkdir(parents=True)
-            for frame, (picture, instances) in enumerate(zip(clip.frames, clip.instance_maps)):
+            for frame, (picture, instances) in enumerate(zip(clip.frames, clip.instance_maps, strict=True)):
                 Image.fromarray(picture).save(images / f"{frame:05d}.jpg", quality=JPEG_QUALITY)
                 palette_image(instances).save(annotations / f"{frame:05d}.png")
             expressions = clip_expressions(clip)

@@ -243,7 +243,7 @@ def make_batch(
         :data:`IGNORE_PATCH` for unprompted samples).
     """
     samples = [make_sample(step * settings.batch_size + i, settings) for i in range(settings.batch_size)]
-    images, captions, patch_label_rows, prompted_classes = zip(*samples)
+    images, captions, patch_label_rows, prompted_classes = zip(*samples, strict=True)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(config["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["std"]).view(1, 3, 1, 1)

@@ -31,7 +31,7 @@ def measure_car(car: CaR, scenes: Sequence[Scene]) -> dict[str, float]:
     for scene in scenes:
         result = car.segment(scene.image, names)
         matrix.update(result.label_map, scene.class_map)
-        for name, kept in zip(names, result.kept):
+        for name, kept in zip(names, result.kept, strict=True):
             (kept_present if name in scene.class_names_present else dropped_absent).append(
                 bool(kept) if name in scene.class_names_present else not kept
             )

@@ -127,7 +127,7 @@ def measure_prompts(
                     apply_visual_prompts(scene.image, region, kinds, blur_kernel=blur) for kinds in PROMPTS.values()
                 ]
                 scores = judge.classify(images, names, settings)
-                for prompt, row in zip(PROMPTS, scores):
+                for prompt, row in zip(PROMPTS, scores, strict=True):
                     measures.target_probability.setdefault((mask, prompt), []).append(float(row[k]))
                     measures.target_top.setdefault((mask, prompt), []).append(bool(np.argmax(row) == k))
                     if mask == "proposal":
@@ -138,7 +138,7 @@ def measure_prompts(
                 apply_visual_prompts(scene.image, regions["truth"], ("blur",), blur_kernel=kernel)
                 for kernel in BLUR_KERNELS
             ]
-            for kernel, row in zip(BLUR_KERNELS, judge.classify(blurred, names, settings)):
+            for kernel, row in zip(BLUR_KERNELS, judge.classify(blurred, names, settings), strict=True):
                 measures.blur_probability.setdefault(kernel, []).append(float(row[k]))
         for k, name in enumerate(names):
             if name in present:
@@ -146,7 +146,7 @@ def measure_prompts(
             images = [
                 apply_visual_prompts(scene.image, proposals[k], kinds, blur_kernel=blur) for kinds in PROMPTS.values()
             ]
-            for prompt, row in zip(PROMPTS, judge.classify(images, names, settings)):
+            for prompt, row in zip(PROMPTS, judge.classify(images, names, settings), strict=True):
                 measures.absent_probability.setdefault(prompt, []).append(float(row[k]))
                 measures.absent_kept.setdefault(prompt, []).append(bool(row[k] > settings.confidence_threshold))
         step = judge.classify(

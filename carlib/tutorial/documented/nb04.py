@@ -96,7 +96,7 @@ def record_scenes(car: CaR, scenes: Sequence[Scene]) -> SceneRecords:
         matrix.update(result.label_map, scene.class_map)
         records.matrices.append(matrix.matrix.copy())
         present = set(scene.class_names_present)
-        for name, kept in zip(names, result.kept):
+        for name, kept in zip(names, result.kept, strict=True):
             if name in present:
                 records.kept_present.append(bool(kept))
             else:
@@ -201,7 +201,7 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
         miou_over_present(np.sum([m for i, m in enumerate(records.matrices) if i not in lumps], axis=0)),
         "mIoU, CaR + dense CRF, the scenes without a lump",
     )
-    for label, iou in zip(LABEL_NAMES, class_ious(total)):
+    for label, iou in zip(LABEL_NAMES, class_ious(total), strict=True):
         figures[f"class_iou/{label}"] = Figure(float(iou), f"IoU of {label}, CaR + dense CRF, all scenes together")
     for size in SAMPLE_SIZES:
         if size > n:
@@ -231,7 +231,7 @@ def compute(n: int, seed: int) -> dict[str, Figure]:
             }
         )
         for key, chosen in (("with_lump", True), ("without_lump", False)):
-            values = [v for v, lumpy in zip(samples.present, with_lump) if lumpy == chosen]
+            values = [v for v, lumpy in zip(samples.present, with_lump, strict=True) if lumpy == chosen]
             if values:
                 figures[f"samples{size}_{key}_mean"] = Figure(
                     float(np.mean(values)), f"mean mIoU of the samples {key.replace('_', ' a ')} scene, {what}"

@@ -12,8 +12,8 @@ differs between benchmarks:
   report shows (``report_lines``).
 
 :class:`SemanticTask` (CaR with a semantic preset's vocabulary, or a dense method alone: the
-``segmenter`` is the only difference), :class:`ReferringTask` (RefCOCO/+/g), :class:`GresTask`
-(gRefCOCO) and :class:`VideoTask` (Ref-DAVIS17).
+``segmenter`` is the only difference), :class:`ReferringTask` (RefCOCO/+/g) and :class:`GresTask`
+(gRefCOCO), which share :class:`ObjectTask`, and :class:`VideoTask` (Ref-DAVIS17).
 """
 
 from __future__ import annotations
@@ -282,18 +282,17 @@ def metric_table(metrics: dict) -> list[str]:
     return lines + [f"| {key} | {value:.4f} |" for key, value in metrics.items() if not key.endswith("count")]
 
 
-class ReferringTask:
-    """RefCOCO/+/g: one CaR run per referred object with all its sentences as queries; the kept masks merged
-    into one prediction, scored by IoU per object."""
+class ObjectTask:
+    """What referring and GRES runs share: one CaR run per dataset object (a referred object, or an expression),
+    its prediction a palette PNG named by the object's id, the scores added over ranks."""
 
     unit = "objects"
 
-    def __init__(self, car, dataset, predictions: Path, distributed: Distributed, limit: int | None) -> None:
+    def __init__(self, car, dataset, predictions: Path, distributed: Distributed, limit: int | None, name: str) -> None:
         self.car, self.dataset, self.predictions = car, dataset, predictions
         self.post_stage: PostStage | None = car.post_stage()
-        self.label = f"eval referring (rank {distributed.rank})"
+        self.label = f"eval {name} (rank {distributed.rank})"
         self.items = distributed.shard(first(list(dataset.objects()), limit))
-        self.metrics = ReferringMetrics()
 
     @property
     def loader(self):
@@ -306,23 +305,48 @@ class ReferringTask:
         mask_path = self.predictions / f"{item.id}.png"
         if not (record_path(self.predictions, item.id).is_file() and mask_path.is_file()):
             return False
-        self.metrics.update(np.asarray(Image.open(mask_path)) > 0, truth)
+        self.measure(item, np.asarray(Image.open(mask_path)) > 0, truth)
         return True
 
-    def run(self, item, image):
-        return self.car.recur(image, list(dict.fromkeys(item.sentences)))
+    def measure(self, item, predicted: np.ndarray, truth: np.ndarray) -> None:
+        """Add one object's prediction to the scores."""
+        raise NotImplementedError
 
     def post_jobs(self, work) -> list:
         return [work.post_job()]
+
+    def write(self, item, predicted: np.ndarray, payload: dict) -> None:
+        """The prediction's PNG, then its record (which marks it finished)."""
+        save_palette_png(predicted.astype(np.int32), self.predictions / f"{item.id}.png")
+        atomic_write_text(json.dumps(payload), record_path(self.predictions, item.id))
+
+    def merge(self, distributed: Distributed, local: np.ndarray) -> np.ndarray:
+        return distributed.sum_array(local)
+
+    def report_lines(self, metrics: dict) -> list[str]:
+        return metric_table(metrics)
+
+
+class ReferringTask(ObjectTask):
+    """RefCOCO/+/g: one CaR run per referred object with all its sentences as queries; the kept masks merged
+    into one prediction, scored by IoU per object."""
+
+    def __init__(self, car, dataset, predictions: Path, distributed: Distributed, limit: int | None) -> None:
+        super().__init__(car, dataset, predictions, distributed, limit, "referring")
+        self.metrics = ReferringMetrics()
+
+    def measure(self, item, predicted: np.ndarray, truth: np.ndarray) -> None:
+        self.metrics.update(predicted, truth)
+
+    def run(self, item, image):
+        return self.car.recur(image, list(dict.fromkeys(item.sentences)))
 
     def record(self, item, truth, work, post_results) -> None:
         ((masks, seconds),) = post_results
         result = self.car.finish(work, masks, seconds)
         merged = merge_referring_masks(result.masks, result.scores)
-        save_palette_png(merged.astype(np.int32), self.predictions / f"{item.id}.png")
-        payload = {"scores": [round(float(s), 6) for s in result.scores], "steps": result.num_steps}
-        atomic_write_text(json.dumps(payload), record_path(self.predictions, item.id))
-        self.metrics.update(merged, truth)
+        self.write(item, merged, {"scores": [round(float(s), 6) for s in result.scores], "steps": result.num_steps})
+        self.measure(item, merged, truth)
 
     def local(self) -> np.ndarray:
         # Packed as [sum of IoU, count, intersection, union, count above each threshold...] so ranks can add them.
@@ -332,9 +356,6 @@ class ReferringTask:
             + [(ious > t).sum() for t in REFERRING_THRESHOLDS],
             dtype=np.float64,
         )
-
-    def merge(self, distributed: Distributed, local: np.ndarray) -> np.ndarray:
-        return distributed.sum_array(local)
 
     def summarize(self, merged) -> dict:
         total, count, intersection, union = merged[:4]
@@ -347,68 +368,41 @@ class ReferringTask:
             result[f"P@{threshold}"] = float(above / count) if count else float("nan")
         return result
 
-    def report_lines(self, metrics: dict) -> list[str]:
-        return metric_table(metrics)
 
-
-class GresTask:
+class GresTask(ObjectTask):
     """gRefCOCO: one CaR run per expression (its only query); an empty prediction means "no target"."""
 
     unit = "expressions"
 
     def __init__(self, car, dataset, predictions: Path, distributed: Distributed, limit: int | None) -> None:
-        self.car, self.dataset, self.predictions = car, dataset, predictions
-        self.post_stage: PostStage | None = car.post_stage()
-        self.label = f"eval gres (rank {distributed.rank})"
-        self.items = distributed.shard(first(list(dataset.objects()), limit))
+        super().__init__(car, dataset, predictions, distributed, limit, "gres")
         self.metrics = GresMetrics()
 
-    @property
-    def loader(self):
-        return self.dataset.load
-
-    def item_id(self, item):
-        return item.id
-
-    def restore(self, item, truth) -> bool:
-        mask_path = self.predictions / f"{item.id}.png"
-        if not (record_path(self.predictions, item.id).is_file() and mask_path.is_file()):
-            return False
-        self.metrics.update(np.asarray(Image.open(mask_path)) > 0, truth, item.no_target)
-        return True
+    def measure(self, item, predicted: np.ndarray, truth: np.ndarray) -> None:
+        self.metrics.update(predicted, truth, item.no_target)
 
     def run(self, item, image):
         return self.car.recur(image, [item.sentence])
-
-    def post_jobs(self, work) -> list:
-        return [work.post_job()]
 
     def record(self, item, truth, work, post_results) -> None:
         ((masks, seconds),) = post_results
         result = self.car.finish(work, masks, seconds)
         # post_process leaves a dropped query's mask empty, so a rejected expression predicts "no target".
         predicted = result.masks[0]
-        save_palette_png(predicted.astype(np.int32), self.predictions / f"{item.id}.png")
         payload = {
             "score": round(float(result.scores[0]), 6),
             "steps": result.num_steps,
             "no_target": item.no_target,
             "predicted_empty": not predicted.any(),
         }
-        atomic_write_text(json.dumps(payload), record_path(self.predictions, item.id))
-        self.metrics.update(predicted, truth, item.no_target)
+        self.write(item, predicted, payload)
+        self.measure(item, predicted, truth)
 
     def local(self) -> np.ndarray:
         return self.metrics.packed()
 
-    def merge(self, distributed: Distributed, local: np.ndarray) -> np.ndarray:
-        return distributed.sum_array(local)
-
     def summarize(self, merged) -> dict:
         return gres_summary(np.asarray(merged))
-
-    def report_lines(self, metrics: dict) -> list[str]:
-        return metric_table(metrics)
 
 
 # --- video -----------------------------------------------------------------------------------------------------

@@ -72,11 +72,11 @@ def compute_maskclip(
     """MaskCLIP maps of every query at patch-grid resolution, plus the attention CLIP-ES reads.
 
     Takes the arguments of :func:`carlib.cam.compute_cams` (no ``target`` or
-    centring: there is no gradient).
+    centring: there is no gradient). The image is fed as Grad-CAM's is
+    (patch-aligned, no crop).
 
     Raises:
-        carlib.towers.CapabilityError: a convolutional tower (no value path to read). The image is fed as Grad-CAM's is
-    (patch-aligned, no crop).
+        carlib.towers.CapabilityError: a convolutional tower (no value path to read).
 
     Returns:
         a :class:`carlib.cam.CamResult`: ``raw_cams`` are the per-patch

@@ -195,12 +195,21 @@ def parse_max_side(text: str) -> MaxSide:
     """
     if text.lower() in ("auto", "none"):
         return None if text.lower() == "none" else "auto"
+    return _pixels(text, "--max-side", ", 'auto' or 'none'")
+
+
+def _pixels(text: str, option: str, also: str) -> int:
+    """A positive number of pixels given to ``option`` (``also``: the words it accepts besides, for the error).
+
+    Raises:
+        ValueError: not an integer, or not positive.
+    """
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"--max-side takes a number of pixels, 'auto' or 'none', not {text!r}") from None
+        raise ValueError(f"{option} takes a number of pixels{also}, not {text!r}") from None
     if value < 1:
-        raise ValueError(f"--max-side must be positive, got {value}")
+        raise ValueError(f"{option} must be positive (a number of pixels), got {value}")
     return value
 
 
@@ -354,13 +363,7 @@ def _pixels_or_none(text: str | None, option: str) -> object:
         return "default"
     if text.lower() == "none":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{option} takes a number of pixels or 'none', not {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{option} must be a positive number of pixels, got {value}")
-    return value
+    return _pixels(text, option, " or 'none'")
 
 
 def method_protocol_from_options(args: argparse.Namespace, preset: Preset, without_background: bool = False):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def run_eval(args: argparse.Namespace) -> int:
         method_protocol=protocol,
     )
     if summary is not None:
-        paper = json.loads((args.out / "metrics.json").read_text()).get("paper_mIoU")
+        paper = summary.paper
         headline = headline_metric(summary.preset)
         who = "" if protocol is None else f"{METHOD_SPECS[protocol.method].title} alone ({protocol.name} protocol): "
         print(

@@ -120,6 +120,7 @@ def _world_report(table, runs):
 
 def _real_report(table, out: Path, values: dict, args: argparse.Namespace):
     """Run the table's commands that have no metrics yet (unless --report-only), then read every row's."""
+    from carlib.evaluation.registry import option_words
     from carlib.evaluation.reproduce import Report, missing_commands, read_real_numbers
 
     failed = 0
@@ -129,11 +130,12 @@ def _real_report(table, out: Path, values: dict, args: argparse.Namespace):
         for option in ("model", "limit", "proposal_model", "classifier_model", "tokenizer")
         if getattr(args, option) is not None
     }
+    missing = [] if args.report_only else missing_commands(table, out)  # each command writes only its own rows
     for command in counted(table.commands(), "commands"):
         options = {**command.values(**values), **extra}
-        shown = "carlib " + shlex.join(command.argv(**values) + _flags(extra))
+        shown = "carlib " + shlex.join(command.argv(**values) + option_words(extra))
         commands.append(shown)
-        if args.report_only or command not in missing_commands(table, out):
+        if command not in missing:
             continue
         print(f"$ {shown}", flush=True)
         try:
@@ -161,11 +163,6 @@ def run_command(app: str, options: dict) -> int:
 
         return run_ablate(ablate_options(**options))
     raise ValueError(f"the registry has no command {app!r}")
-
-
-def _flags(options: dict) -> list[str]:
-    """Options as command-line words (``--limit 2``)."""
-    return [word for name, value in options.items() for word in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def _write(report, out: Path) -> None:

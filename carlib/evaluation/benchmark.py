@@ -36,7 +36,7 @@ from tqdm import tqdm
 from carlib.datasets.gres import GresDataset
 from carlib.datasets.refdavis import RefDavisDataset
 from carlib.evaluation.distributed import Distributed
-from carlib.evaluation.eval_report import EvalSummary, count_unit, headline_metric, write_reports
+from carlib.evaluation.eval_report import EvalSummary, count_unit, headline_metric, published_figures, write_reports
 from carlib.evaluation.overlap import PostProcessPool, default_workers, read_ahead
 from carlib.evaluation.registry import EvalRun
 from carlib.evaluation.run_card import claim_eval_folder, run_card
@@ -165,44 +165,36 @@ def evaluate(
             from carlib.method_alone import MethodAlone
 
             alone = MethodAlone(models.proposal, preset.replace(settings=car.settings), method_protocol)
+        predictions = Path(out_dir) / PREDICTIONS
+        task = build_task(
+            car, alone, preset, dataset, predictions, distributed, limit, without_background, expression_sets
+        )
+        split_name: str = split if split else getattr(dataset, "split", "val")
         card = run_card(
             preset,
             car.settings,
             models,
             alone,
             dataset,
+            task.scored_ids,
             data_root,
-            split,
+            split_name,
             limit,
             without_background,
             split_by,
             expression_sets,
             amp,
         )
-        predictions = Path(out_dir) / PREDICTIONS
         if distributed.rank == 0:
             claim_eval_folder(Path(out_dir), card)  # resumes only a run of the same protocol
         predictions.mkdir(parents=True, exist_ok=True)
-        task = build_task(
-            car, alone, preset, dataset, predictions, distributed, limit, without_background, expression_sets
-        )
         start = time.perf_counter()
         local, errors, count, model_seconds = run_task(task, progress, workers, models.proposal.device, amp)
         merged = task.merge(distributed, local)
         count = int(distributed.sum_array(np.array([count], dtype=np.float64))[0])
         errors = distributed.gather(errors)
-        split_name: str = split if split else getattr(dataset, "split", "val")
         if distributed.rank != 0:
             return None
-        summary = EvalSummary(
-            preset=preset.name,
-            split=split_name,
-            images=count,
-            metrics=task.summarize(merged),
-            errors=errors,
-            seconds=time.perf_counter() - start,
-            model_seconds=model_seconds,
-        )
         run = EvalRun(
             preset=preset.name,
             split=split_name,
@@ -211,10 +203,18 @@ def evaluate(
             split_by=split_by,
             method=alone.protocol.method if alone is not None else None,
         )
-        semantic = preset.settings.mode == "semantic"
-        write_reports(
-            Path(out_dir), summary, task, run, semantic=semantic, models_description=models.description, card=card
+        published, paper = published_figures(run, semantic=preset.settings.mode == "semantic")
+        summary = EvalSummary(
+            preset=preset.name,
+            split=split_name,
+            images=count,
+            metrics=task.summarize(merged),
+            errors=errors,
+            seconds=time.perf_counter() - start,
+            model_seconds=model_seconds,
+            paper=paper,
         )
+        write_reports(Path(out_dir), summary, task, run, published, models_description=models.description, card=card)
         return summary
     finally:
         distributed.close()

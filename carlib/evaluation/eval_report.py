@@ -32,6 +32,7 @@ class EvalSummary:
     errors: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     model_seconds: float = 0.0  # of ``seconds``, spent in the recurrences (model work)
+    paper: float | None = None  # the published figure its headline is compared with (None: none published)
 
     @property
     def model_busy(self) -> float:
@@ -49,13 +50,24 @@ def count_unit(preset_name: str) -> str:
     return {"J&F": "frames", "gIoU": "expressions"}.get(headline_metric(preset_name), "images")
 
 
+def published_figures(run: EvalRun, semantic: bool) -> tuple[dict[str, float], float | None]:
+    """The registry's published figures for a run (:func:`carlib.evaluation.registry.published_for_run`) and the
+    one its headline metric is compared with (None where nothing is published).
+
+    Arguments:
+        semantic: a semantic benchmark (its published numbers do not depend on the split).
+    """
+    published = published_for_run(run, semantic)
+    return published, published.get("headline", published.get(headline_metric(run.preset)))
+
+
 def write_reports(
     out_dir: Path,
     summary: EvalSummary,
     task: EvalTask,
     run: EvalRun,
+    published: dict[str, float],
     *,
-    semantic: bool,
     models_description: str,
     card: dict | None = None,
 ) -> None:
@@ -64,14 +76,13 @@ def write_reports(
     Arguments:
         summary: what was measured.
         task: the run's :class:`carlib.evaluation.tasks.EvalTask` (its report table; a video task's extra fields).
-        run: what decides the published number compared with (:class:`carlib.evaluation.reproduce.EvalRun`).
-        semantic: a semantic benchmark (its published numbers do not depend on the split).
+        run: the run's settings (:class:`carlib.evaluation.registry.EvalRun`).
+        published: the registry's figures for it (:func:`published_figures`).
         models_description: the models, in words.
         card: the run's protocol card.
     """
     headline = headline_metric(summary.preset)
-    published = published_for_run(run, semantic)
-    paper = published.get("headline", published.get(headline))
+    paper = summary.paper
     video_fields = {}
     if isinstance(task, VideoTask):
         figures = {metric: published[metric] for metric in VIDEO_METRICS if metric in published}

@@ -10,6 +10,7 @@ published numbers are written: ``carlib eval`` finds its run's number with :func
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from carlib.evaluation.ablation_rows import table_rows
@@ -70,11 +71,17 @@ class Command:
 
     def argv(self, **placeholders: str | None) -> list[str]:
         """The command line after ``carlib``, placeholders replaced."""
-        parts = [self.app]
-        for name, value in self.values(**placeholders).items():
-            flag = "--" + name.replace("_", "-")
-            parts += [flag] if value is True else [flag, str(value)]
-        return parts
+        return [self.app, *option_words(self.values(**placeholders))]
+
+
+def option_words(options: Mapping[str, object]) -> list[str]:
+    """Options by name as command-line words: ``{"limit": 2, "without_background": True}`` ->
+    ``["--limit", "2", "--without-background"]``."""
+    words: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        words += [flag] if value is True else [flag, str(value)]
+    return words
 
 
 @dataclass(frozen=True)
@@ -618,16 +625,21 @@ def weights_needed(table: PaperTable) -> list[str]:
     return needed + list(table.weights)
 
 
+def _ablate_rows(table: str):
+    """The registry's rows measured by ``carlib ablate --table TABLE`` (any preset)."""
+    for registered in registry_tables().values():
+        for row in registered.rows:
+            if row.command is not None and row.command.app == "ablate" and row.command.option("table") == table:
+                yield row
+
+
 def published_ablation(table: str, preset: str = "voc") -> dict[str, float]:
     """The published mIoU % of each row of an ablation table run on ``preset``, by row name
     (:func:`carlib.evaluation.ablation_rows.table_rows`); rows the paper does not have are absent."""
     return {
         row.ablation_row: row.published
-        for registered in registry_tables().values()
-        for row in registered.rows
+        for row in _ablate_rows(table)
         if row.command is not None
-        and row.command.app == "ablate"
-        and row.command.option("table") == table
         and row.command.option("preset") == preset
         and row.ablation_row is not None
         and isinstance(row.published, float)
@@ -638,10 +650,6 @@ def published_spreads(table: str = "sweep") -> dict[str, tuple[float, float]]:
     """The published (low, high) spread of an ablation table's rows, by preset (Table 5's sweep)."""
     return {
         str(row.command.option("preset")): row.published
-        for registered in registry_tables().values()
-        for row in registered.rows
-        if row.command is not None
-        and row.command.app == "ablate"
-        and row.command.option("table") == table
-        and isinstance(row.published, tuple)
+        for row in _ablate_rows(table)
+        if row.command is not None and isinstance(row.published, tuple)
     }

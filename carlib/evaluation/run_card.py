@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from carlib.evaluation.tasks import car_label_names, first
+from carlib.evaluation.tasks import car_label_names
 from carlib.files import atomic_write_text
 from carlib.pipeline import LoadedModels
 from carlib.presets import Preset
@@ -79,30 +79,23 @@ def claim_eval_folder(out_dir: Path, card: dict) -> None:
     atomic_write_text(json.dumps(card, indent=1), path)
 
 
-def card_ids(dataset, limit: int | None, expression_sets) -> list[str]:
-    """The ids of what a run scores, for the card's checksum: images, referred objects, expressions or frames."""
-    if hasattr(dataset, "videos"):
-        return [f"{video.name}/{frame}" for video in first(dataset.videos(), limit) for frame in video.frames]
-    if hasattr(dataset, "objects"):
-        return [str(item.id) for item in first(list(dataset.objects()), limit)]
-    return [str(sample_id) for sample_id in first(list(dataset.ids()), limit)]
-
-
 def run_card(
     preset: Preset,
     settings,
     models: LoadedModels,
     alone,
     dataset,
+    scored_ids: list[str],
     data_root,
-    split,
+    split: str,
     limit,
     without_background: bool,
     split_by,
     expression_sets,
     amp: str,
 ) -> dict:
-    """The protocol card of an eval run (:mod:`carlib.protocol_card`)."""
+    """The protocol card of an eval run (:mod:`carlib.protocol_card`); ``scored_ids`` are the ids of what it
+    scores on every rank (:attr:`carlib.evaluation.tasks.EvalTask.scored_ids`), for the card's checksum."""
     from carlib.protocol_card import CardModels, dataset_record, protocol_card
 
     class_labels = car_label_names(dataset) if preset.settings.mode == "semantic" else ()
@@ -113,8 +106,8 @@ def run_card(
     }
     data = dataset_record(
         preset.name,
-        split or getattr(dataset, "split", "val"),
-        card_ids(dataset, limit, expression_sets),
+        split,
+        scored_ids,
         without_background=without_background,
         data_root=str(data_root),
         class_labels=class_labels,

@@ -55,6 +55,8 @@ class EvalTask(Protocol):
     """The progress bar's label."""
     items: list
     """This rank's share of the samples, in order."""
+    scored_ids: list[str]
+    """The ids of every sample the run scores, on all ranks (the protocol card's checksum)."""
     post_stage: PostStage | None
     """What post-processes every job (``car.post_stage()``; None: no jobs, or each job's settings say)."""
 
@@ -208,7 +210,9 @@ class SemanticTask:
         self.without_background = without_background
         self.post_stage = segmenter.post_stage
         self.label = f"eval {preset.name} (rank {distributed.rank})"
-        self.items = distributed.shard(first(list(dataset.ids()), limit))
+        ids = first(list(dataset.ids()), limit)
+        self.scored_ids = [str(sample_id) for sample_id in ids]
+        self.items = distributed.shard(ids)
         self.matrix = ConfusionMatrix(len(car_label_names(dataset)), dataset.ignore_label)
 
     @property
@@ -292,7 +296,9 @@ class ObjectTask:
         self.car, self.dataset, self.predictions = car, dataset, predictions
         self.post_stage: PostStage | None = car.post_stage()
         self.label = f"eval {name} (rank {distributed.rank})"
-        self.items = distributed.shard(first(list(dataset.objects()), limit))
+        objects = first(list(dataset.objects()), limit)
+        self.scored_ids = [str(item.id) for item in objects]
+        self.items = distributed.shard(objects)
 
     @property
     def loader(self):
@@ -432,7 +438,9 @@ class VideoTask:
         self.expression_sets = tuple(expression_sets)
         self.post_stage: PostStage | None = car.post_stage()
         self.label = f"eval {dataset.name} (rank {distributed.rank})"
-        videos = distributed.shard(first(dataset.videos(), limit))
+        every_video = first(dataset.videos(), limit)
+        self.scored_ids = [f"{video.name}/{frame}" for video in every_video for frame in video.frames]
+        videos = distributed.shard(every_video)
         self.videos = {video.name: video for video in videos}
         self.scores = {
             (name, video.name): VideoScores(name, video.name, video.object_ids)
